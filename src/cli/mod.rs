@@ -1,0 +1,171 @@
+//! The `badgestation` command line.
+//!
+//! `main.rs` calls [`main`], which parses the arguments with clap, loads the
+//! configuration, sets up logging and runs one command. Commands use the same
+//! store, recorder and sync code paths as the station; they start no
+//! background threads of their own.
+//!
+//! Every command accepts `--data-dir`, `--env-file` and `--set NAME=VALUE`.
+//! Errors are printed once, as `error: <message>` with their causes, and end
+//! the process with exit code 1.
+
+mod station;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LoadOptions, parse_flag};
+use crate::model::SyncStatus;
+use crate::store::Store;
+
+/// Offline-first badge-scanning station.
+#[derive(Debug, Parser)]
+#[command(name = "badgestation", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args, Clone)]
+struct GlobalArgs {
+    /// Data directory: database, .env, employee.xlsx, exports/ [default: $BADGESTATION_DATA_DIR, else
+    /// $XDG_DATA_HOME/badgestation, else ~/.local/share/badgestation]
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The .env file to read [default: DATA_DIR/.env]
+    #[arg(long, global = true, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// Override one setting, e.g. --set DUPLICATE_BADGE_ACTION=block (repeatable; wins over .env and environment)
+    #[arg(long = "set", global = true, value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Log at LOG_LEVEL (one-shot commands log only errors by default)
+    #[arg(short, long, global = true)]
+    verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Record scans by hand, through the same path as a reader (scan_source=manual)
+    Scan {
+        /// Badge ids to record, in order
+        #[arg(required = true, value_name = "BADGE")]
+        badges: Vec<String>,
+    },
+    /// Station name, counters, oldest pending scan and last sync
+    Status,
+    /// Look at stored scans
+    Scans {
+        #[command(subcommand)]
+        command: ScansCommand,
+    },
+    /// Inspect the configuration
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScansCommand {
+    /// The newest scans, newest first
+    List {
+        /// Only scans in this upload state
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+        /// How many to show
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print every effective value with its source; exit 1 if any value was wrong
+    Check,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum StatusArg {
+    Pending,
+    Synced,
+    Failed,
+}
+
+impl From<StatusArg> for SyncStatus {
+    fn from(s: StatusArg) -> Self {
+        match s {
+            StatusArg::Pending => SyncStatus::Pending,
+            StatusArg::Synced => SyncStatus::Synced,
+            StatusArg::Failed => SyncStatus::Failed,
+        }
+    }
+}
+
+/// What every command gets: the loaded configuration.
+pub struct Context {
+    /// The effective configuration.
+    pub config: Config,
+}
+
+impl Context {
+    /// Opens the station database named by the configuration.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let path = self.config.database_path();
+        Store::open(&path).with_context(|| format!("cannot use the station database {}", path.display()))
+    }
+}
+
+/// Parses the command line and runs it.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let flags = cli.global.set.iter().map(|f| parse_flag(f)).collect::<Result<Vec<_>, _>>()?;
+    let config = Config::load(&LoadOptions {
+        data_dir: cli.global.data_dir.clone(),
+        env_file: cli.global.env_file.clone(),
+        flags,
+    })?;
+    let long_running = cli.command.is_none();
+    init_logging(&config, long_running || cli.global.verbose);
+    if !matches!(cli.command, Some(Command::Config { .. })) {
+        for problem in &config.problems {
+            tracing::warn!("configuration: {problem}");
+        }
+    }
+    let ctx = Context { config };
+    match cli.command {
+        None => station::default_action(&ctx),
+        Some(Command::Scan { badges }) => station::scan(&ctx, &badges),
+        Some(Command::Status) => station::status(&ctx),
+        Some(Command::Scans { command: ScansCommand::List { status, limit } }) => {
+            station::list_scans(&ctx, status.map(SyncStatus::from), limit)
+        }
+        Some(Command::Config { command: ConfigCommand::Check }) => Ok(station::config_check(&ctx)),
+    }
+}
+
+/// Logs to stderr. `RUST_LOG` wins; else `LOG_LEVEL` for the station and
+/// long-running commands, and only errors for one-shot commands (their
+/// output is the answer, log lines would clutter it).
+fn init_logging(config: &Config, use_config_level: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if use_config_level { config.station.log_level.as_str() } else { "error" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

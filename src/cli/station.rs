@@ -1,0 +1,177 @@
+//! Station commands: `scan`, `status`, `scans list`, `config check`, and
+//! what a bare `badgestation` does.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Local, Utc};
+
+use super::Context;
+use crate::clock::{SystemClock, human_duration};
+use crate::model::{RawRead, ScanEvent, ScanRecord, SyncStatus};
+use crate::recorder::Recorder;
+use crate::roster::{Roster, SharedRoster};
+
+/// Local time for people reading a terminal.
+fn local(at: &DateTime<Utc>) -> String {
+    at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn ago(at: &DateTime<Utc>) -> String {
+    let age = (Utc::now() - *at).to_std().unwrap_or_default();
+    format!("{} ago", human_duration(age))
+}
+
+fn who(scan: &ScanRecord) -> String {
+    match &scan.person {
+        Some(p) => {
+            let mut s = p.full_name.clone();
+            if let Some(bu) = p.business_unit.as_deref().filter(|b| !b.is_empty()) {
+                let _ = write!(s, " ({bu})");
+            }
+            s
+        }
+        None => "not in roster".to_owned(),
+    }
+}
+
+/// `badgestation` with no command: the GUI when it is built; until then, the
+/// station status and a note.
+pub fn default_action(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let code = status(ctx)?;
+    println!();
+    println!("The operator window (GUI) is not built yet; this build has the CLI only.");
+    println!("Record scans with `badgestation scan <BADGE>`; see `badgestation --help`.");
+    Ok(code)
+}
+
+/// `badgestation scan <BADGE>...`
+pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    let roster = SharedRoster::new(Roster::from_people(store.roster_rows()?));
+    let mut recorder = Recorder::new(
+        store,
+        SystemClock::shared(),
+        roster,
+        ctx.config.duplicates,
+        ctx.config.station.name.as_deref(),
+    )?;
+    let mut all_stored = true;
+    let mut last = None;
+    for badge in badges {
+        let event = recorder.record(&RawRead::manual(badge.as_str()));
+        // One line per read, printed only after the recorder returned, i.e.
+        // after the commit: a line on stdout means the scan is on disk.
+        match &event {
+            ScanEvent::Recorded { scan, .. } => {
+                println!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), who(scan));
+            }
+            ScanEvent::DuplicateWarned { scan, earlier, .. } => println!(
+                "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
+                scan.seq,
+                scan.badge_id,
+                local(&scan.scanned_at),
+                who(scan),
+                human_duration(earlier.age),
+                local(&earlier.scanned_at)
+            ),
+            ScanEvent::Blocked { badge_id, earlier, .. } => {
+                all_stored = false;
+                println!(
+                    "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
+                    human_duration(earlier.age),
+                    local(&earlier.scanned_at)
+                );
+            }
+            ScanEvent::Rejected { text, reason, .. } => {
+                all_stored = false;
+                println!("rejected           {text:?}: {reason}");
+            }
+            ScanEvent::StoreFailed { badge_id, error } => {
+                all_stored = false;
+                println!("NOT STORED         {badge_id}: {error}");
+            }
+            ScanEvent::CountersChanged(_) => {}
+        }
+        if let Some(c) = event.counters() {
+            last = Some(c);
+        }
+    }
+    let c = last.unwrap_or_else(|| recorder.counters().snapshot());
+    println!(
+        "today: {} scans, {} people · total {} · pending {} · synced {} · failed {}",
+        c.scans_today, c.unique_today, c.total, c.pending, c.synced, c.failed
+    );
+    Ok(if all_stored { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `badgestation status`
+pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    let station = store.station()?;
+    let (c, _) = store.count(Utc::now())?;
+    let name = ctx.config.station.name.as_deref().unwrap_or(&station.name);
+    println!("Station:        {name}");
+    println!("Data directory: {}", ctx.config.data_dir.display());
+    println!("Scans today:    {} ({} people)", c.scans_today, c.unique_today);
+    println!("Total:          {}   pending {}   synced {}   failed {}", c.total, c.pending, c.synced, c.failed);
+    match store.oldest_pending_at()? {
+        Some(at) => println!("Oldest pending: {} ({})", ago(&at), local(&at)),
+        None => println!("Oldest pending: none"),
+    }
+    match store.last_sync("upload", Some("ok"))? {
+        Some(entry) => println!(
+            "Last sync:      {} ({}), {} scans",
+            ago(&entry.started_at),
+            local(&entry.started_at),
+            entry.records
+        ),
+        None => println!("Last sync:      never"),
+    }
+    match &ctx.config.cloud.api_url {
+        Some(url) => println!("Sync:           on, to {url}"),
+        None => println!("Sync:           off (set CLOUD_API_URL in {} to upload)", ctx.config.env_file.display()),
+    }
+    println!("Roster:         {} people", store.roster_rows()?.len());
+    let blocked = store.blocked_count()?;
+    if blocked > 0 {
+        println!("Blocked:        {blocked} duplicate reads refused (kept in blocked_scans)");
+    }
+    if !ctx.config.problems.is_empty() {
+        println!("Configuration:  {} problem(s); run `badgestation config check`", ctx.config.problems.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `badgestation scans list`
+pub fn list_scans(ctx: &Context, status: Option<SyncStatus>, limit: u32) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    let scans = store.list_scans(status, limit)?;
+    if scans.is_empty() {
+        println!("no {}scans", status.map(|s| format!("{s} ")).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  who / last error", "#", "scanned at (local)", "badge", "source", "status", "try");
+    for s in &scans {
+        let detail = match (&s.last_error, s.sync_status) {
+            (Some(error), SyncStatus::Failed | SyncStatus::Pending) => format!("{} — {error}", who(s)),
+            _ => who(s),
+        };
+        println!(
+            "{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  {detail}",
+            s.seq,
+            local(&s.scanned_at),
+            s.badge_id,
+            s.source,
+            s.sync_status,
+            s.attempts
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `badgestation config check`
+pub fn config_check(ctx: &Context) -> ExitCode {
+    print!("{}", ctx.config.report());
+    if ctx.config.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,178 @@
+//! Time sources and the station's time formats.
+//!
+//! The station needs two clocks:
+//!
+//! * **wall time** (UTC) for `scanned_at`, which goes to the hub and into
+//!   exports;
+//! * **monotonic time** for intervals such as the duplicate window, because
+//!   the wall clock can jump (NTP corrections, an admin fixing the date, a
+//!   dead RTC battery after a power cut) and a jump must not turn a duplicate
+//!   into a fresh scan or the other way round.
+//!
+//! [`Clock`] provides both. [`SystemClock`] is the real one; [`ManualClock`]
+//! lets tests move the two clocks independently, e.g. to jump the wall clock
+//! back an hour while only ten seconds pass.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// A source of wall and monotonic time.
+pub trait Clock: Send + Sync {
+    /// Current UTC wall time.
+    fn now_utc(&self) -> DateTime<Utc>;
+    /// Time since an arbitrary fixed origin; never goes backwards.
+    fn now_mono(&self) -> Duration;
+}
+
+/// A shareable clock.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The system clock: `Utc::now()` and `Instant` since process start.
+#[derive(Debug)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl SystemClock {
+    /// A system clock whose monotonic origin is now.
+    #[must_use]
+    pub fn new() -> Self {
+        SystemClock { origin: Instant::now() }
+    }
+
+    /// A shared system clock.
+    #[must_use]
+    pub fn shared() -> SharedClock {
+        Arc::new(Self::new())
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    fn now_mono(&self) -> Duration {
+        self.origin.elapsed()
+    }
+}
+
+/// A clock that only moves when told to. Used by tests and benchmarks.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    inner: Arc<Mutex<(DateTime<Utc>, Duration)>>,
+}
+
+impl ManualClock {
+    /// A clock showing `wall` with a monotonic reading of zero.
+    #[must_use]
+    pub fn new(wall: DateTime<Utc>) -> Self {
+        ManualClock { inner: Arc::new(Mutex::new((wall, Duration::ZERO))) }
+    }
+
+    /// Lets `by` pass on both clocks.
+    pub fn advance(&self, by: Duration) {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.0 += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::zero());
+        guard.1 += by;
+    }
+
+    /// Sets the wall clock without moving the monotonic clock, as an NTP step
+    /// or an admin changing the date would.
+    pub fn set_wall(&self, wall: DateTime<Utc>) {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0 = wall;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+    fn now_mono(&self) -> Duration {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).1
+    }
+}
+
+/// Formats a UTC time as stored and sent: `2026-11-21T10:15:30.123Z`.
+///
+/// The fixed width makes the text sort in time order, which the `scans`
+/// indexes rely on.
+#[must_use]
+pub fn format_utc_millis(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Truncates a time to whole milliseconds (what is stored).
+#[must_use]
+pub fn truncate_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+/// Parses an RFC 3339 time (any offset) into UTC.
+pub fn parse_utc(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc))
+}
+
+/// The start of the local calendar day containing `at`, as UTC. Used for
+/// "scans today". Falls back to UTC midnight if the local zone has no
+/// midnight that day (a DST gap at midnight).
+#[must_use]
+pub fn local_day_start_utc(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{Local, TimeZone};
+    let local_date = at.with_timezone(&Local).date_naive();
+    let midnight = local_date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    Local
+        .from_local_datetime(&midnight)
+        .earliest()
+        .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+/// "3 min", "2 h 5 min", "4 d 3 h": a short human age for status lines.
+#[must_use]
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+        _ => format!("{} d {} h", secs / 86_400, (secs % 86_400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_millis_and_z() {
+        let t = parse_utc("2026-11-21T17:15:30.1234+07:00").unwrap();
+        assert_eq!(format_utc_millis(&t), "2026-11-21T10:15:30.123Z");
+        assert_eq!(format_utc_millis(&truncate_millis(t)), "2026-11-21T10:15:30.123Z");
+        assert_eq!(truncate_millis(t).timestamp_subsec_nanos(), 123_000_000);
+    }
+
+    #[test]
+    fn manual_clock_moves_wall_and_mono_independently() {
+        let start = parse_utc("2026-11-21T10:00:00Z").unwrap();
+        let clock = ManualClock::new(start);
+        clock.advance(Duration::from_secs(10));
+        clock.set_wall(start - chrono::Duration::hours(1));
+        assert_eq!(clock.now_mono(), Duration::from_secs(10));
+        assert_eq!(clock.now_utc(), start - chrono::Duration::hours(1));
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human_duration(Duration::from_secs(5)), "5 s");
+        assert_eq!(human_duration(Duration::from_secs(185)), "3 min");
+        assert_eq!(human_duration(Duration::from_mins(125)), "2 h 5 min");
+        assert_eq!(human_duration(Duration::from_hours(26)), "1 d 2 h");
+    }
+}

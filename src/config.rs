@@ -1,0 +1,850 @@
+//! Station configuration: TrackAttendance's `.env` variables, with sources.
+//!
+//! Sources, later wins: built-in defaults, then the `.env` file in the data
+//! directory (or `--env-file`), then environment variables, then command-line
+//! flags (`--set NAME=VALUE`). Every variable keeps the name and default it
+//! had in the Python kiosk, so an existing `.env` works unchanged.
+//!
+//! Loading never fails on a bad value: it records a [`ConfigProblem`] that
+//! names the variable, the bad value, the valid range and the value used
+//! instead, and carries on with that value. `badgestation config check`
+//! prints every [`Setting`] with its [`Source`] and exits non-zero when there
+//! were problems. Secrets (`CLOUD_API_KEY`, `ADMIN_PIN`) are kept in
+//! [`Secret`], whose `Debug` and `Display` only say whether they are set.
+//!
+//! Adding a variable is one call on [`Loader`] inside [`Config::from_sources`];
+//! the call order is the order `config check` prints.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::model::DuplicateAction;
+
+/// Environment variable that overrides the default data directory.
+pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Built into the program.
+    Default,
+    /// The `.env` file.
+    DotEnv,
+    /// A process environment variable.
+    Environment,
+    /// A command-line flag.
+    Flag,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Default => "default",
+            Source::DotEnv => ".env",
+            Source::Environment => "environment",
+            Source::Flag => "flag",
+        })
+    }
+}
+
+/// A value that must never be printed or logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that needs it (an HTTP header, a
+    /// PIN comparison).
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Whether a non-empty value is set.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() { "<set>" } else { "<unset>" })
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_set() { "set" } else { "unset" })
+    }
+}
+
+/// One effective value, for `config check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Variable name.
+    pub name: &'static str,
+    /// The value as shown (secrets as `set`/`unset`).
+    pub shown: String,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// A bad value and what was done about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Variable name (or the file, for a `.env` that cannot be read).
+    pub name: String,
+    /// Where the bad value came from.
+    pub source: Source,
+    /// The full message: variable, value, valid range, value used.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (from {})", self.message, self.source)
+    }
+}
+
+/// Cloud upload settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudConfig {
+    /// `CLOUD_API_URL` without a trailing slash; `None` means sync is off.
+    pub api_url: Option<String>,
+    /// `CLOUD_API_KEY`.
+    pub api_key: Secret,
+    /// `CLOUD_SYNC_BATCH_SIZE`, 1–2000.
+    pub batch_size: u32,
+}
+
+/// Auto-sync settings (`AUTO_SYNC_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoSyncConfig {
+    /// `AUTO_SYNC_ENABLED`.
+    pub enabled: bool,
+    /// `AUTO_SYNC_IDLE_SECONDS`: quiet time since the last scan before auto-sync.
+    pub idle_secs: u64,
+    /// `AUTO_SYNC_CHECK_INTERVAL_SECONDS`.
+    pub check_interval_secs: u64,
+    /// `AUTO_SYNC_MIN_PENDING_SCANS`.
+    pub min_pending_scans: u64,
+    /// `AUTO_SYNC_CONNECTION_TIMEOUT`, seconds.
+    pub connection_timeout_secs: u64,
+    /// `AUTO_SYNC_SHOW_START_MESSAGE`.
+    pub show_start_message: bool,
+    /// `AUTO_SYNC_SHOW_COMPLETE_MESSAGE`.
+    pub show_complete_message: bool,
+    /// `AUTO_SYNC_MESSAGE_DURATION_MS`.
+    pub message_duration_millis: u64,
+    /// `AUTO_SYNC_MAX_CONSECUTIVE_FAILURES`.
+    pub max_consecutive_failures: u32,
+    /// `AUTO_SYNC_FAILURE_COOLDOWN_SECONDS`.
+    pub failure_cooldown_secs: u64,
+}
+
+/// Retry settings (`SYNC_RETRY_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// `SYNC_RETRY_ENABLED`.
+    pub enabled: bool,
+    /// `SYNC_RETRY_MAX_ATTEMPTS` per sync.
+    pub max_attempts: u32,
+    /// `SYNC_RETRY_BACKOFF_SECONDS`, the first backoff.
+    pub backoff_secs: u64,
+}
+
+/// Duplicate badge rule (`DUPLICATE_BADGE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateConfig {
+    /// `DUPLICATE_BADGE_DETECTION_ENABLED`.
+    pub enabled: bool,
+    /// `DUPLICATE_BADGE_TIME_WINDOW_SECONDS`, 1–86400.
+    pub window_secs: u64,
+    /// `DUPLICATE_BADGE_ACTION`.
+    pub action: DuplicateAction,
+    /// `DUPLICATE_BADGE_ALERT_DURATION_MS`.
+    pub alert_duration_millis: u64,
+}
+
+/// Station and screen settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationConfig {
+    /// `STATION_NAME`; `None` keeps the name stored in the database.
+    pub name: Option<String>,
+    /// `SCAN_FEEDBACK_DURATION_MS`.
+    pub feedback_duration_millis: u64,
+    /// `ADMIN_PIN`: 4–6 digits; `None` means the admin panel is off.
+    pub admin_pin: Option<Secret>,
+    /// `SHOW_FULL_SCREEN`.
+    pub full_screen: bool,
+    /// `LOG_LEVEL` as a tracing filter directive (`error` … `trace`).
+    pub log_level: String,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory (database, `.env`, `employee.xlsx`, `exports/`).
+    pub data_dir: PathBuf,
+    /// The `.env` file that was (or would have been) read.
+    pub env_file: PathBuf,
+    /// Whether that file existed.
+    pub env_file_found: bool,
+    /// Cloud upload.
+    pub cloud: CloudConfig,
+    /// Auto-sync.
+    pub auto_sync: AutoSyncConfig,
+    /// Retries.
+    pub retry: RetryConfig,
+    /// Duplicate rule.
+    pub duplicates: DuplicateConfig,
+    /// Station and screen.
+    pub station: StationConfig,
+    /// Every effective value with its source, in a stable order.
+    pub settings: Vec<Setting>,
+    /// Everything that was wrong.
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// What the command line says about where configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--env-file`.
+    pub env_file: Option<PathBuf>,
+    /// `--set NAME=VALUE` flags, in order.
+    pub flags: Vec<(String, String)>,
+}
+
+/// The raw inputs of [`Config::from_sources`], separated from the process so
+/// tests can build them without touching the real environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The data directory, already resolved.
+    pub data_dir: PathBuf,
+    /// The `.env` path.
+    pub env_file: PathBuf,
+    /// The `.env` contents, or `None` if the file does not exist.
+    pub env_file_text: Option<String>,
+    /// Process environment.
+    pub environment: HashMap<String, String>,
+    /// `--set` flags.
+    pub flags: Vec<(String, String)>,
+}
+
+/// Why configuration could not be loaded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No data directory could be determined.
+    #[error(
+        "cannot find a data directory: neither HOME nor XDG_DATA_HOME is set; pass --data-dir DIR or set {DATA_DIR_ENV}"
+    )]
+    NoDataDir,
+    /// The `.env` file exists but cannot be read.
+    #[error("cannot read {path}: {source}; fix its permissions or pass --env-file with another file")]
+    EnvFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A `--set` flag without `=`.
+    #[error("--set {0:?} is not NAME=VALUE; write e.g. --set DUPLICATE_BADGE_ACTION=block")]
+    BadFlag(String),
+}
+
+/// Resolves the data directory: `--data-dir`, then `$BADGESTATION_DATA_DIR`,
+/// then `$XDG_DATA_HOME/badgestation`, then `~/.local/share/badgestation`.
+pub fn resolve_data_dir(flag: Option<&Path>, env: &HashMap<String, String>) -> Result<PathBuf, ConfigError> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    let non_empty = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).map(PathBuf::from);
+    if let Some(dir) = non_empty(DATA_DIR_ENV) {
+        return Ok(dir);
+    }
+    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
+        return Ok(xdg.join("badgestation"));
+    }
+    non_empty("HOME").map(|home| home.join(".local/share/badgestation")).ok_or(ConfigError::NoDataDir)
+}
+
+/// Parses a `--set NAME=VALUE` flag.
+pub fn parse_flag(text: &str) -> Result<(String, String), ConfigError> {
+    text.split_once('=')
+        .filter(|(name, _)| !name.trim().is_empty())
+        .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
+        .ok_or_else(|| ConfigError::BadFlag(text.to_owned()))
+}
+
+impl Config {
+    /// Loads from the real process: the environment, the `.env` file and the
+    /// given command-line options.
+    pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
+        let environment: HashMap<String, String> = std::env::vars().collect();
+        let data_dir = resolve_data_dir(options.data_dir.as_deref(), &environment)?;
+        let env_file = options.env_file.clone().unwrap_or_else(|| data_dir.join(".env"));
+        let env_file_text = match std::fs::read_to_string(&env_file) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.env_file.is_none() => None,
+            Err(source) => return Err(ConfigError::EnvFileUnreadable { path: env_file, source }),
+        };
+        Ok(Config::from_sources(Sources {
+            data_dir,
+            env_file,
+            env_file_text,
+            environment,
+            flags: options.flags.clone(),
+        }))
+    }
+
+    /// Builds the configuration from explicit sources.
+    #[must_use]
+    pub fn from_sources(sources: Sources) -> Config {
+        let mut loader = Loader::new(&sources);
+
+        let cloud = CloudConfig {
+            api_url: loader.url("CLOUD_API_URL"),
+            api_key: loader.secret("CLOUD_API_KEY"),
+            batch_size: loader.int("CLOUD_SYNC_BATCH_SIZE", 100, 1, 2000) as u32,
+        };
+        let auto_sync = AutoSyncConfig {
+            enabled: loader.boolean("AUTO_SYNC_ENABLED", true),
+            idle_secs: loader.int("AUTO_SYNC_IDLE_SECONDS", 30, 0, 86_400),
+            check_interval_secs: loader.int("AUTO_SYNC_CHECK_INTERVAL_SECONDS", 60, 1, 86_400),
+            min_pending_scans: loader.int("AUTO_SYNC_MIN_PENDING_SCANS", 1, 1, 1_000_000),
+            connection_timeout_secs: loader.int("AUTO_SYNC_CONNECTION_TIMEOUT", 5, 1, 120),
+            show_start_message: loader.boolean("AUTO_SYNC_SHOW_START_MESSAGE", true),
+            show_complete_message: loader.boolean("AUTO_SYNC_SHOW_COMPLETE_MESSAGE", true),
+            message_duration_millis: loader.int("AUTO_SYNC_MESSAGE_DURATION_MS", 3000, 0, 60_000),
+            max_consecutive_failures: loader.int("AUTO_SYNC_MAX_CONSECUTIVE_FAILURES", 5, 1, 1000) as u32,
+            failure_cooldown_secs: loader.int("AUTO_SYNC_FAILURE_COOLDOWN_SECONDS", 300, 0, 86_400),
+        };
+        let retry = RetryConfig {
+            enabled: loader.boolean("SYNC_RETRY_ENABLED", true),
+            max_attempts: loader.int("SYNC_RETRY_MAX_ATTEMPTS", 3, 1, 20) as u32,
+            backoff_secs: loader.int("SYNC_RETRY_BACKOFF_SECONDS", 5, 0, 3600),
+        };
+        let duplicates = DuplicateConfig {
+            enabled: loader.boolean("DUPLICATE_BADGE_DETECTION_ENABLED", true),
+            window_secs: loader.int("DUPLICATE_BADGE_TIME_WINDOW_SECONDS", 60, 1, 86_400),
+            action: loader.parsed("DUPLICATE_BADGE_ACTION", DuplicateAction::Warn, "warn, block or silent"),
+            alert_duration_millis: loader.int("DUPLICATE_BADGE_ALERT_DURATION_MS", 3000, 0, 60_000),
+        };
+        let station = StationConfig {
+            feedback_duration_millis: loader.int("SCAN_FEEDBACK_DURATION_MS", 2000, 0, 60_000),
+            admin_pin: loader.pin("ADMIN_PIN"),
+            name: loader.station_name("STATION_NAME"),
+            full_screen: loader.boolean("SHOW_FULL_SCREEN", true),
+            log_level: loader.log_level("LOG_LEVEL", "info"),
+        };
+        if cloud.api_url.is_some() && !cloud.api_key.is_set() {
+            loader.problem(
+                "CLOUD_API_KEY",
+                Source::Default,
+                "CLOUD_API_KEY is empty while CLOUD_API_URL is set: the hub will answer 401; \
+                 put the key from the hub admin into CLOUD_API_KEY in the .env file"
+                    .to_owned(),
+            );
+        }
+
+        let Loader { settings, problems, .. } = loader;
+        Config {
+            env_file_found: sources.env_file_text.is_some(),
+            data_dir: sources.data_dir,
+            env_file: sources.env_file,
+            cloud,
+            auto_sync,
+            retry,
+            duplicates,
+            station,
+            settings,
+            problems,
+        }
+    }
+
+    /// Whether uploads are configured at all.
+    #[must_use]
+    pub fn sync_configured(&self) -> bool {
+        self.cloud.api_url.is_some()
+    }
+
+    /// The station database file.
+    #[must_use]
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("badgestation.db")
+    }
+
+    /// Where exports are written by default.
+    #[must_use]
+    pub fn exports_dir(&self) -> PathBuf {
+        self.data_dir.join("exports")
+    }
+
+    /// The human report printed by `badgestation config check`.
+    #[must_use]
+    pub fn report(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "data directory: {}", self.data_dir.display());
+        let _ = writeln!(
+            out,
+            ".env file:      {} ({})",
+            self.env_file.display(),
+            if self.env_file_found { "read" } else { "not found, using defaults" }
+        );
+        let _ = writeln!(out);
+        let width = self.settings.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for s in &self.settings {
+            let _ = writeln!(out, "{:width$}  {:<24}  [{}]", s.name, s.shown, s.source);
+        }
+        if !self.sync_configured() {
+            let _ = writeln!(out, "\nsync is off: set CLOUD_API_URL (and CLOUD_API_KEY) to upload scans");
+        }
+        if self.problems.is_empty() {
+            let _ = writeln!(out, "\nno problems found");
+        } else {
+            let _ = writeln!(out, "\n{} problem(s):", self.problems.len());
+            for p in &self.problems {
+                let _ = writeln!(out, "  - {p}");
+            }
+        }
+        out
+    }
+}
+
+/// Looks up each variable in the sources, parses it, and records the setting
+/// and any problem. Each typed method returns the value to use.
+pub struct Loader {
+    values: HashMap<String, (String, Source)>,
+    settings: Vec<Setting>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl Loader {
+    fn new(sources: &Sources) -> Self {
+        let mut loader = Loader { values: HashMap::new(), settings: Vec::new(), problems: Vec::new() };
+        if let Some(text) = &sources.env_file_text {
+            for item in dotenvy::from_read_iter(text.as_bytes()) {
+                match item {
+                    Ok((name, value)) => {
+                        loader.values.insert(name, (value, Source::DotEnv));
+                    }
+                    Err(e) => loader.problem(
+                        &sources.env_file.display().to_string(),
+                        Source::DotEnv,
+                        format!(
+                            "{} has a line that cannot be parsed ({e}); write each setting as NAME=value",
+                            sources.env_file.display()
+                        ),
+                    ),
+                }
+            }
+        }
+        for (name, value) in &sources.environment {
+            loader.values.insert(name.clone(), (value.clone(), Source::Environment));
+        }
+        for (name, value) in &sources.flags {
+            loader.values.insert(name.clone(), (value.clone(), Source::Flag));
+        }
+        loader
+    }
+
+    fn problem(&mut self, name: &str, source: Source, message: String) {
+        self.problems.push(ConfigProblem { name: name.to_owned(), source, message });
+    }
+
+    /// The raw value and its source; an empty value counts as unset, as in
+    /// the Python kiosk (`os.getenv(...) or default`).
+    fn raw(&self, name: &str) -> Option<(String, Source)> {
+        self.values.get(name).filter(|(v, _)| !v.trim().is_empty()).cloned()
+    }
+
+    fn record(&mut self, name: &'static str, shown: String, source: Source) {
+        self.settings.push(Setting { name, shown, source });
+    }
+
+    /// An integer in `min..=max`. Out of range: clamped. Unparseable: default.
+    pub fn int(&mut self, name: &'static str, default: u64, min: u64, max: u64) -> u64 {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, default.to_string(), Source::Default);
+            return default;
+        };
+        let value = match text.trim().parse::<i128>() {
+            Ok(n) if n < i128::from(min) => {
+                self.problem(
+                    name,
+                    source,
+                    format!("{name}={} is below the valid range {min}–{max}; using {min}", text.trim()),
+                );
+                min
+            }
+            Ok(n) if n > i128::from(max) => {
+                self.problem(
+                    name,
+                    source,
+                    format!("{name}={} is above the valid range {min}–{max}; using {max}", text.trim()),
+                );
+                max
+            }
+            Ok(n) => n as u64,
+            Err(_) => {
+                self.problem(
+                    name,
+                    source,
+                    format!(
+                        "{name}={:?} is not a whole number (valid range {min}–{max}); using the default {default}",
+                        text.trim()
+                    ),
+                );
+                default
+            }
+        };
+        self.record(name, value.to_string(), source);
+        value
+    }
+
+    /// A boolean: true/false/1/0/yes/no/on/off in any case.
+    pub fn boolean(&mut self, name: &'static str, default: bool) -> bool {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, default.to_string(), Source::Default);
+            return default;
+        };
+        let value = match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => {
+                self.problem(
+                    name,
+                    source,
+                    format!("{name}={:?} is not a boolean (use true/false, 1/0 or yes/no); using the default {default}", text.trim()),
+                );
+                default
+            }
+        };
+        self.record(name, value.to_string(), source);
+        value
+    }
+
+    /// A value parsed with `FromStr`; `valid` describes what is accepted.
+    pub fn parsed<T: FromStr + fmt::Display + Copy>(&mut self, name: &'static str, default: T, valid: &str) -> T {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, default.to_string(), Source::Default);
+            return default;
+        };
+        let value = if let Ok(v) = text.parse::<T>() {
+            v
+        } else {
+            self.problem(
+                name,
+                source,
+                format!("{name}={:?} is not valid (expected {valid}); using the default {default}", text.trim()),
+            );
+            default
+        };
+        self.record(name, value.to_string(), source);
+        value
+    }
+
+    /// A free-text value; `None` when unset.
+    pub fn text(&mut self, name: &'static str) -> Option<String> {
+        if let Some((text, source)) = self.raw(name) {
+            let text = text.trim().to_owned();
+            self.record(name, text.clone(), source);
+            Some(text)
+        } else {
+            self.record(name, "(unset)".to_owned(), Source::Default);
+            None
+        }
+    }
+
+    /// A secret: recorded as `set`/`unset`, never by value.
+    pub fn secret(&mut self, name: &'static str) -> Secret {
+        if let Some((text, source)) = self.raw(name) {
+            self.record(name, "set".to_owned(), source);
+            Secret::new(text.trim())
+        } else {
+            self.record(name, "unset".to_owned(), Source::Default);
+            Secret::default()
+        }
+    }
+
+    fn url(&mut self, name: &'static str) -> Option<String> {
+        let (text, source) = self.raw(name)?.clone();
+        let trimmed = text.trim().trim_end_matches('/').to_owned();
+        let scheme_ok = trimmed.starts_with("http://") || trimmed.starts_with("https://");
+        let host_ok = trimmed.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+        if scheme_ok && host_ok && !trimmed.contains(char::is_whitespace) {
+            self.record(name, trimmed.clone(), source);
+            Some(trimmed)
+        } else {
+            self.problem(
+                name,
+                source,
+                format!(
+                    "{name}={:?} is not an http:// or https:// URL (e.g. https://hub.example.com); sync stays off",
+                    text.trim()
+                ),
+            );
+            self.record(name, "(invalid: sync off)".to_owned(), source);
+            None
+        }
+    }
+
+    fn pin(&mut self, name: &'static str) -> Option<Secret> {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, "unset (admin panel off)".to_owned(), Source::Default);
+            return None;
+        };
+        let pin = text.trim();
+        if (4..=6).contains(&pin.len()) && pin.bytes().all(|b| b.is_ascii_digit()) {
+            self.record(name, "set".to_owned(), source);
+            Some(Secret::new(pin))
+        } else {
+            // The value itself is a secret, so the message describes it instead of quoting it.
+            self.problem(
+                name,
+                source,
+                format!(
+                    "{name} must be 4–6 digits (the value given has {} characters{}); the admin panel stays off until it is fixed",
+                    pin.chars().count(),
+                    if pin.bytes().all(|b| b.is_ascii_digit()) { "" } else { ", not all digits" }
+                ),
+            );
+            self.record(name, "invalid (admin panel off)".to_owned(), source);
+            None
+        }
+    }
+
+    fn station_name(&mut self, name: &'static str) -> Option<String> {
+        let (text, source) = self.raw(name)?;
+        let trimmed = text.trim();
+        if trimmed.chars().count() > 128 || trimmed.chars().any(char::is_control) {
+            self.problem(
+                name,
+                source,
+                format!("{name}={trimmed:?} must be 1–128 characters without control characters; keeping the stored name"),
+            );
+            self.record(name, "(invalid)".to_owned(), source);
+            None
+        } else {
+            self.record(name, trimmed.to_owned(), source);
+            Some(trimmed.to_owned())
+        }
+    }
+
+    fn log_level(&mut self, name: &'static str, default: &str) -> String {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, default.to_owned(), Source::Default);
+            return default.to_owned();
+        };
+        // Python's logging names are accepted too, so an old .env keeps working.
+        let level = match text.trim().to_ascii_lowercase().as_str() {
+            "trace" => "trace",
+            "debug" => "debug",
+            "info" => "info",
+            "warn" | "warning" => "warn",
+            "error" | "critical" | "fatal" => "error",
+            _ => {
+                self.problem(
+                    name,
+                    source,
+                    format!(
+                        "{name}={:?} is not a log level (expected error, warn, info, debug or trace); using {default}",
+                        text.trim()
+                    ),
+                );
+                default
+            }
+        };
+        self.record(name, level.to_owned(), source);
+        level.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(dotenv: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Sources {
+        Sources {
+            data_dir: PathBuf::from("/data"),
+            env_file: PathBuf::from("/data/.env"),
+            env_file_text: Some(dotenv.to_owned()),
+            environment: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            flags: flags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        }
+    }
+
+    fn setting<'a>(config: &'a Config, name: &str) -> &'a Setting {
+        config.settings.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_trackattendance() {
+        let c = Config::from_sources(sources("", &[], &[]));
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.cloud.api_url, None);
+        assert_eq!(c.cloud.batch_size, 100);
+        assert!(c.auto_sync.enabled);
+        assert_eq!(c.auto_sync.idle_secs, 30);
+        assert_eq!(c.auto_sync.check_interval_secs, 60);
+        assert_eq!(c.auto_sync.min_pending_scans, 1);
+        assert_eq!(c.auto_sync.connection_timeout_secs, 5);
+        assert_eq!(c.auto_sync.message_duration_millis, 3000);
+        assert_eq!(c.auto_sync.max_consecutive_failures, 5);
+        assert_eq!(c.auto_sync.failure_cooldown_secs, 300);
+        assert_eq!(c.retry.max_attempts, 3);
+        assert_eq!(c.retry.backoff_secs, 5);
+        assert!(c.duplicates.enabled);
+        assert_eq!(c.duplicates.window_secs, 60);
+        assert_eq!(c.duplicates.action, DuplicateAction::Warn);
+        assert_eq!(c.duplicates.alert_duration_millis, 3000);
+        assert_eq!(c.station.feedback_duration_millis, 2000);
+        assert_eq!(c.station.admin_pin, None);
+        assert!(c.settings.iter().all(|s| s.source == Source::Default));
+    }
+
+    #[test]
+    fn later_sources_win() {
+        let c = Config::from_sources(sources(
+            "CLOUD_SYNC_BATCH_SIZE=200\nDUPLICATE_BADGE_ACTION=block\nAUTO_SYNC_IDLE_SECONDS=10\n",
+            &[("CLOUD_SYNC_BATCH_SIZE", "300"), ("AUTO_SYNC_IDLE_SECONDS", "20")],
+            &[("CLOUD_SYNC_BATCH_SIZE", "400")],
+        ));
+        assert_eq!(c.cloud.batch_size, 400);
+        assert_eq!(setting(&c, "CLOUD_SYNC_BATCH_SIZE").source, Source::Flag);
+        assert_eq!(c.auto_sync.idle_secs, 20);
+        assert_eq!(setting(&c, "AUTO_SYNC_IDLE_SECONDS").source, Source::Environment);
+        assert_eq!(c.duplicates.action, DuplicateAction::Block);
+        assert_eq!(setting(&c, "DUPLICATE_BADGE_ACTION").source, Source::DotEnv);
+    }
+
+    #[test]
+    fn booleans_accept_every_spelling_in_any_case() {
+        for (text, expected) in
+            [("TRUE", true), ("True", true), ("1", true), ("YES", true), ("False", false), ("0", false), ("no", false), ("NO", false)]
+        {
+            let c = Config::from_sources(sources(&format!("AUTO_SYNC_ENABLED={text}\n"), &[], &[]));
+            assert_eq!(c.auto_sync.enabled, expected, "{text}");
+            assert!(c.problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn out_of_range_is_clamped_with_a_message_naming_everything() {
+        let c = Config::from_sources(sources("DUPLICATE_BADGE_TIME_WINDOW_SECONDS=0\nCLOUD_SYNC_BATCH_SIZE=5000\n", &[], &[]));
+        assert_eq!(c.duplicates.window_secs, 1);
+        assert_eq!(c.cloud.batch_size, 2000);
+        assert_eq!(c.problems.len(), 2);
+        let window = &c.problems[1];
+        assert_eq!(window.name, "DUPLICATE_BADGE_TIME_WINDOW_SECONDS");
+        assert_eq!(
+            window.message,
+            "DUPLICATE_BADGE_TIME_WINDOW_SECONDS=0 is below the valid range 1–86400; using 1"
+        );
+        assert_eq!(window.source, Source::DotEnv);
+        assert_eq!(c.problems[0].message, "CLOUD_SYNC_BATCH_SIZE=5000 is above the valid range 1–2000; using 2000");
+    }
+
+    #[test]
+    fn unparseable_values_fall_back_to_default_with_a_message() {
+        let c = Config::from_sources(sources(
+            "",
+            &[("AUTO_SYNC_IDLE_SECONDS", "thirty"), ("SHOW_FULL_SCREEN", "maybe"), ("DUPLICATE_BADGE_ACTION", "ignore")],
+            &[],
+        ));
+        assert_eq!(c.auto_sync.idle_secs, 30);
+        assert!(c.station.full_screen);
+        assert_eq!(c.duplicates.action, DuplicateAction::Warn);
+        let messages: Vec<&str> = c.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "AUTO_SYNC_IDLE_SECONDS=\"thirty\" is not a whole number (valid range 0–86400); using the default 30",
+                "DUPLICATE_BADGE_ACTION=\"ignore\" is not valid (expected warn, block or silent); using the default warn",
+                "SHOW_FULL_SCREEN=\"maybe\" is not a boolean (use true/false, 1/0 or yes/no); using the default true",
+            ]
+        );
+        assert!(c.problems.iter().all(|p| p.source == Source::Environment));
+    }
+
+    #[test]
+    fn secrets_are_never_shown() {
+        let c = Config::from_sources(sources(
+            "CLOUD_API_URL=https://hub.example.com/\nCLOUD_API_KEY=sk-very-secret\nADMIN_PIN=4321\n",
+            &[],
+            &[],
+        ));
+        assert_eq!(c.cloud.api_url.as_deref(), Some("https://hub.example.com"));
+        assert_eq!(c.cloud.api_key.expose(), "sk-very-secret");
+        assert_eq!(c.station.admin_pin.as_ref().map(Secret::expose), Some("4321"));
+        let printed = format!("{}\n{c:?}", c.report());
+        assert!(!printed.contains("sk-very-secret"), "{printed}");
+        assert!(!printed.contains("4321"), "{printed}");
+        assert_eq!(setting(&c, "CLOUD_API_KEY").shown, "set");
+        assert_eq!(setting(&c, "ADMIN_PIN").shown, "set");
+    }
+
+    #[test]
+    fn a_bad_pin_turns_admin_off_without_echoing_it() {
+        let c = Config::from_sources(sources("ADMIN_PIN=12ab5\n", &[], &[]));
+        assert_eq!(c.station.admin_pin, None);
+        assert_eq!(c.problems.len(), 1);
+        assert!(!c.problems[0].message.contains("12ab5"));
+        assert!(c.problems[0].message.contains("4–6 digits"), "{}", c.problems[0].message);
+    }
+
+    #[test]
+    fn url_without_key_and_bad_url_are_problems() {
+        let c = Config::from_sources(sources("CLOUD_API_URL=https://hub.example.com\n", &[], &[]));
+        assert!(c.problems.iter().any(|p| p.name == "CLOUD_API_KEY"));
+        let c = Config::from_sources(sources("CLOUD_API_URL=hub.example.com\n", &[], &[]));
+        assert_eq!(c.cloud.api_url, None);
+        assert!(c.problems[0].message.contains("not an http:// or https:// URL"));
+    }
+
+    #[test]
+    fn empty_values_count_as_unset_and_python_log_levels_work() {
+        let c = Config::from_sources(sources("CLOUD_API_URL=\nLOG_LEVEL=WARNING\n", &[], &[]));
+        assert!(c.problems.is_empty());
+        assert_eq!(c.cloud.api_url, None);
+        assert_eq!(c.station.log_level, "warn");
+    }
+
+    #[test]
+    fn dotenv_quotes_comments_and_export_are_understood() {
+        let c = Config::from_sources(sources(
+            "# station settings\nexport STATION_NAME=\"Main Gate\"\nDUPLICATE_BADGE_ACTION='silent' # inline\n",
+            &[],
+            &[],
+        ));
+        assert_eq!(c.station.name.as_deref(), Some("Main Gate"));
+        assert_eq!(c.duplicates.action, DuplicateAction::Silent);
+    }
+
+    #[test]
+    fn data_dir_resolution_order() {
+        let env: HashMap<String, String> =
+            [("HOME", "/home/op"), ("XDG_DATA_HOME", "/xdg")].iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        assert_eq!(resolve_data_dir(None, &env).unwrap(), PathBuf::from("/xdg/badgestation"));
+        assert_eq!(resolve_data_dir(Some(Path::new("/flag")), &env).unwrap(), PathBuf::from("/flag"));
+        let home_only: HashMap<String, String> = [("HOME".to_owned(), "/home/op".to_owned())].into();
+        assert_eq!(resolve_data_dir(None, &home_only).unwrap(), PathBuf::from("/home/op/.local/share/badgestation"));
+        assert!(matches!(resolve_data_dir(None, &HashMap::new()), Err(ConfigError::NoDataDir)));
+    }
+
+    #[test]
+    fn set_flags_parse() {
+        assert_eq!(parse_flag("A=b=c").unwrap(), ("A".to_owned(), "b=c".to_owned()));
+        assert!(parse_flag("novalue").is_err());
+        assert!(parse_flag("=x").is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! The operator's counters, shared by the threads that change them.
+//!
+//! The recorder adds each scan after its commit; the sync worker moves scans
+//! from pending to synced or failed after its commit. Both publish through
+//! [`SharedCounters`], and every event that changes a number carries a
+//! snapshot, so the UI never counts rows itself.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::model::Counters;
+
+/// Counters behind a mutex. Cloning shares them.
+#[derive(Debug, Clone, Default)]
+pub struct SharedCounters {
+    inner: Arc<Mutex<Counters>>,
+}
+
+impl SharedCounters {
+    /// Starts from `counters` (as counted from the database at start-up).
+    #[must_use]
+    pub fn new(counters: Counters) -> Self {
+        SharedCounters { inner: Arc::new(Mutex::new(counters)) }
+    }
+
+    /// The current numbers.
+    #[must_use]
+    pub fn snapshot(&self) -> Counters {
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies `change` and returns the numbers after it.
+    pub fn update(&self, change: impl FnOnce(&mut Counters)) -> Counters {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut guard);
+        *guard
+    }
+
+    /// `n` scans went from pending to synced.
+    pub fn mark_synced(&self, n: u64) -> Counters {
+        self.update(|c| {
+            c.pending = c.pending.saturating_sub(n);
+            c.synced += n;
+        })
+    }
+
+    /// `n` scans went from pending to failed.
+    pub fn mark_failed(&self, n: u64) -> Counters {
+        self.update(|c| {
+            c.pending = c.pending.saturating_sub(n);
+            c.failed += n;
+        })
+    }
+
+    /// `n` failed scans were put back to pending.
+    pub fn reset_failed(&self, n: u64) -> Counters {
+        self.update(|c| {
+            c.failed = c.failed.saturating_sub(n);
+            c.pending += n;
+        })
+    }
+}

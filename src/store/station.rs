@@ -1,0 +1,171 @@
+//! Station identity, key/value settings, roster rows and the sync log.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::{Result, Store};
+use crate::clock::{format_utc_millis, parse_utc};
+use crate::model::Person;
+
+/// The station's identity row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationInfo {
+    /// Random UUID made when the database was created; part of every
+    /// idempotency key.
+    pub install_uuid: String,
+    /// The station name stamped on new scans.
+    pub name: String,
+    /// The hub clear epoch this station has adopted.
+    pub clear_epoch: Option<String>,
+}
+
+/// One row of `sync_log`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncLogEntry {
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// What was attempted: `upload`, `heartbeat`, `roster`, `epoch`, ...
+    pub direction: String,
+    /// Records involved.
+    pub records: i64,
+    /// Outcome: `ok`, `partial`, `failed`, `offline`, ...
+    pub status: String,
+    /// The error, if any.
+    pub error: Option<String>,
+    /// How long it took.
+    pub duration_millis: i64,
+}
+
+/// The default station name for a new database: the host name, else
+/// "BadgeStation".
+fn default_station_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.chars().count() <= 128)
+        .unwrap_or_else(|| "BadgeStation".to_owned())
+}
+
+impl Store {
+    pub(super) fn ensure_station_row(&self) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO station (id, install_uuid, name, clear_epoch, created_at) VALUES (1, ?1, ?2, NULL, ?3)",
+            params![uuid::Uuid::new_v4().to_string(), default_station_name(), format_utc_millis(&Utc::now())],
+        )?;
+        Ok(())
+    }
+
+    /// The identity row.
+    pub fn station(&self) -> Result<StationInfo> {
+        Ok(self.conn.query_row("SELECT install_uuid, name, clear_epoch FROM station WHERE id = 1", [], |r| {
+            Ok(StationInfo { install_uuid: r.get(0)?, name: r.get(1)?, clear_epoch: r.get(2)? })
+        })?)
+    }
+
+    /// Renames the station (new scans carry the new name; old ones keep theirs).
+    pub fn set_station_name(&self, name: &str) -> Result<()> {
+        self.conn.execute("UPDATE station SET name = ?1 WHERE id = 1", [name])?;
+        Ok(())
+    }
+
+    /// Records the clear epoch this station has adopted.
+    pub fn set_clear_epoch(&self, epoch: Option<&str>) -> Result<()> {
+        self.conn.execute("UPDATE station SET clear_epoch = ?1 WHERE id = 1", [epoch])?;
+        Ok(())
+    }
+
+    /// A value from the `settings` table.
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    /// Stores a value in the `settings` table.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Every roster row.
+    pub fn roster_rows(&self) -> Result<Vec<Person>> {
+        let mut stmt =
+            self.conn.prepare("SELECT legacy_id, full_name, business_unit, position, email FROM roster ORDER BY legacy_id")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Person {
+                    legacy_id: r.get(0)?,
+                    full_name: r.get(1)?,
+                    business_unit: r.get(2)?,
+                    position: r.get(3)?,
+                    email: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Replaces the whole roster in one transaction: either every row of
+    /// `people` is in place afterwards, or the old roster is.
+    pub fn replace_roster(&mut self, people: &[Person]) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM roster", [])?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT OR REPLACE INTO roster (legacy_id, full_name, business_unit, position, email) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for p in people {
+                insert.execute(params![p.legacy_id, p.full_name, p.business_unit, p.position, p.email])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends a row to `sync_log`.
+    pub fn log_sync(&self, entry: &SyncLogEntry) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO sync_log (started_at, direction, records, status, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                format_utc_millis(&entry.started_at),
+                entry.direction,
+                entry.records,
+                entry.status,
+                entry.error,
+                entry.duration_millis
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent `sync_log` row for `direction` with status `status`.
+    pub fn last_sync(&self, direction: &str, status: Option<&str>) -> Result<Option<SyncLogEntry>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT started_at, direction, records, status, error, duration_ms FROM sync_log
+                 WHERE direction = ?1 AND (?2 IS NULL OR status = ?2)
+                 ORDER BY started_at DESC, id DESC LIMIT 1",
+                params![direction, status],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        SyncLogEntry {
+                            started_at: DateTime::<Utc>::MIN_UTC,
+                            direction: r.get(1)?,
+                            records: r.get(2)?,
+                            status: r.get(3)?,
+                            error: r.get(4)?,
+                            duration_millis: r.get(5)?,
+                        },
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.map(|(started, mut entry)| {
+            entry.started_at = parse_utc(&started).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            entry
+        }))
+    }
+}
