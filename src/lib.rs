@@ -33,6 +33,7 @@
 //!   It owns the only write connection for scans.
 //! * [`roster`] — the in-memory roster map, swapped atomically on import.
 //! * [`counters`] — the operator's counters, updated after each commit.
+//! * [`api`] — the wire types of cloud API v1, shared by sync worker and hub.
 //! * [`clock`] — wall and monotonic time, injectable for tests.
 //! * [`cli`] — the `badgestation` command line; `main.rs` only calls it.
 //!
@@ -50,6 +51,7 @@
 //! Threads talk over bounded crossbeam channels and call a [`model::Waker`]
 //! after each event, so a UI repaints only when something changed.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

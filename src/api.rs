@@ -1,0 +1,301 @@
+//! Wire types of the cloud API v1 (`../shared/API.md`), shared by the
+//! station's sync worker (client) and the hub (server).
+//!
+//! Field names are the JSON names. Parts marked **[ext]** in API.md are
+//! `Option`s or `#[serde(default)]` here, because a station must work against
+//! a server without them (the old Node service) and the hub must accept old
+//! kiosks that do not send them. Unknown fields are ignored on both sides.
+
+use serde::{Deserialize, Serialize};
+
+/// At most this many events per batch.
+pub const MAX_BATCH_EVENTS: usize = 2000;
+
+/// The header that protects the destructive admin routes.
+pub const CONFIRM_HEADER: &str = "X-Confirm-Delete";
+/// Its value for `DELETE /v1/admin/clear-scans`.
+pub const CONFIRM_CLEAR_SCANS: &str = "DELETE ALL SCANS";
+/// Its value for `DELETE /v1/admin/clear-station`.
+pub const CONFIRM_CLEAR_STATION: &str = "DELETE STATION SCANS";
+
+/// `GET /` — service status, clear epoch and hub clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `"ok"`.
+    pub status: String,
+    /// Service name.
+    #[serde(default)]
+    pub service: String,
+    /// Service version.
+    #[serde(default)]
+    pub version: String,
+    /// The current clear epoch (RFC 3339), `null` if scans were never cleared.
+    #[serde(default)]
+    pub clear_epoch: Option<String>,
+    /// The hub's clock (RFC 3339, UTC).
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Whether the service and its database work.
+    pub ok: bool,
+    /// `"connected"` or `"disconnected"`.
+    pub db: String,
+}
+
+/// `POST /v1/scans/batch` request body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    /// 1–2000 events.
+    pub events: Vec<ScanUpload>,
+}
+
+/// One scan in a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanUpload {
+    /// 8–128 characters; stored once by the server.
+    pub idempotency_key: String,
+    /// 1–128 characters.
+    pub badge_id: String,
+    /// 1–128 characters.
+    pub station_name: String,
+    /// RFC 3339 date-time.
+    pub scanned_at: String,
+    /// Flat object: kiosks send `matched`, `legacy_id`, `local_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The roster's `SL L1 Desc`, ≤ 256 characters.
+    #[serde(default)]
+    pub business_unit: Option<String>,
+    /// `badge`, `manual` or `lookup` (the server defaults to `manual`).
+    #[serde(default)]
+    pub scan_source: Option<String>,
+}
+
+/// Per-event outcome **[ext]**.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored now.
+    Saved,
+    /// The same scan was already stored under this key.
+    Duplicate,
+    /// Not stored; see `error` (e.g. `key_conflict`, a field error).
+    Rejected,
+}
+
+/// One entry of `results` **[ext]**.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResult {
+    /// The event's key, as sent.
+    pub idempotency_key: String,
+    /// What happened to it.
+    pub status: EventStatus,
+    /// Why it was rejected.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The error string for a key already stored with different content.
+pub const KEY_CONFLICT: &str = "key_conflict";
+
+/// `POST /v1/scans/batch` response (also the body of its 400/500 errors).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Events stored now.
+    #[serde(default)]
+    pub saved: u64,
+    /// Events whose key was already stored.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Events not stored.
+    #[serde(default)]
+    pub errors: u64,
+    /// Per-event outcomes **[ext]**, in request order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<EventResult>>,
+    /// The error message on 4xx/5xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /v1/stations/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Required.
+    pub station_name: String,
+    /// The clear epoch the station has adopted.
+    #[serde(default)]
+    pub last_clear_epoch: Option<String>,
+    /// Scans stored on the station (current epoch).
+    #[serde(default)]
+    pub local_scan_count: u64,
+    /// **[ext]** Scans waiting for upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
+    /// **[ext]** Scans the hub rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
+    /// **[ext]** Age of the oldest pending scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending_age_secs: Option<u64>,
+    /// **[ext]** Station software version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// **[ext]** Station clock minus hub clock, as the station estimates it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_millis: Option<i64>,
+}
+
+/// `GET /v1/stations/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationsStatus {
+    /// The hub's clear epoch.
+    pub clear_epoch: Option<String>,
+    /// Every station that ever sent a heartbeat.
+    pub stations: Vec<StationStatus>,
+    /// Stations in state `ready`.
+    pub ready_count: u64,
+    /// All stations.
+    pub total_count: u64,
+    /// Hub clock.
+    pub timestamp: String,
+}
+
+/// One station in [`StationsStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StationStatus {
+    /// The station's name.
+    pub station_name: String,
+    /// `ready`, `pending` (epoch differs) or `offline` (not seen for 120 s).
+    pub status: String,
+    /// The epoch the station last reported.
+    pub last_clear_epoch: Option<String>,
+    /// Its scan count.
+    pub local_scan_count: u64,
+    /// Seconds since its last heartbeat.
+    pub seconds_ago: u64,
+    /// When it was last seen.
+    pub last_seen_at: String,
+    /// **[ext]** fields from its last heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
+    /// **[ext]**
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
+    /// **[ext]**
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending_age_secs: Option<u64>,
+    /// **[ext]**
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// **[ext]**
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_millis: Option<i64>,
+}
+
+/// `GET /v1/roster/hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterHash {
+    /// The stored summary hash, `null` if none.
+    pub hash: Option<String>,
+}
+
+/// `POST /v1/roster/summary`: counts only, never names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterSummary {
+    /// At most 200 business units.
+    pub business_units: Vec<BusinessUnitCount>,
+}
+
+/// One business unit's head count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessUnitCount {
+    /// The roster's `SL L1 Desc`.
+    pub name: String,
+    /// People registered in it.
+    pub registered: u64,
+}
+
+/// `POST /v1/roster/summary` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterSummaryResponse {
+    /// Business units stored.
+    pub saved: u64,
+    /// Whether the hash was unchanged and nothing was stored.
+    pub skipped: bool,
+    /// The summary hash.
+    pub hash: String,
+}
+
+/// The roster summary hash: the first 16 hex characters of SHA-256 over the
+/// `name:registered` pairs, sorted, joined by `|`. Station and hub compute it
+/// the same way, so a station can skip an upload the hub already has.
+#[must_use]
+pub fn roster_summary_hash(units: &[BusinessUnitCount]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut pairs: Vec<String> = units.iter().map(|u| format!("{}:{}", u.name, u.registered)).collect();
+    pairs.sort();
+    let digest = Sha256::digest(pairs.join("|").as_bytes());
+    crate::model::hex(&digest)[..16].to_owned()
+}
+
+/// The standard error body of API v1 (401 and friends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP status code.
+    pub status_code: u16,
+    /// The reason phrase.
+    pub error: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_response_without_results_parses() {
+        // What the old Node service sends.
+        let r: BatchResponse = serde_json::from_str(r#"{"saved":3,"duplicates":1,"errors":0}"#).unwrap();
+        assert_eq!((r.saved, r.duplicates, r.errors, r.results), (3, 1, 0, None));
+    }
+
+    #[test]
+    fn event_results_use_lowercase_status() {
+        let r: EventResult =
+            serde_json::from_str(r#"{"idempotency_key":"k1234567","status":"rejected","error":"key_conflict"}"#).unwrap();
+        assert_eq!(r.status, EventStatus::Rejected);
+        assert_eq!(r.error.as_deref(), Some(KEY_CONFLICT));
+    }
+
+    #[test]
+    fn roster_hash_is_order_independent_and_16_hex() {
+        let a = [
+            BusinessUnitCount { name: "Finance".into(), registered: 12 },
+            BusinessUnitCount { name: "Ops".into(), registered: 3 },
+        ];
+        let mut b = a.clone();
+        b.reverse();
+        assert_eq!(roster_summary_hash(&a), roster_summary_hash(&b));
+        assert_eq!(roster_summary_hash(&a).len(), 16);
+        // sha256("Finance:12|Ops:3")
+        use sha2::{Digest, Sha256};
+        let expected = crate::model::hex(&Sha256::digest(b"Finance:12|Ops:3"));
+        assert_eq!(roster_summary_hash(&a), expected[..16]);
+    }
+
+    #[test]
+    fn error_body_is_camel_case() {
+        let body = ErrorBody { status_code: 401, error: "Unauthorized".into(), message: "Unauthorized".into() };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"statusCode":401,"error":"Unauthorized","message":"Unauthorized"}"#
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The integration tests: one test binary (ripgrep's layout), one module per
+//! area, shared helpers in `common`. They use real parts: SQLite files on
+//! disk, the real `badgestation` binary, pseudo-terminals, a hub on
+//! `127.0.0.1:0`.
+
+mod common;
+mod station;

@@ -1,0 +1,1 @@
+//! Station core: recording, duplicate rule, store safety, CLI.
