@@ -243,6 +243,106 @@ pub fn roster_summary_hash(units: &[BusinessUnitCount]) -> String {
     crate::model::hex(&digest)[..16].to_owned()
 }
 
+/// `GET /v1/dashboard/stats` and `GET /v1/dashboard/public/stats`: counts of
+/// the scans of the current clear epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardStats {
+    /// Scans stored (current epoch).
+    pub total_scans: u64,
+    /// Distinct badges among them.
+    pub unique_badges: u64,
+    /// One row per station that has scans, by name.
+    pub stations: Vec<StationStats>,
+    /// One row per business unit of the roster summary (plus any unit that
+    /// appears only in scans), by name.
+    pub business_units: Vec<BusinessUnitStats>,
+    /// Hub clock.
+    pub timestamp: String,
+}
+
+/// One station in [`DashboardStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StationStats {
+    /// Station name.
+    pub name: String,
+    /// Its scans; absent from the public stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scans: Option<u64>,
+    /// Distinct badges among its scans; absent from the public stats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<u64>,
+    /// Its newest `scanned_at`.
+    pub last_scan: Option<String>,
+}
+
+/// One business unit in [`DashboardStats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessUnitStats {
+    /// The roster's `SL L1 Desc`.
+    pub name: String,
+    /// People registered in it (from the roster summary; 0 if unknown).
+    pub registered: u64,
+    /// Distinct badges of this unit scanned.
+    pub unique: u64,
+}
+
+/// `GET /v1/dashboard/export?limit=n` (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    /// Scans in this export (`scans.len()`).
+    pub total_records: u64,
+    /// Hub clock when the export was taken.
+    pub export_timestamp: String,
+    /// Newest first.
+    pub scans: Vec<ExportScan>,
+    /// **[ext]** Whether `limit` cut the export short.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// One scan in an [`Export`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportScan {
+    /// Badge text as sent.
+    pub badge_id: String,
+    /// `meta.legacy_id` as sent by the station.
+    pub legacy_id: Option<String>,
+    /// Station name.
+    pub station_name: String,
+    /// UTC, milliseconds.
+    pub scanned_at: String,
+    /// `meta.matched` as sent (false when absent).
+    pub matched: bool,
+    /// The roster's `SL L1 Desc`.
+    pub business_unit: Option<String>,
+    /// `badge`, `manual` or `lookup`.
+    pub scan_source: String,
+}
+
+/// `GET /v1/admin/scan-count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanCount {
+    /// Scans stored (current epoch).
+    pub count: u64,
+    /// Hub clock.
+    pub timestamp: String,
+}
+
+/// `DELETE /v1/admin/clear-scans` and `DELETE /v1/admin/clear-station`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearResponse {
+    /// `true`.
+    pub ok: bool,
+    /// Scans taken out of the counts (the hub keeps them archived).
+    pub deleted: u64,
+    /// The new clear epoch.
+    pub clear_epoch: String,
+    /// What happened, for people.
+    pub message: String,
+    /// Hub clock.
+    pub timestamp: String,
+}
+
 /// The standard error body of API v1 (401 and friends).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -276,6 +376,7 @@ mod tests {
 
     #[test]
     fn roster_hash_is_order_independent_and_16_hex() {
+        use sha2::{Digest, Sha256};
         let a = [
             BusinessUnitCount { name: "Finance".into(), registered: 12 },
             BusinessUnitCount { name: "Ops".into(), registered: 3 },
@@ -285,7 +386,6 @@ mod tests {
         assert_eq!(roster_summary_hash(&a), roster_summary_hash(&b));
         assert_eq!(roster_summary_hash(&a).len(), 16);
         // sha256("Finance:12|Ops:3")
-        use sha2::{Digest, Sha256};
         let expected = crate::model::hex(&Sha256::digest(b"Finance:12|Ops:3"));
         assert_eq!(roster_summary_hash(&a), expected[..16]);
     }

@@ -36,6 +36,8 @@
 //! * [`api`] — the wire types of cloud API v1, shared by sync worker and hub.
 //! * [`clock`] — wall and monotonic time, injectable for tests.
 //! * [`cli`] — the `badgestation` command line; `main.rs` only calls it.
+//! * `hub` (feature `hub`) — the cloud API server stations upload to: axum
+//!   routes over a storage trait with an embedded SQLite backend.
 //!
 //! # The promises
 //!
@@ -56,6 +58,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod counters;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod model;
 pub mod recorder;
 pub mod roster;

@@ -9,6 +9,8 @@
 //! Errors are printed once, as `error: <message>` with their causes, and end
 //! the process with exit code 1.
 
+#[cfg(feature = "hub")]
+mod hub;
 mod station;
 
 use std::path::PathBuf;
@@ -69,6 +71,9 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run the cloud API server that stations upload to, or manage its API keys
+    #[cfg(feature = "hub")]
+    Hub(hub::HubArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +147,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         flags,
     })?;
     let long_running = cli.command.is_none();
+    #[cfg(feature = "hub")]
+    let long_running = long_running || matches!(&cli.command, Some(Command::Hub(args)) if args.serves());
     init_logging(&config, long_running || cli.global.verbose);
     if !matches!(cli.command, Some(Command::Config { .. })) {
         for problem in &config.problems {
@@ -157,6 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             station::list_scans(&ctx, status.map(SyncStatus::from), limit)
         }
         Some(Command::Config { command: ConfigCommand::Check }) => Ok(station::config_check(&ctx)),
+        #[cfg(feature = "hub")]
+        Some(Command::Hub(args)) => hub::run(&ctx, args),
     }
 }
 

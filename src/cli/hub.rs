@@ -1,0 +1,229 @@
+//! `badgestation hub`: run the cloud API server, and manage its per-station
+//! API keys (`hub key add|list|revoke`).
+//!
+//! Settings come from flags, then environment variables (`HUB_*`), then
+//! defaults. The server prints `listening on http://ADDR` on stdout once it
+//! accepts connections (scripts and tests read the port from it when
+//! `--listen 127.0.0.1:0`), logs requests to stderr, and on SIGINT/SIGTERM
+//! finishes in-flight requests before it exits.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::hub::auth::{self, MASTER_KEY_ENV};
+use crate::hub::storage::HubStorage;
+use crate::hub::{self as server, Hub, HubConfig, RateLimit};
+
+/// `badgestation hub ...`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HubArgs {
+    #[command(subcommand)]
+    command: Option<HubCommand>,
+    /// Hub database: a SQLite file path or sqlite: URL [env: HUB_DATABASE] [default: DATA_DIR/hub.db]
+    #[arg(long, global = true, value_name = "PATH_OR_URL")]
+    database: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Options of the server itself.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port [env: HUB_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// File holding the master API key on one line [default: the HUB_API_KEY environment variable]
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Largest request body, in bytes; bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
+    #[arg(long, value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Time limit per request, in seconds; slower ones get 503 [env: HUB_REQUEST_TIMEOUT_SECS] [default: 30]
+    #[arg(long, value_name = "SECS")]
+    request_timeout_secs: Option<u64>,
+    /// Per-key rate limit, requests per minute; 0 is off [env: HUB_RATE_LIMIT_PER_MINUTE] [default: 0, off]
+    #[arg(long, value_name = "N")]
+    rate_limit_per_minute: Option<u32>,
+    /// Requests a key may send at once under the rate limit [env: HUB_RATE_LIMIT_BURST] [default: the per-minute
+    /// limit]
+    #[arg(long, value_name = "N")]
+    rate_limit_burst: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum HubCommand {
+    /// Manage per-station API keys (stored hashed; the master key always works)
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Issue a new key for a station and print it (only this once)
+    Add {
+        /// The station's name, exactly as its STATION_NAME
+        station: String,
+    },
+    /// List keys (prefix, station, issued, revoked) — never the keys themselves
+    List {
+        /// Only this station's keys
+        station: Option<String>,
+    },
+    /// Revoke every active key of a station (its requests then get 403)
+    Revoke {
+        /// The station's name
+        station: String,
+    },
+}
+
+impl HubArgs {
+    /// Whether this runs the server (a long-running command that logs).
+    #[must_use]
+    pub fn serves(&self) -> bool {
+        self.command.is_none()
+    }
+}
+
+/// Runs `badgestation hub ...`.
+pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
+    let database = args
+        .database
+        .or_else(|| env_value("HUB_DATABASE"))
+        .unwrap_or_else(|| ctx.config.data_dir.join("hub.db").display().to_string());
+    match args.command {
+        None => serve(&database, &args.serve),
+        Some(HubCommand::Key { command }) => {
+            let storage = server::open_storage(&database).context("cannot open the hub database")?;
+            keys(storage.as_ref(), command)
+        }
+    }
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A flag, else the environment variable, parsed.
+fn setting<T: std::str::FromStr>(flag: Option<T>, env: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match env_value(env) {
+        None => Ok(None),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{env}={text:?} is not valid ({e}); fix or unset it")),
+    }
+}
+
+fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let master_key = auth::load_master_key(args.api_key_file.as_deref(), env_value(MASTER_KEY_ENV).as_deref())?;
+    if master_key.expose().chars().count() < auth::RECOMMENDED_MIN_KEY_CHARS {
+        tracing::warn!(
+            "the master API key is shorter than {} characters; use a long random one (openssl rand -hex 32)",
+            auth::RECOMMENDED_MIN_KEY_CHARS
+        );
+    }
+    let mut config = HubConfig::new(database, master_key);
+    if let Some(listen) = setting(args.listen, "HUB_LISTEN")? {
+        config.listen = listen;
+    }
+    if let Some(bytes) = setting(args.max_body_bytes, "HUB_MAX_BODY_BYTES")? {
+        if bytes < 1024 {
+            bail!("--max-body-bytes {bytes} is too small for any batch; use at least 1024 (default 8388608)");
+        }
+        config.max_body_bytes = bytes;
+    }
+    if let Some(secs) = setting(args.request_timeout_secs, "HUB_REQUEST_TIMEOUT_SECS")? {
+        if secs == 0 {
+            bail!("--request-timeout-secs must be at least 1 (default 30)");
+        }
+        config.request_timeout = Duration::from_secs(secs);
+    }
+    let per_minute = setting(args.rate_limit_per_minute, "HUB_RATE_LIMIT_PER_MINUTE")?.unwrap_or(0);
+    let burst = setting(args.rate_limit_burst, "HUB_RATE_LIMIT_BURST")?;
+    config.rate_limit = match (per_minute, burst) {
+        (0, Some(_)) => bail!("--rate-limit-burst needs --rate-limit-per-minute (the limit is off without it)"),
+        (0, None) => None,
+        (per_minute, burst) => Some(RateLimit { per_minute, burst: burst.unwrap_or(per_minute).max(1) }),
+    };
+
+    let hub = Hub::start(&config).with_context(|| format!("cannot start the hub on {}", config.listen))?;
+    tracing::info!(
+        addr = %hub.addr(),
+        database = server::database_for_logs(database),
+        backend = hub.backend(),
+        max_body_bytes = config.max_body_bytes,
+        request_timeout_secs = config.request_timeout.as_secs(),
+        rate_limit_per_minute = config.rate_limit.map_or(0, |r| r.per_minute),
+        "hub started"
+    );
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening on {}", hub.url()).context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")?;
+    drop(stdout);
+
+    let signal = hub.wait_for_shutdown_signal().context("cannot listen for SIGINT/SIGTERM")?;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    hub.shutdown();
+    tracing::info!("hub stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCode> {
+    let now = crate::clock::format_utc_millis(&chrono::Utc::now());
+    match command {
+        KeyCommand::Add { station } => {
+            let station = station.trim();
+            if station.is_empty() || station.chars().count() > 128 {
+                bail!("the station name must be 1 to 128 characters, exactly as the station's STATION_NAME");
+            }
+            let key = auth::generate_station_key();
+            let digest = crate::model::hex(&auth::key_digest(&key));
+            storage.add_station_key(station, &digest, &auth::key_prefix(&key), &now)?;
+            // The key alone on stdout, so `KEY=$(badgestation hub key add Gate)` works; the advice on stderr.
+            println!("{key}");
+            eprintln!(
+                "API key for station {station:?} (shown only this once): set it as CLOUD_API_KEY in that station's \
+                 .env. Its events must carry station_name {station:?}."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::List { station } => {
+            let keys = storage.station_keys(station.as_deref())?;
+            if keys.is_empty() {
+                println!("no per-station keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{:<14} {:<24} {:<26} status", "key", "station", "issued");
+            for key in keys {
+                let status = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
+                println!("{:<14} {:<24} {:<26} {status}", format!("{}…", key.key_prefix), key.station_name, key.created_at);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Revoke { station } => {
+            let revoked = storage.revoke_station_keys(&station, &now)?;
+            if revoked == 0 {
+                bail!("station {station:?} has no active key; `badgestation hub key list` shows the keys");
+            }
+            println!("revoked {revoked} key(s) of station {station:?}; its requests now get 403");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The hub: the cloud API server that stations upload to (`badgestation hub`).
+//!
+//! It implements API v1 (`../shared/API.md`) including the **[ext]** parts,
+//! on axum/tokio, over a [`storage::HubStorage`] backend (SQLite now,
+//! PostgreSQL later). Apart from its database it keeps no state that matters
+//! (rate-limit buckets are per process), so several hub processes can share
+//! one PostgreSQL database.
+//!
+//! ```text
+//!  stations ──HTTP──▶ axum (tokio worker threads "hub")
+//!                      log → time limit → body limit → [key check → rate limit] → handler
+//!                                                                            │ spawn_blocking
+//!                                                                            ▼
+//!                                              validate (parse batch) → HubStorage (one tx per batch)
+//! ```
+//!
+//! * [`Hub::start`] binds, opens the database and serves on its own tokio
+//!   runtime; [`Hub::addr`] is the bound address (`127.0.0.1:0` works), and
+//!   [`Hub::shutdown`] stops accepting connections, lets in-flight requests
+//!   (and their database transactions) finish, then returns. Tests and the
+//!   benchmark run the hub in-process this way; the CLI waits for SIGINT or
+//!   SIGTERM in between.
+//! * [`routes`] — the HTTP layer; [`validate`] — body rules of API.md;
+//!   [`auth`] — master and per-station keys; [`ratelimit`] — per-key token
+//!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
+//!   backend; [`export`] — CSV/XLSX files for the dashboard.
+//! * `dashboard.html` — the static page at `/dashboard/`.
+
+pub mod auth;
+pub mod export;
+pub mod ratelimit;
+mod routes;
+pub mod sqlite;
+pub mod storage;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use crate::config::Secret;
+pub use ratelimit::RateLimit;
+pub use routes::MAX_EXPORT_ROWS;
+use storage::{HubStorage, StorageError};
+
+/// Where the hub listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Largest request body (`413` above it). 2000 kiosk events are about 0.7 MB;
+/// the headroom allows for `meta`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Longest a request may take from its headers to its response.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A station not heard from for this long is `offline` (API.md).
+pub const OFFLINE_AFTER: Duration = Duration::from_mins(2);
+/// How long batch `Idempotency-Key` responses are kept (API.md promises at
+/// least 72 h).
+pub const REQUEST_KEY_RETENTION: Duration = Duration::from_hours(7 * 24);
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How often old `Idempotency-Key` responses are purged.
+const PURGE_INTERVAL: Duration = Duration::from_hours(1);
+
+/// What the hub needs to run.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Address to bind; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// A SQLite file path, or a `sqlite:` URL.
+    pub database: String,
+    /// The master API key.
+    pub master_key: Secret,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Time limit per request.
+    pub request_timeout: Duration,
+    /// Per-key rate limit; `None` (the default) is off.
+    pub rate_limit: Option<RateLimit>,
+    /// When a silent station counts as offline.
+    pub offline_after: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl HubConfig {
+    /// Defaults for everything but the database and the master key; listens
+    /// on [`DEFAULT_LISTEN`].
+    #[must_use]
+    pub fn new(database: impl Into<String>, master_key: Secret) -> Self {
+        HubConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: database.into(),
+            master_key,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            rate_limit: None,
+            offline_after: OFFLINE_AFTER,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The listen address is taken or not ours.
+    #[error(
+        "cannot listen on {addr}: {source}; pass --listen with a free address (e.g. --listen 127.0.0.1:0 picks \
+         any free port) or stop the program that holds it"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database could not be used.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A database URL of a backend this build lacks.
+    #[error("{0}")]
+    UnsupportedDatabase(String),
+    /// The async runtime could not start (out of threads or memory).
+    #[error("cannot start the hub's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Opens the storage named by `--database`: a SQLite path or `sqlite:` URL.
+pub fn open_storage(database: &str) -> Result<Arc<dyn HubStorage>, HubError> {
+    let lower = database.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        return Err(HubError::UnsupportedDatabase(
+            "this build of the hub stores data in SQLite only (PostgreSQL support is a later release); \
+             pass --database with a file path such as hub.db"
+                .to_owned(),
+        ));
+    }
+    let path = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))
+        .unwrap_or(database);
+    if path.is_empty() {
+        return Err(HubError::UnsupportedDatabase("--database is empty; give a SQLite file path".to_owned()));
+    }
+    if lower.contains("://") && !lower.starts_with("sqlite://") {
+        return Err(HubError::UnsupportedDatabase(format!(
+            "--database {database:?} is a URL this hub does not know; give a SQLite file path"
+        )));
+    }
+    Ok(Arc::new(sqlite::SqliteStorage::open(&PathBuf::from(path))?))
+}
+
+/// The database setting as it may appear in logs: a URL's password (a later
+/// `postgres://user:secret@host/db`) is replaced by `***`.
+#[must_use]
+pub fn database_for_logs(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else { return database.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return database.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => database.to_owned(),
+    }
+}
+
+/// A running hub. Dropping it shuts it down like [`Hub::shutdown`].
+///
+/// Not for use inside another tokio runtime: it owns one, and blocks on it.
+pub struct Hub {
+    addr: SocketAddr,
+    backend: &'static str,
+    grace: Duration,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("addr", &self.addr).field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Opens the database named in `config`, binds and starts serving.
+    pub fn start(config: &HubConfig) -> Result<Hub, HubError> {
+        let storage = open_storage(&config.database)?;
+        Self::start_with_storage(config, storage)
+    }
+
+    /// Starts serving on an already opened storage backend.
+    pub fn start_with_storage(config: &HubConfig, storage: Arc<dyn HubStorage>) -> Result<Hub, HubError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            // Names the worker threads and the blocking pool (where database work runs).
+            .thread_name("hub")
+            .enable_all()
+            .build()
+            .map_err(HubError::Runtime)?;
+        let bind = |source| HubError::Bind { addr: config.listen, source };
+        let std_listener = std::net::TcpListener::bind(config.listen).map_err(bind)?;
+        std_listener.set_nonblocking(true).map_err(bind)?;
+        let addr = std_listener.local_addr().map_err(bind)?;
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener).map_err(bind)?
+        };
+
+        let backend = storage.backend();
+        let state = Arc::new(routes::AppState {
+            storage: storage.clone(),
+            keys: auth::KeyChecker::new(&config.master_key),
+            limiter: config.rate_limit.map(ratelimit::RateLimiter::new),
+            settings: routes::Settings {
+                max_body_bytes: config.max_body_bytes,
+                request_timeout: config.request_timeout,
+                offline_after: config.offline_after,
+            },
+        });
+        let app = routes::router(state);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime.spawn(async move {
+            use axum::serve::ListenerExt as _;
+            // Responses are small and request/response: Nagle's delay would only add latency.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let shutdown = async {
+                let _ = stop_rx.await;
+            };
+            if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(%error, "the hub's server stopped");
+            }
+        });
+        runtime.spawn(purge_request_keys(storage));
+        Ok(Hub { addr, backend, grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
+    }
+
+    /// The bound address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The storage backend's name.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Blocks until SIGINT or SIGTERM (Ctrl-C elsewhere) and returns its name.
+    pub fn wait_for_shutdown_signal(&self) -> std::io::Result<&'static str> {
+        let Some(runtime) = &self.runtime else { return Ok("stopped") };
+        runtime.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                let mut terminate = signal(SignalKind::terminate())?;
+                let mut interrupt = signal(SignalKind::interrupt())?;
+                tokio::select! {
+                    _ = terminate.recv() => Ok("SIGTERM"),
+                    _ = interrupt.recv() => Ok("SIGINT"),
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                tokio::signal::ctrl_c().await?;
+                Ok("Ctrl-C")
+            }
+        })
+    }
+
+    /// Stops accepting connections, waits (up to the grace period) for
+    /// in-flight requests and their database work, and closes the database.
+    pub fn shutdown(mut self) {
+        self.stop_and_wait();
+    }
+
+    fn stop_and_wait(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let Some(runtime) = self.runtime.take() else { return };
+        if let Some(server) = self.server.take() {
+            let grace = self.grace;
+            // The timer must be created inside the runtime, hence the async block.
+            if runtime.block_on(async move { tokio::time::timeout(grace, server).await }).is_err() {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period were cut off");
+            }
+        }
+        // Waits for database work on the blocking pool, so a transaction that
+        // started commits (or, past the grace period, is left to roll back).
+        runtime.shutdown_timeout(self.grace);
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.stop_and_wait();
+    }
+}
+
+/// Forgets old `Idempotency-Key` responses now and then every hour.
+async fn purge_request_keys(storage: Arc<dyn HubStorage>) {
+    let mut tick = tokio::time::interval(PURGE_INTERVAL);
+    loop {
+        tick.tick().await;
+        let storage = storage.clone();
+        let retention = chrono::Duration::from_std(REQUEST_KEY_RETENTION).unwrap_or(chrono::Duration::days(7));
+        let before = crate::clock::format_utc_millis(&(Utc::now() - retention));
+        match tokio::task::spawn_blocking(move || storage.purge_request_keys(&before)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(purged)) => tracing::debug!(purged, "old Idempotency-Key responses purged"),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot purge old Idempotency-Key responses; will retry in an hour"),
+            Err(error) => tracing::warn!(%error, "the purge task failed; will retry in an hour"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_lose_their_password_in_logs() {
+        assert_eq!(database_for_logs("/var/lib/hub.db"), "/var/lib/hub.db");
+        assert_eq!(database_for_logs("postgres://hub:s3cret@db:5432/hub"), "postgres://hub:***@db:5432/hub");
+        assert_eq!(database_for_logs("postgres://hub@db/hub"), "postgres://hub@db/hub");
+    }
+
+    #[test]
+    fn only_sqlite_databases_open_in_this_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.db");
+        assert!(open_storage(&format!("sqlite://{}", path.display())).is_ok());
+        assert!(path.exists());
+        let err = open_storage("postgres://u:p@localhost/hub").err().unwrap();
+        assert!(err.to_string().contains("--database"), "{err}");
+        assert!(open_storage("mysql://x").is_err());
+    }
+}

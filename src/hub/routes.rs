@@ -1,0 +1,732 @@
+//! The HTTP layer of the hub: axum routes of API v1 (`../shared/API.md`),
+//! authentication, rate limiting, time limits and request logs.
+//!
+//! Handlers never touch the database on the async threads: every storage
+//! call, and the parsing of batch bodies (hundreds of kilobytes of JSON),
+//! runs on tokio's blocking pool through [`blocking`]. Handlers only see the
+//! [`HubStorage`] trait, so a storage backend can change without this file
+//! changing.
+//!
+//! Layers, outermost first: request log → time limit → body limit → routes;
+//! authenticated routes add the key check and the rate limit. Errors use the
+//! standard body `{"statusCode","error","message"}` ([`ErrorBody`]), except
+//! on `POST /v1/scans/batch`, whose 4xx/5xx bodies keep the batch shape
+//! (`{"error","saved","duplicates","errors"}`) that kiosks parse.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use super::auth::{Caller, KeyChecker, Verdict, bearer_token};
+use super::ratelimit::{RateLimiter, retry_after_secs};
+use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, StorageError};
+use super::validate::{self, BodyError};
+use crate::api::{
+    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
+    DashboardStats, ErrorBody, EventStatus, Export, Health, RosterHash, RosterSummaryResponse, ScanCount,
+    ServiceStatus, StationStats, StationStatus, StationsStatus, roster_summary_hash,
+};
+use crate::clock::{format_utc_millis, parse_utc};
+use crate::model::hex;
+
+/// The most rows one export returns.
+pub const MAX_EXPORT_ROWS: u64 = 100_000;
+
+/// The header that asks for a batch to be applied once.
+const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// The dashboard page, served as is.
+const DASHBOARD_HTML: &str = include_str!("dashboard.html");
+
+/// Tunables the handlers need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub offline_after: Duration,
+}
+
+/// Everything the handlers share.
+pub(crate) struct AppState {
+    pub storage: Arc<dyn HubStorage>,
+    pub keys: KeyChecker,
+    pub limiter: Option<RateLimiter>,
+    pub settings: Settings,
+}
+
+type Shared = Arc<AppState>;
+
+/// The hub's router.
+pub(crate) fn router(state: Shared) -> Router {
+    let open = Router::new()
+        .route("/", get(root))
+        .route("/healthz", get(healthz))
+        .route("/v1/stations/status", get(stations_status))
+        .route("/v1/dashboard/public/stats", get(public_stats))
+        .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
+        .route("/dashboard/", get(dashboard));
+    let keyed = Router::new()
+        .route("/v1/scans/batch", post(batch))
+        .route("/v1/stations/heartbeat", post(heartbeat))
+        .route("/v1/roster/hash", get(roster_hash))
+        .route("/v1/roster/summary", post(roster_summary))
+        .route("/v1/dashboard/stats", get(stats))
+        .route("/v1/dashboard/export", get(export))
+        .route("/v1/admin/scan-count", get(scan_count))
+        .route("/v1/admin/clear-scans", delete(clear_scans))
+        .route("/v1/admin/clear-station", delete(clear_station))
+        // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    open.merge(keyed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+fn now_text() -> String {
+    format_utc_millis(&Utc::now())
+}
+
+/// Runs blocking storage work on tokio's blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(ApiError::Storage),
+        Err(join) => Err(ApiError::Internal(format!("a database task failed: {join}"))),
+    }
+}
+
+/// Errors of every route but the batch upload.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    /// No key or an unknown key.
+    Unauthorized,
+    /// A known key that may not do this.
+    Forbidden(String),
+    /// The request is wrong; the message names the field.
+    BadRequest(String),
+    /// Another client error (413 and friends), with its message.
+    Status(StatusCode, String),
+    /// The database failed.
+    Storage(StorageError),
+    /// A bug or a panic in a task.
+    Internal(String),
+}
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = ErrorBody {
+        status_code: status.as_u16(),
+        error: status.canonical_reason().unwrap_or("Error").to_owned(),
+        message: message.into(),
+    };
+    (status, Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Unauthorized => {
+                // The exact body of API.md, which old kiosks and scripts may compare.
+                let mut response = error_response(StatusCode::UNAUTHORIZED, "Unauthorized");
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            ApiError::Forbidden(message) => error_response(StatusCode::FORBIDDEN, message),
+            ApiError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
+            ApiError::Status(status, message) => error_response(status, message),
+            ApiError::Storage(error) => {
+                tracing::error!(%error, "hub database failure");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the hub's database failed; the hub operator can see why in the hub's log",
+                )
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(detail, "hub internal error");
+                error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the hub's log")
+            }
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        ApiError::BadRequest(e.message)
+    }
+}
+
+/// Reads a JSON body, turning a too-large body into `413`.
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::Status(status, format!("body: larger than the hub's limit of {limit} bytes"))
+        } else {
+            ApiError::Status(status, format!("body: {}", rejection.body_text()))
+        }
+    })
+}
+
+// ---------------------------------------------------------------- middleware
+
+/// Logs one line per request: method, path (no query string), status,
+/// duration and who asked (`master`, `station:<name>` or `-`). Never headers,
+/// never keys.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let caller = response.extensions().get::<Caller>().map_or_else(|| "-".to_owned(), Caller::label);
+    tracing::info!(
+        target: "badgestation::hub::access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        millis = started.elapsed().as_millis() as u64,
+        caller,
+    );
+    response
+}
+
+/// Bounds the time from the end of the request headers to the response:
+/// a client trickling its body, or a request stuck behind a long database
+/// operation, gets `503` with `Retry-After` instead of holding a connection.
+/// 503 rather than 408 because stations treat 5xx as "retry later" and some
+/// 4xx as "this scan is bad", and a slow network says nothing about the scans.
+/// Work already handed to the database still finishes (and a batch that
+/// commits late is a duplicate when retried).
+async fn time_limit(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let limit = state.settings.request_timeout;
+    if let Ok(response) = tokio::time::timeout(limit, next.run(request)).await {
+        response
+    } else {
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the request took longer than {} s; retry", limit.as_secs_f64()),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        response
+    }
+}
+
+/// Checks the API key and the rate limit, and hands the [`Caller`] to the
+/// handler (request extension) and to the log (response extension).
+async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .map(str::to_owned);
+    let Some(token) = token else { return ApiError::Unauthorized.into_response() };
+    let caller = if state.keys.is_master(&token) {
+        Caller::Master
+    } else {
+        let st = state.clone();
+        match blocking(move || st.keys.check(&token, st.storage.as_ref())).await {
+            Ok(Verdict::Allowed(caller)) => caller,
+            Ok(Verdict::Unknown) => return ApiError::Unauthorized.into_response(),
+            Ok(Verdict::Revoked { station, revoked_at }) => {
+                return ApiError::Forbidden(format!(
+                    "this API key of station {station:?} was revoked at {revoked_at}; ask the hub operator for a new \
+                     one (badgestation hub key add {station:?}) and set it as CLOUD_API_KEY"
+                ))
+                .into_response();
+            }
+            Err(error) => return error.into_response(),
+        }
+    };
+    if let Some(limiter) = &state.limiter
+        && let Err(wait) = limiter.check(&caller.rate_key(), Instant::now())
+    {
+        let secs = retry_after_secs(wait);
+        let limit = limiter.limit();
+        let mut response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "rate limit of {} requests per minute (burst {}) for this API key exceeded; retry after {secs} s",
+                limit.per_minute, limit.burst
+            ),
+        );
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response.extensions_mut().insert(caller);
+        return response;
+    }
+    request.extensions_mut().insert(caller.clone());
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(caller);
+    response
+}
+
+fn require_master(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Master => Ok(()),
+        Caller::Station { name, .. } => Err(ApiError::Forbidden(format!(
+            "this route needs the hub's master key; the key used belongs to station {name:?}"
+        ))),
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        format!("no route {} {}; the hub serves API v1 (see API.md) and /dashboard/", request.method(), request.uri().path()),
+    )
+}
+
+// ---------------------------------------------------------------- open routes
+
+async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiError> {
+    let clear_epoch = blocking(move || state.storage.clear_epoch()).await?;
+    Ok(Json(ServiceStatus {
+        status: "ok".to_owned(),
+        service: "badgestation-hub".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        clear_epoch,
+        timestamp: Some(now_text()),
+    }))
+}
+
+async fn healthz(State(state): State<Shared>) -> Response {
+    match blocking(move || state.storage.ping()).await {
+        Ok(()) => Json(Health { ok: true, db: "connected".to_owned() }).into_response(),
+        Err(error) => {
+            tracing::warn!(?error, "health check: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { ok: false, db: "disconnected".to_owned() })).into_response()
+        }
+    }
+}
+
+/// Whether two epochs name the same instant (stations may echo them in
+/// another RFC 3339 spelling).
+fn same_epoch(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => match (parse_utc(a), parse_utc(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a == b,
+        },
+        _ => false,
+    }
+}
+
+fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
+    let now = Utc::now();
+    let age = parse_utc(&row.last_seen_at).ok().map(|seen| (now - seen).to_std().unwrap_or_default());
+    let status = match age {
+        Some(age) if age < offline_after => {
+            if same_epoch(row.last_clear_epoch.as_deref(), hub_epoch) {
+                "ready"
+            } else {
+                "pending"
+            }
+        }
+        _ => "offline",
+    };
+    StationStatus {
+        station_name: row.station_name,
+        status: status.to_owned(),
+        last_clear_epoch: row.last_clear_epoch,
+        local_scan_count: row.local_scan_count,
+        seconds_ago: age.map_or(u64::MAX, |a| a.as_secs()),
+        last_seen_at: row.last_seen_at,
+        pending: row.pending,
+        failed: row.failed,
+        oldest_pending_age_secs: row.oldest_pending_age_secs,
+        app_version: row.app_version,
+        clock_offset_millis: row.clock_offset_millis,
+    }
+}
+
+async fn stations_status(State(state): State<Shared>) -> Result<Json<StationsStatus>, ApiError> {
+    let offline_after = state.settings.offline_after;
+    let (clear_epoch, rows) = blocking(move || Ok((state.storage.clear_epoch()?, state.storage.stations()?))).await?;
+    let stations: Vec<StationStatus> =
+        rows.into_iter().map(|row| station_status(row, clear_epoch.as_deref(), offline_after)).collect();
+    Ok(Json(StationsStatus {
+        clear_epoch,
+        ready_count: stations.iter().filter(|s| s.status == "ready").count() as u64,
+        total_count: stations.len() as u64,
+        stations,
+        timestamp: now_text(),
+    }))
+}
+
+async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, ApiError> {
+    let figures = blocking(move || state.storage.stats()).await?;
+    Ok(DashboardStats {
+        total_scans: figures.total_scans,
+        unique_badges: figures.unique_badges,
+        stations: figures
+            .stations
+            .into_iter()
+            .map(|s| StationStats {
+                name: s.name,
+                scans: (!public).then_some(s.scans),
+                unique: (!public).then_some(s.unique),
+                last_scan: s.last_scan,
+            })
+            .collect(),
+        business_units: figures
+            .business_units
+            .into_iter()
+            .map(|u| BusinessUnitStats { name: u.name, registered: u.registered, unique: u.unique })
+            .collect(),
+        timestamp: now_text(),
+    })
+}
+
+async fn public_stats(State(state): State<Shared>) -> Result<Json<DashboardStats>, ApiError> {
+    dashboard_stats(state, true).await.map(Json)
+}
+
+async fn dashboard() -> Response {
+    let mut response = Html(DASHBOARD_HTML).into_response();
+    let headers = response.headers_mut();
+    // One self-contained page: inline script and style, JSON from this origin only.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; \
+             img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+// ---------------------------------------------------------------- keyed routes
+
+/// A batch error in the shape kiosks parse.
+fn batch_error(status: StatusCode, message: impl Into<String>, events: u64) -> Response {
+    let body = BatchResponse { saved: 0, duplicates: 0, errors: events, results: None, error: Some(message.into()) };
+    (status, Json(body)).into_response()
+}
+
+/// What the blocking half of a batch upload ended with.
+enum BatchStep {
+    Invalid(BodyError),
+    Done(IngestOutcome),
+    Failed { events: u64, error: StorageError },
+}
+
+async fn batch(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return batch_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "body: larger than the hub's limit of {} bytes; send fewer events per batch (CLOUD_SYNC_BATCH_SIZE)",
+                    state.settings.max_body_bytes
+                ),
+                0,
+            );
+        }
+        Err(rejection) => return batch_error(rejection.status(), format!("body: {}", rejection.body_text()), 0),
+    };
+    let request_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => match value.to_str().ok().map(str::trim).filter(|k| (1..=255).contains(&k.len())) {
+            Some(key) => Some(key.to_owned()),
+            None => {
+                return batch_error(StatusCode::BAD_REQUEST, "Idempotency-Key: must be 1 to 255 visible ASCII characters", 0);
+            }
+        },
+    };
+    let label = caller.label();
+    let st = state.clone();
+    let step = tokio::task::spawn_blocking(move || {
+        // Parsing runs here too, in parallel across requests, before the write lock.
+        let items = match validate::parse_batch(&body, caller.station()) {
+            Ok(items) => items,
+            Err(e) => return BatchStep::Invalid(e),
+        };
+        let request_key = request_key.map(|key| RequestKey {
+            scope: caller.label(),
+            key,
+            body_sha256: hex(&Sha256::digest(&body)),
+        });
+        match st.storage.ingest(&items, request_key.as_ref(), &now_text()) {
+            Ok(outcome) => BatchStep::Done(outcome),
+            Err(error) => BatchStep::Failed { events: items.len() as u64, error },
+        }
+    })
+    .await;
+    match step {
+        Ok(BatchStep::Done(IngestOutcome::Applied(response))) => {
+            log_batch(&label, &response);
+            Json(response).into_response()
+        }
+        Ok(BatchStep::Done(IngestOutcome::Replayed(json))) => {
+            tracing::debug!(caller = label, "batch replayed from its Idempotency-Key");
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (
+                    header::HeaderName::from_static("idempotent-replayed"),
+                    HeaderValue::from_static("true"),
+                )],
+                json,
+            )
+                .into_response()
+        }
+        Ok(BatchStep::Done(IngestOutcome::KeyReused)) => batch_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key: already used with a different body; a new batch needs a new key",
+            0,
+        ),
+        Ok(BatchStep::Invalid(e)) => batch_error(StatusCode::BAD_REQUEST, e.message, e.events),
+        Ok(BatchStep::Failed { events, error }) => {
+            tracing::error!(caller = label, %error, events, "batch not stored");
+            batch_error(StatusCode::INTERNAL_SERVER_ERROR, "Failed to process batch", events)
+        }
+        Err(join) => {
+            tracing::error!(caller = label, %join, "batch task failed; nothing was stored");
+            batch_error(StatusCode::INTERNAL_SERVER_ERROR, "Failed to process batch", 0)
+        }
+    }
+}
+
+fn log_batch(caller: &str, response: &BatchResponse) {
+    tracing::debug!(caller, saved = response.saved, duplicates = response.duplicates, rejected = response.errors, "batch");
+    for result in response.results.iter().flatten().filter(|r| r.status == EventStatus::Rejected) {
+        if result.error.as_deref() == Some(crate::api::KEY_CONFLICT) {
+            // Not lost (the station keeps it as failed), but a sign of a cloned station image or a key bug.
+            tracing::warn!(
+                caller,
+                key = result.idempotency_key,
+                "idempotency key already stored with another badge, station or time; event rejected"
+            );
+        } else {
+            tracing::info!(caller, key = result.idempotency_key, error = result.error.as_deref(), "event rejected");
+        }
+    }
+}
+
+async fn heartbeat(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = body_bytes(body, state.settings.max_body_bytes)?;
+    let hb = validate::parse_heartbeat(&body)?;
+    if let Some(own) = caller.station()
+        && own != hb.station_name
+    {
+        return Err(ApiError::Forbidden(format!(
+            "this API key belongs to station {own:?}; it cannot send heartbeats for {:?}",
+            hb.station_name
+        )));
+    }
+    blocking(move || state.storage.heartbeat(&hb, &now_text())).await?;
+    Ok(Json(serde_json::json!({ "ok": true })))
+}
+
+async fn roster_hash(State(state): State<Shared>) -> Result<Json<RosterHash>, ApiError> {
+    let hash = blocking(move || state.storage.roster_hash()).await?;
+    Ok(Json(RosterHash { hash }))
+}
+
+async fn roster_summary(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RosterSummaryResponse>, ApiError> {
+    let body = body_bytes(body, state.settings.max_body_bytes)?;
+    let units = validate::parse_roster_summary(&body)?;
+    let hash = roster_summary_hash(&units);
+    let stored_hash = hash.clone();
+    let outcome = blocking(move || state.storage.save_roster_summary(&units, &stored_hash, &now_text())).await?;
+    Ok(Json(RosterSummaryResponse { saved: outcome.saved, skipped: outcome.skipped, hash }))
+}
+
+async fn stats(State(state): State<Shared>) -> Result<Json<DashboardStats>, ApiError> {
+    dashboard_stats(state, false).await.map(Json)
+}
+
+async fn export(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    // Exports hold every badge id: like the admin routes, master key only.
+    require_master(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let limit = match query.get("limit") {
+        None => MAX_EXPORT_ROWS,
+        Some(text) => text.parse::<u64>().ok().filter(|n| (1..=MAX_EXPORT_ROWS).contains(n)).ok_or_else(|| {
+            ApiError::BadRequest(format!("limit: must be a whole number from 1 to {MAX_EXPORT_ROWS} (got {text:?})"))
+        })?,
+    };
+    let format = query.get("format").map_or("json", String::as_str).to_owned();
+    if !matches!(format.as_str(), "json" | "csv" | "xlsx") {
+        return Err(ApiError::BadRequest(format!("format: must be json, csv or xlsx (got {format:?})")));
+    }
+    let taken_at = Utc::now();
+    let export_timestamp = format_utc_millis(&taken_at);
+    let stamp = taken_at.format("%Y%m%d-%H%M%S").to_string();
+    blocking(move || {
+        // One row more than asked tells whether the export was cut short.
+        let mut scans = state.storage.export(limit + 1)?;
+        let truncated = scans.len() as u64 > limit;
+        scans.truncate(limit as usize);
+        let attachment = |ext: &str| {
+            HeaderValue::from_str(&format!("attachment; filename=\"badgestation-scans-{stamp}.{ext}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+        };
+        Ok(match format.as_str() {
+            "csv" => (
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
+                    (header::CONTENT_DISPOSITION, attachment("csv")),
+                ],
+                super::export::to_csv(&scans),
+            )
+                .into_response(),
+            "xlsx" => match super::export::to_xlsx(&scans) {
+                Ok(bytes) => (
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static(
+                                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                            ),
+                        ),
+                        (header::CONTENT_DISPOSITION, attachment("xlsx")),
+                    ],
+                    bytes,
+                )
+                    .into_response(),
+                Err(e) => ApiError::Internal(format!("cannot build the XLSX export: {e}")).into_response(),
+            },
+            _ => Json(Export { total_records: scans.len() as u64, export_timestamp, scans, truncated }).into_response(),
+        })
+    })
+    .await
+}
+
+async fn scan_count(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<ScanCount>, ApiError> {
+    require_master(&caller)?;
+    let count = blocking(move || state.storage.scan_count()).await?;
+    Ok(Json(ScanCount { count, timestamp: now_text() }))
+}
+
+fn require_confirmation(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let value = headers.get(CONFIRM_HEADER).and_then(|v| v.to_str().ok());
+    if value == Some(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!("{CONFIRM_HEADER}: send the header `{CONFIRM_HEADER}: {expected}` to confirm")))
+    }
+}
+
+async fn clear(state: Shared, caller: &Caller, station: Option<String>) -> Result<Json<ClearResponse>, ApiError> {
+    let by = caller.label();
+    let st = station.clone();
+    let outcome = blocking(move || state.storage.clear(st.as_deref(), &by, &now_text())).await?;
+    let scope = station.as_deref().map_or_else(|| "all stations".to_owned(), |s| format!("station {s:?}"));
+    tracing::info!(caller = caller.label(), scope, deleted = outcome.deleted, clear_epoch = outcome.clear_epoch, "scans cleared");
+    Ok(Json(ClearResponse {
+        ok: true,
+        deleted: outcome.deleted,
+        message: format!(
+            "cleared {} scans of {scope} (kept in the hub's archive); stations archive their own scans when they see \
+             the new clear epoch",
+            outcome.deleted
+        ),
+        clear_epoch: outcome.clear_epoch,
+        timestamp: now_text(),
+    }))
+}
+
+async fn clear_scans(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<Json<ClearResponse>, ApiError> {
+    require_master(&caller)?;
+    require_confirmation(&headers, CONFIRM_CLEAR_SCANS)?;
+    clear(state, &caller, None).await
+}
+
+async fn clear_station(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<ClearResponse>, ApiError> {
+    require_master(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let station = query
+        .get("station")
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::BadRequest("station: required query parameter (?station=NAME)".to_owned()))?;
+    require_confirmation(&headers, CONFIRM_CLEAR_STATION)?;
+    clear(state, &caller, Some(station)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_compare_as_instants() {
+        assert!(same_epoch(None, None));
+        assert!(same_epoch(Some("2026-11-21T10:00:00.000Z"), Some("2026-11-21T17:00:00+07:00")));
+        assert!(!same_epoch(Some("2026-11-21T10:00:00.000Z"), None));
+        assert!(!same_epoch(Some("2026-11-21T10:00:00.000Z"), Some("2026-11-21T10:00:00.001Z")));
+        assert!(same_epoch(Some("weird"), Some("weird")));
+    }
+
+    fn row(last_seen_at: String, epoch: Option<&str>) -> StationRow {
+        StationRow {
+            station_name: "Gate".into(),
+            last_clear_epoch: epoch.map(str::to_owned),
+            local_scan_count: 0,
+            last_seen_at,
+            pending: None,
+            failed: None,
+            oldest_pending_age_secs: None,
+            app_version: None,
+            clock_offset_millis: None,
+        }
+    }
+
+    #[test]
+    fn station_status_rules() {
+        let limit = Duration::from_mins(2);
+        let fresh = now_text();
+        let old = format_utc_millis(&(Utc::now() - chrono::Duration::seconds(121)));
+        let e = Some("2026-11-21T10:00:00.000Z");
+        assert_eq!(station_status(row(fresh.clone(), e), e, limit).status, "ready");
+        assert_eq!(station_status(row(fresh, None), e, limit).status, "pending");
+        let offline = station_status(row(old, e), e, limit);
+        assert_eq!(offline.status, "offline", "offline wins over the epoch check");
+        assert!(offline.seconds_ago >= 121);
+    }
+}

@@ -1,0 +1,736 @@
+//! The embedded hub backend: one SQLite file (`hub.db` by default).
+//!
+//! One write connection behind a mutex serialises writers in this process
+//! (SQLite allows one writer at a time anyway, and waiting on a mutex is
+//! cheaper than spinning on `SQLITE_BUSY`); a small pool of read connections
+//! serves the dashboard, status and auth lookups, which WAL mode lets run
+//! while a batch is being written. Other processes (`badgestation hub key
+//! add` while the hub runs) wait up to [`BUSY_TIMEOUT`] for the write lock.
+//!
+//! Durability: WAL with `synchronous=FULL`, so a batch whose `200` went out is
+//! on disk even after a power cut. That promise is what lets a station mark
+//! its scans synced and never send them again.
+//!
+//! Cleared scans stay in `scans` with `cleared_at` set (the archive; the
+//! `archived_scans` view lists them). One UNIQUE index on `idempotency_key`
+//! over live and cleared rows keeps keys reserved forever with a single index
+//! probe per event, and cannot race the way a check across two tables could.
+//! Every live query says `cleared_at IS NULL` so the partial indexes apply.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::storage::{
+    BatchItem, ClearOutcome, HubStorage, IngestOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow,
+    StationScans, Stats, StorageError, Stored, UnitScans, batch_response,
+};
+use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
+use crate::clock::{format_utc_millis, parse_utc};
+
+/// How long a connection waits for another writer (another process) before
+/// giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+/// `PRAGMA application_id` of a hub database ("BSH1"), distinct from the
+/// station's ("BSG1") so neither program modifies the other's file.
+pub const APPLICATION_ID: i32 = 0x4253_4831;
+
+/// Schema migrations, keyed by `user_version`: `MIGRATIONS[i]` takes version
+/// `i` to `i + 1` in one transaction. Never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r"
+    CREATE TABLE scans (
+        id               INTEGER PRIMARY KEY,
+        -- Unique over live and cleared rows: a key is stored once, forever.
+        idempotency_key  TEXT NOT NULL UNIQUE,
+        badge_id         TEXT NOT NULL,
+        station_name     TEXT NOT NULL,
+        -- UTC with milliseconds, fixed width (2026-11-21T10:15:30.123Z): sorts in time order and
+        -- compares equal for the same instant whatever offset the station sent.
+        scanned_at       TEXT NOT NULL,
+        business_unit    TEXT,
+        scan_source      TEXT NOT NULL,
+        matched          INTEGER NOT NULL CHECK (matched IN (0, 1)),
+        legacy_id        TEXT,
+        -- The event's meta object as sent (validated flat JSON).
+        meta             TEXT,
+        received_at      TEXT NOT NULL,
+        -- Set by clear-scans / clear-station: archived, kept, out of every count and export.
+        cleared_at       TEXT,
+        cleared_epoch    TEXT
+    );
+    -- Dashboard per-station figures (count, distinct badges, newest scan) straight from the index.
+    CREATE INDEX scans_live_station ON scans (station_name, badge_id, scanned_at) WHERE cleared_at IS NULL;
+
+    CREATE VIEW archived_scans AS SELECT * FROM scans WHERE cleared_at IS NOT NULL;
+
+    CREATE TABLE stations (
+        station_name             TEXT PRIMARY KEY,
+        last_clear_epoch         TEXT,
+        local_scan_count         INTEGER NOT NULL,
+        pending                  INTEGER,
+        failed                   INTEGER,
+        oldest_pending_age_secs  INTEGER,
+        app_version              TEXT,
+        clock_offset_millis      INTEGER,
+        last_seen_at             TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE api_keys (
+        id            INTEGER PRIMARY KEY,
+        station_name  TEXT NOT NULL,
+        -- SHA-256 of the key, hex. The key itself is shown once by `hub key add` and never stored.
+        key_sha256    TEXT NOT NULL UNIQUE,
+        key_prefix    TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        revoked_at    TEXT
+    );
+    CREATE INDEX api_keys_station ON api_keys (station_name);
+
+    -- Responses of batches sent with an Idempotency-Key header, for replay.
+    CREATE TABLE batch_requests (
+        scope        TEXT NOT NULL,
+        request_key  TEXT NOT NULL,
+        body_sha256  TEXT NOT NULL,
+        response     TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (scope, request_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX batch_requests_created ON batch_requests (created_at);
+
+    CREATE TABLE roster_units (
+        name        TEXT PRIMARY KEY,
+        registered  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Single values: clear_epoch, roster_hash, roster_updated_at.
+    CREATE TABLE hub_state (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Audit trail of clears.
+    CREATE TABLE clears (
+        id            INTEGER PRIMARY KEY,
+        clear_epoch   TEXT NOT NULL,
+        station_name  TEXT,
+        deleted       INTEGER NOT NULL,
+        cleared_by    TEXT NOT NULL,
+        cleared_at    TEXT NOT NULL
+    );
+    ",
+];
+
+/// The hub's SQLite database.
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStorage").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StorageError::DiskFull,
+            _ => StorageError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// The first 16 bytes of every SQLite 3 file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+impl SqliteStorage {
+    /// Opens (creating if missing) the hub database at `path` and migrates
+    /// it. Refuses damaged files, other programs' databases and newer schemas
+    /// without touching them.
+    pub fn open(path: &Path) -> Result<SqliteStorage> {
+        let open_error = |detail: String| StorageError::Open { path: path.to_path_buf(), detail };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        check_header(path)?;
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(e.to_string()))?;
+        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                StorageError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }
+            }
+            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => open_error(e.to_string()),
+            _ => StorageError::from(e),
+        };
+        let (version, application_id, tables): (i64, i32, i64) = conn
+            .query_row(
+                "SELECT user_version, application_id, (SELECT count(*) FROM sqlite_master) \
+                 FROM pragma_user_version, pragma_application_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(classify)?;
+        if application_id != APPLICATION_ID && (application_id != 0 || tables > 0) {
+            return Err(StorageError::Foreign { path: path.to_path_buf(), application_id });
+        }
+        let latest = MIGRATIONS.len() as i64;
+        if version > latest {
+            return Err(StorageError::TooNew { path: path.to_path_buf(), found: version, supported: latest });
+        }
+        configure(&conn).map_err(classify)?;
+        // The writer gets a larger page cache: it touches the key index on every insert.
+        conn.pragma_update(None, "cache_size", -32_768).map_err(classify)?;
+        migrate(&mut conn).map_err(classify)?;
+        Ok(SqliteStorage { path: path.to_path_buf(), writer: Mutex::new(conn), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        configure(&conn)?;
+        // A read connection must never write, whatever a query bug would do.
+        conn.pragma_update(None, "query_only", true)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let pooled = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.open_reader()?,
+        };
+        let result = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result.map_err(StorageError::from)
+    }
+
+    /// Runs `f` in an immediate transaction on the write connection, and
+    /// commits if it returns `Ok`.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        // A panic while holding the lock dropped its transaction, which rolled
+        // back: the connection is clean, so a poisoned lock is safe to reuse.
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Refuses a file that exists, is not empty and is not SQLite.
+fn check_header(path: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StorageError::Open { path: path.to_path_buf(), detail: e.to_string() }),
+    };
+    let mut header = Vec::with_capacity(16);
+    (&mut file)
+        .take(16)
+        .read_to_end(&mut header)
+        .map_err(|e| StorageError::Open { path: path.to_path_buf(), detail: e.to_string() })?;
+    if !header.is_empty() && header != SQLITE_HEADER {
+        return Err(StorageError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the file does not start with the SQLite header".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(mode, "the hub database could not switch to WAL mode; dashboard reads will block uploads");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    if current == 0 {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    tx.commit()
+}
+
+/// SQLite integers are i64; counts are never negative.
+fn count(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+/// Heartbeat numbers arrive as u64; SQLite stores i64.
+fn to_sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM hub_state WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO hub_state (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+/// A new epoch later than both `now` and the previous one, so that two clears
+/// in the same millisecond (or after the hub clock stepped back) still look
+/// like a change to every station.
+fn next_epoch(previous: Option<&str>, now: &str) -> String {
+    let Ok(now_at) = parse_utc(now) else { return now.to_owned() };
+    match previous.and_then(|p| parse_utc(p).ok()) {
+        Some(prev) if prev >= now_at => format_utc_millis(&(prev + chrono::Duration::milliseconds(1))),
+        _ => format_utc_millis(&now_at),
+    }
+}
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationKey> {
+    Ok(StationKey {
+        id: r.get(0)?,
+        station_name: r.get(1)?,
+        key_sha256: r.get(2)?,
+        key_prefix: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
+}
+
+const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at";
+
+impl HubStorage for SqliteStorage {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT count(*) FROM hub_state", [], |_| Ok(())))
+    }
+
+    fn clear_epoch(&self) -> Result<Option<String>> {
+        self.read(|c| state(c, "clear_epoch"))
+    }
+
+    fn ingest(&self, items: &[BatchItem], request_key: Option<&RequestKey>, now: &str) -> Result<IngestOutcome> {
+        self.write(|tx| {
+            if let Some(rk) = request_key {
+                let earlier: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT body_sha256, response FROM batch_requests WHERE scope = ?1 AND request_key = ?2",
+                        [&rk.scope, &rk.key],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((body_sha256, response)) = earlier {
+                    return Ok(if body_sha256 == rk.body_sha256 {
+                        IngestOutcome::Replayed(response)
+                    } else {
+                        IngestOutcome::KeyReused
+                    });
+                }
+            }
+            let mut stored = Vec::with_capacity(items.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
+                     scan_source, matched, legacy_id, meta, received_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (idempotency_key) DO NOTHING",
+                )?;
+                let mut existing = tx.prepare_cached(
+                    "SELECT badge_id = ?2 AND station_name = ?3 AND scanned_at = ?4 FROM scans WHERE idempotency_key = ?1",
+                )?;
+                for item in items {
+                    let BatchItem::Scan(s) = item else { continue };
+                    let inserted = insert.execute(params![
+                        s.idempotency_key,
+                        s.badge_id,
+                        s.station_name,
+                        s.scanned_at,
+                        s.business_unit,
+                        s.scan_source,
+                        s.matched,
+                        s.legacy_id,
+                        s.meta,
+                        now
+                    ])?;
+                    stored.push(if inserted == 1 {
+                        Stored::Saved
+                    } else {
+                        let same: bool = existing
+                            .query_row(params![s.idempotency_key, s.badge_id, s.station_name, s.scanned_at], |r| {
+                                r.get(0)
+                            })?;
+                        if same { Stored::Duplicate } else { Stored::KeyConflict }
+                    });
+                }
+            }
+            let response = batch_response(items, &stored);
+            if let Some(rk) = request_key {
+                let json = serde_json::to_string(&response).map_err(|e| StorageError::Backend(e.to_string()))?;
+                tx.execute(
+                    "INSERT INTO batch_requests (scope, request_key, body_sha256, response, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![rk.scope, rk.key, rk.body_sha256, json, now],
+                )?;
+            }
+            Ok(IngestOutcome::Applied(response))
+        })
+    }
+
+    fn purge_request_keys(&self, before: &str) -> Result<u64> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM batch_requests WHERE created_at < ?1", [before])? as u64))
+    }
+
+    fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
+                 local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
+                 oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
+                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at",
+                params![
+                    hb.station_name,
+                    hb.last_clear_epoch,
+                    to_sql_int(hb.local_scan_count),
+                    hb.pending.map(to_sql_int),
+                    hb.failed.map(to_sql_int),
+                    hb.oldest_pending_age_secs.map(to_sql_int),
+                    hb.app_version,
+                    hb.clock_offset_millis,
+                    now
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn stations(&self) -> Result<Vec<StationRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
+                 app_version, clock_offset_millis, last_seen_at FROM stations ORDER BY station_name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StationRow {
+                    station_name: r.get(0)?,
+                    last_clear_epoch: r.get(1)?,
+                    local_scan_count: count(r.get(2)?),
+                    pending: r.get::<_, Option<i64>>(3)?.map(count),
+                    failed: r.get::<_, Option<i64>>(4)?.map(count),
+                    oldest_pending_age_secs: r.get::<_, Option<i64>>(5)?.map(count),
+                    app_version: r.get(6)?,
+                    clock_offset_millis: r.get(7)?,
+                    last_seen_at: r.get(8)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn roster_hash(&self) -> Result<Option<String>> {
+        self.read(|c| state(c, "roster_hash"))
+    }
+
+    fn save_roster_summary(&self, units: &[BusinessUnitCount], hash: &str, now: &str) -> Result<RosterOutcome> {
+        self.write(|tx| {
+            if state(tx, "roster_hash")?.as_deref() == Some(hash) {
+                return Ok(RosterOutcome { saved: 0, skipped: true });
+            }
+            tx.execute("DELETE FROM roster_units", [])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO roster_units (name, registered) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET registered = registered + excluded.registered",
+            )?;
+            for unit in units {
+                insert.execute(params![unit.name, to_sql_int(unit.registered)])?;
+            }
+            set_state(tx, "roster_hash", hash)?;
+            set_state(tx, "roster_updated_at", now)?;
+            Ok(RosterOutcome { saved: units.len() as u64, skipped: false })
+        })
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        self.read(|c| {
+            // One read transaction, so the totals and the rows agree even while batches land.
+            c.execute_batch("BEGIN")?;
+            let result = (|| {
+                let (total_scans, unique_badges) = c.query_row(
+                    "SELECT count(*), count(DISTINCT badge_id) FROM scans WHERE cleared_at IS NULL",
+                    [],
+                    |r| Ok((count(r.get(0)?), count(r.get(1)?))),
+                )?;
+                let stations = c
+                    .prepare_cached(
+                        "SELECT station_name, count(*), count(DISTINCT badge_id), max(scanned_at) FROM scans \
+                         WHERE cleared_at IS NULL GROUP BY station_name ORDER BY station_name",
+                    )?
+                    .query_map([], |r| {
+                        Ok(StationScans {
+                            name: r.get(0)?,
+                            scans: count(r.get(1)?),
+                            unique: count(r.get(2)?),
+                            last_scan: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // Units of the roster summary, plus units seen only in scans (registered 0).
+                let business_units = c
+                    .prepare_cached(
+                        "WITH scanned AS (SELECT business_unit AS name, count(DISTINCT badge_id) AS n FROM scans \
+                                          WHERE cleared_at IS NULL AND business_unit IS NOT NULL GROUP BY business_unit), \
+                              names AS (SELECT name FROM roster_units UNION SELECT name FROM scanned) \
+                         SELECT names.name, coalesce(roster_units.registered, 0), coalesce(scanned.n, 0) FROM names \
+                         LEFT JOIN roster_units ON roster_units.name = names.name \
+                         LEFT JOIN scanned ON scanned.name = names.name ORDER BY names.name",
+                    )?
+                    .query_map([], |r| {
+                        Ok(UnitScans { name: r.get(0)?, registered: count(r.get(1)?), unique: count(r.get(2)?) })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Stats { total_scans, unique_badges, stations, business_units })
+            })();
+            c.execute_batch("COMMIT")?;
+            result
+        })
+    }
+
+    fn scan_count(&self) -> Result<u64> {
+        self.read(|c| c.query_row("SELECT count(*) FROM scans WHERE cleared_at IS NULL", [], |r| Ok(count(r.get(0)?))))
+    }
+
+    fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT badge_id, legacy_id, station_name, scanned_at, matched, business_unit, scan_source FROM scans \
+                 WHERE cleared_at IS NULL ORDER BY scanned_at DESC, id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([to_sql_int(limit)], |r| {
+                Ok(ExportScan {
+                    badge_id: r.get(0)?,
+                    legacy_id: r.get(1)?,
+                    station_name: r.get(2)?,
+                    scanned_at: r.get(3)?,
+                    matched: r.get(4)?,
+                    business_unit: r.get(5)?,
+                    scan_source: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome> {
+        self.write(|tx| {
+            let clear_epoch = next_epoch(state(tx, "clear_epoch")?.as_deref(), now);
+            let deleted = match station {
+                Some(name) => tx.execute(
+                    "UPDATE scans SET cleared_at = ?1, cleared_epoch = ?2 WHERE cleared_at IS NULL AND station_name = ?3",
+                    params![now, clear_epoch, name],
+                )?,
+                None => tx.execute(
+                    "UPDATE scans SET cleared_at = ?1, cleared_epoch = ?2 WHERE cleared_at IS NULL",
+                    params![now, clear_epoch],
+                )?,
+            } as u64;
+            set_state(tx, "clear_epoch", &clear_epoch)?;
+            tx.execute(
+                "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![clear_epoch, station, to_sql_int(deleted), cleared_by, now],
+            )?;
+            Ok(ClearOutcome { deleted, clear_epoch })
+        })
+    }
+
+    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![station, key_sha256, key_prefix, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn station_keys(&self, station: Option<&str>) -> Result<Vec<StationKey>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE ?1 IS NULL OR station_name = ?1 ORDER BY id"
+            ))?;
+            stmt.query_map([station], key_from_row)?.collect()
+        })
+    }
+
+    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE station_name = ?2 AND revoked_at IS NULL",
+                params![now, station],
+            )? as u64)
+        })
+    }
+
+    fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
+        self.read(|c| {
+            c.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_sha256 = ?1"))?
+                .query_row([key_sha256], key_from_row)
+                .optional()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::storage::NewScan;
+
+    const NOW: &str = "2026-11-21T10:00:00.000Z";
+
+    fn open() -> (tempfile::TempDir, SqliteStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(&dir.path().join("hub.db")).unwrap();
+        (dir, storage)
+    }
+
+    fn scan(key: &str, badge: &str) -> BatchItem {
+        BatchItem::Scan(NewScan {
+            idempotency_key: key.into(),
+            badge_id: badge.into(),
+            station_name: "Gate".into(),
+            scanned_at: "2026-11-21T09:00:00.000Z".into(),
+            business_unit: Some("Ops".into()),
+            scan_source: "badge".into(),
+            matched: true,
+            legacy_id: Some(badge.into()),
+            meta: None,
+        })
+    }
+
+    fn applied(outcome: IngestOutcome) -> crate::api::BatchResponse {
+        match outcome {
+            IngestOutcome::Applied(r) => r,
+            other => panic!("expected Applied, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_key_same_scan_is_duplicate_other_content_is_conflict() {
+        let (_dir, s) = open();
+        let r = applied(s.ingest(&[scan("key-0001", "42")], None, NOW).unwrap());
+        assert_eq!(r.saved, 1);
+        let r = applied(s.ingest(&[scan("key-0001", "42"), scan("key-0001", "43")], None, NOW).unwrap());
+        assert_eq!((r.saved, r.duplicates, r.errors), (0, 1, 1));
+        assert_eq!(s.scan_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn cleared_scans_keep_their_keys_reserved() {
+        let (_dir, s) = open();
+        applied(s.ingest(&[scan("key-0001", "42"), scan("key-0002", "43")], None, NOW).unwrap());
+        let cleared = s.clear(None, "master", NOW).unwrap();
+        assert_eq!(cleared.deleted, 2);
+        assert_eq!(s.scan_count().unwrap(), 0);
+        // A station retrying a pre-clear upload: the hub has it (archived), so it is a
+        // duplicate and does not come back into the counts.
+        let r = applied(s.ingest(&[scan("key-0001", "42")], None, NOW).unwrap());
+        assert_eq!((r.saved, r.duplicates), (0, 1));
+        assert_eq!(s.scan_count().unwrap(), 0);
+        let archived: i64 = s.read(|c| c.query_row("SELECT count(*) FROM archived_scans", [], |r| r.get(0))).unwrap();
+        assert_eq!(archived, 2, "cleared scans are kept");
+    }
+
+    #[test]
+    fn epochs_always_move_forward() {
+        assert_eq!(next_epoch(None, NOW), NOW);
+        assert_eq!(next_epoch(Some(NOW), NOW), "2026-11-21T10:00:00.001Z");
+        assert_eq!(next_epoch(Some("2026-11-22T00:00:00.000Z"), NOW), "2026-11-22T00:00:00.001Z");
+        let (_dir, s) = open();
+        let a = s.clear(None, "master", NOW).unwrap().clear_epoch;
+        let b = s.clear(Some("Gate"), "master", NOW).unwrap().clear_epoch;
+        assert!(b > a, "{b} after {a}");
+        assert_eq!(s.clear_epoch().unwrap(), Some(b));
+    }
+
+    #[test]
+    fn request_key_replays_or_refuses() {
+        let (_dir, s) = open();
+        let rk = RequestKey { scope: "master".into(), key: "batch-1".into(), body_sha256: "aa".into() };
+        let first = applied(s.ingest(&[scan("key-0001", "42")], Some(&rk), NOW).unwrap());
+        match s.ingest(&[scan("key-0001", "42")], Some(&rk), NOW).unwrap() {
+            IngestOutcome::Replayed(json) => assert_eq!(json, serde_json::to_string(&first).unwrap()),
+            other => panic!("expected a replay, got {other:?}"),
+        }
+        let other = RequestKey { body_sha256: "bb".into(), ..rk.clone() };
+        assert_eq!(s.ingest(&[scan("key-0002", "43")], Some(&other), NOW).unwrap(), IngestOutcome::KeyReused);
+        assert_eq!(s.scan_count().unwrap(), 1, "a refused request key writes nothing");
+        assert_eq!(s.purge_request_keys("2026-11-21T10:00:00.001Z").unwrap(), 1);
+    }
+
+    #[test]
+    fn refuses_a_station_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("badgestation.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        let err = SqliteStorage::open(&path).unwrap_err();
+        assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        std::fs::write(&path, b"this is not a database at all").unwrap();
+        let err = SqliteStorage::open(&path).unwrap_err();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"this is not a database at all", "left untouched");
+    }
+
+    #[test]
+    fn roster_summary_is_skipped_when_the_hash_is_unchanged() {
+        let (_dir, s) = open();
+        let units = [BusinessUnitCount { name: "Ops".into(), registered: 3 }];
+        assert_eq!(s.save_roster_summary(&units, "h1", NOW).unwrap(), RosterOutcome { saved: 1, skipped: false });
+        assert_eq!(s.save_roster_summary(&units, "h1", NOW).unwrap(), RosterOutcome { saved: 0, skipped: true });
+        assert_eq!(s.roster_hash().unwrap().as_deref(), Some("h1"));
+        applied(s.ingest(&[scan("key-0001", "42"), scan("key-0002", "42")], None, NOW).unwrap());
+        let stats = s.stats().unwrap();
+        assert_eq!((stats.total_scans, stats.unique_badges), (2, 1));
+        assert_eq!(stats.business_units, vec![UnitScans { name: "Ops".into(), registered: 3, unique: 1 }]);
+    }
+}

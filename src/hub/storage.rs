@@ -1,0 +1,394 @@
+//! The hub's storage interface: what the HTTP layer asks of a database.
+//!
+//! [`HubStorage`] is a synchronous trait. The HTTP handlers call it from
+//! tokio's blocking pool (`spawn_blocking`), never on the async threads, so
+//! a backend may block on disk or on a network round trip. The embedded
+//! backend is [`super::sqlite::SqliteStorage`]; a PostgreSQL backend (a later
+//! issue) implements the same trait with the `postgres` sync client and the
+//! HTTP code does not change.
+//!
+//! Invariants every backend keeps:
+//!
+//! * **One batch, one transaction.** [`HubStorage::ingest`] applies all the
+//!   storable events of a batch, and records its `Idempotency-Key` response,
+//!   in one transaction: either all of it is stored or none of it.
+//! * **Idempotency keys are unique** across live *and* cleared scans, by one
+//!   UNIQUE constraint. A clear does not delete rows, it marks them cleared
+//!   (the archive): the keys stay reserved, so a station retrying an upload
+//!   that was saved before the clear gets `duplicate` and the scan does not
+//!   come back into the counts, and nothing a station ever sent is lost.
+//! * **A duplicate is the same scan**: same badge, station and `scanned_at`
+//!   (compared as UTC milliseconds, the canonical text form). A key stored
+//!   with other content is rejected as [`crate::api::KEY_CONFLICT`].
+//! * Times are passed in by the caller as canonical UTC millisecond text
+//!   ([`crate::clock::format_utc_millis`]), so backends never read a clock
+//!   and tests are deterministic.
+
+use std::path::PathBuf;
+
+use crate::api::{BatchResponse, BusinessUnitCount, EventResult, EventStatus, ExportScan, Heartbeat};
+
+/// Storage failures, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database could not be opened or created.
+    #[error(
+        "cannot open the hub database {path}: {detail}; check that the file and its directory exist and are \
+         writable by this user, or pass --database with another file"
+    )]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Not a SQLite file, or a damaged one.
+    #[error(
+        "{path} is damaged or is not a hub database ({detail}). It was left untouched. Restore it from a backup, \
+         or pass --database with another file"
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What the check said.
+        detail: String,
+    },
+    /// A SQLite database of another program (for example the station's own
+    /// `badgestation.db`).
+    #[error(
+        "{path} is not a hub database (application id {application_id:#x}; a station database is 0x42534731). \
+         The hub will not modify it; pass --database with another file, e.g. hub.db"
+    )]
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+        /// Its `PRAGMA application_id`.
+        application_id: i32,
+    },
+    /// Written by a newer hub.
+    #[error(
+        "{path} has hub schema version {found}, but this build knows only up to {supported}; run the newer \
+         BadgeStation that wrote it (the file was not changed)"
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// What this build writes.
+        supported: i64,
+    },
+    /// The disk is full; the write did not happen.
+    #[error("the disk holding the hub database is full; nothing was stored — free disk space on the hub")]
+    DiskFull,
+    /// Any other database failure.
+    #[error("hub database error: {0}")]
+    Backend(String),
+}
+
+/// Result alias for storage calls.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A validated scan, ready to store. Built by [`super::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewScan {
+    /// 8–128 characters, as sent.
+    pub idempotency_key: String,
+    /// As sent.
+    pub badge_id: String,
+    /// As sent.
+    pub station_name: String,
+    /// Canonical UTC milliseconds (`2026-11-21T10:15:30.123Z`), whatever
+    /// offset the station used: duplicates compare this text.
+    pub scanned_at: String,
+    /// The roster's `SL L1 Desc`.
+    pub business_unit: Option<String>,
+    /// `scan_source` as sent, `manual` when absent.
+    pub scan_source: String,
+    /// `meta.matched` when it is a boolean.
+    pub matched: bool,
+    /// `meta.legacy_id` when it is a string.
+    pub legacy_id: Option<String>,
+    /// `meta`, compact JSON, when sent.
+    pub meta: Option<String>,
+}
+
+/// One event of a batch after validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchItem {
+    /// Valid: store it.
+    Scan(NewScan),
+    /// Invalid on its own; the rest of the batch still applies.
+    Rejected {
+        /// The key as sent (empty when it was missing or not a string).
+        idempotency_key: String,
+        /// Why, naming the field.
+        reason: String,
+    },
+}
+
+/// The `Idempotency-Key` request header of a batch, scoped to the caller so
+/// two stations cannot collide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// Who sent it: `master` or `station:<name>`.
+    pub scope: String,
+    /// The header value.
+    pub key: String,
+    /// SHA-256 of the request body (hex).
+    pub body_sha256: String,
+}
+
+/// What [`HubStorage::ingest`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// The batch was applied (and, with a request key, its response stored).
+    Applied(BatchResponse),
+    /// The request key was seen before with the same body: the stored
+    /// response, verbatim JSON. Nothing was written.
+    Replayed(String),
+    /// The request key was seen before with a different body. Nothing was
+    /// written.
+    KeyReused,
+}
+
+/// A station's last heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationRow {
+    /// Its name.
+    pub station_name: String,
+    /// The epoch it reported.
+    pub last_clear_epoch: Option<String>,
+    /// Its scan count.
+    pub local_scan_count: u64,
+    /// When the hub last heard from it (canonical UTC millis).
+    pub last_seen_at: String,
+    /// **[ext]** heartbeat fields.
+    pub pending: Option<u64>,
+    /// **[ext]**
+    pub failed: Option<u64>,
+    /// **[ext]**
+    pub oldest_pending_age_secs: Option<u64>,
+    /// **[ext]**
+    pub app_version: Option<String>,
+    /// **[ext]**
+    pub clock_offset_millis: Option<i64>,
+}
+
+/// Per-station scan figures for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationScans {
+    /// Station name.
+    pub name: String,
+    /// Live scans.
+    pub scans: u64,
+    /// Distinct badges.
+    pub unique: u64,
+    /// Newest `scanned_at`.
+    pub last_scan: Option<String>,
+}
+
+/// Per-business-unit figures for the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitScans {
+    /// Business unit.
+    pub name: String,
+    /// Registered head count from the roster summary (0 when unknown).
+    pub registered: u64,
+    /// Distinct badges scanned.
+    pub unique: u64,
+}
+
+/// Dashboard figures over the live (not cleared) scans.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Live scans.
+    pub total_scans: u64,
+    /// Distinct badges among them.
+    pub unique_badges: u64,
+    /// By station name.
+    pub stations: Vec<StationScans>,
+    /// By unit name.
+    pub business_units: Vec<UnitScans>,
+}
+
+/// What a clear did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearOutcome {
+    /// Scans moved to the archive.
+    pub deleted: u64,
+    /// The new clear epoch.
+    pub clear_epoch: String,
+}
+
+/// What a roster summary upload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterOutcome {
+    /// Units stored (0 when skipped).
+    pub saved: u64,
+    /// Whether the stored hash was already this one.
+    pub skipped: bool,
+}
+
+/// A per-station API key as stored (the key itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationKey {
+    /// Row id.
+    pub id: i64,
+    /// The station it belongs to.
+    pub station_name: String,
+    /// SHA-256 of the key (hex).
+    pub key_sha256: String,
+    /// The key's first characters, so people can tell keys apart.
+    pub key_prefix: String,
+    /// When it was issued.
+    pub created_at: String,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// The hub's database. Synchronous; call it off the async threads.
+pub trait HubStorage: Send + Sync {
+    /// A short name for logs: `sqlite`, `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Checks that the database answers.
+    fn ping(&self) -> Result<()>;
+
+    /// The current clear epoch, `None` before the first clear.
+    fn clear_epoch(&self) -> Result<Option<String>>;
+
+    /// Applies a batch in one transaction, see the module doc. `items` are in
+    /// request order and so are the results in the response.
+    fn ingest(&self, items: &[BatchItem], request_key: Option<&RequestKey>, now: &str) -> Result<IngestOutcome>;
+
+    /// Forgets `Idempotency-Key` responses stored before `before`. Returns how
+    /// many.
+    fn purge_request_keys(&self, before: &str) -> Result<u64>;
+
+    /// Stores a station's heartbeat (replacing its previous one).
+    fn heartbeat(&self, heartbeat: &Heartbeat, now: &str) -> Result<()>;
+
+    /// Every station that ever sent a heartbeat, by name.
+    fn stations(&self) -> Result<Vec<StationRow>>;
+
+    /// The stored roster summary hash.
+    fn roster_hash(&self) -> Result<Option<String>>;
+
+    /// Replaces the roster summary unless `hash` is already stored.
+    fn save_roster_summary(&self, units: &[BusinessUnitCount], hash: &str, now: &str) -> Result<RosterOutcome>;
+
+    /// Dashboard figures over the live scans.
+    fn stats(&self) -> Result<Stats>;
+
+    /// Live scans.
+    fn scan_count(&self) -> Result<u64>;
+
+    /// Up to `limit` live scans, newest first.
+    fn export(&self, limit: u64) -> Result<Vec<ExportScan>>;
+
+    /// Archives the live scans (of one station, or all) and moves the clear
+    /// epoch to a new value later than both `now` and the previous epoch.
+    fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome>;
+
+    /// Stores a new per-station key (its hash only).
+    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()>;
+
+    /// All per-station keys, oldest first, optionally of one station.
+    fn station_keys(&self, station: Option<&str>) -> Result<Vec<StationKey>>;
+
+    /// Revokes every active key of a station. Returns how many.
+    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64>;
+
+    /// The key whose hash is `key_sha256`, revoked or not.
+    fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>>;
+}
+
+/// What happened to one event that reached storage: how a backend reports
+/// an event so that every backend builds the same response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Inserted now.
+    Saved,
+    /// The same scan was already stored under its key.
+    Duplicate,
+    /// The key was already stored with another badge, station or time.
+    KeyConflict,
+}
+
+/// Builds the batch response from the items and, for each [`BatchItem::Scan`]
+/// in order, what the backend did with it.
+#[must_use]
+pub fn batch_response(items: &[BatchItem], stored: &[Stored]) -> BatchResponse {
+    let mut outcomes = stored.iter();
+    let mut response = BatchResponse { saved: 0, duplicates: 0, errors: 0, results: None, error: None };
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        let (key, status, error) = match item {
+            BatchItem::Rejected { idempotency_key, reason } => {
+                (idempotency_key.clone(), EventStatus::Rejected, Some(reason.clone()))
+            }
+            BatchItem::Scan(scan) => {
+                // A backend that reports fewer outcomes than scans has a bug; saying
+                // "rejected" keeps the station from marking an unstored scan synced.
+                let (status, error) = match outcomes.next() {
+                    Some(Stored::Saved) => (EventStatus::Saved, None),
+                    Some(Stored::Duplicate) => (EventStatus::Duplicate, None),
+                    Some(Stored::KeyConflict) => (EventStatus::Rejected, Some(crate::api::KEY_CONFLICT.to_owned())),
+                    None => (EventStatus::Rejected, Some("internal: no storage outcome".to_owned())),
+                };
+                (scan.idempotency_key.clone(), status, error)
+            }
+        };
+        match status {
+            EventStatus::Saved => response.saved += 1,
+            EventStatus::Duplicate => response.duplicates += 1,
+            EventStatus::Rejected => response.errors += 1,
+        }
+        results.push(EventResult { idempotency_key: key, status, error });
+    }
+    response.results = Some(results);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(key: &str) -> BatchItem {
+        BatchItem::Scan(NewScan {
+            idempotency_key: key.into(),
+            badge_id: "42".into(),
+            station_name: "Gate".into(),
+            scanned_at: "2026-11-21T10:15:30.123Z".into(),
+            business_unit: None,
+            scan_source: "badge".into(),
+            matched: false,
+            legacy_id: None,
+            meta: None,
+        })
+    }
+
+    #[test]
+    fn response_keeps_request_order_and_counts_each_kind() {
+        let items = vec![
+            scan("key-0001"),
+            BatchItem::Rejected { idempotency_key: "bad".into(), reason: "idempotency_key: too short".into() },
+            scan("key-0002"),
+            scan("key-0003"),
+        ];
+        let r = batch_response(&items, &[Stored::Saved, Stored::Duplicate, Stored::KeyConflict]);
+        assert_eq!((r.saved, r.duplicates, r.errors), (1, 1, 2));
+        let results = r.results.unwrap();
+        let keys: Vec<&str> = results.iter().map(|r| r.idempotency_key.as_str()).collect();
+        assert_eq!(keys, ["key-0001", "bad", "key-0002", "key-0003"]);
+        assert_eq!(results[3].error.as_deref(), Some(crate::api::KEY_CONFLICT));
+        assert_eq!(results[3].status, EventStatus::Rejected, "a conflict is never a duplicate");
+    }
+
+    #[test]
+    fn a_missing_outcome_is_not_reported_as_stored() {
+        let r = batch_response(&[scan("key-0001")], &[]);
+        assert_eq!((r.saved, r.errors), (0, 1));
+    }
+}
