@@ -60,6 +60,8 @@ pub const OFFLINE_AFTER: Duration = Duration::from_mins(2);
 pub const REQUEST_KEY_RETENTION: Duration = Duration::from_hours(7 * 24);
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Dashboard figures are recomputed at most this often.
+pub const STATS_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// How often old `Idempotency-Key` responses are purged.
 const PURGE_INTERVAL: Duration = Duration::from_hours(1);
@@ -83,6 +85,8 @@ pub struct HubConfig {
     pub offline_after: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How old the dashboard figures may be (zero: always fresh).
+    pub stats_max_age: Duration,
 }
 
 impl HubConfig {
@@ -99,6 +103,7 @@ impl HubConfig {
             rate_limit: None,
             offline_after: OFFLINE_AFTER,
             shutdown_grace: SHUTDOWN_GRACE,
+            stats_max_age: STATS_MAX_AGE,
         }
     }
 }
@@ -216,7 +221,9 @@ impl Hub {
                 max_body_bytes: config.max_body_bytes,
                 request_timeout: config.request_timeout,
                 offline_after: config.offline_after,
+                stats_max_age: config.stats_max_age,
             },
+            stats_cache: tokio::sync::Mutex::new(None),
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

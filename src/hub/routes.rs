@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{Caller, KeyChecker, Verdict, bearer_token};
 use super::ratelimit::{RateLimiter, retry_after_secs};
-use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, StorageError};
+use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, Stats, StorageError};
 use super::validate::{self, BodyError};
 use crate::api::{
     BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
@@ -55,6 +55,7 @@ pub(crate) struct Settings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub offline_after: Duration,
+    pub stats_max_age: Duration,
 }
 
 /// Everything the handlers share.
@@ -63,6 +64,15 @@ pub(crate) struct AppState {
     pub keys: KeyChecker,
     pub limiter: Option<RateLimiter>,
     pub settings: Settings,
+    /// The last dashboard figures and when they were computed.
+    pub stats_cache: tokio::sync::Mutex<Option<CachedStats>>,
+}
+
+/// Dashboard figures as computed at one moment.
+pub(crate) struct CachedStats {
+    computed: Instant,
+    timestamp: String,
+    stats: Arc<Stats>,
 }
 
 type Shared = Arc<AppState>;
@@ -369,27 +379,43 @@ async fn stations_status(State(state): State<Shared>) -> Result<Json<StationsSta
     }))
 }
 
+/// Dashboard figures, at most `stats_max_age` old. They are computed from
+/// the scans table (hundreds of milliseconds at a million scans), so several
+/// dashboards, or someone polling the public route, share one computation;
+/// the lock also makes concurrent requests wait for the one running instead
+/// of starting their own.
 async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, ApiError> {
-    let figures = blocking(move || state.storage.stats()).await?;
+    let mut cache = state.stats_cache.lock().await;
+    let fresh = cache.as_ref().filter(|c| c.computed.elapsed() < state.settings.stats_max_age);
+    let (timestamp, figures) = if let Some(cached) = fresh {
+        (cached.timestamp.clone(), cached.stats.clone())
+    } else {
+        let storage = state.storage.clone();
+        let figures = Arc::new(blocking(move || storage.stats()).await?);
+        let timestamp = now_text();
+        *cache = Some(CachedStats { computed: Instant::now(), timestamp: timestamp.clone(), stats: figures.clone() });
+        (timestamp, figures)
+    };
+    drop(cache);
     Ok(DashboardStats {
         total_scans: figures.total_scans,
         unique_badges: figures.unique_badges,
         stations: figures
             .stations
-            .into_iter()
+            .iter()
             .map(|s| StationStats {
-                name: s.name,
+                name: s.name.clone(),
                 scans: (!public).then_some(s.scans),
                 unique: (!public).then_some(s.unique),
-                last_scan: s.last_scan,
+                last_scan: s.last_scan.clone(),
             })
             .collect(),
         business_units: figures
             .business_units
-            .into_iter()
-            .map(|u| BusinessUnitStats { name: u.name, registered: u.registered, unique: u.unique })
+            .iter()
+            .map(|u| BusinessUnitStats { name: u.name.clone(), registered: u.registered, unique: u.unique })
             .collect(),
-        timestamp: now_text(),
+        timestamp,
     })
 }
 
@@ -470,9 +496,10 @@ async fn batch(
             key,
             body_sha256: hex(&Sha256::digest(&body)),
         });
-        match st.storage.ingest(&items, request_key.as_ref(), &now_text()) {
+        let events = items.len() as u64;
+        match st.storage.ingest(items, request_key, now_text()) {
             Ok(outcome) => BatchStep::Done(outcome),
-            Err(error) => BatchStep::Failed { events: items.len() as u64, error },
+            Err(error) => BatchStep::Failed { events, error },
         }
     })
     .await;

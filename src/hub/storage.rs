@@ -258,9 +258,10 @@ pub trait HubStorage: Send + Sync {
     /// The current clear epoch, `None` before the first clear.
     fn clear_epoch(&self) -> Result<Option<String>>;
 
-    /// Applies a batch in one transaction, see the module doc. `items` are in
-    /// request order and so are the results in the response.
-    fn ingest(&self, items: &[BatchItem], request_key: Option<&RequestKey>, now: &str) -> Result<IngestOutcome>;
+    /// Applies a batch atomically, see the module doc. `items` are in
+    /// request order and so are the results in the response. Owned, so a
+    /// backend can hand the batch to a writer thread without copying it.
+    fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome>;
 
     /// Forgets `Idempotency-Key` responses stored before `before`. Returns how
     /// many.
