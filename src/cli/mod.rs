@@ -176,5 +176,7 @@ fn init_logging(config: &Config, use_config_level: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if use_config_level { config.station.log_level.as_str() } else { "error" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour only on a terminal: logs of a service (journald, docker, a file) must stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }

@@ -4,4 +4,6 @@
 //! `127.0.0.1:0`.
 
 mod common;
+#[cfg(feature = "hub")]
+mod hub;
 mod station;

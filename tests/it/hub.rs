@@ -1,0 +1,1021 @@
+//! The hub: a real server on `127.0.0.1:0`, spoken to over HTTP with ureq,
+//! in-process ([`Hub::start`]) or as the `badgestation hub` binary.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use badgestation::api::{self, BusinessUnitCount};
+use badgestation::config::Secret;
+use badgestation::hub::{Hub, HubConfig, RateLimit};
+use serde_json::{Value, json};
+
+use crate::common;
+
+const MASTER: &str = "test-master-key-0123456789abcdef-0123456789";
+const WRONG: &str = "test-master-key-0123456789abcdef-012345678X";
+
+/// A hub running in this process on a fresh database.
+struct TestHub {
+    hub: Option<Hub>,
+    url: String,
+    dir: tempfile::TempDir,
+    agent: ureq::Agent,
+}
+
+/// What came back.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+fn start() -> TestHub {
+    start_with(|_| {})
+}
+
+fn start_with(adjust: impl FnOnce(&mut HubConfig)) -> TestHub {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HubConfig::new(dir.path().join("hub.db").display().to_string(), Secret::new(MASTER));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    // Tests read their own writes; the cache has its own test.
+    config.stats_max_age = Duration::ZERO;
+    adjust(&mut config);
+    let hub = Hub::start(&config).unwrap();
+    let url = hub.url();
+    TestHub { hub: Some(hub), url, dir, agent: agent() }
+}
+
+impl TestHub {
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("hub.db")
+    }
+
+    fn request(&self, method: &str, path: &str, key: Option<&str>, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let mut builder = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
+        if let Some(key) = key {
+            builder = builder.header("Authorization", format!("Bearer {key}"));
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let result = match body {
+            Some(body) => {
+                self.agent.run(builder.header("Content-Type", "application/json").body(body.to_vec()).unwrap())
+            }
+            None => self.agent.run(builder.body(()).unwrap()),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap(),
+        }
+    }
+
+    fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        self.request("GET", path, key, &[], None)
+    }
+
+    fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
+        self.request("POST", path, key, &[], Some(body.to_string().as_bytes()))
+    }
+
+    fn batch(&self, key: &str, events: &[Value]) -> Reply {
+        self.post("/v1/scans/batch", Some(key), &json!({ "events": events }))
+    }
+
+    fn scan_count(&self) -> u64 {
+        let reply = self.get("/v1/admin/scan-count", Some(MASTER));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()["count"].as_u64().unwrap()
+    }
+
+    fn status(&self) -> Value {
+        let reply = self.get("/v1/stations/status", None);
+        assert_eq!(reply.status, 200);
+        reply.json()
+    }
+
+    fn heartbeat(&self, key: &str, station: &str, epoch: Option<&str>) -> Reply {
+        self.post(
+            "/v1/stations/heartbeat",
+            Some(key),
+            &json!({ "station_name": station, "last_clear_epoch": epoch, "local_scan_count": 3 }),
+        )
+    }
+
+    /// Runs `badgestation hub key ...` against this hub's database.
+    fn key_cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = common::command(self.dir.path());
+        cmd.args(["hub", "key"]).args(args).arg("--database").arg(self.db_path());
+        common::run(&mut cmd)
+    }
+
+    fn add_station_key(&self, station: &str) -> String {
+        let out = self.key_cli(&["add", station]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out).trim().to_owned()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.shutdown();
+        }
+    }
+}
+
+/// An event as a BadgeStation station sends it.
+fn event(key: &str, badge: &str, station: &str) -> Value {
+    json!({
+        "idempotency_key": key,
+        "badge_id": badge,
+        "station_name": station,
+        "scanned_at": "2026-11-21T10:15:30.123Z",
+        "meta": { "matched": true, "legacy_id": badge, "local_id": 1 },
+        "business_unit": "Operations",
+        "scan_source": "badge",
+    })
+}
+
+fn statuses(reply: &Reply) -> Vec<String> {
+    reply.json()["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_owned()).collect()
+}
+
+fn counts(reply: &Reply) -> (u64, u64, u64) {
+    let v = reply.json();
+    (v["saved"].as_u64().unwrap(), v["duplicates"].as_u64().unwrap(), v["errors"].as_u64().unwrap())
+}
+
+// ------------------------------------------------------------------ open routes
+
+/// `GET /` and `GET /healthz` answer without a key, in the shapes of API.md:
+/// service status with no clear epoch yet and the hub clock (also in `Date`),
+/// and a connected database.
+#[test]
+fn service_status_and_health_need_no_key() {
+    let hub = start();
+    let root = hub.get("/", None);
+    assert_eq!(root.status, 200);
+    let status: api::ServiceStatus = serde_json::from_slice(&root.body).unwrap();
+    assert_eq!(status.status, "ok");
+    assert_eq!(status.clear_epoch, None);
+    let clock = badgestation::clock::parse_utc(status.timestamp.as_deref().unwrap()).unwrap();
+    assert!((chrono::Utc::now() - clock).num_seconds().abs() < 5);
+    assert!(root.header("date").is_some(), "stations also read the Date header");
+
+    let health = hub.get("/healthz", None);
+    assert_eq!((health.status, health.json()), (200, json!({"ok": true, "db": "connected"})));
+}
+
+/// Unknown routes get a JSON 404 rather than an empty body or a 401.
+#[test]
+fn unknown_routes_get_a_json_404() {
+    let hub = start();
+    let reply = hub.get("/v2/nothing", Some(MASTER));
+    assert_eq!(reply.status, 404);
+    assert!(reply.json()["message"].as_str().unwrap().contains("/v2/nothing"));
+}
+
+// ------------------------------------------------------------------ auth
+
+/// Every keyed route refuses a request without a key, with a wrong key and
+/// with another scheme, with exactly API.md's 401 body.
+#[test]
+fn every_keyed_route_refuses_missing_and_wrong_keys() {
+    let hub = start();
+    let routes = [
+        ("POST", "/v1/scans/batch"),
+        ("POST", "/v1/stations/heartbeat"),
+        ("GET", "/v1/roster/hash"),
+        ("POST", "/v1/roster/summary"),
+        ("GET", "/v1/dashboard/stats"),
+        ("GET", "/v1/dashboard/export"),
+        ("GET", "/v1/admin/scan-count"),
+        ("DELETE", "/v1/admin/clear-scans"),
+        ("DELETE", "/v1/admin/clear-station?station=Gate"),
+    ];
+    let expected = json!({"statusCode": 401, "error": "Unauthorized", "message": "Unauthorized"});
+    for (method, path) in routes {
+        let body = (method == "POST").then_some(&b"{}"[..]);
+        for key in [None, Some(WRONG), Some("")] {
+            let reply = hub.request(method, path, key, &[], body);
+            assert_eq!(reply.status, 401, "{method} {path} with {key:?}");
+            assert_eq!(reply.json(), expected);
+            assert_eq!(reply.header("www-authenticate").as_deref(), Some("Bearer"));
+        }
+        let basic = hub.request(method, path, None, &[("Authorization", &format!("Basic {MASTER}"))], body);
+        assert_eq!(basic.status, 401, "{method} {path} with Basic");
+    }
+    // Nothing got through.
+    assert_eq!(hub.scan_count(), 0);
+}
+
+/// A per-station key issued by `hub key add` (while the hub runs) uploads its
+/// own station's scans; another station's events in the same batch are
+/// rejected one by one; it cannot heartbeat for another station nor use
+/// master-only routes (403); `hub key list` never shows the key; after
+/// `hub key revoke` the key gets 403, and the master key keeps working.
+#[test]
+fn station_keys_are_limited_to_their_station_and_stop_when_revoked() {
+    let hub = start();
+    let key = hub.add_station_key("Gate");
+    assert!(key.starts_with("bsk_") && key.len() > 60, "{key}");
+
+    let reply = hub.batch(&key, &[event("key-gate-1", "41", "Gate"), event("key-hall-1", "42", "Hall")]);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(statuses(&reply), ["saved", "rejected"]);
+    let reason = reply.json()["results"][1]["error"].as_str().unwrap().to_owned();
+    assert!(reason.contains("belongs to station \"Gate\""), "{reason}");
+
+    assert_eq!(hub.heartbeat(&key, "Gate", None).status, 200);
+    assert_eq!(hub.heartbeat(&key, "Hall", None).status, 403);
+    assert_eq!(hub.get("/v1/dashboard/stats", Some(&key)).status, 200);
+    assert_eq!(hub.get("/v1/roster/hash", Some(&key)).status, 200);
+    for path in ["/v1/admin/scan-count", "/v1/dashboard/export"] {
+        let reply = hub.get(path, Some(&key));
+        assert_eq!(reply.status, 403, "{path}");
+        assert!(reply.json()["message"].as_str().unwrap().contains("master key"));
+    }
+    let confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_SCANS)];
+    assert_eq!(hub.request("DELETE", "/v1/admin/clear-scans", Some(&key), &confirm, None).status, 403);
+
+    let list = hub.key_cli(&["list"]);
+    let listed = common::stdout(&list);
+    assert!(listed.contains("Gate") && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(&key), "the key itself is never shown again");
+    assert!(listed.contains(&key[..10]), "its prefix is");
+
+    let revoke = hub.key_cli(&["revoke", "Gate"]);
+    assert!(revoke.status.success(), "{}", common::stderr(&revoke));
+    let refused = hub.batch(&key, &[event("key-gate-2", "41", "Gate")]);
+    assert_eq!(refused.status, 403);
+    assert!(refused.json()["message"].as_str().unwrap().contains("revoked"));
+    assert!(common::stdout(&hub.key_cli(&["list", "Gate"])).contains("revoked"));
+    let again = hub.key_cli(&["revoke", "Gate"]);
+    assert!(!again.status.success(), "revoking nothing is an error");
+
+    assert_eq!(hub.batch(MASTER, &[event("key-hall-2", "42", "Hall")]).status, 200, "the master key still works");
+    assert_eq!(hub.scan_count(), 2);
+}
+
+// ------------------------------------------------------------------ batches
+
+/// A batch is stored with per-event results; the very same batch sent again
+/// (a station retrying after a lost response) stores nothing new: every
+/// event is a duplicate.
+#[test]
+fn the_same_batch_twice_stores_nothing_the_second_time() {
+    let hub = start();
+    let events: Vec<Value> = (0..3).map(|i| event(&format!("key-same-{i}"), &format!("4{i}"), "Gate")).collect();
+    let first = hub.batch(MASTER, &events);
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(counts(&first), (3, 0, 0));
+    assert_eq!(statuses(&first), ["saved"; 3]);
+    let second = hub.batch(MASTER, &events);
+    assert_eq!(counts(&second), (0, 3, 0));
+    assert_eq!(statuses(&second), ["duplicate"; 3]);
+    assert_eq!(hub.scan_count(), 3);
+}
+
+/// One malformed event does not sink its batch: the good events are saved,
+/// each bad one is rejected with a reason that names its field, in request
+/// order.
+#[test]
+fn a_bad_event_among_good_ones_is_rejected_alone() {
+    let hub = start();
+    let mut no_badge = event("key-bad-1", "x", "Gate");
+    no_badge.as_object_mut().unwrap().remove("badge_id");
+    let mut bad_time = event("key-bad-2", "43", "Gate");
+    bad_time["scanned_at"] = json!("21/11/2026 10:15");
+    let mut bad_meta = event("key-bad-3", "44", "Gate");
+    bad_meta["meta"] = json!({"nested": {"a": 1}});
+    let events = [
+        event("key-good-1", "41", "Gate"),
+        no_badge,
+        event("key-good-2", "42", "Gate"),
+        bad_time,
+        json!("not an event"),
+        bad_meta,
+        event("key-good-3", "45", "Gate"),
+    ];
+    let reply = hub.batch(MASTER, &events);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(counts(&reply), (3, 0, 4));
+    assert_eq!(statuses(&reply), ["saved", "rejected", "saved", "rejected", "rejected", "rejected", "saved"]);
+    let results = reply.json()["results"].clone();
+    let error = |i: usize| results[i]["error"].as_str().unwrap().to_owned();
+    assert!(error(1).starts_with("badge_id:"), "{}", error(1));
+    assert!(error(3).starts_with("scanned_at:"), "{}", error(3));
+    assert!(error(5).starts_with("meta.nested:"), "{}", error(5));
+    assert_eq!(results[1]["idempotency_key"], "key-bad-1", "a rejected event keeps its key");
+    assert_eq!(hub.scan_count(), 3);
+}
+
+/// A key already stored with another badge is a `key_conflict` rejection,
+/// never a duplicate (a cloned station image must not lose scans silently);
+/// the same instant written with another UTC offset is the same scan.
+#[test]
+fn a_key_with_other_content_is_a_conflict_not_a_duplicate() {
+    let hub = start();
+    hub.batch(MASTER, &[event("key-conflict-1", "41", "Gate")]);
+    let mut other_badge = event("key-conflict-1", "99", "Gate");
+    other_badge["meta"]["local_id"] = json!(2);
+    let mut same_instant = event("key-conflict-1", "41", "Gate");
+    same_instant["scanned_at"] = json!("2026-11-21T17:15:30.123+07:00");
+    let reply = hub.batch(MASTER, &[other_badge, same_instant]);
+    assert_eq!(counts(&reply), (0, 1, 1));
+    let results = reply.json()["results"].clone();
+    assert_eq!(results[0]["status"], "rejected");
+    assert_eq!(results[0]["error"], api::KEY_CONFLICT);
+    assert_eq!(results[1]["status"], "duplicate");
+    assert_eq!(hub.scan_count(), 1);
+}
+
+/// A body that is not a batch at all is refused as a whole with 400, in the
+/// batch error shape, naming what is wrong; nothing is stored.
+#[test]
+fn schema_invalid_bodies_get_400_naming_the_field() {
+    let hub = start();
+    let too_many: Vec<Value> = (0..=api::MAX_BATCH_EVENTS).map(|i| event(&format!("key-many-{i}"), "41", "Gate")).collect();
+    let too_many = json!({ "events": too_many }).to_string();
+    let cases: [(&[u8], &str); 6] = [
+        (b"this is not json", "body:"),
+        (b"[1, 2, 3]", "body:"),
+        (b"{\"scans\": []}", "events:"),
+        (b"{\"events\": {}}", "events:"),
+        (b"{\"events\": []}", "events:"),
+        (too_many.as_bytes(), "events:"),
+    ];
+    for (body, field) in cases {
+        let reply = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[], Some(body));
+        assert_eq!(reply.status, 400, "{}", String::from_utf8_lossy(&body[..body.len().min(40)]));
+        let v = reply.json();
+        assert!(v["error"].as_str().unwrap().starts_with(field), "{v}");
+        assert_eq!((v["saved"].as_u64(), v["duplicates"].as_u64()), (Some(0), Some(0)), "{v}");
+    }
+    let v = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[], Some(cases[5].0)).json();
+    assert_eq!(v["errors"], 2001, "the whole oversized batch is counted as not stored");
+    assert_eq!(hub.scan_count(), 0);
+}
+
+/// The `Idempotency-Key` header replays the stored response for the same
+/// body (and stores nothing), answers 422 for a different body under the
+/// same key, is scoped per API key, and must be a sane header value.
+#[test]
+fn idempotency_key_header_replays_and_refuses_a_different_body() {
+    let hub = start();
+    let body = json!({ "events": [event("key-idem-1", "41", "Gate"), event("key-idem-2", "42", "Gate")] }).to_string();
+    let send = |key: &str, request_key: &str, body: &str| {
+        hub.request("POST", "/v1/scans/batch", Some(key), &[("Idempotency-Key", request_key)], Some(body.as_bytes()))
+    };
+    let first = send(MASTER, "batch-0001", &body);
+    assert_eq!(counts(&first), (2, 0, 0));
+    assert_eq!(first.header("idempotent-replayed"), None);
+
+    let replay = send(MASTER, "batch-0001", &body);
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.body, first.body, "the stored response, byte for byte (not 'duplicates: 2')");
+    assert_eq!(replay.header("idempotent-replayed").as_deref(), Some("true"));
+
+    let other = json!({ "events": [event("key-idem-3", "43", "Gate")] }).to_string();
+    let refused = send(MASTER, "batch-0001", &other);
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(refused.json()["error"].as_str().unwrap().starts_with("Idempotency-Key:"));
+    assert_eq!(hub.scan_count(), 2, "neither the replay nor the 422 stored anything");
+
+    // Another API key has its own request keys.
+    let station_key = hub.add_station_key("Gate");
+    assert_eq!(counts(&send(&station_key, "batch-0001", &other)), (1, 0, 0));
+
+    let too_long = "k".repeat(300);
+    assert_eq!(send(MASTER, &too_long, &body).status, 400);
+}
+
+/// A body over the limit gets 413 before anything is parsed or stored: in
+/// the batch shape on the batch route, in the standard shape elsewhere.
+#[test]
+fn an_oversized_body_gets_413() {
+    let hub = start_with(|c| c.max_body_bytes = 4096);
+    let events: Vec<Value> = (0..40).map(|i| event(&format!("key-big-{i}"), "41", "Gate")).collect();
+    let reply = hub.batch(MASTER, &events);
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert!(reply.json()["error"].as_str().unwrap().contains("4096"));
+    let big_heartbeat = json!({ "station_name": "Gate", "app_version": "x".repeat(5000) });
+    let reply = hub.post("/v1/stations/heartbeat", Some(MASTER), &big_heartbeat);
+    assert_eq!((reply.status, reply.json()["statusCode"].as_u64()), (413, Some(413)));
+    assert_eq!(hub.batch(MASTER, &events[..5]).status, 200, "a batch under the limit goes through");
+}
+
+/// With a rate limit, a key that used its burst gets 429 with Retry-After
+/// (whole seconds); other keys and the open routes are not affected.
+#[test]
+fn the_rate_limit_answers_429_with_retry_after_per_key() {
+    let hub = start_with(|c| c.rate_limit = Some(RateLimit { per_minute: 2, burst: 2 }));
+    let station_key = hub.add_station_key("Gate");
+    for _ in 0..2 {
+        assert_eq!(hub.get("/v1/roster/hash", Some(MASTER)).status, 200);
+    }
+    let limited = hub.batch(MASTER, &[event("key-rate-1", "41", "Gate")]);
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    let retry_after: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(hub.get("/v1/roster/hash", Some(&station_key)).status, 200, "limits are per key");
+    assert_eq!(hub.get("/", None).status, 200);
+    assert_eq!(hub.scan_count_unlimited(), 0, "the limited batch was not stored");
+}
+
+impl TestHub {
+    /// Scan count read from the database file, for hubs whose keys are rate limited.
+    fn scan_count_unlimited(&self) -> u64 {
+        let storage = badgestation::hub::sqlite::SqliteStorage::open(&self.db_path()).unwrap();
+        badgestation::hub::storage::HubStorage::scan_count(&storage).unwrap()
+    }
+}
+
+/// Eight threads send batches whose keys overlap (every scan is sent by two
+/// threads, in different batch compositions): the hub stores each scan
+/// exactly once, and the saved counts the threads saw add up to that total.
+#[test]
+fn concurrent_batches_with_overlapping_keys_store_each_scan_once() {
+    let hub = start();
+    let url = hub.url.clone();
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 400;
+    const BATCH: usize = 50;
+    let saved = Arc::new(AtomicUsize::new(0));
+    let duplicates = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (url, saved, duplicates) = (url.clone(), saved.clone(), duplicates.clone());
+            std::thread::Builder::new()
+                .name(format!("it-hub-client-{t}"))
+                .spawn(move || {
+                    let agent = agent();
+                    // Thread t sends scans [t*200, t*200 + 400): each half overlaps a neighbour.
+                    let ids: Vec<usize> = (t * PER_THREAD / 2..t * PER_THREAD / 2 + PER_THREAD).collect();
+                    for chunk in ids.chunks(BATCH) {
+                        let events: Vec<Value> =
+                            chunk.iter().map(|i| event(&format!("key-conc-{i:05}"), &format!("{i}"), "Gate")).collect();
+                        let mut response = agent
+                            .post(format!("{url}/v1/scans/batch"))
+                            .header("Authorization", format!("Bearer {MASTER}"))
+                            .header("Content-Type", "application/json")
+                            .send(json!({ "events": events }).to_string())
+                            .unwrap();
+                        assert_eq!(response.status().as_u16(), 200);
+                        let v: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+                        saved.fetch_add(v["saved"].as_u64().unwrap() as usize, Ordering::Relaxed);
+                        duplicates.fetch_add(v["duplicates"].as_u64().unwrap() as usize, Ordering::Relaxed);
+                        assert_eq!(v["errors"], 0);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let distinct = (THREADS + 1) * PER_THREAD / 2;
+    assert_eq!(hub.scan_count(), distinct as u64);
+    assert_eq!(saved.load(Ordering::Relaxed), distinct);
+    assert_eq!(duplicates.load(Ordering::Relaxed), THREADS * PER_THREAD - distinct);
+}
+
+// ------------------------------------------------------------------ stations, clears
+
+/// Heartbeats need a station name (400 naming it otherwise); the extended
+/// fields show in the station status; a station not heard from within the
+/// offline threshold is `offline`.
+#[test]
+fn heartbeats_feed_station_status_and_silent_stations_go_offline() {
+    let hub = start_with(|c| c.offline_after = Duration::from_secs(1));
+    let missing = hub.post("/v1/stations/heartbeat", Some(MASTER), &json!({ "local_scan_count": 1 }));
+    assert_eq!(missing.status, 400);
+    assert!(missing.json()["message"].as_str().unwrap().starts_with("station_name"));
+    let bad = hub.request("POST", "/v1/stations/heartbeat", Some(MASTER), &[], Some(b"{not json"));
+    assert_eq!(bad.status, 400);
+
+    let full = json!({
+        "station_name": "Gate", "last_clear_epoch": null, "local_scan_count": 12, "pending": 3, "failed": 1,
+        "oldest_pending_age_secs": 40, "app_version": "0.1.0", "clock_offset_millis": -250
+    });
+    assert_eq!(hub.post("/v1/stations/heartbeat", Some(MASTER), &full).json(), json!({"ok": true}));
+    let status: api::StationsStatus = serde_json::from_value(hub.status()).unwrap();
+    assert_eq!((status.total_count, status.ready_count), (1, 1));
+    let gate = &status.stations[0];
+    assert_eq!((gate.status.as_str(), gate.local_scan_count, gate.pending, gate.failed), ("ready", 12, Some(3), Some(1)));
+    assert_eq!((gate.app_version.as_deref(), gate.clock_offset_millis), (Some("0.1.0"), Some(-250)));
+
+    std::thread::sleep(Duration::from_millis(1200));
+    let status: api::StationsStatus = serde_json::from_value(hub.status()).unwrap();
+    assert_eq!(status.stations[0].status, "offline");
+    assert!(status.stations[0].seconds_ago >= 1);
+    assert_eq!(status.ready_count, 0);
+}
+
+/// `clear-scans` needs its confirmation header, moves the clear epoch
+/// (visible in `GET /` and station status) and reports what it cleared;
+/// a station shows `pending` until it heartbeats with the new epoch; a
+/// station retrying a scan uploaded before the clear gets `duplicate` and
+/// the scan stays out of the counts (the archive keeps its key reserved).
+#[test]
+fn clear_scans_moves_the_epoch_and_stations_are_pending_until_they_adopt_it() {
+    let hub = start();
+    let events: Vec<Value> = (0..3).map(|i| event(&format!("key-clear-{i}"), &format!("4{i}"), "Gate")).collect();
+    hub.batch(MASTER, &events);
+    hub.heartbeat(MASTER, "Gate", None);
+    assert_eq!(hub.status()["stations"][0]["status"], "ready");
+
+    for headers in [&[][..], &[(api::CONFIRM_HEADER, "yes")][..], &[(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_STATION)][..]]
+    {
+        let refused = hub.request("DELETE", "/v1/admin/clear-scans", Some(MASTER), headers, None);
+        assert_eq!(refused.status, 400);
+        assert!(refused.json()["message"].as_str().unwrap().contains(api::CONFIRM_CLEAR_SCANS));
+    }
+    assert_eq!(hub.scan_count(), 3, "an unconfirmed clear changed nothing");
+
+    let confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_SCANS)];
+    let cleared = hub.request("DELETE", "/v1/admin/clear-scans", Some(MASTER), &confirm, None);
+    assert_eq!(cleared.status, 200, "{}", cleared.text());
+    let cleared: api::ClearResponse = serde_json::from_slice(&cleared.body).unwrap();
+    assert!(cleared.ok);
+    assert_eq!(cleared.deleted, 3);
+    assert_eq!(hub.get("/", None).json()["clear_epoch"], cleared.clear_epoch.as_str());
+    assert_eq!(hub.scan_count(), 0);
+
+    let status = hub.status();
+    assert_eq!(status["clear_epoch"], cleared.clear_epoch.as_str());
+    assert_eq!(status["stations"][0]["status"], "pending", "the station still has the old epoch");
+    assert_eq!(status["ready_count"], 0);
+    hub.heartbeat(MASTER, "Gate", Some(&cleared.clear_epoch));
+    assert_eq!(hub.status()["stations"][0]["status"], "ready");
+
+    let retry = hub.batch(MASTER, &events);
+    assert_eq!(counts(&retry), (0, 3, 0), "pre-clear scans are still known to the hub");
+    assert_eq!(hub.scan_count(), 0, "and do not come back");
+
+    let second = hub.request("DELETE", "/v1/admin/clear-scans", Some(MASTER), &confirm, None).json();
+    assert_eq!(second["deleted"], 0);
+    assert!(second["clear_epoch"].as_str().unwrap() > cleared.clear_epoch.as_str(), "every clear moves the epoch");
+}
+
+/// `clear-station` clears one station's scans only, moves the epoch, and
+/// needs both its `station` parameter and its own confirmation header.
+#[test]
+fn clear_station_clears_only_that_station() {
+    let hub = start();
+    hub.batch(MASTER, &[event("key-cs-a1", "41", "A"), event("key-cs-a2", "42", "A"), event("key-cs-b1", "43", "B")]);
+    let confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_STATION)];
+    let no_station = hub.request("DELETE", "/v1/admin/clear-station", Some(MASTER), &confirm, None);
+    assert_eq!(no_station.status, 400);
+    assert!(no_station.json()["message"].as_str().unwrap().starts_with("station"));
+    let wrong_confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_SCANS)];
+    assert_eq!(hub.request("DELETE", "/v1/admin/clear-station?station=A", Some(MASTER), &wrong_confirm, None).status, 400);
+
+    let cleared = hub.request("DELETE", "/v1/admin/clear-station?station=A", Some(MASTER), &confirm, None);
+    assert_eq!(cleared.status, 200);
+    assert_eq!(cleared.json()["deleted"], 2);
+    assert!(hub.get("/", None).json()["clear_epoch"].is_string());
+    assert_eq!(hub.scan_count(), 1);
+    let stats = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
+    assert_eq!(stats["stations"].as_array().unwrap().len(), 1);
+    assert_eq!(stats["stations"][0]["name"], "B");
+}
+
+// ------------------------------------------------------------------ roster, dashboard, export
+
+/// The roster summary is stored with API.md's hash and skipped when the
+/// hash is unchanged; bad summaries get 400 naming the field.
+#[test]
+fn roster_summary_is_hashed_and_skipped_when_unchanged() {
+    let hub = start();
+    assert_eq!(hub.get("/v1/roster/hash", Some(MASTER)).json(), json!({"hash": null}));
+    let units = vec![
+        BusinessUnitCount { name: "Operations".into(), registered: 30 },
+        BusinessUnitCount { name: "Finance".into(), registered: 12 },
+    ];
+    let expected = api::roster_summary_hash(&units);
+    let body = json!({ "business_units": units });
+    let first = hub.post("/v1/roster/summary", Some(MASTER), &body).json();
+    assert_eq!(first, json!({"saved": 2, "skipped": false, "hash": expected}));
+    let again = hub.post("/v1/roster/summary", Some(MASTER), &body).json();
+    assert_eq!(again, json!({"saved": 0, "skipped": true, "hash": expected}));
+    assert_eq!(hub.get("/v1/roster/hash", Some(MASTER)).json(), json!({"hash": expected}));
+
+    let bad = hub.post("/v1/roster/summary", Some(MASTER), &json!({"business_units": [{"name": "Ops", "registered": -1}]}));
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["message"].as_str().unwrap().starts_with("business_units[0].registered"));
+    let many: Vec<Value> = (0..201).map(|i| json!({"name": format!("U{i}"), "registered": 1})).collect();
+    assert_eq!(hub.post("/v1/roster/summary", Some(MASTER), &json!({ "business_units": many })).status, 400);
+}
+
+fn dashboard_fixture(hub: &TestHub) {
+    hub.post(
+        "/v1/roster/summary",
+        Some(MASTER),
+        &json!({"business_units": [{"name": "Operations", "registered": 30}, {"name": "Finance", "registered": 12}]}),
+    );
+    let mut finance = event("key-dash-4", "50", "Hall");
+    finance["business_unit"] = json!("Finance");
+    finance["scanned_at"] = json!("2026-11-21T11:00:00.000Z");
+    let mut unmatched = event("key-dash-5", "99", "Hall");
+    unmatched["business_unit"] = Value::Null;
+    unmatched["meta"] = json!({"matched": false, "legacy_id": null, "local_id": 9});
+    hub.batch(
+        MASTER,
+        &[event("key-dash-1", "41", "Gate"), event("key-dash-2", "41", "Gate"), event("key-dash-3", "42", "Gate"), finance, unmatched],
+    );
+}
+
+/// Dashboard stats count the live scans (totals, per station, per business
+/// unit against the roster summary); the public stats need no key and leave
+/// out per-station counts.
+#[test]
+fn dashboard_stats_and_public_stats() {
+    let hub = start();
+    dashboard_fixture(&hub);
+    let stats: api::DashboardStats = serde_json::from_slice(&hub.get("/v1/dashboard/stats", Some(MASTER)).body).unwrap();
+    assert_eq!((stats.total_scans, stats.unique_badges), (5, 4));
+    let gate = stats.stations.iter().find(|s| s.name == "Gate").unwrap();
+    assert_eq!((gate.scans, gate.unique, gate.last_scan.as_deref()), (Some(3), Some(2), Some("2026-11-21T10:15:30.123Z")));
+    let hall = stats.stations.iter().find(|s| s.name == "Hall").unwrap();
+    assert_eq!(hall.last_scan.as_deref(), Some("2026-11-21T11:00:00.000Z"));
+    let units: Vec<(&str, u64, u64)> =
+        stats.business_units.iter().map(|u| (u.name.as_str(), u.registered, u.unique)).collect();
+    assert_eq!(units, [("Finance", 12, 1), ("Operations", 30, 2)]);
+
+    let public = hub.get("/v1/dashboard/public/stats", None);
+    assert_eq!(public.status, 200);
+    let public = public.json();
+    assert_eq!(public["total_scans"], 5);
+    for station in public["stations"].as_array().unwrap() {
+        assert!(station.get("scans").is_none() && station.get("unique").is_none(), "{station}");
+        assert!(station["last_scan"].is_string());
+    }
+    assert_eq!(public["business_units"].as_array().unwrap().len(), 2);
+}
+
+/// Dashboard figures are computed at most once per `stats_max_age`: within
+/// it, every caller (authenticated or public) gets the same snapshot.
+#[test]
+fn dashboard_figures_are_cached_briefly() {
+    let hub = start_with(|c| c.stats_max_age = Duration::from_mins(1));
+    hub.batch(MASTER, &[event("key-cache-1", "41", "Gate")]);
+    let before = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
+    hub.batch(MASTER, &[event("key-cache-2", "42", "Gate")]);
+    let after = hub.get("/v1/dashboard/public/stats", None).json();
+    assert_eq!((before["total_scans"].clone(), after["total_scans"].clone()), (json!(1), json!(1)));
+    assert_eq!(before["timestamp"], after["timestamp"]);
+    assert_eq!(hub.scan_count(), 2, "the count route is not cached");
+}
+
+/// The export returns the live scans newest first as JSON (API.md's fields),
+/// CSV and XLSX (for the dashboard's links), honours and checks `limit`, and
+/// refuses unknown formats.
+#[test]
+fn export_as_json_csv_and_xlsx() {
+    let hub = start();
+    dashboard_fixture(&hub);
+    let export: api::Export = serde_json::from_slice(&hub.get("/v1/dashboard/export", Some(MASTER)).body).unwrap();
+    assert_eq!((export.total_records, export.scans.len(), export.truncated), (5, 5, false));
+    let newest = &export.scans[0];
+    assert_eq!((newest.badge_id.as_str(), newest.station_name.as_str()), ("50", "Hall"));
+    assert_eq!((newest.business_unit.as_deref(), newest.matched, newest.scan_source.as_str()), (Some("Finance"), true, "badge"));
+    let unmatched = export.scans.iter().find(|s| s.badge_id == "99").unwrap();
+    assert_eq!((unmatched.matched, unmatched.legacy_id.as_deref()), (false, None));
+
+    let limited = hub.get("/v1/dashboard/export?limit=2", Some(MASTER)).json();
+    assert_eq!((limited["total_records"].as_u64(), limited["truncated"].as_bool()), (Some(2), Some(true)));
+    for bad in ["limit=0", "limit=100001", "limit=ten", "format=pdf"] {
+        let reply = hub.get(&format!("/v1/dashboard/export?{bad}"), Some(MASTER));
+        assert_eq!(reply.status, 400, "{bad}");
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with(bad.split('=').next().unwrap()), "{message}");
+    }
+
+    let csv = hub.get("/v1/dashboard/export?format=csv", Some(MASTER));
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv.header("content-disposition").unwrap().contains(".csv"));
+    let text = csv.text();
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').trim_end().split("\r\n").collect();
+    assert_eq!(lines[0], "badge_id,legacy_id,station_name,scanned_at,matched,business_unit,scan_source");
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[1], "50,50,Hall,2026-11-21T11:00:00.000Z,true,Finance,badge");
+
+    let xlsx = hub.get("/v1/dashboard/export?format=xlsx&limit=3", Some(MASTER));
+    assert_eq!(xlsx.status, 200);
+    assert!(xlsx.header("content-type").unwrap().contains("spreadsheetml"));
+    assert!(xlsx.header("content-disposition").unwrap().contains(".xlsx"));
+    assert_eq!(&xlsx.body[..4], b"PK\x03\x04", "an XLSX file is a zip archive");
+}
+
+/// The dashboard page is served at `/dashboard/` (and `/dashboard` redirects
+/// there) as one self-contained HTML page that reads the JSON routes and
+/// links the CSV and XLSX exports, with a strict content security policy.
+#[test]
+fn the_dashboard_page_is_served() {
+    let hub = start();
+    let page = hub.get("/dashboard/", None);
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page.header("content-security-policy").unwrap().contains("connect-src 'self'"));
+    let html = page.text();
+    for needle in ["/v1/dashboard/public/stats", "/v1/dashboard/stats", "/v1/stations/status", "format=csv", "format=xlsx"] {
+        assert!(html.contains(needle), "the page uses {needle}");
+    }
+    let redirect = hub.get("/dashboard", None);
+    assert_eq!((redirect.status, redirect.header("location").as_deref()), (308, Some("/dashboard/")));
+}
+
+// ------------------------------------------------------------------ time limits and shutdown
+
+/// Sends the headers of a batch of `len` bytes and the first `sent` bytes of it.
+fn partial_request(addr: &str, body: &[u8], sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/scans/batch HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {MASTER}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..sent]).unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+fn read_status(stream: &mut TcpStream) -> (u16, String) {
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the headers and a complete JSON body (this test's bodies are small).
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some((_, body)) = text.split_once("\r\n\r\n")
+            && body.trim_end().ends_with('}')
+        {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+/// A client that stops sending half way through its body is answered 503
+/// (retry later) once the request time limit passes, instead of holding the
+/// connection forever; nothing is stored.
+#[test]
+fn a_stalled_request_gets_503_after_the_time_limit() {
+    let hub = start_with(|c| c.request_timeout = Duration::from_secs(1));
+    let body = json!({ "events": [event("key-slow-1", "41", "Gate")] }).to_string();
+    let started = Instant::now();
+    let mut stream = partial_request(&hub.url["http://".len()..], body.as_bytes(), 20);
+    let (status, text) = read_status(&mut stream);
+    assert_eq!(status, 503, "{text}");
+    assert!(text.to_ascii_lowercase().contains("retry-after"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(hub.scan_count(), 0);
+}
+
+/// Shutdown waits for a batch that is in flight: the client gets its 200
+/// and the scans are on disk; afterwards the port no longer accepts
+/// connections.
+#[test]
+fn shutdown_finishes_an_in_flight_batch() {
+    let mut hub = start();
+    let addr = hub.url["http://".len()..].to_owned();
+    let events: Vec<Value> = (0..20).map(|i| event(&format!("key-inflight-{i}"), "41", "Gate")).collect();
+    let body = json!({ "events": events }).to_string();
+    let mut stream = partial_request(&addr, body.as_bytes(), body.len() / 2);
+    std::thread::sleep(Duration::from_millis(100));
+
+    let stopper = {
+        let running = hub.hub.take().unwrap();
+        std::thread::Builder::new().name("it-hub-stopper".into()).spawn(move || running.shutdown()).unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!stopper.is_finished(), "shutdown waits for the in-flight request");
+    stream.write_all(&body.as_bytes()[body.len() / 2..]).unwrap();
+    let (status, text) = read_status(&mut stream);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"saved\":20"), "{text}");
+    stopper.join().unwrap();
+
+    assert!(TcpStream::connect(&addr).is_err(), "no new connections after shutdown");
+    assert_eq!(hub.scan_count_unlimited(), 20);
+    hub.shutdown();
+}
+
+// ------------------------------------------------------------------ the binary
+
+/// `badgestation hub` started as a child process, its URL read from stdout.
+struct HubProcess {
+    child: Child,
+    url: String,
+    stderr_path: PathBuf,
+}
+
+fn spawn_hub_binary(dir: &Path, extra_env: &[(&str, &str)]) -> HubProcess {
+    let key_file = dir.join("hub.key");
+    std::fs::write(&key_file, format!("{MASTER}\n")).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let stderr_path = dir.join(format!("hub-{}.log", fastrand::u32(..)));
+    let mut cmd = common::command(dir);
+    cmd.args(["hub", "--listen", "127.0.0.1:0", "--api-key-file"])
+        .arg(&key_file)
+        .arg("--database")
+        .arg(dir.join("hub.db"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("unexpected first line {line:?}; stderr: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default())
+    });
+    HubProcess { url: url.to_owned(), child, stderr_path }
+}
+
+fn send_batch(agent: &ureq::Agent, url: &str, body: &str) -> Result<Value, String> {
+    let mut response = agent
+        .post(format!("{url}/v1/scans/batch"))
+        .header("Authorization", format!("Bearer {MASTER}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .map_err(|e| e.to_string())?;
+    if response.status().as_u16() != 200 {
+        return Err(format!("status {}", response.status()));
+    }
+    let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// The hub killed (SIGKILL) in the middle of a stream of uploads and
+/// restarted on the same database loses no acknowledged scan and doubles
+/// none: the client resends every batch it did not get a 200 for, and the
+/// hub ends with exactly one row per scan.
+#[test]
+fn the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    const BATCHES: usize = 120;
+    const BATCH: usize = 100;
+    let bodies: Arc<Vec<String>> = Arc::new(
+        (0..BATCHES)
+            .map(|b| {
+                let events: Vec<Value> =
+                    (0..BATCH).map(|i| event(&format!("key-kill-{b:03}-{i:03}"), &format!("{i}"), "Gate")).collect();
+                json!({ "events": events }).to_string()
+            })
+            .collect(),
+    );
+    let mut first = spawn_hub_binary(dir.path(), &[]);
+    let acked = Arc::new(std::sync::Mutex::new(vec![false; BATCHES]));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..3)
+        .map(|t| {
+            let (url, bodies, acked, sent) = (first.url.clone(), bodies.clone(), acked.clone(), sent.clone());
+            std::thread::Builder::new()
+                .name(format!("it-hub-sender-{t}"))
+                .spawn(move || {
+                    let agent = agent();
+                    loop {
+                        let b = sent.fetch_add(1, Ordering::SeqCst);
+                        if b >= BATCHES {
+                            return;
+                        }
+                        match send_batch(&agent, &url, &bodies[b]) {
+                            Ok(v) if v["saved"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap() == BATCH as u64 => {
+                                acked.lock().unwrap()[b] = true;
+                            }
+                            // The hub died under us: stop, like a station going into backoff.
+                            _ => return,
+                        }
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    // Kill it while uploads are running.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().iter().filter(|a| **a).count() < 10 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let acked_before: Vec<bool> = acked.lock().unwrap().clone();
+    let acked_count = acked_before.iter().filter(|a| **a).count();
+    assert!(acked_count >= 10 && acked_count < BATCHES, "killed mid-run ({acked_count} of {BATCHES} acknowledged)");
+
+    let mut second = spawn_hub_binary(dir.path(), &[]);
+    let agent = agent();
+    let mut saved_on_resend = 0;
+    for (b, body) in bodies.iter().enumerate().filter(|(b, _)| !acked_before[*b]) {
+        let v = send_batch(&agent, &second.url, body).unwrap_or_else(|e| panic!("resend {b}: {e}"));
+        assert_eq!(v["errors"], 0);
+        saved_on_resend += v["saved"].as_u64().unwrap() as usize;
+    }
+    let count_text = agent
+        .get(format!("{}/v1/admin/scan-count", second.url))
+        .header("Authorization", format!("Bearer {MASTER}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let count = serde_json::from_str::<Value>(&count_text).unwrap()["count"].as_u64().unwrap();
+    assert_eq!(count, (BATCHES * BATCH) as u64, "every scan exactly once");
+    // Whatever was committed but not acknowledged before the kill came back as duplicates.
+    assert!(saved_on_resend <= (BATCHES - acked_count) * BATCH);
+    second.child.kill().unwrap();
+    second.child.wait().unwrap();
+}
+
+/// SIGTERM stops the hub cleanly (exit 0, "hub stopped" logged); its request
+/// log has one structured line per request with the caller, and never the
+/// API key.
+#[test]
+fn the_hub_binary_stops_on_sigterm_and_logs_requests_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = spawn_hub_binary(dir.path(), &[]);
+    let agent = agent();
+    send_batch(&agent, &hub.url, &json!({ "events": [event("key-term-1", "41", "Gate")] }).to_string()).unwrap();
+    let _ = agent.get(format!("{}/v1/admin/scan-count", hub.url)).header("Authorization", format!("Bearer {WRONG}")).call();
+
+    let kill = std::process::Command::new("kill").args(["-TERM", &hub.child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = hub.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&hub.stderr_path).unwrap();
+    assert!(log.contains("hub stopped"), "{log}");
+    assert!(log.contains("path=\"/v1/scans/batch\"") && log.contains("status=200"), "{log}");
+    assert!(log.contains("caller=\"master\""), "{log}");
+    assert!(log.contains("status=401"), "{log}");
+    assert!(!log.contains(MASTER) && !log.contains(WRONG), "no key in the log");
+}
+
+/// Without a master key, or pointed at a database that is not a hub's (here
+/// the station's own), `badgestation hub` refuses to start and says what to
+/// do.
+#[test]
+fn the_hub_binary_refuses_to_start_without_a_key_or_on_a_foreign_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::run(common::command(dir.path()).args(["hub", "--listen", "127.0.0.1:0"]));
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("--api-key-file") && err.contains("HUB_API_KEY"), "{err}");
+
+    let station_db = dir.path().join("badgestation.db");
+    drop(badgestation::store::Store::open(&station_db).unwrap());
+    let out = common::run(
+        common::command(dir.path())
+            .args(["hub", "--listen", "127.0.0.1:0", "--database"])
+            .arg(&station_db)
+            .env("HUB_API_KEY", MASTER),
+    );
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(err.contains("not a hub database") && err.contains("--database"), "{err}");
+}
