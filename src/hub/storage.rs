@@ -17,6 +17,10 @@
 //!   (the archive): the keys stay reserved, so a station retrying an upload
 //!   that was saved before the clear gets `duplicate` and the scan does not
 //!   come back into the counts, and nothing a station ever sent is lost.
+//! * **The hub does not judge scans by their time.** A scan that first
+//!   arrives after a clear is live, whatever its `scanned_at`: stations hold
+//!   back their own scans of an old epoch (DESIGN.md, promise 4), and a clock
+//!   cannot tell a late upload from a wrong station clock.
 //! * **A duplicate is the same scan**: same badge, station and `scanned_at`
 //!   (compared as UTC milliseconds, the canonical text form). A key stored
 //!   with other content is rejected as [`crate::api::KEY_CONFLICT`].
