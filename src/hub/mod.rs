@@ -227,19 +227,7 @@ impl Hub {
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = runtime.spawn(async move {
-            use axum::serve::ListenerExt as _;
-            // Responses are small and request/response: Nagle's delay would only add latency.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let shutdown = async {
-                let _ = stop_rx.await;
-            };
-            if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-                tracing::error!(%error, "the hub's server stopped");
-            }
-        });
+        let server = runtime.spawn(serve_connections(listener, app, stop_rx, config.request_timeout));
         runtime.spawn(purge_request_keys(storage));
         Ok(Hub { addr, backend, grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
     }
@@ -312,6 +300,53 @@ impl Drop for Hub {
     fn drop(&mut self) {
         self.stop_and_wait();
     }
+}
+
+/// Accepts connections until `stop` fires, then lets every connection finish
+/// its request in flight and waits for them.
+///
+/// This is `axum::serve` plus a timer for hyper: a client must send its
+/// request headers within `header_timeout`, and since hyper starts that clock
+/// whenever a connection waits for its next request, idle keep-alive
+/// connections (and half-open ones whose station vanished) are closed after
+/// the same time instead of being held forever.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    header_timeout: Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        // Responses are small and request/response: Nagle's delay would only add latency.
+        let _ = stream.set_nodelay(true);
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Forgets old `Idempotency-Key` responses now and then every hour.

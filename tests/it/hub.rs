@@ -811,6 +811,33 @@ fn a_stalled_request_gets_503_after_the_time_limit() {
     assert_eq!(hub.scan_count(), 0);
 }
 
+/// Reads until the server closes the connection; returns what it sent.
+fn read_until_closed(stream: &mut TcpStream) -> Result<String, std::io::Error> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received)?;
+    Ok(String::from_utf8_lossy(&received).into_owned())
+}
+
+/// A client that never finishes its request headers, and a keep-alive
+/// connection left idle, are disconnected after the time limit instead of
+/// holding a connection (and a task) forever.
+#[test]
+fn stalled_headers_and_idle_connections_are_closed() {
+    let hub = start_with(|c| c.request_timeout = Duration::from_secs(1));
+    let addr = &hub.url["http://".len()..];
+    let started = Instant::now();
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled.write_all(b"POST /v1/scans/batch HTTP/1.1\r\nHost: hub\r\nAuthorization: Bear").unwrap();
+    let mut idle = TcpStream::connect(addr).unwrap();
+    let stalled_reply = read_until_closed(&mut stalled).expect("closed by the hub, not by our read timeout");
+    assert!(!stalled_reply.contains("200 OK"), "{stalled_reply}");
+    let idle_reply = read_until_closed(&mut idle).expect("closed by the hub, not by our read timeout");
+    assert!(idle_reply.is_empty() || idle_reply.contains("408"), "{idle_reply}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(hub.get("/healthz", None).status, 200, "the hub still serves others");
+}
+
 /// Shutdown waits for a batch that is in flight: the client gets its 200
 /// and the scans are on disk; afterwards the port no longer accepts
 /// connections.
