@@ -7,11 +7,14 @@
 //! one PostgreSQL database.
 //!
 //! ```text
-//!  stations ──HTTP──▶ axum (tokio worker threads "hub")
+//!  stations ──HTTP──▶ hyper + axum (tokio worker threads "hub"; header/idle timeout)
 //!                      log → time limit → body limit → [key check → rate limit] → handler
 //!                                                                            │ spawn_blocking
 //!                                                                            ▼
-//!                                              validate (parse batch) → HubStorage (one tx per batch)
+//!                                              validate (parse batch) → HubStorage
+//!                                                                            │ bounded queue
+//!                                                                            ▼
+//!                          SQLite: "hub-sqlite-writer" thread, batches atomic, group commit
 //! ```
 //!
 //! * [`Hub::start`] binds, opens the database and serves on its own tokio
@@ -20,7 +23,7 @@
 //!   (and their database transactions) finish, then returns. Tests and the
 //!   benchmark run the hub in-process this way; the CLI waits for SIGINT or
 //!   SIGTERM in between.
-//! * [`routes`] — the HTTP layer; [`validate`] — body rules of API.md;
+//! * `routes` — the HTTP layer; [`validate`] — body rules of API.md;
 //!   [`auth`] — master and per-station keys; [`ratelimit`] — per-key token
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
 //!   backend; [`export`] — CSV/XLSX files for the dashboard.

@@ -6,7 +6,7 @@
 //! *group commit*: the writer takes the batches that queued up while it was
 //! busy and applies them in one transaction, then commits once. Every batch
 //! is still all-or-nothing (if one fails, the group is rolled back and each
-//! batch is run again alone, see [`ingest_group`]), and none is answered
+//! batch is run again alone, see `ingest_group`), and none is answered
 //! before the commit is on disk; the saving is one disk flush, and one write
 //! of each index page, for several batches. A lone batch is committed at
 //! once: no batch ever waits for company.
@@ -14,12 +14,12 @@
 //! **Reads** (dashboard, status, auth lookups) use a small pool of read
 //! connections, which WAL mode lets run while a batch is written. Other
 //! processes (`badgestation hub key add` while the hub runs) wait up to
-//! [`BUSY_TIMEOUT`] for the write lock.
+//! `BUSY_TIMEOUT` for the write lock.
 //!
 //! **Durability:** WAL with `synchronous=FULL`, so a batch whose `200` went
 //! out is on disk even after a power cut. That promise is what lets a
 //! station mark its scans synced and never send them again. Checkpoints run
-//! every [`CHECKPOINT_PAGES`] pages rather than SQLite's default 1000, which
+//! every `CHECKPOINT_PAGES` pages rather than SQLite's default 1000, which
 //! a single 1000-event batch would trip every time.
 //!
 //! **Archive:** cleared scans stay in `scans` with `cleared_at` set (the
