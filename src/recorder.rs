@@ -35,6 +35,7 @@ use crate::model::{
     Counters, DuplicateAction, EarlierScan, RawRead, ScanEvent, ScanRecord, Waker, escape_for_display, sanitize_badge,
 };
 use crate::roster::SharedRoster;
+use crate::store::checkpoint::{CHECKPOINT_INTERVAL, Checkpointer};
 use crate::store::scans::{NewScan, insert_blocked, insert_scan, max_seq};
 use crate::store::{StationInfo, Store, StoreError};
 
@@ -361,10 +362,26 @@ impl Recorder {
         events: Sender<E>,
         waker: Waker,
     ) -> std::io::Result<RecorderHandle> {
+        // Checkpoints move to their own thread so no commit waits for one
+        // (see store::checkpoint). If that thread cannot start, SQLite's
+        // auto-checkpoint stays on: slower tails, same safety.
+        let checkpointer = match Checkpointer::spawn(self.store.path().to_path_buf(), CHECKPOINT_INTERVAL) {
+            Ok(c) => match self.store.conn().pragma_update(None, "wal_autocheckpoint", 0) {
+                Ok(()) => Some(c),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot turn off auto-checkpoint; keeping it");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the checkpoint thread; SQLite will checkpoint on commit");
+                None
+            }
+        };
         let (commands, command_rx) = crossbeam_channel::bounded(16);
         let thread =
             std::thread::Builder::new().name("recorder".into()).spawn(move || self.run(&reads, &command_rx, &events, &waker))?;
-        Ok(RecorderHandle { commands, thread: Some(thread) })
+        Ok(RecorderHandle { commands, thread: Some(thread), checkpointer })
     }
 
     fn run<E: From<ScanEvent>>(
@@ -424,6 +441,9 @@ impl Recorder {
 pub struct RecorderHandle {
     commands: Sender<RecorderCommand>,
     thread: Option<JoinHandle<()>>,
+    /// Dropped after the recorder thread has stopped, so the last checkpoint
+    /// sees every commit.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl RecorderHandle {
@@ -456,6 +476,7 @@ impl RecorderHandle {
         {
             tracing::error!("the recorder thread panicked");
         }
+        drop(self.checkpointer.take());
     }
 }
 

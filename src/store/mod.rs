@@ -13,6 +13,7 @@
 //! Submodules hold the queries by table: [`scans`] (scans and blocked scans),
 //! [`station`] (identity, settings, roster rows, sync log).
 
+pub mod checkpoint;
 pub mod scans;
 pub mod schema;
 pub mod station;
