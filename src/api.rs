@@ -276,6 +276,7 @@ mod tests {
 
     #[test]
     fn roster_hash_is_order_independent_and_16_hex() {
+        use sha2::{Digest, Sha256};
         let a = [
             BusinessUnitCount { name: "Finance".into(), registered: 12 },
             BusinessUnitCount { name: "Ops".into(), registered: 3 },
@@ -285,7 +286,6 @@ mod tests {
         assert_eq!(roster_summary_hash(&a), roster_summary_hash(&b));
         assert_eq!(roster_summary_hash(&a).len(), 16);
         // sha256("Finance:12|Ops:3")
-        use sha2::{Digest, Sha256};
         let expected = crate::model::hex(&Sha256::digest(b"Finance:12|Ops:3"));
         assert_eq!(roster_summary_hash(&a), expected[..16]);
     }
