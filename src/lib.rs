@@ -31,6 +31,8 @@
 //! * [`recorder`] — **the recorder thread**: sanitise, roster lookup,
 //!   duplicate rule on the monotonic clock, insert + commit, *then* the event.
 //!   It owns the only write connection for scans.
+//! * [`sync`] — **the sync worker thread**: batches of pending scans with their
+//!   stored idempotency keys, retries, auto-sync, heartbeats, clear epochs.
 //! * [`roster`] — the in-memory roster map, swapped atomically on import.
 //! * [`counters`] — the operator's counters, updated after each commit.
 //! * [`api`] — the wire types of cloud API v1, shared by sync worker and hub.
@@ -60,3 +62,4 @@ pub mod model;
 pub mod recorder;
 pub mod roster;
 pub mod store;
+pub mod sync;

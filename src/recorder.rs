@@ -317,6 +317,7 @@ impl Recorder {
         if self.inserts_since_prune >= 4096 {
             self.prune_recent(at_mono);
         }
+        self.counters.note_scan(Duration::from_millis(at_mono.max(0) as u64));
         self.counters.update(|c| {
             c.total += 1;
             c.pending += 1;
@@ -457,11 +458,14 @@ impl RecorderHandle {
         &self,
         job: impl FnOnce(&mut Recorder) -> T + Send + 'static,
     ) -> Result<T, RecorderStopped> {
-        let (reply, result) = crossbeam_channel::bounded(1);
-        self.send(RecorderCommand::Exclusive(Box::new(move |recorder| {
-            let _ = reply.send(job(recorder));
-        })))?;
-        result.recv().map_err(|_| RecorderStopped)
+        self.commander().exclusive(job)
+    }
+
+    /// A cloneable sender of commands, for other threads (the sync worker
+    /// adopts a new clear epoch through it).
+    #[must_use]
+    pub fn commander(&self) -> RecorderCommander {
+        RecorderCommander { commands: self.commands.clone() }
     }
 
     /// Records what is queued, stops the thread and waits for it.
@@ -483,6 +487,30 @@ impl RecorderHandle {
 impl Drop for RecorderHandle {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Sends commands to the recorder thread from another thread. Holding one
+/// does not keep the thread alive: shutdown is the handle's decision.
+#[derive(Debug, Clone)]
+pub struct RecorderCommander {
+    commands: Sender<RecorderCommand>,
+}
+
+impl RecorderCommander {
+    /// Runs `job` on the recorder thread, between two reads, and waits for
+    /// its result.
+    pub fn exclusive<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Recorder) -> T + Send + 'static,
+    ) -> Result<T, RecorderStopped> {
+        let (reply, result) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(RecorderCommand::Exclusive(Box::new(move |recorder| {
+                let _ = reply.send(job(recorder));
+            })))
+            .map_err(|_| RecorderStopped)?;
+        result.recv().map_err(|_| RecorderStopped)
     }
 }
 

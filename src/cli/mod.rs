@@ -10,6 +10,7 @@
 //! the process with exit code 1.
 
 mod station;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +69,36 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Upload pending scans to the hub now (one batch; --all for everything)
+    #[command(args_conflicts_with_subcommands = true)]
+    Sync {
+        #[command(subcommand)]
+        command: Option<SyncCommandArg>,
+        /// Upload until nothing is pending
+        #[arg(long)]
+        all: bool,
+        /// Stop after this many batches
+        #[arg(long, value_name = "N")]
+        max_batches: Option<u32>,
+    },
+    /// Put scans the hub rejected back to pending, so the next sync sends them again
+    ResetFailed {
+        /// Only list what would be reset
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncCommandArg {
+    /// Endpoint, auto-sync, last success, pending and failed counts, oldest pending age
+    Status,
+    /// List what the next sync would send, oldest first
+    Pending {
+        /// How many to show [default: CLOUD_SYNC_BATCH_SIZE]
+        #[arg(long)]
+        limit: Option<u32>,
     },
 }
 
@@ -157,6 +188,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             station::list_scans(&ctx, status.map(SyncStatus::from), limit)
         }
         Some(Command::Config { command: ConfigCommand::Check }) => Ok(station::config_check(&ctx)),
+        Some(Command::Sync { command: None, all, max_batches }) => sync::sync(&ctx, all, max_batches),
+        Some(Command::Sync { command: Some(SyncCommandArg::Status), .. }) => sync::status(&ctx),
+        Some(Command::Sync { command: Some(SyncCommandArg::Pending { limit }), .. }) => sync::pending(&ctx, limit),
+        Some(Command::ResetFailed { dry_run }) => sync::reset_failed(&ctx, dry_run),
     }
 }
 

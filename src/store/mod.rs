@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod scans;
 pub mod schema;
 pub mod station;
+pub mod sync_state;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -4,4 +4,6 @@
 //! `127.0.0.1:0`.
 
 mod common;
+mod fakehub;
 mod station;
+mod sync;
