@@ -608,3 +608,62 @@ fn randomized_rounds_keep_the_invariant() {
     drop(hub);
     let _ = failed;
 }
+
+/// The admin CLI: `sync` says plainly when sync is off; `sync --all`
+/// uploads with one progress line per batch off a terminal; `sync status`,
+/// `sync pending` and `reset-failed [--dry-run]` report what the database
+/// holds; the wrapper script runs the same command; a down hub exits 1 with
+/// the reason and leaves the scans pending.
+#[test]
+fn cli_sync_commands() {
+    use crate::common::{command, run, stderr, stdout};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = run(command(d).args(["scan", "A1", "A2", "POISON-1", "A3"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = run(command(d).arg("sync"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("Sync is off: CLOUD_API_URL is not set"), "{}", stdout(&out));
+
+    let out = run(command(d).args(["sync", "pending"]));
+    let text = stdout(&out);
+    assert!(text.contains("the next 4 pending scans, oldest first"), "{text}");
+    assert!(text.find("A1").unwrap() < text.find("A3").unwrap(), "oldest first:\n{text}");
+
+    let hub = FakeHub::start(false);
+    let url = format!("CLOUD_API_URL={}", hub.url());
+    let with_hub = |args: &[&str]| {
+        let mut cmd = command(d);
+        cmd.args(["--set", &url, "--set", "CLOUD_API_KEY=test-key", "--set", "CLOUD_SYNC_BATCH_SIZE=2"]).args(args);
+        run(&mut cmd)
+    };
+    let out = with_hub(&["sync", "--all"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("batch 1:") && text.contains("batch 2:"), "{text}");
+    assert!(text.contains("synced 3 scans (1 rejected by the hub)"), "{text}");
+    check_invariant(&d.join("badgestation.db"), &hub.state(), true);
+
+    let out = with_hub(&["sync", "status"]);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("Endpoint:        {}", hub.url())), "{text}");
+    assert!(text.contains("Pending:         0") && text.contains("Failed:          1"), "{text}");
+    assert!(text.contains("Last success:") && !text.contains("Last success:    never"), "{text}");
+
+    let out = run(command(d).args(["reset-failed", "--dry-run"]));
+    assert!(stdout(&out).contains("1 failed scans would be put back") && stdout(&out).contains("POISON-1"));
+    let out = run(
+        std::process::Command::new(env!("CARGO_MANIFEST_DIR").to_owned() + "/scripts/reset_failed_scans.sh")
+            .env("BADGESTATION_BIN", crate::common::binary())
+            .args(["--data-dir", d.to_str().unwrap()]),
+    );
+    assert!(stdout(&out).contains("1 failed scans put back to pending"), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(Store::open(&d.join("badgestation.db")).unwrap().pending_count().unwrap(), 1);
+
+    drop(hub);
+    let out = with_hub(&["--set", "SYNC_RETRY_ENABLED=false", "sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("hub unreachable"), "{}", stderr(&out));
+    assert_eq!(Store::open(&d.join("badgestation.db")).unwrap().pending_count().unwrap(), 1);
+}
