@@ -667,3 +667,63 @@ fn cli_sync_commands() {
     assert!(stderr(&out).contains("hub unreachable"), "{}", stderr(&out));
     assert_eq!(Store::open(&d.join("badgestation.db")).unwrap().pending_count().unwrap(), 1);
 }
+
+/// Auto-sync waits for an idle station and enough pending scans; on a
+/// station that is never idle, the drain watchdog syncs once the oldest
+/// pending scan has waited three check intervals.
+#[test]
+fn auto_sync_idle_rule_and_drain_watchdog() {
+    use badgestation::clock::ManualClock;
+    let hub = FakeHub::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badgestation.db");
+    let manual = ManualClock::new(chrono::Utc::now());
+    let clock: SharedClock = Arc::new(manual.clone());
+    let mut recorder = Recorder::new(
+        Store::open(&path).unwrap(),
+        Arc::clone(&clock),
+        SharedRoster::default(),
+        DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
+        None,
+    )
+    .unwrap();
+    let mut s = settings(&hub.url(), dir.path());
+    s.auto.idle_secs = 30;
+    s.auto.check_interval_secs = 10;
+    s.auto.min_pending_scans = 3;
+    let mut engine =
+        SyncEngine::new(Store::open(&path).unwrap(), s, recorder.counters(), EpochAdopter::Direct, Arc::clone(&clock));
+    let mut rec = Recording::default();
+
+    recorder.record(&RawRead::manual("1"));
+    recorder.record(&RawRead::manual("2"));
+    manual.advance(Duration::from_secs(5));
+    assert!(engine.auto_check(&mut rec).is_none(), "2 pending < AUTO_SYNC_MIN_PENDING_SCANS=3");
+    assert!(matches!(rec.events.last(), Some(SyncEvent::Backlog { pending: 2, oldest_pending_at: Some(_) })));
+
+    recorder.record(&RawRead::manual("3"));
+    manual.advance(Duration::from_secs(10));
+    assert!(engine.auto_check(&mut rec).is_none(), "only 10 s idle < 30 s, oldest waited 15 s < 3 × 10 s");
+    manual.advance(Duration::from_secs(20));
+    let report = engine.auto_check(&mut rec).unwrap().unwrap();
+    assert_eq!(report.synced, 3);
+    assert!(rec.events.iter().any(|e| matches!(e, SyncEvent::Started { trigger: SyncTrigger::Auto, .. })));
+
+    // A busy station: a scan every 5 s, never 30 s idle. After the oldest
+    // pending scan has waited 3 × 10 s the watchdog drains anyway.
+    let mut rec = Recording::default();
+    let mut synced_by_watchdog = None;
+    for i in 0..10 {
+        recorder.record(&RawRead::manual(format!("busy-{i}")));
+        manual.advance(Duration::from_secs(5));
+        if let Some(result) = engine.auto_check(&mut rec) {
+            synced_by_watchdog = Some((i, result.unwrap().synced));
+            break;
+        }
+    }
+    let (round, synced) = synced_by_watchdog.expect("the watchdog synced");
+    assert!(rec.events.iter().any(|e| matches!(e, SyncEvent::Started { trigger: SyncTrigger::Watchdog, .. })));
+    assert_eq!(round, 5, "oldest scan 30 s old after six 5-second rounds");
+    assert_eq!(synced, 6);
+    check_invariant(&path, &hub.state(), true);
+}
