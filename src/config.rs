@@ -187,6 +187,14 @@ pub struct StationConfig {
     pub log_level: String,
 }
 
+/// Roster import settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RosterConfig {
+    /// `ROSTER_STRICT_VALIDATION`: refuse a roster with missing columns,
+    /// duplicate ids or unusable rows instead of importing what is usable.
+    pub strict_validation: bool,
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -206,6 +214,8 @@ pub struct Config {
     pub duplicates: DuplicateConfig,
     /// Station and screen.
     pub station: StationConfig,
+    /// Roster import.
+    pub roster: RosterConfig,
     /// Every effective value with its source, in a stable order.
     pub settings: Vec<Setting>,
     /// Everything that was wrong.
@@ -345,6 +355,7 @@ impl Config {
             full_screen: loader.boolean("SHOW_FULL_SCREEN", true),
             log_level: loader.log_level("LOG_LEVEL", "info"),
         };
+        let roster = RosterConfig { strict_validation: loader.boolean("ROSTER_STRICT_VALIDATION", false) };
         if cloud.api_url.is_some() && !cloud.api_key.is_set() {
             loader.problem(
                 "CLOUD_API_KEY",
@@ -365,6 +376,7 @@ impl Config {
             retry,
             duplicates,
             station,
+            roster,
             settings,
             problems,
         }
@@ -380,6 +392,12 @@ impl Config {
     #[must_use]
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("badgestation.db")
+    }
+
+    /// The roster file the station imports: `employee.xlsx` in the data directory.
+    #[must_use]
+    pub fn roster_path(&self) -> PathBuf {
+        self.data_dir.join(crate::roster::ROSTER_FILE_NAME)
     }
 
     /// Where exports are written by default.
@@ -709,6 +727,7 @@ mod tests {
         assert_eq!(c.duplicates.alert_duration_millis, 3000);
         assert_eq!(c.station.feedback_duration_millis, 2000);
         assert_eq!(c.station.admin_pin, None);
+        assert!(!c.roster.strict_validation);
         assert!(c.settings.iter().all(|s| s.source == Source::Default));
     }
 

@@ -18,7 +18,7 @@
 //!                  │                  sync worker thread ──HTTP──────────────────────┼─▶ POST /v1/scans/batch
 //!                  │                  (own connection)   ◀─────────────────────────────┼── GET / (epoch, clock)
 //!                  └──────────────────────────────────────────────────────────────┘
-//!  admin CLI (same library, no threads): status · scan · scans list · config check · hub
+//!  admin CLI (same library, no threads): status · scan · scans list · roster · export · config check · hub
 //! ```
 //!
 //! * [`model`] — the vocabulary: [`model::RawRead`] (untrusted badge text
@@ -33,7 +33,11 @@
 //!   It owns the only write connection for scans.
 //! * [`sync`] — **the sync worker thread**: batches of pending scans with their
 //!   stored idempotency keys, retries, auto-sync, heartbeats, clear epochs.
-//! * [`roster`] — the in-memory roster map, swapped atomically on import.
+//! * [`roster`] — the in-memory roster map, swapped atomically on import;
+//!   [`roster::import`] reads `employee.xlsx`, [`roster::watcher`] re-imports
+//!   it when it changes, [`roster::summary`] uploads business-unit counts.
+//! * [`export`] — every scan to an Excel file (constant memory, temp file
+//!   then rename), for the CLI, the GUI and epoch backups.
 //! * [`counters`] — the operator's counters, updated after each commit.
 //! * [`api`] — the wire types of cloud API v1, shared by sync worker and hub.
 //! * [`clock`] — wall and monotonic time, injectable for tests.
@@ -58,6 +62,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod counters;
+pub mod export;
 pub mod model;
 pub mod recorder;
 pub mod roster;

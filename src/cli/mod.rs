@@ -9,6 +9,8 @@
 //! Errors are printed once, as `error: <message>` with their causes, and end
 //! the process with exit code 1.
 
+mod export;
+mod roster;
 mod station;
 mod sync;
 
@@ -88,6 +90,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Import or look at the roster (employee.xlsx)
+    Roster {
+        #[command(subcommand)]
+        command: RosterCommand,
+    },
+    /// Write scans to an Excel file (Checkins_<station>_<time>.xlsx)
+    Export {
+        /// Directory to write to [default: DATA_DIR/exports]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Which scans: the current clear epoch, or every scan including archived epochs
+        #[arg(long, value_enum, default_value_t = EpochArg::Current)]
+        epoch: EpochArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +116,33 @@ enum SyncCommandArg {
         #[arg(long)]
         limit: Option<u32>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Import the roster workbook; an unchanged file (same SHA-256) is skipped
+    Import {
+        /// The workbook [default: DATA_DIR/employee.xlsx]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Import even if the file is unchanged since the last import
+        #[arg(long)]
+        force: bool,
+    },
+    /// The roster in use: size, source file, business units and the first people
+    Show {
+        /// How many people to list (by Legacy ID)
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EpochArg {
+    /// Scans of the current clear epoch (not archived)
+    Current,
+    /// Every scan, archived ones included
+    All,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +235,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Sync { command: Some(SyncCommandArg::Status), .. }) => sync::status(&ctx),
         Some(Command::Sync { command: Some(SyncCommandArg::Pending { limit }), .. }) => sync::pending(&ctx, limit),
         Some(Command::ResetFailed { dry_run }) => sync::reset_failed(&ctx, dry_run),
+        Some(Command::Roster { command: RosterCommand::Import { file, force } }) => {
+            roster::import(&ctx, file.as_deref(), force)
+        }
+        Some(Command::Roster { command: RosterCommand::Show { limit } }) => roster::show(&ctx, limit),
+        Some(Command::Export { out, epoch }) => export::export(
+            &ctx,
+            out,
+            match epoch {
+                EpochArg::Current => crate::export::ExportScope::Current,
+                EpochArg::All => crate::export::ExportScope::All,
+            },
+        ),
     }
 }
 

@@ -1,0 +1,2 @@
+//! Excel import/export benchmark (written in a later commit).
+fn main() {}
