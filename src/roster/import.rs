@@ -770,6 +770,17 @@ impl Value {
         }
     }
 
+    /// What a formula cell holds when no result was saved: nothing, or the
+    /// 0 that programs writing formulas without computing them put there.
+    fn looks_unsaved(&self) -> bool {
+        match self {
+            Value::Empty | Value::Int(0) => true,
+            Value::Text(s) => s.trim().is_empty(),
+            Value::Float(f) => *f == 0.0,
+            _ => false,
+        }
+    }
+
     fn is_blank(&self) -> bool {
         match self {
             Value::Empty => true,
@@ -833,10 +844,10 @@ impl SheetBuilder {
                 return;
             }
         };
-        let name_was_formula = name_cell.as_ref().is_some_and(|(_, f)| *f);
-        let full_name = self.text(row, Column::FullName, name_cell);
+        let unsaved_formula = name_cell.as_ref().is_some_and(|(v, f)| *f && v.looks_unsaved());
+        let full_name = if unsaved_formula { None } else { self.text(row, Column::FullName, name_cell) };
         if full_name.is_none() {
-            let hint = if name_was_formula {
+            let hint = if unsaved_formula {
                 "; the cell is a formula without a saved result: open and save the file in Excel"
             } else {
                 ""
@@ -941,13 +952,7 @@ fn id_text(cell: CellSlot) -> Result<String, String> {
     let Some((value, formula)) = cell else {
         return Err("Legacy ID is blank".to_owned());
     };
-    let no_result = match &value {
-        Value::Empty | Value::Int(0) => true,
-        Value::Text(s) => s.trim().is_empty(),
-        Value::Float(f) => *f == 0.0,
-        _ => false,
-    };
-    if formula && no_result {
+    if formula && value.looks_unsaved() {
         return Err("Legacy ID is a formula without a saved result; open the file in Excel and save it again, \
                     or replace the formulas with values (Copy, then Paste Special → Values)"
             .to_owned());

@@ -5,5 +5,6 @@
 
 mod common;
 mod fakehub;
+mod roster;
 mod station;
 mod sync;
