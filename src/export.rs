@@ -57,6 +57,11 @@ pub const LOCAL_TIME_FORMAT: &str = "yyyy-mm-dd hh:mm:ss.000";
 /// The worksheet's name.
 pub const SHEET_NAME: &str = "Check-ins";
 
+/// Deflate level of the xlsx zip. Compression is most of an export's time
+/// (inline strings make verbose XML); level 3 is about three times faster
+/// than the default 6 for a file about 15% larger.
+const ZIP_COMPRESSION_LEVEL: u8 = 3;
+
 /// Progress is reported every this many rows (and at the end).
 const PROGRESS_EVERY: u64 = 1000;
 
@@ -237,6 +242,7 @@ fn write_workbook(
     // Row data goes to a temporary file next to the export rather than to
     // /tmp, which may live in RAM.
     workbook.set_tempdir(options.out_dir.as_path()).map_err(xlsx)?;
+    workbook.set_zip_compression_level(ZIP_COMPRESSION_LEVEL);
     let header = Format::new().set_bold();
     let local_time = Format::new().set_num_format(LOCAL_TIME_FORMAT);
     let sheet = workbook.add_worksheet_with_constant_memory().map_err(xlsx)?;
@@ -247,7 +253,11 @@ fn write_workbook(
     }
     sheet.set_freeze_panes(1, 0).map_err(xlsx)?;
 
-    let sql = format!("SELECT {SCAN_COLUMNS} FROM scans WHERE {filter} ORDER BY id");
+    // NOT INDEXED: a scan of the table is already in id order. Left to
+    // itself the planner picks `scans_status (archived_at, …)` for the
+    // current scope and then sorts every row in a temporary B-tree, which
+    // spills to disk and took half of the export time at 100k rows.
+    let sql = format!("SELECT {SCAN_COLUMNS} FROM scans NOT INDEXED WHERE {filter} ORDER BY id");
     let mut stmt = store.conn().prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(&binds))?;
     let mut written: u64 = 0;
