@@ -145,7 +145,7 @@ fn bench_export(rows: u32, runs: usize) {
         samples.push(t.elapsed());
         peak = peak_mib();
         assert_eq!(exported.rows, u64::from(rows));
-        size = std::fs::metadata(&exported.path).map(|m| m.len()).unwrap_or(0);
+        size = std::fs::metadata(&exported.path).map_or(0, |m| m.len());
         std::fs::remove_file(&exported.path).expect("remove");
     }
     let s = stats::summarize(&mut samples);
@@ -167,7 +167,7 @@ fn bench_import(rows: u32, runs: usize) {
     let written = Instant::now();
     write_roster(&path, rows);
     let write_time = written.elapsed();
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
     let mut store = Store::open(&dir.path().join("badgestation.db")).expect("open");
     let shared = SharedRoster::default();
     let mut samples = Vec::new();

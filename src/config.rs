@@ -813,6 +813,16 @@ mod tests {
     }
 
     #[test]
+    fn roster_strict_validation_is_read_like_any_boolean() {
+        let c = Config::from_sources(sources("ROSTER_STRICT_VALIDATION=True\n", &[], &[]));
+        assert!(c.roster.strict_validation);
+        assert_eq!(setting(&c, "ROSTER_STRICT_VALIDATION").source, Source::DotEnv);
+        let c = Config::from_sources(sources("ROSTER_STRICT_VALIDATION=sometimes\n", &[], &[]));
+        assert!(!c.roster.strict_validation);
+        assert_eq!(c.problems.len(), 1);
+    }
+
+    #[test]
     fn a_bad_pin_turns_admin_off_without_echoing_it() {
         let c = Config::from_sources(sources("ADMIN_PIN=12ab5\n", &[], &[]));
         assert_eq!(c.station.admin_pin, None);

@@ -35,7 +35,7 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
                 "{} is unchanged since the last import (SHA-256 {}…); the roster has {people} people. \
                  Use --force to import it again.",
                 path.display(),
-                &sha256[..12.min(sha256.len())]
+                sha256.chars().take(12).collect::<String>()
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -92,7 +92,7 @@ pub fn show(ctx: &Context, limit: usize) -> anyhow::Result<ExitCode> {
                 .unwrap_or(at);
             let hash = store.setting(HASH_SETTING)?.unwrap_or_default();
             println!("Imported from:  {source}");
-            println!("Imported at:    {at} (SHA-256 {}…)", &hash[..12.min(hash.len())]);
+            println!("Imported at:    {at} (SHA-256 {}…)", hash.chars().take(12).collect::<String>());
         }
         _ => println!(
             "Imported from:  never imported; put employee.xlsx in {} and run `badgestation roster import`",

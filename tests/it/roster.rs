@@ -589,8 +589,8 @@ fn a_vanished_file_or_a_directory_is_refused_and_nothing_changes() {
 }
 
 /// A sheet whose used range claims a million rows (a stray formatted cell
-/// at the bottom) imports the few people it holds: rows are streamed, not
-/// expanded into a grid.
+/// at row 1 048 576, as "format the whole column" leaves) imports the
+/// people it holds, and the empty rows raise no problem.
 #[test]
 fn a_sheet_spanning_a_million_rows_imports_its_people() {
     let dir = tempfile::tempdir().unwrap();
@@ -605,8 +605,9 @@ fn a_sheet_spanning_a_million_rows_imports_its_people() {
     sheet.write_blank(1_048_575, 4, &Format::new().set_bold()).unwrap();
     workbook.save(&path).unwrap();
     let (mut store, shared) = station(dir.path());
-    let report = imported(import_roster(&mut store, &shared, &path, &lenient()));
+    let report = imported(import_roster(&mut store, &shared, &path, &strict()));
     assert_eq!(report.people, 1);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
 /// The smallest OLE compound file with an `EncryptedPackage` stream: what
@@ -1159,4 +1160,17 @@ fn cli_imports_shows_and_exports() {
     assert!(stderr(&out).contains("missing.xlsx does not exist"), "{}", stderr(&out));
     let strict = run(command(data).args(["roster", "import", "--force"]).env("ROSTER_STRICT_VALIDATION", "true"));
     assert!(strict.status.success(), "a clean roster passes strict validation: {}", stderr(&strict));
+
+    // A duplicate: strict refuses with the rows on stderr and exit code 1;
+    // the roster stays and the report is next to the file.
+    let mut rows = three_people();
+    rows.push(vec![t("A-2002"), t("Bo Twice"), t("Ops"), t("Lead"), C::Blank]);
+    write_roster(&data.join("employee.xlsx"), &SNAKE_HEADER, rows);
+    let refused = run(command(data).args(["roster", "import"]).env("ROSTER_STRICT_VALIDATION", "true"));
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("rows 3, 5: Legacy ID A-2002 appears more than once"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("employee_import_report.txt"), "{}", stderr(&refused));
+    let shown = stdout(&run(command(data).args(["roster", "show"])));
+    assert!(shown.contains("Roster:         4 people"), "{shown}");
+    assert!(shown.contains("Bo Builder") && !shown.contains("Bo Twice"), "{shown}");
 }
