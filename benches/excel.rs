@@ -138,7 +138,7 @@ fn bench_export(rows: u32, runs: usize) {
         let t = Instant::now();
         let exported = export_scans(
             &store,
-            &ExportOptions { out_dir: out, scope: ExportScope::Current, station_name: None },
+            &ExportOptions { out_dir: out, scope: ExportScope::Current, station_name: None, file_prefix: None },
             &mut |_, _| {},
         )
         .expect("export");

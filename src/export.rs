@@ -75,9 +75,11 @@ pub enum ExportScope {
     /// Every scan ever stored, archived ones included.
     All,
     /// The scans of one clear epoch, archived or not; `None` means the scans
-    /// taken before the station first saw an epoch. Used for the backup of
-    /// an epoch being archived.
+    /// taken before the station first saw an epoch.
     Epoch(Option<String>),
+    /// The scans archived at exactly this time (`archived_at`): the backup
+    /// the sync worker takes when a new clear epoch archives older scans.
+    ArchivedAt(DateTime<Utc>),
 }
 
 /// Where and what to export.
@@ -90,6 +92,9 @@ pub struct ExportOptions {
     pub scope: ExportScope,
     /// The station name for the file name; `None` uses the stored name.
     pub station_name: Option<String>,
+    /// The first part of the file name; `None` gives `Checkins` (an epoch
+    /// backup might use `Archive`). Sanitised like the station name.
+    pub file_prefix: Option<String>,
 }
 
 /// A finished export.
@@ -149,10 +154,18 @@ pub fn sanitize_for_filename(name: &str) -> String {
     if trimmed.is_empty() { "station".to_owned() } else { trimmed.to_owned() }
 }
 
-/// The file name of an export made at `at`.
+/// The default first part of an export's file name.
+pub const DEFAULT_FILE_PREFIX: &str = "Checkins";
+
+/// The file name of an export made at `at`: `<prefix>_<station>_<YYYYMMDD_HHMMSS>.xlsx`.
 #[must_use]
-pub fn export_file_name(station: &str, at: &DateTime<Local>) -> String {
-    format!("Checkins_{}_{}.xlsx", sanitize_for_filename(station), at.format("%Y%m%d_%H%M%S"))
+pub fn export_file_name(prefix: &str, station: &str, at: &DateTime<Local>) -> String {
+    format!(
+        "{}_{}_{}.xlsx",
+        sanitize_for_filename(prefix),
+        sanitize_for_filename(station),
+        at.format("%Y%m%d_%H%M%S")
+    )
 }
 
 /// An Excel date serial (days since 1899-12-30) for a local wall time.
@@ -162,12 +175,13 @@ fn excel_serial(local: NaiveDateTime) -> f64 {
 }
 
 /// The `WHERE` clause of a scope and the values it binds.
-fn scope_sql(scope: &ExportScope) -> (&'static str, Vec<Option<&str>>) {
+fn scope_sql(scope: &ExportScope) -> (&'static str, Vec<Option<String>>) {
     match scope {
         ExportScope::Current => ("archived_at IS NULL", Vec::new()),
         ExportScope::All => ("1", Vec::new()),
         // `IS` so that `None` selects the scans taken before any epoch.
-        ExportScope::Epoch(epoch) => ("epoch IS ?1", vec![epoch.as_deref()]),
+        ExportScope::Epoch(epoch) => ("epoch IS ?1", vec![epoch.clone()]),
+        ExportScope::ArchivedAt(at) => ("archived_at = ?1", vec![Some(format_utc_millis(at))]),
     }
 }
 
@@ -186,7 +200,8 @@ pub fn export_scans(
         Some(name) => name.clone(),
         None => store.station()?.name,
     };
-    let path = free_path(dir, &export_file_name(&station, &Local::now()));
+    let prefix = options.file_prefix.as_deref().unwrap_or(DEFAULT_FILE_PREFIX);
+    let path = free_path(dir, &export_file_name(prefix, &station, &Local::now()));
     let tmp = dir.join(format!(
         ".{}.partial",
         path.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy())
@@ -354,7 +369,8 @@ mod tests {
     #[test]
     fn file_name_has_station_and_local_timestamp() {
         let at = chrono::TimeZone::with_ymd_and_hms(&Local, 2026, 11, 21, 9, 5, 7).unwrap();
-        assert_eq!(export_file_name("Main Gate", &at), "Checkins_Main_Gate_20261121_090507.xlsx");
+        assert_eq!(export_file_name(DEFAULT_FILE_PREFIX, "Main Gate", &at), "Checkins_Main_Gate_20261121_090507.xlsx");
+        assert_eq!(export_file_name("Archive", "Gate", &at), "Archive_Gate_20261121_090507.xlsx");
     }
 
     /// Excel serials round-trip to the millisecond.

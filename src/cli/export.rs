@@ -18,6 +18,7 @@ pub fn export(ctx: &Context, out: Option<PathBuf>, scope: ExportScope) -> anyhow
         out_dir: out.unwrap_or_else(|| ctx.config.exports_dir()),
         scope,
         station_name: ctx.config.station.name.clone(),
+        file_prefix: None,
     };
     let exported = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);

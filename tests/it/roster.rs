@@ -983,7 +983,7 @@ fn export_round_trips_every_scan_with_all_fields() {
     let mut calls = Vec::new();
     let exported = export_scans(
         &store,
-        &ExportOptions { out_dir: out.clone(), scope: ExportScope::Current, station_name: None },
+        &ExportOptions { out_dir: out.clone(), scope: ExportScope::Current, station_name: None, file_prefix: None },
         &mut |done, total| calls.push((done, total)),
     )
     .unwrap();
@@ -1055,11 +1055,12 @@ fn export_headers_are_bold_frozen_and_filtered() {
     assert!(sheet.contains("<cols>"), "column widths are set");
 }
 
-/// `Current` exports the live scans, `All` every scan, and `Epoch` exactly
-/// the scans of one clear epoch (archived or not) — what the sync worker's
-/// backup of an archived epoch needs.
+/// `Current` exports the live scans, `All` every scan, `Epoch` exactly the
+/// scans of one clear epoch (archived or not), and `ArchivedAt` the scans
+/// one archive run set aside — what the sync worker's backup needs.
 #[test]
 fn export_scopes_select_current_all_and_one_epoch() {
+    const ARCHIVED_AT: &str = "2026-11-21T09:00:05.000Z";
     let dir = tempfile::tempdir().unwrap();
     let (mut rec, clock) = recorder(dir.path(), world_roster(), "Gate");
     record(&mut rec, &clock, &["101117", "T1"]);
@@ -1068,7 +1069,7 @@ fn export_scopes_select_current_all_and_one_epoch() {
     {
         let store = Store::open(&dir.path().join("badgestation.db")).unwrap();
         store.set_clear_epoch(Some(epoch)).unwrap();
-        store.conn().execute("UPDATE scans SET archived_at = ?1 WHERE epoch IS NULL", [epoch]).unwrap();
+        store.conn().execute("UPDATE scans SET archived_at = ?1 WHERE epoch IS NULL", [ARCHIVED_AT]).unwrap();
     }
     let (mut rec, clock) = recorder(dir.path(), world_roster(), "Gate");
     clock.advance(Duration::from_hours(1));
@@ -1079,12 +1080,19 @@ fn export_scopes_select_current_all_and_one_epoch() {
     let store = Store::open(&dir.path().join("badgestation.db")).unwrap();
     let badges = |scope: ExportScope| {
         let out = tempfile::tempdir().unwrap();
+        let options = ExportOptions {
+            out_dir: out.path().to_path_buf(),
+            scope,
+            station_name: Some("Gate".into()),
+            file_prefix: Some("Archive".into()),
+        };
         let exported = export_scans(
             &store,
-            &ExportOptions { out_dir: out.path().to_path_buf(), scope, station_name: Some("Gate".into()) },
+            &options,
             &mut |_, _| {},
         )
         .unwrap();
+        assert!(exported.path.file_name().unwrap().to_string_lossy().starts_with("Archive_Gate_"));
         let (_, rows) = read_export(&exported.path);
         assert_eq!(rows.len() as u64, exported.rows);
         rows.iter().map(|r| cell_text(&r[0])).collect::<Vec<_>>()
@@ -1094,6 +1102,8 @@ fn export_scopes_select_current_all_and_one_epoch() {
     assert_eq!(badges(ExportScope::Epoch(None)), ["101117", "T1"]);
     assert_eq!(badges(ExportScope::Epoch(Some(epoch.into()))), ["C1", "A1", "nobody"]);
     assert!(badges(ExportScope::Epoch(Some("2020-01-01T00:00:00.000Z".into()))).is_empty());
+    assert_eq!(badges(ExportScope::ArchivedAt(parse_utc(ARCHIVED_AT).unwrap())), ["101117", "T1"]);
+    assert!(badges(ExportScope::ArchivedAt(parse_utc(epoch).unwrap())).is_empty());
 }
 
 /// An export that cannot be written fails with the path and a hint, leaves
