@@ -16,7 +16,7 @@ use crate::clock::parse_utc;
 use crate::roster::import::{HASH_SETTING, IMPORTED_AT_SETTING, SOURCE_SETTING};
 use crate::roster::summary::upload_and_log;
 use crate::roster::{
-    ImportOptions, ImportOutcome, Roster, SharedRoster, SummaryTarget, SummaryUpload, business_unit_summary,
+    ImportOptions, ImportOutcome, Roster, SharedRoster, SummaryUpload, business_unit_summary,
     import_roster,
 };
 
@@ -66,8 +66,8 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
             println!("full report: {}", file.display());
         }
     }
-    if let Some(target) = SummaryTarget::from_config(&ctx.config) {
-        match upload_and_log(&store, &target, &shared.current()) {
+    if let Some(client) = crate::sync::client::HubClient::from_config(&ctx.config) {
+        match upload_and_log(&store, &client, &shared.current()) {
             Ok(SummaryUpload::AlreadyCurrent { .. }) => {
                 println!("roster summary: the hub already has these business-unit counts");
             }

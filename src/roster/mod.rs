@@ -37,7 +37,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::model::Person;
 
 pub use import::{ImportError, ImportOptions, ImportOutcome, ImportReport, import_roster};
-pub use summary::{SummaryTarget, SummaryUpload, SummaryUploadError, business_unit_summary, upload_summary};
+pub use summary::{SummaryUpload, business_unit_summary, upload_summary};
 pub use watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 
 /// The roster file the station looks for in its data directory.

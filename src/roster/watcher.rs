@@ -26,7 +26,8 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{Receiver, Sender, select, tick};
 
 use super::import::{ImportOptions, ImportOutcome, ImportReport, import_roster};
-use super::summary::{SummaryTarget, SummaryUpload, upload_and_log};
+use super::summary::{SummaryUpload, upload_and_log};
+use crate::sync::client::HubClient;
 use super::SharedRoster;
 use crate::config::Config;
 use crate::model::Waker;
@@ -36,7 +37,7 @@ use crate::store::Store;
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3);
 
 /// What the watcher watches and how it imports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WatcherConfig {
     /// The roster file.
     pub path: PathBuf,
@@ -45,7 +46,7 @@ pub struct WatcherConfig {
     /// Strict or lenient (`force` is ignored: the hash decides).
     pub options: ImportOptions,
     /// Where to upload the business-unit summary; `None` while sync is off.
-    pub summary: Option<SummaryTarget>,
+    pub summary: Option<HubClient>,
 }
 
 impl WatcherConfig {
@@ -58,7 +59,7 @@ impl WatcherConfig {
             path: config.roster_path(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             options: ImportOptions { strict: config.roster.strict_validation, force: false },
-            summary: SummaryTarget::from_config(config),
+            summary: HubClient::from_config(config),
         }
     }
 }
@@ -224,8 +225,8 @@ impl Worker {
     }
 
     fn upload(&self, emit: &dyn Fn(RosterEvent)) {
-        let Some(target) = &self.config.summary else { return };
-        match upload_and_log(&self.store, target, &self.roster.current()) {
+        let Some(client) = &self.config.summary else { return };
+        match upload_and_log(&self.store, client, &self.roster.current()) {
             Ok(done) => emit(RosterEvent::SummaryUploaded(done)),
             Err(error) => emit(RosterEvent::SummaryFailed(error.to_string())),
         }

@@ -21,7 +21,7 @@ use crate::config::Secret;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HubError {
     /// No connection (DNS, refused, reset, TLS).
-    #[error("hub unreachable at {url}: {detail}; scans are safe on this station and will be sent when it is back")]
+    #[error("hub unreachable at {url}: {detail}; the station keeps working offline (scans are safe on this station) and tries again later")]
     Offline {
         /// The base URL.
         url: String,
@@ -141,6 +141,19 @@ impl HubClient {
         HubClient { agent, base_url: base_url.trim_end_matches('/').to_owned(), api_key, timeout, probe_timeout }
     }
 
+    /// The client the configuration describes, or `None` while sync is off
+    /// (`CLOUD_API_URL` unset). Uploads may take [`crate::sync::UPLOAD_TIMEOUT`];
+    /// probes, heartbeats and roster calls `AUTO_SYNC_CONNECTION_TIMEOUT`.
+    #[must_use]
+    pub fn from_config(config: &crate::config::Config) -> Option<HubClient> {
+        Some(HubClient::new(
+            config.cloud.api_url.as_deref()?,
+            config.cloud.api_key.clone(),
+            crate::sync::UPLOAD_TIMEOUT,
+            Duration::from_secs(config.auto_sync.connection_timeout_secs),
+        ))
+    }
+
     /// The base URL.
     #[must_use]
     pub fn base_url(&self) -> &str {
@@ -251,7 +264,7 @@ impl HubClient {
 
     /// `POST /v1/roster/summary`.
     pub fn roster_summary(&self, summary: &RosterSummary) -> Result<RosterSummaryResponse, HubError> {
-        self.post("/v1/roster/summary", summary, self.timeout)
+        self.post("/v1/roster/summary", summary, self.probe_timeout)
     }
 }
 

@@ -1,9 +1,12 @@
 //! The backup written when a new clear epoch archives older scans.
 //!
-//! The archived scans stay in the database (nothing is deleted); this file
-//! is an extra copy an admin can take away, named after the archive time:
-//! `exports/Archive_<station>_<YYYYMMDD_HHMMSS>.csv`. It is written to a
-//! temporary name and renamed when complete.
+//! The archived scans stay in the database (nothing is deleted); the backup
+//! is an extra copy an admin can take away: an Excel file written by the
+//! export module, `exports/Archive_<station>_<YYYYMMDD_HHMMSS>.xlsx`, with
+//! exactly the scans that archive run set aside. Should the workbook fail
+//! (a bug, a full disk that later frees up), a plain CSV of the same scans is
+//! tried instead. Both are written to a temporary name and renamed when
+//! complete.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Local, Utc};
 
 use crate::clock::format_utc_millis;
+use crate::export::{ExportOptions, ExportScope, export_scans};
 use crate::store::Store;
 use crate::store::scans::{SCAN_COLUMNS, scan_from_row};
 
@@ -46,8 +50,26 @@ pub fn file_safe(name: &str) -> String {
     if safe.is_empty() { "station".to_owned() } else { safe }
 }
 
-/// Writes every scan archived at `archived_at` to a CSV file in `dir`.
+/// Writes every scan archived at `archived_at` to an Excel file in `dir`,
+/// falling back to CSV if the workbook cannot be written.
 pub fn write(store: &Store, archived_at: &DateTime<Utc>, dir: &Path) -> Result<PathBuf, BackupError> {
+    let options = ExportOptions {
+        out_dir: dir.to_path_buf(),
+        scope: ExportScope::ArchivedAt(*archived_at),
+        station_name: None,
+        file_prefix: Some("Archive".to_owned()),
+    };
+    match export_scans(store, &options, &mut |_, _| {}) {
+        Ok(exported) => Ok(exported.path),
+        Err(error) => {
+            tracing::warn!(%error, "the Excel backup of the archived scans failed; writing CSV instead");
+            write_csv(store, archived_at, dir)
+        }
+    }
+}
+
+/// Writes every scan archived at `archived_at` to a CSV file in `dir`.
+pub fn write_csv(store: &Store, archived_at: &DateTime<Utc>, dir: &Path) -> Result<PathBuf, BackupError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| BackupError::Io { path, source }

@@ -18,9 +18,10 @@ use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent, ScanRecor
 use badgestation::recorder::Recorder;
 use badgestation::roster::import::{HASH_SETTING, ProblemKind, report_path};
 use badgestation::roster::summary::upload_and_log;
+use badgestation::sync::client::{HubClient, HubError};
 use badgestation::roster::{
     ImportError, ImportOptions, ImportOutcome, ImportReport, Roster, RosterEvent, RosterWatcher, SharedRoster,
-    SummaryTarget, SummaryUpload, SummaryUploadError, WatcherConfig, business_unit_summary, import_roster,
+    SummaryUpload, WatcherConfig, business_unit_summary, import_roster,
     upload_summary,
 };
 use badgestation::store::Store;
@@ -792,8 +793,8 @@ fn fake_hub(responses: Vec<(u16, String)>) -> FakeHub {
     FakeHub { url, received }
 }
 
-fn target(url: &str) -> SummaryTarget {
-    SummaryTarget { api_url: url.to_owned(), api_key: Secret::new("k-123"), timeout: Duration::from_secs(5) }
+fn target(url: &str) -> HubClient {
+    HubClient::new(url, Secret::new("k-123"), Duration::from_secs(5), Duration::from_secs(5))
 }
 
 fn units() -> Vec<BusinessUnitCount> {
@@ -862,7 +863,7 @@ fn summary_upload_failures_are_reported_not_fatal() {
         format!("http://{}", listener.local_addr().unwrap())
     };
     let err = upload_summary(&target(&closed), &units()).unwrap_err();
-    assert!(matches!(err, SummaryUploadError::Unreachable { .. }), "{err:?}");
+    assert!(matches!(err, HubError::Offline { .. }), "{err:?}");
 
     let hub = fake_hub(vec![(401, "{\"statusCode\":401,\"error\":\"Unauthorized\",\"message\":\"Unauthorized\"}".into())]);
     let err = upload_summary(&target(&hub.url), &units()).unwrap_err();
@@ -870,9 +871,9 @@ fn summary_upload_failures_are_reported_not_fatal() {
 
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let slow = SummaryTarget { timeout: Duration::from_secs(1), ..target(&silent_url) };
+    let slow = HubClient::new(&silent_url, Secret::new("k-123"), Duration::from_secs(1), Duration::from_secs(1));
     let err = upload_summary(&slow, &units()).unwrap_err();
-    assert!(matches!(err, SummaryUploadError::Unreachable { .. }), "{err:?}");
+    assert!(matches!(err, HubError::Timeout { .. }), "{err:?}");
     drop(silent);
 
     // Through the CLI: the import succeeds and says the summary was not sent.
@@ -885,7 +886,7 @@ fn summary_upload_failures_are_reported_not_fatal() {
         .env("AUTO_SYNC_CONNECTION_TIMEOUT", "1"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("imported 3 people"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("roster summary: not sent: cannot reach the hub"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("roster summary: not sent: hub unreachable"), "{}", stdout(&out));
     let store = Store::open(&dir.path().join("badgestation.db")).unwrap();
     assert_eq!(store.roster_rows().unwrap().len(), 3);
     assert_eq!(store.last_sync("roster", None).unwrap().unwrap().status, "offline");

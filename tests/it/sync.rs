@@ -459,9 +459,11 @@ fn clear_epoch_archives_without_deleting() {
     station.scan(3, "E1-late-");
 
     // The hub is cleared "now"; a scan taken after the clear (on the station's
-    // clock) belongs to the new epoch.
+    // clock) belongs to the new epoch. The pauses keep the scans clear of the
+    // few milliseconds the measured clock offset may be off by.
+    std::thread::sleep(Duration::from_millis(150));
     let cleared_at = chrono::Utc::now();
-    std::thread::sleep(Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(150));
     station.scan(2, "E2-");
     hub.state().clear_epoch = Some(format_utc_millis(&cleared_at));
     let mut rec = Recording::default();
@@ -477,8 +479,14 @@ fn clear_epoch_archives_without_deleting() {
     assert_eq!((counters.total, counters.pending), (2, 2), "archived scans leave the counters");
     assert_eq!(report.synced, 2, "only the new-epoch scans were uploaded");
     let backup = backup.as_ref().expect("a backup file");
-    let text = std::fs::read_to_string(backup).unwrap();
-    assert_eq!(text.lines().count(), 1 + 7, "header + the archived scans:\n{text}");
+    assert!(backup.file_name().unwrap().to_str().unwrap().starts_with("Archive_Gate_S_"), "{backup:?}");
+    assert_eq!(backup.extension().unwrap(), "xlsx");
+    use calamine::Reader as _;
+    let mut book = calamine::open_workbook_auto(backup).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let badges: Vec<String> = sheet.rows().skip(1).map(|r| r[0].to_string()).collect();
+    assert_eq!(badges.len(), 7, "the archived scans, no more: {badges:?}");
+    assert!(badges.iter().all(|b| b.starts_with("E1-")), "{badges:?}");
 
     let store = Store::open(&station.path).unwrap();
     let total: i64 = store.conn().query_row("SELECT count(*) FROM scans", [], |r| r.get(0)).unwrap();
