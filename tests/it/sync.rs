@@ -5,6 +5,8 @@
 //! are exactly the ones the hub refused, and nothing was deleted.
 
 use std::path::{Path, PathBuf};
+
+use calamine::Reader as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -481,7 +483,6 @@ fn clear_epoch_archives_without_deleting() {
     let backup = backup.as_ref().expect("a backup file");
     assert!(backup.file_name().unwrap().to_str().unwrap().starts_with("Archive_Gate_S_"), "{backup:?}");
     assert_eq!(backup.extension().unwrap(), "xlsx");
-    use calamine::Reader as _;
     let mut book = calamine::open_workbook_auto(backup).unwrap();
     let sheet = book.worksheet_range_at(0).unwrap().unwrap();
     let badges: Vec<String> = sheet.rows().skip(1).map(|r| r[0].to_string()).collect();
