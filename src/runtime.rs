@@ -264,7 +264,7 @@ impl StationRuntime {
         //    it stopped: the send fails and the channel is already closed.
         //    The handle joins the finished thread when the runtime drops.)
         let _ = self.recorder.send(RecorderCommand::Shutdown);
-        for event in self.events.iter() {
+        for event in &self.events {
             on_event(event);
         }
     }

@@ -56,7 +56,7 @@ impl Tag {
     /// Ten uppercase hex digits.
     #[must_use]
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02X}")).collect()
+        crate::model::hex(&self.0).to_ascii_uppercase()
     }
 
     /// The text for `output`.
@@ -406,7 +406,7 @@ mod tests {
                 decoder.feed(&frame, Duration::ZERO, &mut out);
             }
         }
-        let decoded: Vec<String> = out.into_iter().filter_map(Result::ok).map(|f| f.text).collect();
-        assert_eq!(decoded, expected);
+        let texts: Vec<String> = out.into_iter().filter_map(Result::ok).map(|f| f.text).collect();
+        assert_eq!(texts, expected);
     }
 }

@@ -93,7 +93,8 @@ pub fn hid_nodes() -> Result<Vec<HidNode>, String> {
 
 /// The node to open for `wanted`: a matching keyboard interface if there
 /// is one, else the first match.
-fn choose(nodes: &[HidNode], wanted: &UsbMatch) -> Option<PathBuf> {
+#[must_use]
+pub fn find_node(nodes: &[HidNode], wanted: &UsbMatch) -> Option<PathBuf> {
     let matching = || nodes.iter().filter(|n| wanted.matches(n.id, n.serial.as_deref()));
     matching().find(|n| n.keyboard).or_else(|| matching().next()).map(|n| n.path.clone())
 }
@@ -116,7 +117,7 @@ impl HidConnector {
             Target::Path(path) => Err(ReaderError::PathNotFound { path: path.clone() }),
             Target::Usb(wanted) => {
                 let nodes = hid_nodes().map_err(|detail| ReaderError::Open { path: "/sys/class/hidraw".into(), detail })?;
-                choose(&nodes, wanted).ok_or_else(|| ReaderError::UsbNotFound { transport: "HID", usb: wanted.to_string() })
+                find_node(&nodes, wanted).ok_or_else(|| ReaderError::UsbNotFound { transport: "HID", usb: wanted.to_string() })
             }
             Target::ProfileDefault => Err(ReaderError::UsbNotFound { transport: "HID", usb: "(no USB id given)".into() }),
         }
@@ -210,10 +211,10 @@ mod tests {
             node("/dev/hidraw3", "0627:0001", None, true),
         ];
         let id: UsbId = "ffff:0035".parse().unwrap();
-        assert_eq!(choose(&nodes, &UsbMatch { ids: vec![id], serial: None }), Some("/dev/hidraw1".into()));
-        assert_eq!(choose(&nodes, &UsbMatch { ids: vec![id], serial: Some("B".into()) }), Some("/dev/hidraw2".into()));
-        assert_eq!(choose(&nodes[..1], &UsbMatch { ids: vec![id], serial: None }), Some("/dev/hidraw0".into()));
-        assert_eq!(choose(&nodes, &UsbMatch { ids: vec!["0c27:3bfa".parse().unwrap()], serial: None }), None);
+        assert_eq!(find_node(&nodes, &UsbMatch { ids: vec![id], serial: None }), Some("/dev/hidraw1".into()));
+        assert_eq!(find_node(&nodes, &UsbMatch { ids: vec![id], serial: Some("B".into()) }), Some("/dev/hidraw2".into()));
+        assert_eq!(find_node(&nodes[..1], &UsbMatch { ids: vec![id], serial: None }), Some("/dev/hidraw0".into()));
+        assert_eq!(find_node(&nodes, &UsbMatch { ids: vec!["0c27:3bfa".parse().unwrap()], serial: None }), None);
     }
 
     /// A hidraw path that does not exist is reported as such, with the hint

@@ -160,7 +160,7 @@ impl Pipeline {
                     let count = self.failures;
                     out.push(Output::Rejected(error.clone()));
                     if count == FAILURE_RUN_WARNING
-                        || (count > FAILURE_RUN_WARNING && (count - FAILURE_RUN_WARNING) % FAILURE_RUN_REPEAT == 0)
+                        || (count > FAILURE_RUN_WARNING && (count - FAILURE_RUN_WARNING).is_multiple_of(FAILURE_RUN_REPEAT))
                     {
                         out.push(Output::FailureRun { count, last: error });
                     }

@@ -56,7 +56,7 @@ impl SerialConnector {
 }
 
 /// Opens `path` with `settings`; errors say what to do.
-pub(crate) fn open(path: &Path, settings: &SerialSettings) -> Result<TTYPort, ReaderError> {
+pub(crate) fn open(path: &Path, settings: SerialSettings) -> Result<TTYPort, ReaderError> {
     let data_bits = match settings.data_bits {
         5 => DataBits::Five,
         6 => DataBits::Six,
@@ -100,7 +100,7 @@ impl Connector for SerialConnector {
 
     fn connect(&mut self) -> Result<Opened<SerialReaderPort>, ReaderError> {
         let path = self.find()?;
-        let port = open(&path, &self.settings)?;
+        let port = open(&path, self.settings)?;
         let shown = path.canonicalize().unwrap_or(path);
         Ok(Opened { port: SerialReaderPort { port, timeout: READ_TIMEOUT }, path: shown, warnings: Vec::new(), report_id: None })
     }
@@ -146,13 +146,13 @@ mod tests {
     #[test]
     fn open_errors_name_the_path() {
         let missing = Path::new("/dev/badgestation-no-such-tty");
-        let error = open(missing, &SerialSettings::default()).unwrap_err();
+        let error = open(missing, SerialSettings::default()).unwrap_err();
         assert_eq!(error, ReaderError::PathNotFound { path: missing.to_path_buf() });
         assert!(error.to_string().contains("badgestation devices"));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("not-a-tty");
         std::fs::write(&file, b"").unwrap();
-        let error = open(&file, &SerialSettings::default()).unwrap_err();
+        let error = open(&file, SerialSettings::default()).unwrap_err();
         assert!(matches!(&error, ReaderError::Open { path, .. } if path == &file), "{error:?}");
     }
 

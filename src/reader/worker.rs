@@ -96,7 +96,7 @@ impl<E: From<ReaderEvent>> Worker<E> {
                     let mut port = opened.port;
                     match self.read_until_gone(&mut port) {
                         Some(reason) => {
-                            tracing::warn!(reader = %self.id, %reason, "reader disconnected");
+                            tracing::debug!(reader = %self.id, %reason, "reader disconnected");
                             self.emit(ReaderEvent::Disconnected { reader: self.id.clone(), reason });
                             absence_expected = true;
                         }
@@ -106,7 +106,7 @@ impl<E: From<ReaderEvent>> Worker<E> {
                 Err(error) => {
                     let quiet = (absence_expected && error.is_absent()) || reported.as_ref() == Some(&error);
                     if !quiet {
-                        tracing::warn!(reader = %self.id, %error, "reader not available");
+                        tracing::debug!(reader = %self.id, %error, "reader not available");
                         self.emit(ReaderEvent::Error { reader: self.id.clone(), error: error.clone() });
                         reported = Some(error);
                     }
@@ -172,13 +172,15 @@ impl<E: From<ReaderEvent>> Worker<E> {
                 Output::Rejected(error) => tracing::debug!(reader = %self.id, %error, "frame rejected"),
                 Output::FailureRun { count, last } => {
                     let error = ReaderError::BadFrames { count, last, hint: self.hint.clone() };
-                    tracing::warn!(reader = %self.id, %error, "garbled reads");
+                    tracing::debug!(reader = %self.id, %error, "garbled reads");
                     self.emit(ReaderEvent::Error { reader: self.id.clone(), error });
                 }
             }
         }
     }
 
+    /// Sends an event. Problems travel as events (the runtime's consumer
+    /// shows or logs them), so they are logged here only at debug level.
     fn emit(&self, event: ReaderEvent) {
         // Nobody listening (shutdown) is fine: events are informational.
         let _ = self.links.events.send(E::from(event));
