@@ -20,7 +20,9 @@
 //!
 //! Adding a worker (the sync worker, a roster watcher) is one field here,
 //! one [`StationEvent`] variant with its `From`, one line in
-//! [`StationRuntime::start`] and one step in the shutdown order.
+//! [`StationRuntime::start`] giving it a clone of the event sender and the
+//! waker, and one line in the shutdown telling it to stop (the final drain
+//! ends only when every worker holding an event sender has ended).
 
 use std::time::Duration;
 
@@ -259,11 +261,13 @@ impl StationRuntime {
         for reader in self.readers.drain(..) {
             reader.join();
         }
-        // 2. The recorder: it records what the readers queued, then stops;
-        //    its events end when its sender is dropped. (A second call finds
-        //    it stopped: the send fails and the channel is already closed.
-        //    The handle joins the finished thread when the runtime drops.)
+        // 2. Every other worker is told to stop: the recorder records what
+        //    the readers queued, then stops. (A worker added later — the
+        //    sync worker — is told here too, after the recorder.)
         let _ = self.recorder.send(RecorderCommand::Shutdown);
+        // 3. Drain until the last event sender is gone, i.e. every worker
+        //    has ended. (A second call finds the channel already closed; the
+        //    handles join their finished threads when the runtime drops.)
         for event in &self.events {
             on_event(event);
         }

@@ -330,6 +330,8 @@ pub fn test(ctx: &Context, profile: Option<&str>, path: Option<&str>) -> anyhow:
             recv(signals.received) -> _ => break,
         }
     }
+    // Close the channels first, so no reader waits on a send while it is joined.
+    drop((events, reads));
     drop(handles);
     Ok(ExitCode::SUCCESS)
 }

@@ -209,7 +209,7 @@ impl fmt::Display for ReaderEvent {
             }
             ReaderEvent::Error { reader, error } => write!(f, "reader {reader}: {error}"),
             ReaderEvent::Read { reader, badge, took, .. } => {
-                write!(f, "reader {reader}: read {badge} ({:.1} ms)", took.as_secs_f64() * 1000.0)
+                write!(f, "reader {reader}: read {badge} (frame {:.1} ms)", took.as_secs_f64() * 1000.0)
             }
         }
     }

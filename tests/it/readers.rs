@@ -208,7 +208,7 @@ fn thirty_minutes_of_noise() {
 
     // The noise is written on another thread while this one drains events,
     // as the GUI or `run --headless` would.
-    let writer = std::thread::spawn(move || {
+    let writer = std::thread::Builder::new().name("noise writer".into()).spawn(move || {
         let mut rng = fastrand::Rng::with_seed(30);
         let mut expected = Vec::new();
         let mut written = 0;
@@ -225,7 +225,8 @@ fn thirty_minutes_of_noise() {
         expected.push(format!("{LAST:010}"));
         reader.write(&frame(LAST));
         (reader, expected)
-    });
+    })
+    .unwrap();
     let mut badges = Vec::new();
     let seen = wait_until(&runtime, |event| {
         badges.extend(stored_badge(event));
@@ -266,11 +267,11 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 #[test]
 fn run_headless_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("ttyGATE");
-    let mut reader = FakeReader::plug_in(&link);
+    let tty_link = dir.path().join("ttyGATE");
+    let mut reader = FakeReader::plug_in(&tty_link);
     let mut child = common::command(dir.path())
         .arg("--set")
-        .arg(format!("READERS=rdm6300:{}", link.display()))
+        .arg(format!("READERS=rdm6300:{}", tty_link.display()))
         .args(["run", "--headless"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -278,11 +279,14 @@ fn run_headless_end_to_end() {
         .unwrap();
     let (lines_tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
-    let pump = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let pump = std::thread::Builder::new()
+        .name("stdout pump".into())
+        .spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        })
+        .unwrap();
     let mut printed = Vec::new();
     let mut wait_line = |what: &str| loop {
         let line = lines.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("no line containing {what:?}; got {printed:#?}"));
@@ -315,5 +319,5 @@ fn run_headless_end_to_end() {
     stored_badges.reverse();
     assert_eq!(stored_badges, recorded, "every scan printed as recorded is stored, and only those");
     assert!(recorded.len() >= 2 && recorded[..2] == ["0004372425", "0000472288"], "{recorded:?}");
-    assert!(stored.iter().all(|s| s.reader_id.as_deref() == Some(&*format!("rdm6300:{}", link.display()))));
+    assert!(stored.iter().all(|s| s.reader_id.as_deref() == Some(&*format!("rdm6300:{}", tty_link.display()))));
 }
