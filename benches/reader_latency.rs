@@ -69,22 +69,27 @@ fn main() {
     let mut recorded = Vec::with_capacity(measured as usize);
     let mut stored = Vec::with_capacity(measured as usize);
     for i in 0..warmup + measured {
-        let frame = Tag([0x01, 0x00, (i >> 16) as u8, (i >> 8) as u8, i as u8]).rdm6300_frame();
+        let tag = Tag([0x01, 0x00, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        let badge = tag.decimal();
         let written = Instant::now();
-        master.write_all(&frame).expect("write frame");
-        let mut read_at = None;
-        let stored_at = loop {
+        master.write_all(&tag.rdm6300_frame()).expect("write frame");
+        // The Read event (reader thread) and the ScanEvent (recorder thread)
+        // race each other: wait for both.
+        let (mut read_at, mut stored_at) = (None, None);
+        while read_at.is_none() || stored_at.is_none() {
             match runtime.next_event(Duration::from_secs(10)) {
-                Some(StationEvent::Reader(ReaderEvent::Read { .. })) => read_at = Some(Instant::now()),
-                Some(StationEvent::Scan(scan)) if scan.stored_scan().is_some() => break Instant::now(),
+                Some(StationEvent::Reader(ReaderEvent::Read { badge: b, .. })) if b == badge => read_at = Some(Instant::now()),
+                Some(StationEvent::Scan(scan)) if scan.stored_scan().is_some_and(|s| s.badge_id == badge) => {
+                    stored_at = Some(Instant::now());
+                }
                 Some(other) => panic!("unexpected event {other:?}"),
-                None => panic!("no scan for sample {i}"),
+                None => panic!("no read or no scan for sample {i}"),
             }
-        };
+        }
+        let (Some(read_at), Some(stored_at)) = (read_at, stored_at) else { unreachable!() };
         if i >= warmup {
-            let read_at = read_at.expect("a Read event precedes the scan");
             decoded.push(read_at - written);
-            recorded.push(stored_at - read_at);
+            recorded.push(stored_at.saturating_duration_since(read_at));
             stored.push(stored_at - written);
         }
     }

@@ -173,8 +173,9 @@ pub enum ReaderEvent {
         /// What is wrong and what to do.
         error: ReaderError,
     },
-    /// A badge was decoded and handed to the recorder. Its outcome follows
-    /// as a scan event once it is stored.
+    /// A badge was decoded and handed to the recorder. Its outcome comes as
+    /// a scan event from the recorder thread, usually after this event (the
+    /// two threads race, so a consumer must not rely on the order).
     Read {
         /// Reader id.
         reader: String,
