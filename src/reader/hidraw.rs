@@ -68,7 +68,11 @@ pub struct HidNode {
 
 /// Every hidraw node hidapi can see, sorted by path.
 pub fn hid_nodes() -> Result<Vec<HidNode>, String> {
-    let api = HidApi::new().map_err(|e| format!("cannot list HID devices: {e}"))?;
+    HidApi::new().map(|api| nodes_of(&api)).map_err(|e| format!("cannot list HID devices: {e}"))
+}
+
+/// The nodes an enumerated `HidApi` holds.
+fn nodes_of(api: &HidApi) -> Vec<HidNode> {
     let mut nodes: Vec<HidNode> = Vec::new();
     for info in api.device_list() {
         let path = PathBuf::from(info.path().to_string_lossy().into_owned());
@@ -88,7 +92,7 @@ pub fn hid_nodes() -> Result<Vec<HidNode>, String> {
         });
     }
     nodes.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(nodes)
+    nodes
 }
 
 /// The node to open for `wanted`: a matching keyboard interface if there
@@ -111,14 +115,12 @@ impl HidConnector {
         HidConnector { target: config.target.clone(), settings: config.profile.hid, sysfs: Sysfs::system() }
     }
 
-    fn find(&self) -> Result<PathBuf, ReaderError> {
+    fn find(&self, api: &HidApi) -> Result<PathBuf, ReaderError> {
         match &self.target {
             Target::Path(path) if path.exists() => Ok(path.clone()),
             Target::Path(path) => Err(ReaderError::PathNotFound { path: path.clone() }),
-            Target::Usb(wanted) => {
-                let nodes = hid_nodes().map_err(|detail| ReaderError::Open { path: "/sys/class/hidraw".into(), detail })?;
-                find_node(&nodes, wanted).ok_or_else(|| ReaderError::UsbNotFound { transport: "HID", usb: wanted.to_string() })
-            }
+            Target::Usb(wanted) => find_node(&nodes_of(api), wanted)
+                .ok_or_else(|| ReaderError::UsbNotFound { transport: "HID", usb: wanted.to_string() }),
             Target::ProfileDefault => Err(ReaderError::UsbNotFound { transport: "HID", usb: "(no USB id given)".into() }),
         }
     }
@@ -151,11 +153,14 @@ impl Connector for HidConnector {
     type Port = HidReaderPort;
 
     fn connect(&mut self) -> Result<Opened<HidReaderPort>, ReaderError> {
-        let path = self.find()?;
+        // Enumerates hidraw through sysfs (again on every reconnect: the node
+        // number may change after a replug).
+        let api = HidApi::new()
+            .map_err(|e| ReaderError::Open { path: "/sys/class/hidraw".into(), detail: format!("cannot list HID devices: {e}") })?;
+        let path = self.find(&api)?;
         let real = path.canonicalize().unwrap_or_else(|_| path.clone());
         let c_path = CString::new(real.to_string_lossy().into_owned())
             .map_err(|_| ReaderError::Open { path: path.clone(), detail: "the path contains a NUL byte".into() })?;
-        let api = HidApi::new().map_err(|e| ReaderError::Open { path: path.clone(), detail: e.to_string() })?;
         let device = api.open_path(&c_path).map_err(|e| open_error(&real, e.to_string()))?;
         let report_id = self.settings.report_id.or_else(|| {
             let mut descriptor = [0u8; hidapi::MAX_REPORT_DESCRIPTOR_SIZE];

@@ -144,34 +144,24 @@ impl Charset {
 }
 
 /// What a profile accepts as a plain-text read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TextRules {
     /// Allowed characters.
-    #[serde(default)]
     pub charset: Charset,
     /// Fewest characters.
-    #[serde(default = "TextRules::default_min_len")]
     pub min_len: usize,
     /// Most characters.
-    #[serde(default = "TextRules::default_max_len")]
     pub max_len: usize,
 }
 
 impl Default for TextRules {
+    /// Any text of 1 to [`crate::model::MAX_BADGE_LEN`] characters.
     fn default() -> Self {
-        TextRules { charset: Charset::Any, min_len: Self::default_min_len(), max_len: Self::default_max_len() }
+        TextRules { charset: Charset::Any, min_len: 1, max_len: crate::model::MAX_BADGE_LEN }
     }
 }
 
 impl TextRules {
-    fn default_min_len() -> usize {
-        1
-    }
-    fn default_max_len() -> usize {
-        crate::model::MAX_BADGE_LEN
-    }
-
     /// Checks a read against the rules.
     pub fn check(&self, text: &str) -> Result<(), FrameError> {
         let len = text.chars().count();

@@ -120,11 +120,11 @@ impl Default for HidSettings {
 }
 
 fn default_min_len() -> usize {
-    1
+    TextRules::default().min_len
 }
 
 fn default_max_len() -> usize {
-    crate::model::MAX_BADGE_LEN
+    TextRules::default().max_len
 }
 
 fn default_track() -> u8 {
