@@ -4,7 +4,7 @@
 //! # Layers
 //!
 //! * **Decoders**, pure state machines over byte streams, tested on byte
-//!   slices: [`em4100`] (RDM6300, ID-12LA/ID-20LA), [`line`] (ASCII lines
+//!   slices: [`em4100`] (RDM6300, ID-12LA/ID-20LA), [`line`](mod@line) (ASCII lines
 //!   with idle flush), [`hid`] (boot-keyboard reports), and the text formats
 //!   applied to a line or a typed read: [`wiegand`], [`magstripe`],
 //!   [`barcode`]. [`debounce`] undoes a reader's own repetition, [`wedge`]
