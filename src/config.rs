@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::model::DuplicateAction;
+use crate::reader::spec::{ReaderSpec, parse_readers};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
@@ -216,6 +217,9 @@ pub struct Config {
     pub station: StationConfig,
     /// Roster import.
     pub roster: RosterConfig,
+    /// `READERS`: the badge readers to run (syntax in [`crate::reader::spec`]).
+    /// Entries that do not parse are left out and reported as problems.
+    pub readers: Vec<ReaderSpec>,
     /// Every effective value with its source, in a stable order.
     pub settings: Vec<Setting>,
     /// Everything that was wrong.
@@ -356,6 +360,7 @@ impl Config {
             log_level: loader.log_level("LOG_LEVEL", "info"),
         };
         let roster = RosterConfig { strict_validation: loader.boolean("ROSTER_STRICT_VALIDATION", false) };
+        let readers = loader.readers("READERS");
         if cloud.api_url.is_some() && !cloud.api_key.is_set() {
             loader.problem(
                 "CLOUD_API_KEY",
@@ -377,6 +382,7 @@ impl Config {
             duplicates,
             station,
             roster,
+            readers,
             settings,
             problems,
         }
@@ -658,6 +664,24 @@ impl Loader {
         }
     }
 
+    /// The reader list; each entry that does not parse is a problem of its
+    /// own, and the others are kept.
+    fn readers(&mut self, name: &'static str) -> Vec<ReaderSpec> {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, "(none)".to_owned(), Source::Default);
+            return Vec::new();
+        };
+        let mut readers = Vec::new();
+        for entry in parse_readers(&text) {
+            match entry {
+                Ok(spec) => readers.push(spec),
+                Err(error) => self.problem(name, source, format!("{name}: {error}; that entry is left out")),
+            }
+        }
+        self.record(name, text.trim().to_owned(), source);
+        readers
+    }
+
     fn log_level(&mut self, name: &'static str, default: &str) -> String {
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_owned(), Source::Default);
@@ -857,6 +881,20 @@ mod tests {
         ));
         assert_eq!(c.station.name.as_deref(), Some("Main Gate"));
         assert_eq!(c.duplicates.action, DuplicateAction::Silent);
+    }
+
+    /// READERS keeps its good entries and reports each bad one as a problem
+    /// naming the variable, the entry and the syntax.
+    #[test]
+    fn readers_are_parsed_entry_by_entry() {
+        // Quoted: dotenv refuses unquoted values with spaces.
+        let c = Config::from_sources(sources("READERS=\"rdm6300:/dev/ttyUSB0, rdm6300:@x, wedge-hid:ffff:0035\"\n", &[], &[]));
+        assert_eq!(c.readers.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["rdm6300:/dev/ttyUSB0", "wedge-hid:ffff:0035"], "{:?}", c.problems);
+        assert_eq!(c.problems.len(), 1);
+        assert!(c.problems[0].message.starts_with("READERS: \"rdm6300:@x\""), "{}", c.problems[0].message);
+        assert!(c.problems[0].message.contains("PROFILE[:DEVICE][@BAUD]"));
+        assert_eq!(setting(&c, "READERS").source, Source::DotEnv);
+        assert!(Config::from_sources(sources("", &[], &[])).readers.is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //!                  │                  sync worker thread ──HTTP──────────────────────┼─▶ POST /v1/scans/batch
 //!                  │                  (own connection)   ◀─────────────────────────────┼── GET / (epoch, clock)
 //!                  └──────────────────────────────────────────────────────────────┘
-//!  admin CLI (same library, no threads): status · scan · scans list · roster · export · config check · hub
+//!  admin CLI (same library, no threads): status · scan · scans list · roster · export · config check · devices · hub
 //! ```
 //!
 //! * [`model`] — the vocabulary: [`model::RawRead`] (untrusted badge text
@@ -31,6 +31,14 @@
 //! * [`recorder`] — **the recorder thread**: sanitise, roster lookup,
 //!   duplicate rule on the monotonic clock, insert + commit, *then* the event.
 //!   It owns the only write connection for scans.
+//! * [`reader`] — **the reader threads**, one per device in `READERS`:
+//!   serial and hidraw, decoders (EM4100, lines, Wiegand, magstripe,
+//!   barcode, HID keyboard reports), debounce, hot-plug with backoff, reader
+//!   profiles (`hardware/readers/*.toml`), and the keyboard-wedge burst
+//!   detector the GUI feeds.
+//! * [`runtime`] — **the station runtime**: starts the recorder and the
+//!   readers, merges their events into one [`runtime::StationEvent`] stream,
+//!   and shuts them down in order. `run --headless` and the GUI both use it.
 //! * [`sync`] — **the sync worker thread**: batches of pending scans with their
 //!   stored idempotency keys, retries, auto-sync, heartbeats, clear epochs.
 //! * [`roster`] — the in-memory roster map, swapped atomically on import;
@@ -64,7 +72,9 @@ pub mod config;
 pub mod counters;
 pub mod export;
 pub mod model;
+pub mod reader;
 pub mod recorder;
 pub mod roster;
+pub mod runtime;
 pub mod store;
 pub mod sync;

@@ -10,6 +10,7 @@
 //! the process with exit code 1.
 
 mod export;
+mod readers;
 mod roster;
 mod station;
 mod sync;
@@ -104,6 +105,21 @@ enum Command {
         #[arg(long, value_enum, default_value_t = EpochArg::Current)]
         epoch: EpochArg,
     },
+    /// Run the station: the readers in READERS feeding the recorder
+    Run {
+        /// Without a window: print each scan and reader event as a line on stdout (a gate with no
+        /// screen). SIGINT/SIGTERM stop it after the queued reads are recorded
+        #[arg(long)]
+        headless: bool,
+    },
+    /// List serial ports and HID devices with the reader profiles that match them, and the state of
+    /// the readers in READERS
+    Devices,
+    /// Badge reader tools
+    Readers {
+        #[command(subcommand)]
+        command: ReadersCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +159,21 @@ enum EpochArg {
     Current,
     /// Every scan, archived ones included
     All,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReadersCommand {
+    /// Print decoded reads live with timing, without recording them (Ctrl-C stops). Without options:
+    /// every reader in READERS
+    Test {
+        /// Reader profile to use (see `badgestation devices`) [default: READERS' entry for --path, else
+        /// the profile matching the device's USB id]
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<String>,
+        /// Device to read: a path (/dev/ttyUSB0, /dev/hidraw0) or VID:PID [default: the profile's USB ids]
+        #[arg(long, value_name = "DEVICE")]
+        path: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,8 +246,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         env_file: cli.global.env_file.clone(),
         flags,
     })?;
-    let long_running = cli.command.is_none();
-    init_logging(&config, long_running || cli.global.verbose);
+    let level = config.station.log_level.as_str();
+    let filter = match &cli.command {
+        None | Some(Command::Run { .. }) => level.to_owned(),
+        // Rejected frames are debug lines of the reader threads; a test shows them.
+        Some(Command::Readers { .. }) => format!("{level},badgestation::reader=debug"),
+        Some(_) if cli.global.verbose => level.to_owned(),
+        Some(_) => "error".to_owned(),
+    };
+    init_logging(&filter);
     if !matches!(cli.command, Some(Command::Config { .. })) {
         for problem in &config.problems {
             tracing::warn!("configuration: {problem}");
@@ -247,15 +285,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 EpochArg::All => crate::export::ExportScope::All,
             },
         ),
+        Some(Command::Run { headless }) => readers::run(&ctx, headless),
+        Some(Command::Devices) => Ok(readers::devices(&ctx)),
+        Some(Command::Readers { command: ReadersCommand::Test { profile, path } }) => {
+            readers::test(&ctx, profile.as_deref(), path.as_deref())
+        }
     }
 }
 
-/// Logs to stderr. `RUST_LOG` wins; else `LOG_LEVEL` for the station and
-/// long-running commands, and only errors for one-shot commands (their
-/// output is the answer, log lines would clutter it).
-fn init_logging(config: &Config, use_config_level: bool) {
+/// Logs to stderr. `RUST_LOG` wins; else `default`: `LOG_LEVEL` for the
+/// station and long-running commands, and only errors for one-shot commands
+/// (their output is the answer, log lines would clutter it).
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let default = if use_config_level { config.station.log_level.as_str() } else { "error" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -5,6 +5,7 @@
 
 mod common;
 mod fakehub;
+mod readers;
 mod roster;
 mod station;
 mod sync;
