@@ -54,6 +54,8 @@ fn main() {
         duplicates: DuplicateConfig { enabled: true, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
         station_name: Some("Bench".into()),
         readers,
+        sync: None,
+        roster_watch: None,
         waker: noop_waker(),
     })
     .expect("runtime");

@@ -2,8 +2,9 @@
 //! together. `badgestation run --headless` and the GUI both run on it, so
 //! there is one wiring, not two.
 //!
-//! [`StationRuntime::start`] starts the recorder thread and one thread per
-//! configured reader, and hands out
+//! [`StationRuntime::start`] starts the recorder thread, one thread per
+//! configured reader, the sync worker (when `CLOUD_API_URL` is set) and the
+//! roster watcher, and hands out
 //!
 //! * **one event stream**, [`StationRuntime::events`]: every worker sends
 //!   its events as a [`StationEvent`] into one bounded channel (each worker
@@ -14,9 +15,10 @@
 //! * the recorder's command handle and the shared counters.
 //!
 //! [`StationRuntime::shutdown`] stops the readers first (so no read is
-//! cut off between a reader and the recorder), then lets the recorder
-//! record what is queued and stop; meanwhile it keeps draining events, so
-//! every scan acknowledged before or during the shutdown reaches the caller.
+//! cut off between a reader and the recorder), then the sync worker and the
+//! roster watcher, then lets the recorder record what is queued and stop;
+//! meanwhile it keeps draining events, so every scan acknowledged before or
+//! during the shutdown reaches the caller.
 //!
 //! Adding a worker (the sync worker, a roster watcher) is one field here,
 //! one [`StationEvent`] variant with its `From`, one line in
@@ -36,10 +38,12 @@ use crate::reader::profile::ProfileSet;
 use crate::reader::{self, ReaderConfig, ReaderEvent, ReaderHandle, ReaderLinks, SetupError};
 use crate::recorder::{READ_CHANNEL_CAPACITY, Recorder, RecorderCommand, RecorderHandle};
 use crate::roster::{Roster, SharedRoster};
+use crate::roster::watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 use crate::store::{StationInfo, Store, StoreError};
+use crate::sync::{self, EpochAdopter, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
 
-/// Capacity of the event channel. Workers wait (back-pressure) if the
-/// consumer falls this far behind; a GUI drains it every frame.
+/// Capacity of a reader-only event channel (`readers test`). The station's
+/// own event stream is unbounded; see [`StationRuntime::start`].
 pub const EVENT_CHANNEL_CAPACITY: usize = 1024;
 
 /// The `reader_id` the GUI should give reads from its keyboard-wedge input.
@@ -53,6 +57,24 @@ pub enum StationEvent {
     Scan(ScanEvent),
     /// A reader connected, disconnected, hit a problem, or read a badge.
     Reader(ReaderEvent),
+    /// The sync worker started, progressed, finished or failed a sync, or
+    /// saw a change of connectivity, clear epoch or clock offset.
+    Sync(SyncEvent),
+    /// The roster watcher imported (or failed to import) `employee.xlsx`,
+    /// or uploaded the business-unit summary.
+    Roster(RosterEvent),
+}
+
+impl From<SyncEvent> for StationEvent {
+    fn from(event: SyncEvent) -> Self {
+        StationEvent::Sync(event)
+    }
+}
+
+impl From<RosterEvent> for StationEvent {
+    fn from(event: RosterEvent) -> Self {
+        StationEvent::Roster(event)
+    }
 }
 
 impl From<ScanEvent> for StationEvent {
@@ -81,6 +103,10 @@ pub struct StationSetup {
     pub station_name: Option<String>,
     /// The readers to run.
     pub readers: Vec<ReaderConfig>,
+    /// Upload settings; `None` runs without a sync worker (sync off).
+    pub sync: Option<SyncSettings>,
+    /// Watch the roster file and re-import it on change; `None` for no watcher.
+    pub roster_watch: Option<WatcherConfig>,
     /// Called after every event.
     pub waker: Waker,
 }
@@ -117,19 +143,63 @@ pub struct StationRuntime {
     /// Disconnects once every reader thread has ended.
     readers_alive: Receiver<()>,
     recorder: RecorderHandle,
+    roster: SharedRoster,
+    sync: Option<SyncHandle>,
+    roster_watcher: Option<RosterWatcher>,
 }
 
 impl StationRuntime {
-    /// Starts the recorder and the readers.
+    /// Starts the recorder, the readers, the sync worker and the roster
+    /// watcher.
     pub fn start(setup: StationSetup) -> Result<StationRuntime, RuntimeError> {
         let (reads, reads_rx) = crossbeam_channel::bounded(READ_CHANNEL_CAPACITY);
-        let (events_tx, events) = crossbeam_channel::bounded(EVENT_CHANNEL_CAPACITY);
-        let recorder = Recorder::new(setup.store, setup.clock.clone(), setup.roster, setup.duplicates, setup.station_name.as_deref())?;
+        // Unbounded on purpose: the recorder must never wait for the UI
+        // (DESIGN.md), and a window that stops painting (minimised, on
+        // another desktop) must not stall recording. Events arrive at human
+        // speed, a few per scan, so even an hour of an unread stream is a
+        // few megabytes.
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let database = setup.store.path().to_path_buf();
+        let spawn_error = |thread: &str| {
+            let thread = thread.to_owned();
+            move |source| RuntimeError::Spawn { thread, source }
+        };
+        let recorder = Recorder::new(
+            setup.store,
+            setup.clock.clone(),
+            setup.roster.clone(),
+            setup.duplicates,
+            setup.station_name.as_deref(),
+        )?;
         let counters = recorder.counters();
         let station = recorder.station().clone();
-        let recorder = recorder
-            .spawn(reads_rx, events_tx.clone(), setup.waker.clone())
-            .map_err(|source| RuntimeError::Spawn { thread: "recorder".into(), source })?;
+        let recorder = recorder.spawn(reads_rx, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("recorder"))?;
+        let sync = match setup.sync {
+            Some(settings) => {
+                let engine = SyncEngine::new(
+                    Store::open(&database)?,
+                    settings,
+                    counters.clone(),
+                    EpochAdopter::Recorder(recorder.commander()),
+                    setup.clock.clone(),
+                );
+                Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
+            }
+            None => None,
+        };
+        let roster_watcher = match setup.roster_watch {
+            Some(config) => Some(
+                RosterWatcher::spawn(
+                    config,
+                    Store::open(&database)?,
+                    setup.roster.clone(),
+                    events_tx.clone(),
+                    setup.waker.clone(),
+                )
+                .map_err(spawn_error("roster-watcher"))?,
+            ),
+            None => None,
+        };
 
         let (alive, readers_alive) = crossbeam_channel::bounded::<()>(0);
         let mut runtime = StationRuntime {
@@ -142,6 +212,9 @@ impl StationRuntime {
             readers: Vec::with_capacity(setup.readers.len()),
             readers_alive,
             recorder,
+            roster: setup.roster,
+            sync,
+            roster_watcher,
         };
         for config in setup.readers {
             let thread = format!("reader {}", config.id);
@@ -186,6 +259,8 @@ impl StationRuntime {
             duplicates: config.duplicates,
             station_name: config.station.name.clone(),
             readers,
+            sync: SyncSettings::from_config(config),
+            roster_watch: Some(WatcherConfig::from_config(config)),
             waker,
         })
     }
@@ -230,6 +305,19 @@ impl StationRuntime {
         &self.station
     }
 
+    /// Commands to the sync worker ("Sync now", "Sync all", "Retry
+    /// failed"); `None` when sync is off.
+    #[must_use]
+    pub fn sync_commands(&self) -> Option<Sender<SyncCommand>> {
+        self.sync.as_ref().map(SyncHandle::sender)
+    }
+
+    /// The roster the recorder reads (an import swaps it).
+    #[must_use]
+    pub fn roster(&self) -> &SharedRoster {
+        &self.roster
+    }
+
     /// The ids of the configured readers.
     #[must_use]
     pub fn reader_ids(&self) -> &[String] {
@@ -261,11 +349,20 @@ impl StationRuntime {
         for reader in self.readers.drain(..) {
             reader.join();
         }
-        // 2. Every other worker is told to stop: the recorder records what
-        //    the readers queued, then stops. (A worker added later — the
-        //    sync worker — is told here too, after the recorder.)
+        // 2. The sync worker (an upload in flight finishes or times out; a
+        //    wait between retries is cut short) and the roster watcher (an
+        //    import in progress finishes). Both stop before the recorder,
+        //    because the sync worker may be asking it to adopt a clear epoch.
+        //    The event channel is unbounded, so joining them cannot deadlock.
+        if let Some(sync) = self.sync.take() {
+            sync.shutdown();
+        }
+        if let Some(watcher) = self.roster_watcher.take() {
+            watcher.shutdown();
+        }
+        // 3. The recorder records what the readers queued, then stops.
         let _ = self.recorder.send(RecorderCommand::Shutdown);
-        // 3. Drain until the last event sender is gone, i.e. every worker
+        // 4. Drain until the last event sender is gone, i.e. every worker
         //    has ended. (A second call finds the channel already closed; the
         //    handles join their finished threads when the runtime drops.)
         for event in &self.events {

@@ -81,6 +81,10 @@ fn event_line(event: &StationEvent) -> Option<String> {
     match event {
         StationEvent::Scan(scan) => scan_line(scan).map(|line| format!("{} scan   {line}", now())),
         StationEvent::Reader(reader) => Some(format!("{} {reader}", now())),
+        // The backlog is reported every check interval; it would only be noise here.
+        StationEvent::Sync(crate::sync::SyncEvent::Backlog { .. }) => None,
+        StationEvent::Sync(sync) => Some(format!("{} sync   {sync}", now())),
+        StationEvent::Roster(roster) => Some(format!("{} roster {roster}", now())),
     }
 }
 

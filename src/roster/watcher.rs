@@ -84,6 +84,31 @@ pub enum RosterEvent {
     SummaryFailed(String),
 }
 
+impl std::fmt::Display for RosterEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RosterEvent::Imported(r) => write!(
+                f,
+                "roster imported from {}: {} people (before: {}){}",
+                r.path.display(),
+                r.people,
+                r.previous_people,
+                if r.problems.is_empty() { String::new() } else { format!(", {} warnings", r.problems.len()) }
+            ),
+            RosterEvent::ImportFailed { path, message } => {
+                write!(f, "roster import from {} failed, the previous roster stays: {message}", path.display())
+            }
+            RosterEvent::SummaryUploaded(SummaryUpload::AlreadyCurrent { .. }) => {
+                f.write_str("roster summary: the hub already has these business-unit counts")
+            }
+            RosterEvent::SummaryUploaded(SummaryUpload::Posted { saved, .. }) => {
+                write!(f, "roster summary: sent {saved} business-unit counts to the hub")
+            }
+            RosterEvent::SummaryFailed(message) => write!(f, "roster summary not sent: {message}"),
+        }
+    }
+}
+
 /// Owns the watcher thread; dropping it stops and joins the thread.
 #[derive(Debug)]
 pub struct RosterWatcher {

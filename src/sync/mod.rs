@@ -241,3 +241,55 @@ pub enum SyncEvent {
         oldest_pending_at: Option<DateTime<Utc>>,
     },
 }
+
+impl std::fmt::Display for SyncTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncTrigger::Manual => "sync now",
+            SyncTrigger::ManualAll => "sync all",
+            SyncTrigger::Auto => "auto-sync",
+            SyncTrigger::Watchdog => "drain watchdog",
+        })
+    }
+}
+
+/// One line per event, for logs and `run --headless`.
+impl std::fmt::Display for SyncEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncEvent::Started { trigger, pending } => write!(f, "{trigger}: started, {pending} pending"),
+            SyncEvent::Progress { trigger, batches, synced, failed, remaining } => {
+                write!(f, "{trigger}: batch {batches}, {synced} synced, {failed} rejected, {remaining} pending")
+            }
+            SyncEvent::Finished { trigger, synced, failed, remaining, duration, .. } => write!(
+                f,
+                "{trigger}: finished in {:.1} s, {synced} synced, {failed} rejected, {remaining} pending",
+                duration.as_secs_f64()
+            ),
+            SyncEvent::Failed { trigger, reason, cooldown, .. } => {
+                write!(f, "{trigger}: failed: {reason}")?;
+                if let Some(pause) = cooldown {
+                    write!(f, " (auto-sync pauses {} s)", pause.as_secs())?;
+                }
+                Ok(())
+            }
+            SyncEvent::Connectivity { online: true } => f.write_str("hub reachable"),
+            SyncEvent::Connectivity { online: false } => {
+                f.write_str("hub unreachable: offline, scans are safe on this station")
+            }
+            SyncEvent::EpochChanged { epoch, change, backup, .. } => {
+                write!(f, "hub cleared: new clear epoch {epoch}, {} older scans archived locally", change.archived)?;
+                if let Some(path) = backup {
+                    write!(f, ", backup {}", path.display())?;
+                }
+                Ok(())
+            }
+            SyncEvent::ClockOffset { offset_millis, warning: true } => {
+                write!(f, "clock warning: this station is {:.1} s off the hub's clock", *offset_millis as f64 / 1000.0)
+            }
+            SyncEvent::ClockOffset { .. } => f.write_str("clock agrees with the hub again"),
+            SyncEvent::FailedReset { count, .. } => write!(f, "{count} failed scans put back to pending"),
+            SyncEvent::Backlog { pending, .. } => write!(f, "{pending} scans pending"),
+        }
+    }
+}

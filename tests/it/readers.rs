@@ -86,6 +86,8 @@ fn start_station(db: &Path, readers: &str) -> StationRuntime {
         duplicates: DuplicateConfig { enabled: true, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
         station_name: Some("Gate 1".into()),
         readers,
+        sync: None,
+        roster_watch: None,
         waker: noop_waker(),
     })
     .unwrap()
@@ -114,7 +116,7 @@ fn is_connected(event: &StationEvent) -> bool {
 fn stored_badge(event: &StationEvent) -> Option<String> {
     match event {
         StationEvent::Scan(scan) => scan.stored_scan().map(|s| s.badge_id.clone()),
-        StationEvent::Reader(_) => None,
+        _ => None,
     }
 }
 

@@ -736,3 +736,85 @@ fn auto_sync_idle_rule_and_drain_watchdog() {
     assert_eq!(synced, 6);
     check_invariant(&path, &hub.state(), true);
 }
+
+/// Waits up to 15 s for an event `done` accepts.
+fn wait(
+    runtime: &badgestation::runtime::StationRuntime,
+    what: &str,
+    done: &mut dyn FnMut(&badgestation::runtime::StationEvent) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).unwrap_or_else(|| panic!("timed out waiting for {what}"));
+        if let Some(event) = runtime.next_event(left)
+            && done(&event)
+        {
+            return;
+        }
+    }
+}
+
+/// The station runtime wires the sync worker in: scans handed to the
+/// recorder thread are uploaded by auto-sync, a clear announced by the hub is
+/// adopted through the recorder (old scans archived, the next scan stamped
+/// with the new epoch and uploaded), and shutdown stops every thread.
+#[test]
+fn runtime_runs_the_sync_worker_and_adopts_a_clear_through_the_recorder() {
+    use badgestation::runtime::{StationEvent, StationRuntime, StationSetup};
+
+    let hub = FakeHub::start(true);
+    hub.state().clear_epoch = Some("2026-01-01T00:00:00.000Z".into());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badgestation.db");
+    let mut s = settings(&hub.url(), dir.path());
+    s.heartbeat_interval = Duration::from_millis(300);
+    let runtime = StationRuntime::start(StationSetup {
+        store: Store::open(&path).unwrap(),
+        clock: SystemClock::shared(),
+        roster: SharedRoster::default(),
+        duplicates: DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
+        station_name: Some("Gate R".into()),
+        readers: Vec::new(),
+        sync: Some(s),
+        roster_watch: None,
+        waker: badgestation::model::noop_waker(),
+    })
+    .unwrap();
+    let wait_for = |what: &str, mut done: Box<dyn FnMut(&StationEvent) -> bool>| wait(&runtime, what, &mut *done);
+    wait_for("the first epoch", Box::new(|e| matches!(e, StationEvent::Sync(SyncEvent::EpochChanged { .. }))));
+    let reads = runtime.wedge_sender();
+    for i in 0..5 {
+        reads.send(RawRead::manual(format!("RT{i}"))).unwrap();
+    }
+    wait_for(
+        "auto-sync of 5 scans",
+        Box::new(|e| matches!(e, StationEvent::Sync(SyncEvent::Finished { synced: 5, .. }))),
+    );
+    assert_eq!(hub.state().scans.len(), 5);
+
+    let cleared = chrono::Utc::now();
+    hub.state().clear_epoch = Some(format_utc_millis(&cleared));
+    wait_for(
+        "the clear",
+        Box::new(|e| matches!(e, StationEvent::Sync(SyncEvent::EpochChanged { change, .. }) if change.archived == 5)),
+    );
+    reads.send(RawRead::manual("after-clear")).unwrap();
+    let mut stamped = None;
+    wait(&runtime, "the scan after the clear", &mut |e| match e {
+        StationEvent::Scan(ScanEvent::Recorded { scan, counters }) => {
+            stamped = Some((scan.epoch.clone(), counters.total));
+            true
+        }
+        _ => false,
+    });
+    assert_eq!(stamped, Some((Some(format_utc_millis(&cleared)), 1)), "new epoch at once; archived scans left the counters");
+    wait_for(
+        "its upload",
+        Box::new(|e| matches!(e, StationEvent::Sync(SyncEvent::Finished { synced: 1, .. }))),
+    );
+    runtime.shutdown(|_| {});
+    let store = Store::open(&path).unwrap();
+    let total: i64 = store.conn().query_row("SELECT count(*) FROM scans", [], |r| r.get(0)).unwrap();
+    assert_eq!(total, 6, "nothing deleted");
+    check_invariant(&path, &hub.state(), true);
+}
