@@ -11,23 +11,21 @@
 //! for 0 and 100k only). Prints p50/p90/p99/max per table size;
 //! BENCHMARKS.md records the results.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/stats.rs"]
 mod stats;
 
-use std::path::Path;
 use std::time::Instant;
 
-use badgestation::clock::{SystemClock, format_utc_millis};
+use badgestation::clock::SystemClock;
 use badgestation::config::DuplicateConfig;
-use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent, idempotency_key};
+use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent};
 use badgestation::recorder::Recorder;
 use badgestation::roster::{Roster, SharedRoster};
 use badgestation::store::Store;
-use chrono::Utc;
-use rusqlite::params;
 
-/// Distinct people (badges) in the roster and the history.
-const PEOPLE: u32 = 5_000;
+use fixtures::PEOPLE;
 /// Scans measured per table size.
 const MEASURED: usize = 5_000;
 const WARMUP: usize = 200;
@@ -42,50 +40,12 @@ fn roster() -> Roster {
     }))
 }
 
-/// Fills the table with `rows` scans spread over the past 30 days, 98%
-/// synced, as a station would look after weeks of use.
-fn populate(path: &Path, rows: u32) {
-    let store = Store::open(path).expect("open");
-    let station = store.station().expect("station");
-    let conn = store.conn();
-    conn.execute_batch("BEGIN").expect("begin");
-    {
-        let mut insert = conn
-            .prepare(
-                "INSERT INTO scans (id, idempotency_key, badge_id, scanned_at, station_name, matched, legacy_id, full_name,
-                                    business_unit, position, scan_source, sync_status, synced_at)
-                 VALUES (?1, ?2, ?3, ?4, 'Gate', 1, ?3, ?5, 'Unit', 'Staff', 'badge', ?6, ?7)",
-            )
-            .expect("prepare");
-        let now = Utc::now();
-        let span_ms = 30 * 24 * 3600 * 1000_i64;
-        for i in 0..rows {
-            let seq = i64::from(i) + 1;
-            let at = now - chrono::Duration::milliseconds(span_ms - span_ms * seq / (i64::from(rows) + 1));
-            let badge = format!("{:010}", 4_372_425 + (i * 7919) % PEOPLE);
-            let key = idempotency_key(&station.install_uuid, seq, &badge, &at);
-            let synced = i % 50 != 0;
-            insert
-                .execute(params![
-                    seq,
-                    key,
-                    badge,
-                    format_utc_millis(&at),
-                    format!("Person {i}"),
-                    if synced { "synced" } else { "pending" },
-                    synced.then(|| format_utc_millis(&at)),
-                ])
-                .expect("insert");
-        }
-    }
-    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;").expect("commit");
-}
-
 fn bench_size(existing: u32, measured: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("badgestation.db");
     let filled = Instant::now();
-    populate(&path, existing);
+    // 98% synced, as a station looks after weeks of use.
+    fixtures::populate_scans(&path, existing, 50);
     let fill_time = filled.elapsed();
 
     let opened = Instant::now();
