@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::model::DuplicateAction;
+use crate::reader::spec::{ReaderSpec, parse_readers};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
@@ -187,6 +188,14 @@ pub struct StationConfig {
     pub log_level: String,
 }
 
+/// Roster import settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RosterConfig {
+    /// `ROSTER_STRICT_VALIDATION`: refuse a roster with missing columns,
+    /// duplicate ids or unusable rows instead of importing what is usable.
+    pub strict_validation: bool,
+}
+
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -206,6 +215,11 @@ pub struct Config {
     pub duplicates: DuplicateConfig,
     /// Station and screen.
     pub station: StationConfig,
+    /// Roster import.
+    pub roster: RosterConfig,
+    /// `READERS`: the badge readers to run (syntax in [`crate::reader::spec`]).
+    /// Entries that do not parse are left out and reported as problems.
+    pub readers: Vec<ReaderSpec>,
     /// Every effective value with its source, in a stable order.
     pub settings: Vec<Setting>,
     /// Everything that was wrong.
@@ -345,6 +359,8 @@ impl Config {
             full_screen: loader.boolean("SHOW_FULL_SCREEN", true),
             log_level: loader.log_level("LOG_LEVEL", "info"),
         };
+        let roster = RosterConfig { strict_validation: loader.boolean("ROSTER_STRICT_VALIDATION", false) };
+        let readers = loader.readers("READERS");
         if cloud.api_url.is_some() && !cloud.api_key.is_set() {
             loader.problem(
                 "CLOUD_API_KEY",
@@ -365,6 +381,8 @@ impl Config {
             retry,
             duplicates,
             station,
+            roster,
+            readers,
             settings,
             problems,
         }
@@ -380,6 +398,12 @@ impl Config {
     #[must_use]
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("badgestation.db")
+    }
+
+    /// The roster file the station imports: `employee.xlsx` in the data directory.
+    #[must_use]
+    pub fn roster_path(&self) -> PathBuf {
+        self.data_dir.join(crate::roster::ROSTER_FILE_NAME)
     }
 
     /// Where exports are written by default.
@@ -640,6 +664,24 @@ impl Loader {
         }
     }
 
+    /// The reader list; each entry that does not parse is a problem of its
+    /// own, and the others are kept.
+    fn readers(&mut self, name: &'static str) -> Vec<ReaderSpec> {
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, "(none)".to_owned(), Source::Default);
+            return Vec::new();
+        };
+        let mut readers = Vec::new();
+        for entry in parse_readers(&text) {
+            match entry {
+                Ok(spec) => readers.push(spec),
+                Err(error) => self.problem(name, source, format!("{name}: {error}; that entry is left out")),
+            }
+        }
+        self.record(name, text.trim().to_owned(), source);
+        readers
+    }
+
     fn log_level(&mut self, name: &'static str, default: &str) -> String {
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_owned(), Source::Default);
@@ -709,6 +751,7 @@ mod tests {
         assert_eq!(c.duplicates.alert_duration_millis, 3000);
         assert_eq!(c.station.feedback_duration_millis, 2000);
         assert_eq!(c.station.admin_pin, None);
+        assert!(!c.roster.strict_validation);
         assert!(c.settings.iter().all(|s| s.source == Source::Default));
     }
 
@@ -794,6 +837,16 @@ mod tests {
     }
 
     #[test]
+    fn roster_strict_validation_is_read_like_any_boolean() {
+        let c = Config::from_sources(sources("ROSTER_STRICT_VALIDATION=True\n", &[], &[]));
+        assert!(c.roster.strict_validation);
+        assert_eq!(setting(&c, "ROSTER_STRICT_VALIDATION").source, Source::DotEnv);
+        let c = Config::from_sources(sources("ROSTER_STRICT_VALIDATION=sometimes\n", &[], &[]));
+        assert!(!c.roster.strict_validation);
+        assert_eq!(c.problems.len(), 1);
+    }
+
+    #[test]
     fn a_bad_pin_turns_admin_off_without_echoing_it() {
         let c = Config::from_sources(sources("ADMIN_PIN=12ab5\n", &[], &[]));
         assert_eq!(c.station.admin_pin, None);
@@ -828,6 +881,20 @@ mod tests {
         ));
         assert_eq!(c.station.name.as_deref(), Some("Main Gate"));
         assert_eq!(c.duplicates.action, DuplicateAction::Silent);
+    }
+
+    /// READERS keeps its good entries and reports each bad one as a problem
+    /// naming the variable, the entry and the syntax.
+    #[test]
+    fn readers_are_parsed_entry_by_entry() {
+        // Quoted: dotenv refuses unquoted values with spaces.
+        let c = Config::from_sources(sources("READERS=\"rdm6300:/dev/ttyUSB0, rdm6300:@x, wedge-hid:ffff:0035\"\n", &[], &[]));
+        assert_eq!(c.readers.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["rdm6300:/dev/ttyUSB0", "wedge-hid:ffff:0035"], "{:?}", c.problems);
+        assert_eq!(c.problems.len(), 1);
+        assert!(c.problems[0].message.starts_with("READERS: \"rdm6300:@x\""), "{}", c.problems[0].message);
+        assert!(c.problems[0].message.contains("PROFILE[:DEVICE][@BAUD]"));
+        assert_eq!(setting(&c, "READERS").source, Source::DotEnv);
+        assert!(Config::from_sources(sources("", &[], &[])).readers.is_empty());
     }
 
     #[test]

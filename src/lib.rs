@@ -18,7 +18,7 @@
 //!                  │                  sync worker thread ──HTTP──────────────────────┼─▶ POST /v1/scans/batch
 //!                  │                  (own connection)   ◀─────────────────────────────┼── GET / (epoch, clock)
 //!                  └──────────────────────────────────────────────────────────────┘
-//!  admin CLI (same library, no threads): status · scan · scans list · config check · hub
+//!  admin CLI (same library, no threads): status · scan · scans list · roster · export · config check · devices · hub
 //! ```
 //!
 //! * [`model`] — the vocabulary: [`model::RawRead`] (untrusted badge text
@@ -31,7 +31,21 @@
 //! * [`recorder`] — **the recorder thread**: sanitise, roster lookup,
 //!   duplicate rule on the monotonic clock, insert + commit, *then* the event.
 //!   It owns the only write connection for scans.
-//! * [`roster`] — the in-memory roster map, swapped atomically on import.
+//! * [`reader`] — **the reader threads**, one per device in `READERS`:
+//!   serial and hidraw, decoders (EM4100, lines, Wiegand, magstripe,
+//!   barcode, HID keyboard reports), debounce, hot-plug with backoff, reader
+//!   profiles (`hardware/readers/*.toml`), and the keyboard-wedge burst
+//!   detector the GUI feeds.
+//! * [`runtime`] — **the station runtime**: starts the recorder and the
+//!   readers, merges their events into one [`runtime::StationEvent`] stream,
+//!   and shuts them down in order. `run --headless` and the GUI both use it.
+//! * [`sync`] — **the sync worker thread**: batches of pending scans with their
+//!   stored idempotency keys, retries, auto-sync, heartbeats, clear epochs.
+//! * [`roster`] — the in-memory roster map, swapped atomically on import;
+//!   [`roster::import`] reads `employee.xlsx`, [`roster::watcher`] re-imports
+//!   it when it changes, [`roster::summary`] uploads business-unit counts.
+//! * [`export`] — every scan to an Excel file (constant memory, temp file
+//!   then rename), for the CLI, the GUI and epoch backups.
 //! * [`counters`] — the operator's counters, updated after each commit.
 //! * [`api`] — the wire types of cloud API v1, shared by sync worker and hub.
 //! * [`clock`] — wall and monotonic time, injectable for tests.
@@ -58,9 +72,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod counters;
+pub mod export;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;
+pub mod reader;
 pub mod recorder;
 pub mod roster;
+pub mod runtime;
 pub mod store;
+pub mod sync;

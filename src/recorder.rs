@@ -35,6 +35,7 @@ use crate::model::{
     Counters, DuplicateAction, EarlierScan, RawRead, ScanEvent, ScanRecord, Waker, escape_for_display, sanitize_badge,
 };
 use crate::roster::SharedRoster;
+use crate::store::checkpoint::{CHECKPOINT_INTERVAL, Checkpointer};
 use crate::store::scans::{NewScan, insert_blocked, insert_scan, max_seq};
 use crate::store::{StationInfo, Store, StoreError};
 
@@ -316,6 +317,7 @@ impl Recorder {
         if self.inserts_since_prune >= 4096 {
             self.prune_recent(at_mono);
         }
+        self.counters.note_scan(Duration::from_millis(at_mono.max(0) as u64));
         self.counters.update(|c| {
             c.total += 1;
             c.pending += 1;
@@ -361,10 +363,26 @@ impl Recorder {
         events: Sender<E>,
         waker: Waker,
     ) -> std::io::Result<RecorderHandle> {
+        // Checkpoints move to their own thread so no commit waits for one
+        // (see store::checkpoint). If that thread cannot start, SQLite's
+        // auto-checkpoint stays on: slower tails, same safety.
+        let checkpointer = match Checkpointer::spawn(self.store.path().to_path_buf(), CHECKPOINT_INTERVAL) {
+            Ok(c) => match self.store.conn().pragma_update(None, "wal_autocheckpoint", 0) {
+                Ok(()) => Some(c),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot turn off auto-checkpoint; keeping it");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the checkpoint thread; SQLite will checkpoint on commit");
+                None
+            }
+        };
         let (commands, command_rx) = crossbeam_channel::bounded(16);
         let thread =
             std::thread::Builder::new().name("recorder".into()).spawn(move || self.run(&reads, &command_rx, &events, &waker))?;
-        Ok(RecorderHandle { commands, thread: Some(thread) })
+        Ok(RecorderHandle { commands, thread: Some(thread), checkpointer })
     }
 
     fn run<E: From<ScanEvent>>(
@@ -424,6 +442,9 @@ impl Recorder {
 pub struct RecorderHandle {
     commands: Sender<RecorderCommand>,
     thread: Option<JoinHandle<()>>,
+    /// Dropped after the recorder thread has stopped, so the last checkpoint
+    /// sees every commit.
+    checkpointer: Option<Checkpointer>,
 }
 
 impl RecorderHandle {
@@ -437,11 +458,14 @@ impl RecorderHandle {
         &self,
         job: impl FnOnce(&mut Recorder) -> T + Send + 'static,
     ) -> Result<T, RecorderStopped> {
-        let (reply, result) = crossbeam_channel::bounded(1);
-        self.send(RecorderCommand::Exclusive(Box::new(move |recorder| {
-            let _ = reply.send(job(recorder));
-        })))?;
-        result.recv().map_err(|_| RecorderStopped)
+        self.commander().exclusive(job)
+    }
+
+    /// A cloneable sender of commands, for other threads (the sync worker
+    /// adopts a new clear epoch through it).
+    #[must_use]
+    pub fn commander(&self) -> RecorderCommander {
+        RecorderCommander { commands: self.commands.clone() }
     }
 
     /// Records what is queued, stops the thread and waits for it.
@@ -456,12 +480,37 @@ impl RecorderHandle {
         {
             tracing::error!("the recorder thread panicked");
         }
+        drop(self.checkpointer.take());
     }
 }
 
 impl Drop for RecorderHandle {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Sends commands to the recorder thread from another thread. Holding one
+/// does not keep the thread alive: shutdown is the handle's decision.
+#[derive(Debug, Clone)]
+pub struct RecorderCommander {
+    commands: Sender<RecorderCommand>,
+}
+
+impl RecorderCommander {
+    /// Runs `job` on the recorder thread, between two reads, and waits for
+    /// its result.
+    pub fn exclusive<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Recorder) -> T + Send + 'static,
+    ) -> Result<T, RecorderStopped> {
+        let (reply, result) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(RecorderCommand::Exclusive(Box::new(move |recorder| {
+                let _ = reply.send(job(recorder));
+            })))
+            .map_err(|_| RecorderStopped)?;
+        result.recv().map_err(|_| RecorderStopped)
     }
 }
 

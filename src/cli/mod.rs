@@ -9,9 +9,13 @@
 //! Errors are printed once, as `error: <message>` with their causes, and end
 //! the process with exit code 1.
 
+mod export;
 #[cfg(feature = "hub")]
 mod hub;
+mod readers;
+mod roster;
 mod station;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,9 +75,110 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Upload pending scans to the hub now (one batch; --all for everything)
+    #[command(args_conflicts_with_subcommands = true)]
+    Sync {
+        #[command(subcommand)]
+        command: Option<SyncCommandArg>,
+        /// Upload until nothing is pending
+        #[arg(long)]
+        all: bool,
+        /// Stop after this many batches
+        #[arg(long, value_name = "N")]
+        max_batches: Option<u32>,
+    },
+    /// Put scans the hub rejected back to pending, so the next sync sends them again
+    ResetFailed {
+        /// Only list what would be reset
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Import or look at the roster (employee.xlsx)
+    Roster {
+        #[command(subcommand)]
+        command: RosterCommand,
+    },
+    /// Write scans to an Excel file (Checkins_<station>_<time>.xlsx)
+    Export {
+        /// Directory to write to [default: DATA_DIR/exports]
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Which scans: the current clear epoch, or every scan including archived epochs
+        #[arg(long, value_enum, default_value_t = EpochArg::Current)]
+        epoch: EpochArg,
+    },
+    /// Run the station: the readers in READERS feeding the recorder
+    Run {
+        /// Without a window: print each scan and reader event as a line on stdout (a gate with no
+        /// screen). SIGINT/SIGTERM stop it after the queued reads are recorded
+        #[arg(long)]
+        headless: bool,
+    },
+    /// List serial ports and HID devices with the reader profiles that match them, and the state of
+    /// the readers in READERS
+    Devices,
+    /// Badge reader tools
+    Readers {
+        #[command(subcommand)]
+        command: ReadersCommand,
+    },
     /// Run the cloud API server that stations upload to, or manage its API keys
     #[cfg(feature = "hub")]
     Hub(hub::HubArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncCommandArg {
+    /// Endpoint, auto-sync, last success, pending and failed counts, oldest pending age
+    Status,
+    /// List what the next sync would send, oldest first
+    Pending {
+        /// How many to show [default: CLOUD_SYNC_BATCH_SIZE]
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Import the roster workbook; an unchanged file (same SHA-256) is skipped
+    Import {
+        /// The workbook [default: DATA_DIR/employee.xlsx]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Import even if the file is unchanged since the last import
+        #[arg(long)]
+        force: bool,
+    },
+    /// The roster in use: size, source file, business units and the first people
+    Show {
+        /// How many people to list (by Legacy ID)
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EpochArg {
+    /// Scans of the current clear epoch (not archived)
+    Current,
+    /// Every scan, archived ones included
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+enum ReadersCommand {
+    /// Print decoded reads live with timing, without recording them (Ctrl-C stops). Without options:
+    /// every reader in READERS
+    Test {
+        /// Reader profile to use (see `badgestation devices`) [default: READERS' entry for --path, else
+        /// the profile matching the device's USB id]
+        #[arg(long, value_name = "PROFILE")]
+        profile: Option<String>,
+        /// Device to read: a path (/dev/ttyUSB0, /dev/hidraw0) or VID:PID [default: the profile's USB ids]
+        #[arg(long, value_name = "DEVICE")]
+        path: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,10 +251,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         env_file: cli.global.env_file.clone(),
         flags,
     })?;
-    let long_running = cli.command.is_none();
-    #[cfg(feature = "hub")]
-    let long_running = long_running || matches!(&cli.command, Some(Command::Hub(args)) if args.serves());
-    init_logging(&config, long_running || cli.global.verbose);
+    let level = config.station.log_level.as_str();
+    let filter = match &cli.command {
+        None | Some(Command::Run { .. }) => level.to_owned(),
+        // The hub server is long-running: its request log is what an operator reads.
+        #[cfg(feature = "hub")]
+        Some(Command::Hub(args)) if args.serves() => level.to_owned(),
+        // Rejected frames are debug lines of the reader threads; a test shows them.
+        Some(Command::Readers { .. }) => format!("{level},badgestation::reader=debug"),
+        Some(_) if cli.global.verbose => level.to_owned(),
+        Some(_) => "error".to_owned(),
+    };
+    init_logging(&filter);
     if !matches!(cli.command, Some(Command::Config { .. })) {
         for problem in &config.problems {
             tracing::warn!("configuration: {problem}");
@@ -164,17 +277,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             station::list_scans(&ctx, status.map(SyncStatus::from), limit)
         }
         Some(Command::Config { command: ConfigCommand::Check }) => Ok(station::config_check(&ctx)),
+        Some(Command::Sync { command: None, all, max_batches }) => sync::sync(&ctx, all, max_batches),
+        Some(Command::Sync { command: Some(SyncCommandArg::Status), .. }) => sync::status(&ctx),
+        Some(Command::Sync { command: Some(SyncCommandArg::Pending { limit }), .. }) => sync::pending(&ctx, limit),
+        Some(Command::ResetFailed { dry_run }) => sync::reset_failed(&ctx, dry_run),
+        Some(Command::Roster { command: RosterCommand::Import { file, force } }) => {
+            roster::import(&ctx, file.as_deref(), force)
+        }
+        Some(Command::Roster { command: RosterCommand::Show { limit } }) => roster::show(&ctx, limit),
+        Some(Command::Export { out, epoch }) => export::export(
+            &ctx,
+            out,
+            match epoch {
+                EpochArg::Current => crate::export::ExportScope::Current,
+                EpochArg::All => crate::export::ExportScope::All,
+            },
+        ),
+        Some(Command::Run { headless }) => readers::run(&ctx, headless),
+        Some(Command::Devices) => Ok(readers::devices(&ctx)),
+        Some(Command::Readers { command: ReadersCommand::Test { profile, path } }) => {
+            readers::test(&ctx, profile.as_deref(), path.as_deref())
+        }
         #[cfg(feature = "hub")]
         Some(Command::Hub(args)) => hub::run(&ctx, args),
     }
 }
 
-/// Logs to stderr. `RUST_LOG` wins; else `LOG_LEVEL` for the station and
-/// long-running commands, and only errors for one-shot commands (their
-/// output is the answer, log lines would clutter it).
-fn init_logging(config: &Config, use_config_level: bool) {
+/// Logs to stderr. `RUST_LOG` wins; else `default`: `LOG_LEVEL` for the
+/// station and long-running commands, and only errors for one-shot commands
+/// (their output is the answer, log lines would clutter it).
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let default = if use_config_level { config.station.log_level.as_str() } else { "error" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Colour only on a terminal: logs of a service (journald, docker, a file) must stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -1,5 +1,6 @@
 //! Station commands: `scan`, `status`, `scans list`, `config check`, and
-//! what a bare `badgestation` does.
+//! what a bare `badgestation` does. [`scan_line`] is also used by
+//! `run --headless`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use crate::recorder::Recorder;
 use crate::roster::{Roster, SharedRoster};
 
 /// Local time for people reading a terminal.
-fn local(at: &DateTime<Utc>) -> String {
+pub(super) fn local(at: &DateTime<Utc>) -> String {
     at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
@@ -62,37 +63,10 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         let event = recorder.record(&RawRead::manual(badge.as_str()));
         // One line per read, printed only after the recorder returned, i.e.
         // after the commit: a line on stdout means the scan is on disk.
-        match &event {
-            ScanEvent::Recorded { scan, .. } => {
-                println!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), who(scan));
-            }
-            ScanEvent::DuplicateWarned { scan, earlier, .. } => println!(
-                "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
-                scan.seq,
-                scan.badge_id,
-                local(&scan.scanned_at),
-                who(scan),
-                human_duration(earlier.age),
-                local(&earlier.scanned_at)
-            ),
-            ScanEvent::Blocked { badge_id, earlier, .. } => {
-                all_stored = false;
-                println!(
-                    "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
-                    human_duration(earlier.age),
-                    local(&earlier.scanned_at)
-                );
-            }
-            ScanEvent::Rejected { text, reason, .. } => {
-                all_stored = false;
-                println!("rejected           {text:?}: {reason}");
-            }
-            ScanEvent::StoreFailed { badge_id, error } => {
-                all_stored = false;
-                println!("NOT STORED         {badge_id}: {error}");
-            }
-            ScanEvent::CountersChanged(_) => {}
+        if let Some(line) = scan_line(&event) {
+            println!("{line}");
         }
+        all_stored &= event.stored_scan().is_some();
         if let Some(c) = event.counters() {
             last = Some(c);
         }
@@ -103,6 +77,33 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         c.scans_today, c.unique_today, c.total, c.pending, c.synced, c.failed
     );
     Ok(if all_stored { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The line printed for a scan event by `scan` and `run --headless`; `None`
+/// for events that are not about a read.
+pub(super) fn scan_line(event: &ScanEvent) -> Option<String> {
+    Some(match event {
+        ScanEvent::Recorded { scan, .. } => {
+            format!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), who(scan))
+        }
+        ScanEvent::DuplicateWarned { scan, earlier, .. } => format!(
+            "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
+            scan.seq,
+            scan.badge_id,
+            local(&scan.scanned_at),
+            who(scan),
+            human_duration(earlier.age),
+            local(&earlier.scanned_at)
+        ),
+        ScanEvent::Blocked { badge_id, earlier, .. } => format!(
+            "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
+            human_duration(earlier.age),
+            local(&earlier.scanned_at)
+        ),
+        ScanEvent::Rejected { text, reason, .. } => format!("rejected           {text:?}: {reason}"),
+        ScanEvent::StoreFailed { badge_id, error } => format!("NOT STORED         {badge_id}: {error}"),
+        ScanEvent::CountersChanged(_) => return None,
+    })
 }
 
 /// `badgestation status`

@@ -13,9 +13,11 @@
 //! Submodules hold the queries by table: [`scans`] (scans and blocked scans),
 //! [`station`] (identity, settings, roster rows, sync log).
 
+pub mod checkpoint;
 pub mod scans;
 pub mod schema;
 pub mod station;
+pub mod sync_state;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

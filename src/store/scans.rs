@@ -259,7 +259,7 @@ impl Store {
     /// The oldest live pending scans, oldest first: the next upload batch.
     pub fn pending_batch(&self, limit: u32) -> Result<Vec<ScanRecord>> {
         let sql = format!(
-            "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_pending
+            "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_status
              WHERE sync_status = 'pending' AND archived_at IS NULL ORDER BY id LIMIT ?1"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -272,7 +272,7 @@ impl Store {
         let text: Option<String> = self
             .conn
             .query_row(
-                "SELECT scanned_at FROM scans INDEXED BY scans_pending
+                "SELECT scanned_at FROM scans INDEXED BY scans_status
                  WHERE sync_status = 'pending' AND archived_at IS NULL ORDER BY id LIMIT 1",
                 [],
                 |r| r.get(0),

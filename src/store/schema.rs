@@ -56,10 +56,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX scans_badge_time ON scans (badge_id, scanned_at);
     -- 'Scans today' and time-range exports.
     CREATE INDEX scans_time ON scans (scanned_at);
-    -- The pending batch query (oldest first) touches only pending rows, however many are synced.
-    CREATE INDEX scans_pending ON scans (id) WHERE sync_status = 'pending' AND archived_at IS NULL;
-    -- Status counts and `scans list --status`.
-    CREATE INDEX scans_status ON scans (sync_status, id);
+    -- The pending batch (live pending scans, oldest first) reads only pending rows, however many are
+    -- synced or archived; status counts are a covering scan of the live range; `scans list --status`.
+    CREATE INDEX scans_status ON scans (archived_at, sync_status, id);
 
     CREATE TABLE blocked_scans (
         id                   INTEGER PRIMARY KEY AUTOINCREMENT,

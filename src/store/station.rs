@@ -109,6 +109,13 @@ impl Store {
     /// Replaces the whole roster in one transaction: either every row of
     /// `people` is in place afterwards, or the old roster is.
     pub fn replace_roster(&mut self, people: &[Person]) -> Result<()> {
+        self.replace_roster_with_settings(people, &[])
+    }
+
+    /// Replaces the whole roster and stores `settings` (such as the hash of
+    /// the imported file) in the same transaction, so the settings describe
+    /// exactly the roster that is in place.
+    pub fn replace_roster_with_settings(&mut self, people: &[Person], settings: &[(&str, &str)]) -> Result<()> {
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM roster", [])?;
         {
@@ -117,6 +124,12 @@ impl Store {
             )?;
             for p in people {
                 insert.execute(params![p.legacy_id, p.full_name, p.business_unit, p.position, p.email])?;
+            }
+            let mut set = tx.prepare(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?;
+            for (key, value) in settings {
+                set.execute([key, value])?;
             }
         }
         tx.commit()?;

@@ -4,6 +4,10 @@
 //! `127.0.0.1:0`.
 
 mod common;
+mod fakehub;
 #[cfg(feature = "hub")]
 mod hub;
+mod readers;
+mod roster;
 mod station;
+mod sync;

@@ -1,0 +1,224 @@
+//! Excel import and export: `badgestation export` of 100k scans (target
+//! ≤ 1 s) and a roster import of 100k rows (target ≤ 2 s), on real files.
+//!
+//! * Export: a database pre-filled with scans (90% matched to people whose
+//!   names are in Latin, Thai, Chinese and Arabic script), exported with
+//!   [`export_scans`] — query, 12 columns per row, constant-memory
+//!   worksheet, zip, fsync, rename.
+//! * Import: a roster workbook written with rust_xlsxwriter (Legacy ID as a
+//!   number, Full Name, SL L1 Desc, Position Desc, Email), imported with
+//!   [`import_roster`] (`force`, so the hash skip does not apply) — read,
+//!   SHA-256, parse, validate, one transaction, swap.
+//!
+//! Run: `cargo bench --bench excel` (100k, five runs each; add `-- million`
+//! for one run at 1M rows with the peak memory of each step). Without
+//! `--bench` (as `cargo test --all-targets` runs it) it does a 1k smoke run.
+//! BENCHMARKS.md records the results.
+
+#[path = "support/stats.rs"]
+mod stats;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use badgestation::clock::format_utc_millis;
+use badgestation::export::{ExportOptions, ExportScope, export_scans};
+use badgestation::model::idempotency_key;
+use badgestation::roster::{ImportOptions, ImportOutcome, SharedRoster, import_roster};
+use badgestation::store::Store;
+use chrono::Utc;
+use rusqlite::params;
+use rust_xlsxwriter::Workbook;
+
+const NAMES: [&str; 8] = [
+    "Ann Example",
+    "สมชาย ใจดี",
+    "王小明",
+    "محمد العلي",
+    "José Ñúñez-Çağlar",
+    "Bo Builder",
+    "นภา แสงทอง",
+    "李华",
+];
+const UNITS: [&str; 6] = ["Finance", "Operations", "ฝ่ายการเงิน", "财务部", "المالية", "Research & Development"];
+
+/// Fills a fresh database with `rows` scans over the past day.
+fn populate_scans(path: &Path, rows: u32) {
+    let store = Store::open(path).expect("open");
+    let station = store.station().expect("station");
+    let conn = store.conn();
+    conn.execute_batch("BEGIN").expect("begin");
+    {
+        let mut insert = conn
+            .prepare(
+                "INSERT INTO scans (id, idempotency_key, badge_id, scanned_at, station_name, matched, legacy_id, full_name,
+                                    business_unit, position, email, scan_source, sync_status)
+                 VALUES (?1, ?2, ?3, ?4, 'Main Gate', ?5, ?6, ?7, ?8, ?9, ?10, 'badge', ?11)",
+            )
+            .expect("prepare");
+        let now = Utc::now();
+        for i in 0..rows {
+            let seq = i64::from(i) + 1;
+            let at = now - chrono::Duration::milliseconds(86_400_000 - i64::from(i) * 800);
+            let person = (i * 7919) % 50_000;
+            let badge = format!("{:010}", 4_372_425 + person);
+            let matched = i % 10 != 0;
+            let key = idempotency_key(&station.install_uuid, seq, &badge, &at);
+            insert
+                .execute(params![
+                    seq,
+                    key,
+                    badge,
+                    format_utc_millis(&at),
+                    matched,
+                    matched.then(|| (4_372_425 + person).to_string()),
+                    matched.then(|| format!("{} {person}", NAMES[person as usize % NAMES.len()])),
+                    matched.then(|| UNITS[person as usize % UNITS.len()]),
+                    matched.then_some("Staff"),
+                    (matched && person % 3 == 0).then(|| format!("p{person}@example.com")),
+                    if i % 50 == 0 { "pending" } else { "synced" },
+                ])
+                .expect("insert");
+        }
+    }
+    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);").expect("commit");
+}
+
+/// Writes a roster of `rows` people.
+fn write_roster(path: &Path, rows: u32) {
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (c, h) in ["Legacy ID", "Full Name", "SL L1 Desc", "Position Desc", "Email"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *h).expect("header");
+    }
+    for i in 0..rows {
+        let r = i + 1;
+        let n = i as usize;
+        sheet.write_number(r, 0, f64::from(4_372_425 + i)).expect("id");
+        sheet.write_string(r, 1, format!("{} {i}", NAMES[n % NAMES.len()])).expect("name");
+        sheet.write_string(r, 2, UNITS[n % UNITS.len()]).expect("unit");
+        sheet.write_string(r, 3, if i % 7 == 0 { "Manager" } else { "Staff" }).expect("position");
+        if i % 3 == 0 {
+            sheet.write_string(r, 4, format!("p{i}@example.com")).expect("email");
+        }
+    }
+    workbook.save(path).expect("save roster");
+}
+
+/// Peak resident memory of this process since the last [`reset_peak`], in MiB.
+fn peak_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Resets the peak (Linux: writing 5 to clear_refs resets VmHWM).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+fn bench_export(rows: u32, runs: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("badgestation.db");
+    let filled = Instant::now();
+    populate_scans(&db, rows);
+    let fill = filled.elapsed();
+    let store = Store::open(&db).expect("open");
+    let mut samples = Vec::new();
+    let mut size = 0;
+    let mut peak = None;
+    for run in 0..runs {
+        let out = dir.path().join(format!("exports{run}"));
+        reset_peak();
+        let t = Instant::now();
+        let exported = export_scans(
+            &store,
+            &ExportOptions { out_dir: out, scope: ExportScope::Current, station_name: None, file_prefix: None },
+            &mut |_, _| {},
+        )
+        .expect("export");
+        samples.push(t.elapsed());
+        peak = peak_mib();
+        assert_eq!(exported.rows, u64::from(rows));
+        size = std::fs::metadata(&exported.path).map_or(0, |m| m.len());
+        std::fs::remove_file(&exported.path).expect("remove");
+    }
+    let s = stats::summarize(&mut samples);
+    println!(
+        "export  {rows:>9} scans: median {} s, best {} s, worst {} s over {runs} run(s); file {:.1} MiB; \
+         peak RSS {} MiB; (database fill {:.1} s)",
+        secs(s.p50),
+        secs(samples[0]),
+        secs(s.max),
+        size as f64 / 1_048_576.0,
+        peak.map_or_else(|| "?".into(), |p| format!("{p:.0}")),
+        fill.as_secs_f64()
+    );
+}
+
+fn bench_import(rows: u32, runs: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("employee.xlsx");
+    let written = Instant::now();
+    write_roster(&path, rows);
+    let write_time = written.elapsed();
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let mut store = Store::open(&dir.path().join("badgestation.db")).expect("open");
+    let shared = SharedRoster::default();
+    let mut samples = Vec::new();
+    let mut peak = None;
+    for _ in 0..runs {
+        reset_peak();
+        let t = Instant::now();
+        let outcome = import_roster(&mut store, &shared, &path, &ImportOptions { strict: true, force: true })
+            .expect("import");
+        samples.push(t.elapsed());
+        peak = peak_mib();
+        let ImportOutcome::Imported(report) = outcome else { panic!("not imported") };
+        assert_eq!(report.people, rows as usize);
+    }
+    let mut parse_samples = Vec::new();
+    let bytes = std::fs::read(&path).expect("read");
+    for _ in 0..runs {
+        let t = Instant::now();
+        let parsed = badgestation::roster::import::parse_roster(&bytes, &path).expect("parse");
+        parse_samples.push(t.elapsed());
+        assert_eq!(parsed.people.len(), rows as usize);
+    }
+    let s = stats::summarize(&mut samples);
+    let p = stats::summarize(&mut parse_samples);
+    println!(
+        "import  {rows:>9} rows:  median {} s, best {} s, worst {} s over {runs} run(s) (parse alone: median {} s); \
+         file {:.1} MiB; peak RSS {} MiB; (writing the roster with rust_xlsxwriter {:.1} s)",
+        secs(s.p50),
+        secs(samples[0]),
+        secs(s.max),
+        secs(p.p50),
+        size as f64 / 1_048_576.0,
+        peak.map_or_else(|| "?".into(), |p| format!("{p:.0}")),
+        write_time.as_secs_f64()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
+    // then a small smoke run keeps this program working without taking minutes.
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let million = args.iter().any(|a| a == "million");
+    let (rows, runs) = if smoke {
+        (1_000, 1)
+    } else if million {
+        (1_000_000, 1)
+    } else {
+        (100_000, 5)
+    };
+    println!("Excel export and roster import, {rows} rows, {runs} run(s) each");
+    bench_export(rows, runs);
+    bench_import(rows, runs);
+}

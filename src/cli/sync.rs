@@ -1,0 +1,230 @@
+//! Sync commands: `sync`, `sync status`, `sync pending`, `reset-failed`.
+//!
+//! They drive the same [`SyncEngine`] the station's worker thread runs, on
+//! the CLI's own connection, without threads. While a station runs on the
+//! same data directory, both may sync: the hub's idempotency keys make a
+//! scan sent twice a duplicate, never a second row.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{Local, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::Context;
+use crate::clock::{SystemClock, human_duration};
+use crate::counters::SharedCounters;
+use crate::model::SyncStatus;
+use crate::store::Store;
+use crate::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
+
+fn sync_off(ctx: &Context) -> ExitCode {
+    println!(
+        "Sync is off: CLOUD_API_URL is not set (looked in {} and the environment).\n\
+         Scans are kept safely on this station. To upload them, set CLOUD_API_URL and CLOUD_API_KEY, \
+         e.g. `CLOUD_API_URL=https://hub.example.com` in that file.",
+        ctx.config.env_file.display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Prints engine events to the terminal: a progress bar on a TTY, plain lines
+/// otherwise.
+struct CliContext {
+    bar: Option<ProgressBar>,
+}
+
+impl CliContext {
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+}
+
+impl SyncContext for CliContext {
+    fn emit(&mut self, event: SyncEvent) {
+        match event {
+            SyncEvent::Started { pending, .. } => {
+                if std::io::stdout().is_terminal() {
+                    let bar = ProgressBar::new(pending);
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} scans  {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                    );
+                    self.bar = Some(bar);
+                } else {
+                    println!("syncing: {pending} scans pending");
+                }
+            }
+            SyncEvent::Progress { batches, synced, failed, remaining, .. } => match &self.bar {
+                Some(bar) => {
+                    bar.set_position(synced + failed);
+                    bar.set_message(format!("batch {batches}, {failed} failed"));
+                }
+                None => println!("batch {batches}: {synced} synced, {failed} failed, {remaining} pending"),
+            },
+            SyncEvent::Finished { synced, failed, remaining, duration, .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                println!(
+                    "synced {synced} scans ({failed} rejected by the hub) in {:.1} s; {remaining} still pending",
+                    duration.as_secs_f64()
+                );
+                if failed > 0 {
+                    println!("see them with `badgestation scans list --status failed`; retry with `badgestation reset-failed`");
+                }
+            }
+            SyncEvent::Failed { reason, cooldown, .. } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.abandon();
+                }
+                eprintln!("sync failed: {reason}");
+                if let Some(pause) = cooldown {
+                    eprintln!("(the station's auto-sync would now pause for {})", human_duration(pause));
+                }
+            }
+            SyncEvent::EpochChanged { epoch, change, backup, .. } => {
+                self.line(&format!(
+                    "the hub was cleared (new clear epoch {epoch}): {} older scans archived on this station, not deleted{}",
+                    change.archived,
+                    backup.map(|p| format!("; backup: {}", p.display())).unwrap_or_default()
+                ));
+            }
+            SyncEvent::ClockOffset { offset_millis, warning: true } => self.line(&format!(
+                "warning: this station's clock is {} {} the hub's; fix the time (NTP) so scan times are right",
+                human_duration(Duration::from_millis(offset_millis.unsigned_abs())),
+                if offset_millis > 0 { "ahead of" } else { "behind" }
+            )),
+            SyncEvent::ClockOffset { .. }
+            | SyncEvent::Connectivity { .. }
+            | SyncEvent::FailedReset { .. }
+            | SyncEvent::Backlog { .. } => {}
+        }
+    }
+
+    fn wait(&mut self, duration: Duration) -> bool {
+        self.line(&format!("retrying in {:.1} s", duration.as_secs_f64()));
+        std::thread::sleep(duration);
+        true
+    }
+}
+
+fn engine(ctx: &Context, settings: SyncSettings) -> anyhow::Result<SyncEngine> {
+    let store = ctx.open_store()?;
+    let (counters, _) = store.count(Utc::now())?;
+    Ok(SyncEngine::new(store, settings, SharedCounters::new(counters), EpochAdopter::Direct, SystemClock::shared()))
+}
+
+/// `badgestation sync [--all] [--max-batches N]`
+pub fn sync(ctx: &Context, all: bool, max_batches: Option<u32>) -> anyhow::Result<ExitCode> {
+    let Some(settings) = SyncSettings::from_config(&ctx.config) else {
+        return Ok(sync_off(ctx));
+    };
+    let mut engine = engine(ctx, settings)?;
+    let trigger = if all || max_batches.is_some() { SyncTrigger::ManualAll } else { SyncTrigger::Manual };
+    let mut out = CliContext { bar: None };
+    match engine.sync(trigger, max_batches, &mut out) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(_) => Ok(ExitCode::FAILURE),
+    }
+}
+
+/// `badgestation sync status`
+pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    match &ctx.config.cloud.api_url {
+        Some(url) => println!("Endpoint:        {url}"),
+        None => println!("Endpoint:        none — sync is off until CLOUD_API_URL is set"),
+    }
+    println!(
+        "Auto-sync:       {}",
+        if !ctx.config.sync_configured() {
+            "off (no endpoint)".to_owned()
+        } else if ctx.config.auto_sync.enabled {
+            format!(
+                "on: after {} s idle, checked every {} s",
+                ctx.config.auto_sync.idle_secs, ctx.config.auto_sync.check_interval_secs
+            )
+        } else {
+            "off (AUTO_SYNC_ENABLED=false); use `badgestation sync`".to_owned()
+        }
+    );
+    let when = |at: &chrono::DateTime<Utc>| {
+        format!(
+            "{} ({} ago)",
+            at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
+            human_duration((Utc::now() - *at).to_std().unwrap_or_default())
+        )
+    };
+    match store.last_sync("upload", Some("ok"))? {
+        Some(e) => println!("Last success:    {}, {} scans", when(&e.started_at), e.records),
+        None => println!("Last success:    never"),
+    }
+    if let Some(e) = store.last_sync("upload", None)?.filter(|e| e.status != "ok") {
+        println!("Last attempt:    {} {}: {}", e.status, when(&e.started_at), e.error.unwrap_or_default());
+    }
+    println!("Pending:         {}", store.pending_count()?);
+    println!("Failed:          {}", store.failed_count()?);
+    match store.oldest_pending_at()? {
+        Some(at) => println!("Oldest pending:  {}", when(&at)),
+        None => println!("Oldest pending:  none"),
+    }
+    if let Some(epoch) = store.station()?.clear_epoch {
+        println!("Clear epoch:     {epoch}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `badgestation sync pending [--limit N]`: what the next sync would send.
+pub fn pending(ctx: &Context, limit: Option<u32>) -> anyhow::Result<ExitCode> {
+    let store = ctx.open_store()?;
+    let limit = limit.unwrap_or(ctx.config.cloud.batch_size);
+    let scans = store.pending_batch(limit)?;
+    if scans.is_empty() {
+        println!("nothing pending");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "the next {} pending scans, oldest first (batches of {}):",
+        scans.len(),
+        ctx.config.cloud.batch_size
+    );
+    println!("{:>7}  {:<24}  {:<20}  {:<16}  {:>3}  last error", "#", "scanned at (UTC)", "badge", "key", "try");
+    for s in &scans {
+        println!(
+            "{:>7}  {:<24}  {:<20}  {:<16}  {:>3}  {}",
+            s.seq,
+            crate::clock::format_utc_millis(&s.scanned_at),
+            s.badge_id,
+            &s.idempotency_key[..16.min(s.idempotency_key.len())],
+            s.attempts,
+            s.last_error.as_deref().unwrap_or("")
+        );
+    }
+    let total = store.pending_count()?;
+    if total > scans.len() as u64 {
+        println!("… and {} more", total - scans.len() as u64);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `badgestation reset-failed [--dry-run]`
+pub fn reset_failed(ctx: &Context, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let mut store: Store = ctx.open_store()?;
+    if dry_run {
+        let failed = store.list_scans(Some(SyncStatus::Failed), u32::MAX)?;
+        println!("{} failed scans would be put back to pending:", failed.len());
+        for s in &failed {
+            println!("  #{:<7} {:<20} {}", s.seq, s.badge_id, s.last_error.as_deref().unwrap_or(""));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let count = store.reset_failed()?;
+    println!("{count} failed scans put back to pending; they go out with the next sync (`badgestation sync --all`)");
+    Ok(ExitCode::SUCCESS)
+}

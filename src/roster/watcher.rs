@@ -1,0 +1,259 @@
+//! The roster watcher: re-imports `employee.xlsx` when it changes while the
+//! station runs.
+//!
+//! [`RosterWatcher::spawn`] starts a thread named `roster-watcher` that owns
+//! its own database connection. At start it imports the file once (skipped
+//! cheaply when its SHA-256 matches the last import, so a restart after an
+//! edit picks the edit up and a plain restart costs one hash). Then it polls
+//! the file's size and modification time every
+//! [`WatcherConfig::poll_interval`]; a change must hold still for one more
+//! poll before it is imported, so a file that is still being copied or saved
+//! is not read half-written. A failed import is reported once and retried
+//! only when the file changes again.
+//!
+//! After each import, and once at start, the business-unit summary is
+//! uploaded when sync is on ([`super::summary`]); its failures are reported
+//! and otherwise ignored.
+//!
+//! Events leave on a bounded channel, followed by a call to the [`Waker`].
+//! Dropping the [`RosterWatcher`] (or [`RosterWatcher::shutdown`]) stops and
+//! joins the thread; an import in progress finishes first.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, select, tick};
+
+use super::import::{ImportOptions, ImportOutcome, ImportReport, import_roster};
+use super::summary::{SummaryUpload, upload_and_log};
+use crate::sync::client::HubClient;
+use super::SharedRoster;
+use crate::config::Config;
+use crate::model::Waker;
+use crate::store::Store;
+
+/// How often the file is checked by default.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3);
+
+/// What the watcher watches and how it imports.
+#[derive(Debug, Clone)]
+pub struct WatcherConfig {
+    /// The roster file.
+    pub path: PathBuf,
+    /// How often to look at its size and modification time.
+    pub poll_interval: Duration,
+    /// Strict or lenient (`force` is ignored: the hash decides).
+    pub options: ImportOptions,
+    /// Where to upload the business-unit summary; `None` while sync is off.
+    pub summary: Option<HubClient>,
+}
+
+impl WatcherConfig {
+    /// `employee.xlsx` in the data directory, polled every
+    /// [`DEFAULT_POLL_INTERVAL`], strict as `ROSTER_STRICT_VALIDATION` says,
+    /// uploading when `CLOUD_API_URL` is set.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        WatcherConfig {
+            path: config.roster_path(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            options: ImportOptions { strict: config.roster.strict_validation, force: false },
+            summary: HubClient::from_config(config),
+        }
+    }
+}
+
+/// What the watcher reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RosterEvent {
+    /// The roster was replaced by the file's new contents.
+    Imported(ImportReport),
+    /// The file could not be imported; the roster in use stays. `message`
+    /// says what is wrong and what to do.
+    ImportFailed {
+        /// The roster file.
+        path: PathBuf,
+        /// The error, for an admin.
+        message: String,
+    },
+    /// The business-unit summary reached the hub (or it already had it).
+    SummaryUploaded(SummaryUpload),
+    /// The summary upload failed; it is tried again after the next import
+    /// or start. Nothing else is affected.
+    SummaryFailed(String),
+}
+
+impl std::fmt::Display for RosterEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RosterEvent::Imported(r) => write!(
+                f,
+                "roster imported from {}: {} people (before: {}){}",
+                r.path.display(),
+                r.people,
+                r.previous_people,
+                if r.problems.is_empty() { String::new() } else { format!(", {} warnings", r.problems.len()) }
+            ),
+            RosterEvent::ImportFailed { path, message } => {
+                write!(f, "roster import from {} failed, the previous roster stays: {message}", path.display())
+            }
+            RosterEvent::SummaryUploaded(SummaryUpload::AlreadyCurrent { .. }) => {
+                f.write_str("roster summary: the hub already has these business-unit counts")
+            }
+            RosterEvent::SummaryUploaded(SummaryUpload::Posted { saved, .. }) => {
+                write!(f, "roster summary: sent {saved} business-unit counts to the hub")
+            }
+            RosterEvent::SummaryFailed(message) => write!(f, "roster summary not sent: {message}"),
+        }
+    }
+}
+
+/// Owns the watcher thread; dropping it stops and joins the thread.
+#[derive(Debug)]
+pub struct RosterWatcher {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RosterWatcher {
+    /// Starts the `roster-watcher` thread. `store` becomes its connection;
+    /// `roster` is the shared roster the recorder reads (it should hold the
+    /// store's roster rows). Events are sent as any type a [`RosterEvent`]
+    /// converts into, so the station runtime can merge event streams.
+    pub fn spawn<E: From<RosterEvent> + Send + 'static>(
+        config: WatcherConfig,
+        store: Store,
+        roster: SharedRoster,
+        events: Sender<E>,
+        waker: Waker,
+    ) -> std::io::Result<RosterWatcher> {
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let mut worker = Worker { config, store, roster, last_seen: None, waiting: None };
+        let thread = std::thread::Builder::new().name("roster-watcher".into()).spawn(move || {
+            let emit = |event: RosterEvent| {
+                // The receiver may be gone during shutdown; the import stands either way.
+                let _ = events.send(E::from(event));
+                waker();
+            };
+            worker.run(&stop_rx, &emit);
+        })?;
+        Ok(RosterWatcher { stop: Some(stop), thread: Some(thread) })
+    }
+
+    /// Stops the thread and waits for it (an import in progress finishes).
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        // Dropping the sender disconnects the channel, which the thread
+        // takes as "stop" whether or not it is waiting on it right now.
+        self.stop.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the roster watcher thread panicked");
+        }
+    }
+}
+
+impl Drop for RosterWatcher {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Size and modification time: what a save or a copy changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp { len: meta.len(), modified: meta.modified().ok() })
+}
+
+struct Worker {
+    config: WatcherConfig,
+    store: Store,
+    roster: SharedRoster,
+    /// The stamp of the file as last imported (or attempted); `None` when absent.
+    last_seen: Option<Stamp>,
+    /// A new stamp seen once, waiting to hold still for one more poll.
+    waiting: Option<Stamp>,
+}
+
+impl Worker {
+    fn run(&mut self, stop: &Receiver<()>, emit: &dyn Fn(RosterEvent)) {
+        self.last_seen = stamp(&self.config.path);
+        if self.last_seen.is_some() {
+            self.import(emit);
+        } else {
+            tracing::info!(path = %self.config.path.display(), "no roster file yet; the roster in use stays until one appears");
+        }
+        if !self.roster.current().is_empty() {
+            self.upload(emit);
+        }
+        let ticker = tick(self.config.poll_interval);
+        loop {
+            select! {
+                recv(stop) -> _ => break,
+                recv(ticker) -> _ => self.poll(emit),
+            }
+        }
+        tracing::debug!("roster watcher stopped");
+    }
+
+    fn poll(&mut self, emit: &dyn Fn(RosterEvent)) {
+        let now = stamp(&self.config.path);
+        if now == self.last_seen {
+            self.waiting = None;
+            return;
+        }
+        let Some(current) = now else {
+            tracing::info!(path = %self.config.path.display(), "the roster file was removed; the roster in use stays");
+            self.last_seen = None;
+            self.waiting = None;
+            return;
+        };
+        if self.waiting != Some(current) {
+            self.waiting = Some(current);
+            return;
+        }
+        self.waiting = None;
+        self.last_seen = Some(current);
+        self.import(emit);
+    }
+
+    fn import(&mut self, emit: &dyn Fn(RosterEvent)) {
+        let options = ImportOptions { force: false, ..self.config.options };
+        match import_roster(&mut self.store, &self.roster, &self.config.path, &options) {
+            Ok(ImportOutcome::Imported(report)) => {
+                tracing::info!(
+                    path = %report.path.display(),
+                    people = report.people,
+                    warnings = report.problems.len(),
+                    "roster imported"
+                );
+                emit(RosterEvent::Imported(report));
+                self.upload(emit);
+            }
+            Ok(ImportOutcome::Unchanged { .. }) => tracing::debug!("roster file unchanged"),
+            Err(error) => {
+                tracing::warn!("roster import failed: {error}");
+                emit(RosterEvent::ImportFailed { path: self.config.path.clone(), message: error.to_string() });
+            }
+        }
+    }
+
+    fn upload(&self, emit: &dyn Fn(RosterEvent)) {
+        let Some(client) = &self.config.summary else { return };
+        match upload_and_log(&self.store, client, &self.roster.current()) {
+            Ok(done) => emit(RosterEvent::SummaryUploaded(done)),
+            Err(error) => emit(RosterEvent::SummaryFailed(error.to_string())),
+        }
+    }
+}

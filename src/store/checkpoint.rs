@@ -1,0 +1,62 @@
+//! WAL checkpoints off the recorder's commit path.
+//!
+//! With SQLite's default auto-checkpoint, the commit that pushes the WAL over
+//! 1000 pages also copies those pages into the database file and fsyncs it,
+//! so one scan in a few hundred waits several milliseconds. The threaded
+//! recorder turns auto-checkpoint off on its connection and this thread runs
+//! `PRAGMA wal_checkpoint(PASSIVE)` on its own connection instead: a passive
+//! checkpoint never blocks the writer, so the operator's acknowledgement
+//! waits only for the WAL append and its fsync.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, select, tick};
+use rusqlite::Connection;
+
+/// How often the WAL is folded into the database file.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Owns the checkpoint thread; dropping it runs a last checkpoint and joins.
+#[derive(Debug)]
+pub struct Checkpointer {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts a thread named `checkpoint` on the database at `path`.
+    pub fn spawn(path: PathBuf, interval: Duration) -> std::io::Result<Checkpointer> {
+        let conn = Connection::open(&path).map_err(std::io::Error::other)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(std::io::Error::other)?;
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+            let ticker = tick(interval);
+            let checkpoint = || {
+                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(path = %path.display(), %error, "WAL checkpoint failed; will retry");
+                }
+            };
+            loop {
+                select! {
+                    recv(ticker) -> _ => checkpoint(),
+                    recv(stopped) -> _ => break,
+                }
+            }
+            checkpoint();
+        })?;
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the checkpoint thread panicked");
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The HTTP side of sync: one blocking client for the cloud API v1.
+//!
+//! [`HubClient`] knows the routes, the bearer key and the timeouts, and turns
+//! every outcome into either a parsed answer or a [`HubError`] that says
+//! whether to retry ([`HubError::is_transient`]), when ([`HubError::retry_after`]),
+//! and what an operator or admin should do. It never retries by itself; the
+//! worker decides.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use ureq::Agent;
+use ureq::http::Response;
+
+use crate::api::{BatchRequest, BatchResponse, Heartbeat, RosterHash, RosterSummary, RosterSummaryResponse, ServiceStatus};
+use crate::config::Secret;
+
+/// Why a call to the hub did not give an answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HubError {
+    /// No connection (DNS, refused, reset, TLS).
+    #[error("hub unreachable at {url}: {detail}; the station keeps working offline (scans are safe on this station) and tries again later")]
+    Offline {
+        /// The base URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The hub did not answer in time.
+    #[error("the hub did not answer within {timeout_secs} s ({url}); scans stay pending")]
+    Timeout {
+        /// The base URL.
+        url: String,
+        /// The timeout in force.
+        timeout_secs: u64,
+    },
+    /// 401 or 403: the key is missing, wrong or disabled.
+    #[error("API key rejected by the hub (HTTP {status}): check CLOUD_API_KEY in the .env file; sync is paused until the configuration changes")]
+    Auth {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// 429: slow down.
+    #[error("the hub is rate limiting this station (HTTP 429); retrying in {} s", retry_after.map_or(0, |d| d.as_secs()))]
+    RateLimited {
+        /// From `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx: the hub's problem.
+    #[error("the hub failed (HTTP {status}): {message}; scans stay pending and will be retried")]
+    Server {
+        /// The status.
+        status: u16,
+        /// Its message.
+        message: String,
+        /// From `Retry-After` (503).
+        retry_after: Option<Duration>,
+    },
+    /// 400/413/422 and other 4xx: this request was refused for its content.
+    #[error("the hub refused the request (HTTP {status}): {message}")]
+    Rejected {
+        /// The status.
+        status: u16,
+        /// The hub's message.
+        message: String,
+    },
+    /// A 2xx whose body is not what API v1 says.
+    #[error("the hub answered HTTP {status} with a body this station cannot read ({detail}); is CLOUD_API_URL the BadgeStation/TrackAttendance API?")]
+    BadResponse {
+        /// The status.
+        status: u16,
+        /// The parse error.
+        detail: String,
+    },
+}
+
+impl HubError {
+    /// Whether waiting and trying again can help (offline, timeout, 429, 5xx).
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            HubError::Offline { .. } | HubError::Timeout { .. } | HubError::RateLimited { .. } | HubError::Server { .. }
+        )
+    }
+
+    /// The hub's `Retry-After`, when it sent one.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            HubError::RateLimited { retry_after } | HubError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the hub could be reached at all (for the connection dot).
+    #[must_use]
+    pub fn reached_hub(&self) -> bool {
+        !matches!(self, HubError::Offline { .. } | HubError::Timeout { .. })
+    }
+}
+
+/// `GET /` with the clock reading around it.
+#[derive(Debug, Clone)]
+pub struct StatusProbe {
+    /// The parsed body.
+    pub status: ServiceStatus,
+    /// Station clock minus hub clock, in milliseconds, corrected for half
+    /// the round trip; `None` if the hub sent neither `timestamp` nor `Date`.
+    pub clock_offset_millis: Option<i64>,
+    /// How long the call took.
+    pub round_trip: Duration,
+}
+
+/// A blocking client for one hub.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    agent: Agent,
+    base_url: String,
+    api_key: Secret,
+    timeout: Duration,
+    probe_timeout: Duration,
+}
+
+impl HubClient {
+    /// A client for `base_url` (no trailing slash). `timeout` bounds each
+    /// upload; `probe_timeout` (`AUTO_SYNC_CONNECTION_TIMEOUT`) bounds the
+    /// connectivity probe and heartbeats.
+    #[must_use]
+    pub fn new(base_url: &str, api_key: Secret, timeout: Duration, probe_timeout: Duration) -> Self {
+        let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .timeout_connect(Some(probe_timeout))
+            .user_agent(format!("badgestation/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        HubClient { agent, base_url: base_url.trim_end_matches('/').to_owned(), api_key, timeout, probe_timeout }
+    }
+
+    /// The client the configuration describes, or `None` while sync is off
+    /// (`CLOUD_API_URL` unset). Uploads may take [`crate::sync::UPLOAD_TIMEOUT`];
+    /// probes, heartbeats and roster calls `AUTO_SYNC_CONNECTION_TIMEOUT`.
+    #[must_use]
+    pub fn from_config(config: &crate::config::Config) -> Option<HubClient> {
+        Some(HubClient::new(
+            config.cloud.api_url.as_deref()?,
+            config.cloud.api_key.clone(),
+            crate::sync::UPLOAD_TIMEOUT,
+            Duration::from_secs(config.auto_sync.connection_timeout_secs),
+        ))
+    }
+
+    /// The base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    fn transport_error(&self, error: &ureq::Error, timeout: Duration) -> HubError {
+        match error {
+            ureq::Error::Timeout(_) => HubError::Timeout { url: self.base_url.clone(), timeout_secs: timeout.as_secs() },
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                HubError::Timeout { url: self.base_url.clone(), timeout_secs: timeout.as_secs() }
+            }
+            other => HubError::Offline { url: self.base_url.clone(), detail: other.to_string() },
+        }
+    }
+
+    /// Turns a response into `T` or a classified error.
+    fn answer<T: DeserializeOwned>(mut response: Response<ureq::Body>) -> Result<T, HubError> {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(&response);
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        match status {
+            200..=299 => serde_json::from_str(&body)
+                .map_err(|e| HubError::BadResponse { status, detail: e.to_string() }),
+            401 | 403 => Err(HubError::Auth { status }),
+            429 => Err(HubError::RateLimited { retry_after }),
+            500..=599 => Err(HubError::Server { status, message: error_message(&body), retry_after }),
+            _ => Err(HubError::Rejected { status, message: error_message(&body) }),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, timeout: Duration, auth: bool) -> Result<T, HubError> {
+        let mut request = self.agent.get(self.url(path)).config().timeout_global(Some(timeout)).build();
+        if auth {
+            request = request.header("Authorization", format!("Bearer {}", self.api_key.expose()));
+        }
+        let response = request.call().map_err(|e| self.transport_error(&e, timeout))?;
+        Self::answer(response)
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B, timeout: Duration) -> Result<T, HubError> {
+        let response = self
+            .agent
+            .post(self.url(path))
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Authorization", format!("Bearer {}", self.api_key.expose()))
+            .send_json(body)
+            .map_err(|e| self.transport_error(&e, timeout))?;
+        Self::answer(response)
+    }
+
+    /// `GET /`: reachability, clear epoch and clock offset.
+    pub fn probe(&self) -> Result<StatusProbe, HubError> {
+        let started_wall = Utc::now();
+        let started = Instant::now();
+        let mut response = self
+            .agent
+            .get(self.url("/"))
+            .config()
+            .timeout_global(Some(self.probe_timeout))
+            .build()
+            .call()
+            .map_err(|e| self.transport_error(&e, self.probe_timeout))?;
+        let round_trip = started.elapsed();
+        let date_header = response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let status = response.status().as_u16();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        if !(200..300).contains(&status) {
+            return match status {
+                500..=599 => Err(HubError::Server { status, message: error_message(&body), retry_after: None }),
+                _ => Err(HubError::Rejected { status, message: error_message(&body) }),
+            };
+        }
+        let status: ServiceStatus =
+            serde_json::from_str(&body).map_err(|e| HubError::BadResponse { status, detail: e.to_string() })?;
+        // The body's millisecond timestamp beats the whole-second Date header.
+        let hub_time = status.timestamp.as_deref().and_then(|t| crate::clock::parse_utc(t).ok()).or(date_header);
+        let midpoint = started_wall + chrono::Duration::from_std(round_trip / 2).unwrap_or_default();
+        let clock_offset_millis = hub_time.map(|hub| (midpoint - hub).num_milliseconds());
+        Ok(StatusProbe { status, clock_offset_millis, round_trip })
+    }
+
+    /// `POST /v1/scans/batch`.
+    pub fn upload(&self, batch: &BatchRequest) -> Result<BatchResponse, HubError> {
+        self.post("/v1/scans/batch", batch, self.timeout)
+    }
+
+    /// `POST /v1/stations/heartbeat`.
+    pub fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), HubError> {
+        self.post::<_, serde_json::Value>("/v1/stations/heartbeat", heartbeat, self.probe_timeout).map(|_| ())
+    }
+
+    /// `GET /v1/roster/hash`.
+    pub fn roster_hash(&self) -> Result<RosterHash, HubError> {
+        self.get("/v1/roster/hash", self.probe_timeout, true)
+    }
+
+    /// `POST /v1/roster/summary`.
+    pub fn roster_summary(&self, summary: &RosterSummary) -> Result<RosterSummaryResponse, HubError> {
+        self.post("/v1/roster/summary", summary, self.probe_timeout)
+    }
+}
+
+/// `Retry-After` as seconds (the HTTP-date form is rare from APIs; it is
+/// read too).
+fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
+    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    (at - Utc::now()).to_std().ok()
+}
+
+/// The `error` or `message` of a JSON error body, else the body itself
+/// (shortened).
+fn error_message(body: &str) -> String {
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
+        for field in ["error", "message"] {
+            if let Some(text) = value.get(field).and_then(|v| v.as_str()) {
+                return text.to_owned();
+            }
+        }
+    }
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        "no details given".to_owned()
+    } else {
+        trimmed.chars().take(300).collect()
+    }
+}

@@ -1,0 +1,616 @@
+//! The sync logic, free of threads: the worker thread and the CLI both drive
+//! a [`SyncEngine`] through a [`SyncContext`] (where events go, how to wait).
+//!
+//! One upload round: take the oldest `CLOUD_SYNC_BATCH_SIZE` pending scans,
+//! send them with their stored idempotency keys, then mark them in one
+//! transaction per outcome:
+//!
+//! * `200` with per-event `results` ([ext]): saved/duplicate → `synced`,
+//!   rejected → `failed` with the hub's reason (a `key_conflict` gets its own
+//!   explanation), an event the results do not mention stays `pending`;
+//! * `200` without `results` (the old API): every event → `synced`;
+//! * `400`/`413`/`422` without usable results: the batch is split in halves
+//!   and each half sent again, until the offending scans are alone; only those
+//!   become `failed`, every other scan still goes through;
+//! * `401`/`403`: nothing changes; sync pauses until the configuration does;
+//! * offline, timeout, `429`, `5xx`: nothing changes but the attempt count;
+//!   the engine backs off (full jitter, `Retry-After` as a floor) and tries
+//!   again, at most `SYNC_RETRY_MAX_ATTEMPTS` times per sync.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::backoff::{backoff_delay, jitter};
+use super::client::{HubClient, HubError, StatusProbe};
+use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WATCHDOG_INTERVALS};
+use crate::api::{BatchRequest, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
+use crate::clock::{SharedClock, format_utc_millis, parse_utc};
+use crate::counters::SharedCounters;
+use crate::model::{Counters, ScanRecord};
+use crate::recorder::{RecorderCommander, RecorderStopped};
+use crate::store::sync_state::{EpochChange, Failure, adopt_epoch};
+use crate::store::{Store, StoreError, SyncLogEntry};
+
+/// Where the engine sends events and how it waits between retries.
+pub trait SyncContext {
+    /// Reports an event (the worker forwards it to the UI and wakes it).
+    fn emit(&mut self, event: SyncEvent);
+    /// Waits `duration`; returns `false` if the wait was cut short because
+    /// the engine must stop.
+    fn wait(&mut self, duration: Duration) -> bool;
+}
+
+/// How a new clear epoch is adopted.
+#[derive(Debug, Clone)]
+pub enum EpochAdopter {
+    /// On the engine's own connection (the CLI, where no recorder runs).
+    Direct,
+    /// Through the recorder thread, so archiving is serialised with scan
+    /// inserts and the recorder stamps new scans with the new epoch at once.
+    Recorder(RecorderCommander),
+}
+
+/// Why a sync did not complete.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SyncError {
+    /// The hub did not take the batch.
+    #[error(transparent)]
+    Hub(#[from] HubError),
+    /// The local database failed.
+    #[error("local database: {0}")]
+    Store(String),
+    /// The recorder thread is gone (station shutting down).
+    #[error(transparent)]
+    RecorderStopped(#[from] RecorderStopped),
+    /// Auto-sync is cooling down after repeated failures.
+    #[error("auto-sync is paused for {} s after repeated failures", .0.as_secs())]
+    CoolingDown(Duration),
+    /// Asked to stop.
+    #[error("sync cancelled: the station is shutting down; scans stay pending")]
+    Cancelled,
+}
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        SyncError::Store(e.to_string())
+    }
+}
+
+impl SyncError {
+    fn kind(&self) -> FailureKind {
+        match self {
+            SyncError::Hub(HubError::Offline { .. } | HubError::Timeout { .. }) => FailureKind::Offline,
+            SyncError::Hub(HubError::Auth { .. }) => FailureKind::AuthRejected,
+            SyncError::Hub(HubError::RateLimited { .. }) => FailureKind::RateLimited,
+            SyncError::Hub(HubError::Server { .. } | HubError::BadResponse { .. }) => FailureKind::Server,
+            SyncError::Hub(HubError::Rejected { .. }) | SyncError::CoolingDown(_) => FailureKind::Refused,
+            SyncError::Store(_) => FailureKind::Storage,
+            SyncError::RecorderStopped(_) | SyncError::Cancelled => FailureKind::Cancelled,
+        }
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// Batches the hub answered.
+    pub batches: u32,
+    /// Scans now `synced`.
+    pub synced: u64,
+    /// Scans now `failed`.
+    pub failed: u64,
+    /// Scans still pending afterwards.
+    pub remaining: u64,
+}
+
+/// The outcome of sending some scans.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sent {
+    synced: u64,
+    failed: u64,
+    /// Events the hub's results did not mention (left pending).
+    unanswered: u64,
+}
+
+/// The sync logic and its state; see the module docs.
+pub struct SyncEngine {
+    store: Store,
+    client: HubClient,
+    settings: SyncSettings,
+    counters: SharedCounters,
+    epochs: EpochAdopter,
+    clock: SharedClock,
+    online: Option<bool>,
+    auth_rejected: Option<u16>,
+    consecutive_failures: u32,
+    cooldown_until: Option<Duration>,
+    clock_warning: bool,
+    clock_offset_millis: Option<i64>,
+    last_success_at: Option<DateTime<Utc>>,
+}
+
+impl SyncEngine {
+    /// An engine on its own connection `store`.
+    #[must_use]
+    pub fn new(
+        store: Store,
+        settings: SyncSettings,
+        counters: SharedCounters,
+        epochs: EpochAdopter,
+        clock: SharedClock,
+    ) -> SyncEngine {
+        let client = client_for(&settings);
+        let last_success_at = store.last_sync("upload", Some("ok")).ok().flatten().map(|e| e.started_at);
+        SyncEngine {
+            store,
+            client,
+            settings,
+            counters,
+            epochs,
+            clock,
+            online: None,
+            auth_rejected: None,
+            consecutive_failures: 0,
+            cooldown_until: None,
+            clock_warning: false,
+            clock_offset_millis: None,
+            last_success_at,
+        }
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    /// Whether sync is paused because the hub rejected the API key.
+    #[must_use]
+    pub fn auth_paused(&self) -> bool {
+        self.auth_rejected.is_some()
+    }
+
+    /// The last station-minus-hub clock offset measured.
+    #[must_use]
+    pub fn clock_offset_millis(&self) -> Option<i64> {
+        self.clock_offset_millis
+    }
+
+    /// The engine's database connection (for status queries).
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// New settings: a new client, the API-key pause and cooldown lifted, and
+    /// reachability unknown until the next call.
+    pub fn reconfigure(&mut self, settings: SyncSettings) {
+        self.client = client_for(&settings);
+        self.settings = settings;
+        self.auth_rejected = None;
+        self.online = None;
+        self.cooldown_until = None;
+        self.consecutive_failures = 0;
+    }
+
+    fn set_online(&mut self, online: bool, ctx: &mut dyn SyncContext) {
+        if self.online != Some(online) {
+            self.online = Some(online);
+            tracing::info!(online, hub = self.client.base_url(), "hub connectivity changed");
+            ctx.emit(SyncEvent::Connectivity { online });
+        }
+    }
+
+    /// Updates reachability and the API-key pause from a call's outcome.
+    fn observe<T>(&mut self, result: &Result<T, HubError>, ctx: &mut dyn SyncContext) {
+        match result {
+            Ok(_) => self.set_online(true, ctx),
+            Err(e) => {
+                self.set_online(e.reached_hub(), ctx);
+                if let HubError::Auth { status } = e {
+                    if self.auth_rejected.is_none() {
+                        tracing::error!(status, "the hub rejected CLOUD_API_KEY; sync paused until the configuration changes");
+                    }
+                    self.auth_rejected = Some(*status);
+                }
+            }
+        }
+    }
+
+    /// `GET /`: reachability, clock offset, and a new clear epoch if the hub
+    /// announces one.
+    pub fn probe(&mut self, ctx: &mut dyn SyncContext) -> Result<StatusProbe, SyncError> {
+        let result = self.client.probe();
+        self.observe(&result, ctx);
+        let probe = result?;
+        if let Some(offset) = probe.clock_offset_millis {
+            self.clock_offset_millis = Some(offset);
+            let warn = offset.unsigned_abs() > CLOCK_WARNING.as_millis() as u64;
+            if warn != self.clock_warning {
+                self.clock_warning = warn;
+                if warn {
+                    tracing::warn!(offset_millis = offset, "the station clock differs from the hub's by more than a minute");
+                }
+                ctx.emit(SyncEvent::ClockOffset { offset_millis: offset, warning: warn });
+            }
+        }
+        if let Some(epoch) = probe.status.clear_epoch.clone() {
+            self.adopt_epoch_if_new(&epoch, ctx)?;
+        }
+        Ok(probe)
+    }
+
+    fn adopt_epoch_if_new(&mut self, epoch: &str, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
+        if self.store.station()?.clear_epoch.as_deref() == Some(epoch) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let now = self.clock.now_utc();
+        // The clear happened at `epoch` on the hub's clock; on ours that is
+        // `epoch + offset` (offset = station − hub).
+        let cutoff = parse_utc(epoch)
+            .ok()
+            .map(|t| t + chrono::Duration::milliseconds(self.clock_offset_millis.unwrap_or(0)));
+        let (change, counters) = match &self.epochs {
+            EpochAdopter::Recorder(commander) => {
+                let epoch = epoch.to_owned();
+                commander.exclusive(move |recorder| -> Result<(EpochChange, Counters), StoreError> {
+                    let change = adopt_epoch(recorder.store_mut().conn(), &epoch, cutoff.as_ref(), &now)?;
+                    recorder.reload()?;
+                    Ok((change, recorder.counters().snapshot()))
+                })??
+            }
+            EpochAdopter::Direct => {
+                let change = adopt_epoch(self.store.conn(), epoch, cutoff.as_ref(), &now)?;
+                let (counters, _) = self.store.count(now)?;
+                self.counters.update(|c| *c = counters);
+                (change, counters)
+            }
+        };
+        let backup = if change.archived > 0 {
+            match super::epoch_backup::write(&self.store, &now, &self.settings.exports_dir) {
+                Ok(path) => Some(path),
+                Err(error) => {
+                    // The scans are archived in the database either way; only the extra file is missing.
+                    tracing::error!(%error, "could not write the backup of the archived scans");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        tracing::warn!(
+            epoch,
+            previous = ?change.previous,
+            archived = change.archived,
+            archived_pending = change.archived_pending,
+            carried_over = change.carried_over,
+            backup = ?backup,
+            "the hub cleared its scans: adopted the new clear epoch (older scans archived locally, not deleted)"
+        );
+        self.log(
+            "epoch",
+            change.archived as i64,
+            "ok",
+            Some(format!("adopted {epoch}; previous {:?}", change.previous)),
+            started,
+        );
+        ctx.emit(SyncEvent::EpochChanged { epoch: epoch.to_owned(), change, backup, counters });
+        Ok(())
+    }
+
+    fn log(&self, direction: &str, records: i64, status: &str, error: Option<String>, started: Instant) {
+        let entry = SyncLogEntry {
+            started_at: self.clock.now_utc()
+                - chrono::Duration::from_std(started.elapsed()).unwrap_or_default(),
+            direction: direction.to_owned(),
+            records,
+            status: status.to_owned(),
+            error,
+            duration_millis: started.elapsed().as_millis() as i64,
+        };
+        if let Err(error) = self.store.log_sync(&entry) {
+            tracing::warn!(%error, "could not write the sync log");
+        }
+    }
+
+    /// One sync: probe, then batches (one for [`SyncTrigger::Manual`], up to
+    /// `max_batches` otherwise), with retries. Emits `Started`, `Progress`,
+    /// then `Finished` or `Failed`.
+    pub fn sync(
+        &mut self,
+        trigger: SyncTrigger,
+        max_batches: Option<u32>,
+        ctx: &mut dyn SyncContext,
+    ) -> Result<SyncReport, SyncError> {
+        let started = Instant::now();
+        let pending = self.counters.snapshot().pending;
+        ctx.emit(SyncEvent::Started { trigger, pending });
+        let max_batches = if trigger == SyncTrigger::Manual { Some(1) } else { max_batches };
+        let result = self.probe(ctx).and_then(|_| self.drain(trigger, max_batches, ctx));
+        let counters = self.counters.snapshot();
+        match result {
+            Ok(mut report) => {
+                report.remaining = counters.pending;
+                self.consecutive_failures = 0;
+                self.cooldown_until = None;
+                let at = self.clock.now_utc();
+                self.last_success_at = Some(at);
+                ctx.emit(SyncEvent::Finished {
+                    trigger,
+                    synced: report.synced,
+                    failed: report.failed,
+                    remaining: report.remaining,
+                    at,
+                    duration: started.elapsed(),
+                    counters,
+                });
+                Ok(report)
+            }
+            Err(error) => {
+                let mut cooldown = None;
+                if !matches!(error, SyncError::Cancelled | SyncError::RecorderStopped(_)) {
+                    self.consecutive_failures += 1;
+                    if self.consecutive_failures >= self.settings.auto.max_consecutive_failures {
+                        let pause = Duration::from_secs(self.settings.auto.failure_cooldown_secs);
+                        self.cooldown_until = Some(self.clock.now_mono() + pause);
+                        self.consecutive_failures = 0;
+                        cooldown = Some(pause);
+                        tracing::warn!(secs = pause.as_secs(), "auto-sync cooling down after repeated failures");
+                    }
+                }
+                tracing::warn!(%error, ?trigger, "sync failed; scans stay pending");
+                ctx.emit(SyncEvent::Failed { trigger, reason: error.to_string(), kind: error.kind(), cooldown, counters });
+                Err(error)
+            }
+        }
+    }
+
+    /// Uploads batches until none is pending or `max_batches` were sent.
+    fn drain(
+        &mut self,
+        trigger: SyncTrigger,
+        max_batches: Option<u32>,
+        ctx: &mut dyn SyncContext,
+    ) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        while max_batches.is_none_or(|max| report.batches < max) {
+            let batch = self.store.pending_batch(self.settings.batch_size)?;
+            if batch.is_empty() {
+                break;
+            }
+            let sent = self.upload_with_retries(&batch, ctx)?;
+            report.batches += 1;
+            report.synced += sent.synced;
+            report.failed += sent.failed;
+            ctx.emit(SyncEvent::Progress {
+                trigger,
+                batches: report.batches,
+                synced: report.synced,
+                failed: report.failed,
+                remaining: self.counters.snapshot().pending,
+            });
+            if sent.synced + sent.failed == 0 {
+                // The hub answered but confirmed none of these scans (results
+                // without their keys). Sending the same batch again at once
+                // would loop; they stay pending for the next sync.
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sends one batch, retrying transient failures with backoff.
+    fn upload_with_retries(&mut self, batch: &[ScanRecord], ctx: &mut dyn SyncContext) -> Result<Sent, SyncError> {
+        let max_attempts = self.settings.max_attempts();
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            match self.send_and_mark(batch, ctx) {
+                Ok(sent) => {
+                    let status = if sent.failed > 0 { "partial" } else { "ok" };
+                    self.log("upload", batch.len() as i64, status, None, started);
+                    return Ok(sent);
+                }
+                Err(SyncError::Hub(error)) => {
+                    let status = if error.reached_hub() { "failed" } else { "offline" };
+                    self.log("upload", batch.len() as i64, status, Some(error.to_string()), started);
+                    let seqs: Vec<i64> = batch.iter().map(|s| s.seq).collect();
+                    self.store.note_attempt(&seqs, &error.to_string())?;
+                    if !error.is_transient() || attempt >= max_attempts {
+                        return Err(SyncError::Hub(error));
+                    }
+                    let delay = backoff_delay(
+                        Duration::from_secs(self.settings.retry.backoff_secs),
+                        attempt,
+                        error.retry_after(),
+                        jitter(),
+                    );
+                    tracing::info!(attempt, max_attempts, delay_ms = delay.as_millis() as u64, %error, "upload failed; retrying");
+                    if !ctx.wait(delay) {
+                        return Err(SyncError::Cancelled);
+                    }
+                    attempt += 1;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Sends `scans` and marks what the hub said about them. Splits the
+    /// batch to isolate events a server without per-event results refused.
+    fn send_and_mark(&mut self, scans: &[ScanRecord], ctx: &mut dyn SyncContext) -> Result<Sent, SyncError> {
+        let request = BatchRequest { events: scans.iter().map(upload_of).collect() };
+        let result = self.client.upload(&request);
+        self.observe(&result, ctx);
+        match result {
+            Ok(response) => {
+                let now = self.clock.now_utc();
+                let (confirmed, failures, unanswered) = match response.results {
+                    Some(results) => sort_results(scans, &results),
+                    None => (scans.iter().map(|s| s.seq).collect(), Vec::new(), 0),
+                };
+                let synced = self.store.mark_synced(&confirmed, &now)?;
+                self.counters.mark_synced(synced);
+                let failed = self.store.mark_failed(&failures)?;
+                self.counters.mark_failed(failed);
+                for f in &failures {
+                    tracing::warn!(seq = f.seq, error = %f.error, "the hub rejected a scan; marked failed");
+                }
+                Ok(Sent { synced: confirmed.len() as u64, failed: failures.len() as u64, unanswered })
+            }
+            Err(HubError::Rejected { status: 400 | 413 | 422, message }) => {
+                if let [only] = scans {
+                    let failure = Failure { seq: only.seq, error: format!("rejected by the hub: {message}") };
+                    let failed = self.store.mark_failed(&[failure])?;
+                    self.counters.mark_failed(failed);
+                    tracing::warn!(seq = only.seq, %message, "the hub rejected a scan; marked failed");
+                    return Ok(Sent { synced: 0, failed: 1, unanswered: 0 });
+                }
+                tracing::info!(events = scans.len(), %message, "batch refused as a whole; splitting to find the bad event");
+                let (left, right) = scans.split_at(scans.len() / 2);
+                let a = self.send_and_mark(left, ctx)?;
+                let b = self.send_and_mark(right, ctx)?;
+                Ok(Sent { synced: a.synced + b.synced, failed: a.failed + b.failed, unanswered: a.unanswered + b.unanswered })
+            }
+            Err(other) => Err(SyncError::Hub(other)),
+        }
+    }
+
+    /// `POST /v1/stations/heartbeat` after a probe (which also notices a new
+    /// clear epoch and the clock offset). Skipped while the key is rejected.
+    pub fn heartbeat(&mut self, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
+        if self.auth_paused() {
+            return Ok(());
+        }
+        self.probe(ctx)?;
+        let station = self.store.station()?;
+        let counters = self.counters.snapshot();
+        let oldest = self.store.oldest_pending_at()?;
+        let now = self.clock.now_utc();
+        let heartbeat = Heartbeat {
+            station_name: station.name,
+            last_clear_epoch: station.clear_epoch,
+            local_scan_count: counters.total,
+            pending: Some(counters.pending),
+            failed: Some(counters.failed),
+            oldest_pending_age_secs: oldest.map(|t| (now - t).num_seconds().max(0) as u64),
+            app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+            clock_offset_millis: self.clock_offset_millis,
+        };
+        let result = self.client.heartbeat(&heartbeat);
+        self.observe(&result, ctx);
+        result.map_err(SyncError::from)
+    }
+
+    /// The auto-sync check, run every `AUTO_SYNC_CHECK_INTERVAL_SECONDS`:
+    /// syncs everything pending when the station has been idle long enough,
+    /// or — the drain watchdog — when the oldest pending scan has waited
+    /// several intervals on a station that is never idle. Returns the sync's
+    /// result if one ran.
+    pub fn auto_check(&mut self, ctx: &mut dyn SyncContext) -> Option<Result<SyncReport, SyncError>> {
+        let pending = self.counters.snapshot().pending;
+        let oldest = match self.store.oldest_pending_at() {
+            Ok(oldest) => oldest,
+            Err(error) => return Some(Err(error.into())),
+        };
+        ctx.emit(SyncEvent::Backlog { pending, oldest_pending_at: oldest });
+        let auto = &self.settings.auto;
+        if !auto.enabled || self.auth_paused() || pending < auto.min_pending_scans {
+            return None;
+        }
+        let now_mono = self.clock.now_mono();
+        if self.cooldown_until.is_some_and(|until| now_mono < until) {
+            return None;
+        }
+        let idle_for = self.counters.last_scan_mono().map_or(now_mono, |t| now_mono.saturating_sub(t));
+        let trigger = if idle_for >= Duration::from_secs(auto.idle_secs) {
+            SyncTrigger::Auto
+        } else {
+            let waited = oldest.map(|t| (self.clock.now_utc() - t).to_std().unwrap_or_default()).unwrap_or_default();
+            let limit = Duration::from_secs(auto.check_interval_secs) * WATCHDOG_INTERVALS;
+            if waited < limit {
+                return None;
+            }
+            tracing::info!(waited_secs = waited.as_secs(), "drain watchdog: syncing although the station is busy");
+            SyncTrigger::Watchdog
+        };
+        Some(self.sync(trigger, None, ctx))
+    }
+
+    /// Puts failed scans back to pending. Returns how many.
+    pub fn reset_failed(&mut self, ctx: &mut dyn SyncContext) -> Result<u64, SyncError> {
+        let count = self.store.reset_failed()?;
+        let counters = self.counters.reset_failed(count);
+        tracing::info!(count, "failed scans put back to pending");
+        ctx.emit(SyncEvent::FailedReset { count, counters });
+        Ok(count)
+    }
+
+    /// When the last sync succeeded.
+    #[must_use]
+    pub fn last_success_at(&self) -> Option<DateTime<Utc>> {
+        self.last_success_at
+    }
+}
+
+fn client_for(settings: &SyncSettings) -> HubClient {
+    HubClient::new(
+        &settings.api_url,
+        settings.api_key.clone(),
+        settings.upload_timeout,
+        Duration::from_secs(settings.auto.connection_timeout_secs),
+    )
+}
+
+/// The API v1 event for a stored scan: stored key, `meta` as the kiosks send
+/// it, business unit and source filled in.
+#[must_use]
+pub fn upload_of(scan: &ScanRecord) -> ScanUpload {
+    let mut meta = serde_json::Map::new();
+    meta.insert("matched".into(), scan.matched().into());
+    meta.insert(
+        "legacy_id".into(),
+        scan.person.as_ref().map_or(serde_json::Value::Null, |p| p.legacy_id.clone().into()),
+    );
+    meta.insert("local_id".into(), scan.seq.into());
+    ScanUpload {
+        idempotency_key: scan.idempotency_key.clone(),
+        badge_id: scan.badge_id.clone(),
+        station_name: scan.station_name.clone(),
+        scanned_at: format_utc_millis(&scan.scanned_at),
+        meta: Some(meta),
+        business_unit: scan.person.as_ref().and_then(|p| p.business_unit.clone()),
+        scan_source: Some(scan.source.as_str().to_owned()),
+    }
+}
+
+/// Splits per-event results into confirmed sequence numbers, failures, and
+/// the number of scans the results did not mention.
+fn sort_results(scans: &[ScanRecord], results: &[crate::api::EventResult]) -> (Vec<i64>, Vec<Failure>, u64) {
+    let by_key: HashMap<&str, &crate::api::EventResult> =
+        results.iter().map(|r| (r.idempotency_key.as_str(), r)).collect();
+    let mut confirmed = Vec::new();
+    let mut failures = Vec::new();
+    let mut unanswered = 0;
+    for scan in scans {
+        match by_key.get(scan.idempotency_key.as_str()) {
+            Some(r) if matches!(r.status, EventStatus::Saved | EventStatus::Duplicate) => confirmed.push(scan.seq),
+            Some(r) => {
+                let reason = r.error.as_deref().unwrap_or("no reason given");
+                let error = if reason == KEY_CONFLICT {
+                    "key conflict: the hub already holds a different scan under this scan's key \
+                     (was this station's disk image cloned onto another station?); the scan is kept here"
+                        .to_owned()
+                } else {
+                    format!("rejected by the hub: {reason}")
+                };
+                failures.push(Failure { seq: scan.seq, error });
+            }
+            None => unanswered += 1,
+        }
+    }
+    (confirmed, failures, unanswered)
+}

@@ -1,0 +1,169 @@
+//! The sync worker thread: a [`SyncEngine`] driven by commands and ticks.
+//!
+//! The thread (named `sync`) selects over its command channel, the auto-sync
+//! check tick and the heartbeat tick. Waits between retries also listen to
+//! the command channel, so a shutdown is never stuck behind a backoff;
+//! commands that arrive during a sync run after it. A disconnected command
+//! channel means shut down. [`SyncHandle`] owns the thread and joins it on
+//! drop.
+
+use std::collections::VecDeque;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, after, select, tick};
+
+use super::engine::{SyncContext, SyncEngine};
+use super::{SyncCommand, SyncEvent, SyncTrigger};
+use crate::model::Waker;
+
+/// Capacity of the command channel. Commands come from people (buttons,
+/// the CLI), so a handful is plenty; a full channel means the worker is busy
+/// with exactly what was asked.
+const COMMAND_CAPACITY: usize = 16;
+
+/// Owns the sync worker thread.
+#[derive(Debug)]
+pub struct SyncHandle {
+    commands: Sender<SyncCommand>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyncHandle {
+    /// Sends a command; `false` if the worker is busy with a full queue or
+    /// has stopped (the caller shows "sync busy").
+    pub fn send(&self, command: SyncCommand) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+
+    /// A sender for other threads (e.g. the UI).
+    #[must_use]
+    pub fn sender(&self) -> Sender<SyncCommand> {
+        self.commands.clone()
+    }
+
+    /// Stops the worker (cancelling a wait between retries) and joins it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // A blocking send: the queue may be full of sync requests, and the
+        // shutdown must get in behind them.
+        let _ = self.commands.send(SyncCommand::Shutdown);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the sync thread panicked");
+        }
+    }
+}
+
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts the worker. Events leave on `events` as any type a [`SyncEvent`]
+/// converts into (so the station runtime can merge streams); `waker` runs
+/// after each.
+pub fn spawn<E: From<SyncEvent> + Send + 'static>(
+    engine: SyncEngine,
+    events: Sender<E>,
+    waker: Waker,
+) -> std::io::Result<SyncHandle> {
+    let (commands, command_rx) = crossbeam_channel::bounded(COMMAND_CAPACITY);
+    let thread = std::thread::Builder::new().name("sync".into()).spawn(move || {
+        let mut ctx = ThreadContext { commands: command_rx, deferred: VecDeque::new(), stop: false, events, waker };
+        run(engine, &mut ctx);
+    })?;
+    Ok(SyncHandle { commands, thread: Some(thread) })
+}
+
+struct ThreadContext<E> {
+    commands: Receiver<SyncCommand>,
+    /// Commands that arrived while a sync was running.
+    deferred: VecDeque<SyncCommand>,
+    stop: bool,
+    events: Sender<E>,
+    waker: Waker,
+}
+
+impl<E: From<SyncEvent>> SyncContext for ThreadContext<E> {
+    fn emit(&mut self, event: SyncEvent) {
+        // The receiver may be gone during shutdown; nothing depends on delivery.
+        let _ = self.events.send(E::from(event));
+        (self.waker)();
+    }
+
+    fn wait(&mut self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        loop {
+            let timeout = after(deadline.saturating_duration_since(Instant::now()));
+            select! {
+                recv(self.commands) -> command => match command {
+                    Ok(SyncCommand::Shutdown) | Err(_) => {
+                        self.stop = true;
+                        return false;
+                    }
+                    Ok(other) => self.deferred.push_back(other),
+                },
+                recv(timeout) -> _ => return true,
+            }
+        }
+    }
+}
+
+fn run<E: From<SyncEvent>>(mut engine: SyncEngine, ctx: &mut ThreadContext<E>) {
+    let check = tick(Duration::from_secs(engine.settings().auto.check_interval_secs.max(1)));
+    let heartbeat = tick(engine.settings().heartbeat_interval);
+    // Say hello at once, so the connection dot and the clear epoch are known
+    // at start-up rather than a minute later.
+    if let Err(error) = engine.heartbeat(ctx) {
+        tracing::info!(%error, "first heartbeat failed");
+    }
+    while !ctx.stop {
+        let command = if let Some(command) = ctx.deferred.pop_front() {
+            command
+        } else {
+            select! {
+                recv(ctx.commands) -> command => match command {
+                    Ok(command) => command,
+                    Err(_) => break,
+                },
+                recv(check) -> _ => {
+                    let _ = engine.auto_check(ctx);
+                    continue;
+                }
+                recv(heartbeat) -> _ => {
+                    if let Err(error) = engine.heartbeat(ctx) {
+                        tracing::debug!(%error, "heartbeat failed");
+                    }
+                    continue;
+                }
+            }
+        };
+        match command {
+            SyncCommand::SyncNow => {
+                let _ = engine.sync(SyncTrigger::Manual, Some(1), ctx);
+            }
+            SyncCommand::SyncAll { max_batches } => {
+                let _ = engine.sync(SyncTrigger::ManualAll, max_batches, ctx);
+            }
+            SyncCommand::RetryFailed => {
+                if engine.reset_failed(ctx).is_ok() {
+                    let _ = engine.sync(SyncTrigger::ManualAll, None, ctx);
+                }
+            }
+            SyncCommand::Reconfigure(settings) => {
+                engine.reconfigure(*settings);
+                if let Err(error) = engine.heartbeat(ctx) {
+                    tracing::info!(%error, "heartbeat after reconfiguration failed");
+                }
+            }
+            SyncCommand::Shutdown => break,
+        }
+    }
+    tracing::debug!("sync worker stopped");
+}
