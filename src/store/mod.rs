@@ -29,6 +29,22 @@ pub use station::{StationInfo, SyncLogEntry};
 
 /// How long a connection waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a waiting connection sleeps between tries for the write lock.
+const BUSY_POLL: Duration = Duration::from_micros(200);
+
+/// Waits for the write lock in short, even steps. SQLite's own busy timeout
+/// sleeps 1, 2, 5, 10, … 100 ms between tries, so a scan that arrives while
+/// the sync worker marks a batch could wait tens of milliseconds after the
+/// lock is already free; polling every 200 µs keeps that wait to the lock's
+/// real hold time. Gives up (SQLITE_BUSY) after [`BUSY_TIMEOUT`].
+fn busy_poll(tries: i32) -> bool {
+    let waited = BUSY_POLL.saturating_mul(u32::try_from(tries).unwrap_or(u32::MAX));
+    if waited >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(BUSY_POLL);
+    true
+}
 
 /// Storage errors, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +168,7 @@ impl Store {
             });
         }
 
-        configure(&conn).map_err(classify)?;
+        configure(&mut conn).map_err(classify)?;
         schema::migrate(&mut conn).map_err(classify)?;
         let store = Store { conn, path: path.to_path_buf() };
         store.ensure_station_row()?;
@@ -228,8 +244,8 @@ fn classify_open_error(path: &Path, e: rusqlite::Error) -> StoreError {
 }
 
 /// Per-connection settings: WAL, full fsync on commit, a busy timeout.
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(busy_poll))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the database could not switch to WAL mode; readers may block the recorder");

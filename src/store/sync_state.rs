@@ -43,19 +43,21 @@ impl Store {
     /// Marks pending scans synced (the hub has them), in one transaction.
     /// Returns how many live scans moved from pending to synced.
     pub fn mark_synced(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64> {
-        let at = format_utc_millis(at);
+        // One statement over the whole batch (ids passed as a JSON array):
+        // per-row statements each pay for their own statement journal.
+        let ids = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".to_owned());
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut live = 0;
         {
             let mut update = tx.prepare_cached(
                 "UPDATE scans SET sync_status = 'synced', synced_at = ?2, attempts = attempts + 1, last_error = NULL,
                         next_attempt_at = NULL
-                 WHERE id = ?1 AND sync_status = 'pending' RETURNING archived_at IS NULL",
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND sync_status = 'pending'
+                 RETURNING archived_at IS NULL",
             )?;
-            for seq in seqs {
-                if let Some(row) = update.query(params![seq, at])?.next()?
-                    && row.get::<_, bool>(0)?
-                {
+            let mut rows = update.query(params![ids, format_utc_millis(at)])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, bool>(0)? {
                     live += 1;
                 }
             }
@@ -89,16 +91,12 @@ impl Store {
     /// Notes a transient failure on scans that stay pending: one more
     /// attempt, and the error for `scans list`.
     pub fn note_attempt(&mut self, seqs: &[i64], error: &str) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut update = tx.prepare_cached(
-                "UPDATE scans SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND sync_status = 'pending'",
-            )?;
-            for seq in seqs {
-                update.execute(params![seq, error])?;
-            }
-        }
-        tx.commit()?;
+        let ids = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".to_owned());
+        self.conn.execute(
+            "UPDATE scans SET attempts = attempts + 1, last_error = ?2
+             WHERE id IN (SELECT value FROM json_each(?1)) AND sync_status = 'pending'",
+            params![ids, error],
+        )?;
         Ok(())
     }
 
@@ -135,7 +133,9 @@ impl Store {
 /// Adopts the hub's clear epoch `epoch` on `conn` (the recorder's connection
 /// when the station runs), in one transaction:
 ///
-/// * a station that has never seen an epoch adopts it and archives nothing;
+/// * a station that has never talked to a hub (`seen_hub` false and no
+///   epoch stored) adopts it and archives nothing: it joins a hub whose clear
+///   happened before its time;
 /// * otherwise every live scan of another epoch that was taken before
 ///   `cutoff` (the clear, on the station's clock) is archived: kept, out of
 ///   the counters, never uploaded again;
@@ -150,6 +150,7 @@ pub fn adopt_epoch(
     epoch: &str,
     cutoff: Option<&DateTime<Utc>>,
     now: &DateTime<Utc>,
+    seen_hub: bool,
 ) -> Result<EpochChange> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let previous: Option<String> = tx.query_row("SELECT clear_epoch FROM station WHERE id = 1", [], |r| r.get(0))?;
@@ -158,7 +159,7 @@ pub fn adopt_epoch(
         return Ok(change);
     }
     tx.execute("UPDATE station SET clear_epoch = ?1 WHERE id = 1", [epoch])?;
-    if previous.is_some() {
+    if previous.is_some() || seen_hub {
         let cutoff_text = cutoff.map(format_utc_millis);
         change.carried_over = tx.execute(
             "UPDATE scans SET epoch = ?1

@@ -129,7 +129,14 @@ pub struct SyncEngine {
     clock_warning: bool,
     clock_offset_millis: Option<i64>,
     last_success_at: Option<DateTime<Utc>>,
+    /// Whether this station has ever had an answer from the hub (kept in
+    /// `settings`): a clear epoch that appears after that is a real clear,
+    /// one seen at first contact is history.
+    seen_hub: bool,
 }
+
+/// The `settings` key recording that the hub was reached at least once.
+pub const SEEN_HUB_SETTING: &str = "sync.hub_seen";
 
 impl SyncEngine {
     /// An engine on its own connection `store`.
@@ -143,6 +150,7 @@ impl SyncEngine {
     ) -> SyncEngine {
         let client = client_for(&settings);
         let last_success_at = store.last_sync("upload", Some("ok")).ok().flatten().map(|e| e.started_at);
+        let seen_hub = store.setting(SEEN_HUB_SETTING).ok().flatten().is_some();
         SyncEngine {
             store,
             client,
@@ -157,6 +165,7 @@ impl SyncEngine {
             clock_warning: false,
             clock_offset_millis: None,
             last_success_at,
+            seen_hub,
         }
     }
 
@@ -239,6 +248,10 @@ impl SyncEngine {
         if let Some(epoch) = probe.status.clear_epoch.clone() {
             self.adopt_epoch_if_new(&epoch, ctx)?;
         }
+        if !self.seen_hub {
+            self.store.set_setting(SEEN_HUB_SETTING, &format_utc_millis(&self.clock.now_utc()))?;
+            self.seen_hub = true;
+        }
         Ok(probe)
     }
 
@@ -253,17 +266,18 @@ impl SyncEngine {
         let cutoff = parse_utc(epoch)
             .ok()
             .map(|t| t + chrono::Duration::milliseconds(self.clock_offset_millis.unwrap_or(0)));
+        let seen_hub = self.seen_hub;
         let (change, counters) = match &self.epochs {
             EpochAdopter::Recorder(commander) => {
                 let epoch = epoch.to_owned();
                 commander.exclusive(move |recorder| -> Result<(EpochChange, Counters), StoreError> {
-                    let change = adopt_epoch(recorder.store_mut().conn(), &epoch, cutoff.as_ref(), &now)?;
+                    let change = adopt_epoch(recorder.store_mut().conn(), &epoch, cutoff.as_ref(), &now, seen_hub)?;
                     recorder.reload()?;
                     Ok((change, recorder.counters().snapshot()))
                 })??
             }
             EpochAdopter::Direct => {
-                let change = adopt_epoch(self.store.conn(), epoch, cutoff.as_ref(), &now)?;
+                let change = adopt_epoch(self.store.conn(), epoch, cutoff.as_ref(), &now, seen_hub)?;
                 let (counters, _) = self.store.count(now)?;
                 self.counters.update(|c| *c = counters);
                 (change, counters)

@@ -818,3 +818,118 @@ fn runtime_runs_the_sync_worker_and_adopts_a_clear_through_the_recorder() {
     assert_eq!(total, 6, "nothing deleted");
     check_invariant(&path, &hub.state(), true);
 }
+
+/// Against the real hub (SQLite backend) on `127.0.0.1:0`.
+#[cfg(feature = "hub")]
+mod real_hub {
+    use super::*;
+    use badgestation::hub::{Hub, HubConfig};
+
+    const MASTER: &str = "sync-test-master-key-0123456789abcdef";
+
+    fn hub_at(dir: &Path, listen: std::net::SocketAddr) -> Hub {
+        let mut config = HubConfig::new(dir.join("hub.db").to_string_lossy(), Secret::new(MASTER));
+        config.listen = listen;
+        config.stats_max_age = Duration::ZERO;
+        Hub::start(&config).unwrap()
+    }
+
+    fn hub_count(hub: &Hub) -> u64 {
+        let mut reply = ureq::get(format!("{}/v1/admin/scan-count", hub.url()))
+            .header("Authorization", format!("Bearer {MASTER}"))
+            .call()
+            .unwrap();
+        reply.body_mut().read_json::<serde_json::Value>().unwrap()["count"].as_u64().unwrap()
+    }
+
+    /// Hub down at start, then up; then the hub dies and restarts on its
+    /// database between two syncs: every scan ends at the hub exactly once
+    /// (the hub's own count equals the station's synced count), and a second
+    /// full sync sends nothing new.
+    #[test]
+    fn drains_to_the_real_hub_across_downtime_and_restarts() {
+        let hub_dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut station = Station::with(&format!("http://{port}"), |s| {
+            s.api_key = Secret::new(MASTER);
+            s.batch_size = 40;
+        });
+        station.scan(100, "H");
+        assert!(station.sync_all().0.is_err(), "hub down");
+        assert_eq!(station.statuses(), (100, 0, 0));
+
+        let hub = hub_at(hub_dir.path(), port);
+        let mut rec = Recording::default();
+        let report = station.engine.sync(SyncTrigger::ManualAll, Some(1), &mut rec).unwrap();
+        assert_eq!(report.synced, 40);
+        hub.shutdown();
+
+        station.scan(30, "H2-");
+        assert!(station.sync_all().0.is_err(), "hub down again");
+        let hub = hub_at(hub_dir.path(), port);
+        let report = station.sync_all().0.unwrap();
+        assert_eq!(report.synced, 90);
+        assert_eq!(station.statuses(), (0, 130, 0));
+        assert_eq!(hub_count(&hub), 130, "each scan once at the hub");
+
+        // Pretend every confirmation was lost: the same keys go again and
+        // the hub stores nothing new.
+        Store::open(&station.path)
+            .unwrap()
+            .conn()
+            .execute("UPDATE scans SET sync_status = 'pending'", [])
+            .unwrap();
+        station.engine.store().conn().execute_batch("SELECT 1").unwrap();
+        let (counts, _) = Store::open(&station.path).unwrap().count(chrono::Utc::now()).unwrap();
+        station.recorder.counters().update(|c| *c = counts);
+        let report = station.sync_all().0.unwrap();
+        assert_eq!(report.synced, 130, "confirmed again as duplicates");
+        assert_eq!(hub_count(&hub), 130, "still once");
+    }
+
+    /// The hub operator clears the scans: the station sees the new epoch on
+    /// its next heartbeat, archives its old scans (never deleted, never
+    /// uploaded again), and the hub lists it as `ready` once it reported the
+    /// new epoch.
+    #[test]
+    fn a_clear_at_the_real_hub_is_adopted_and_reported() {
+        let hub_dir = tempfile::tempdir().unwrap();
+        let hub = hub_at(hub_dir.path(), "127.0.0.1:0".parse().unwrap());
+        let mut station = Station::with(&hub.url(), |s| s.api_key = Secret::new(MASTER));
+        station.scan(12, "C");
+        station.sync_all().0.unwrap();
+        station.scan(3, "C-pending-");
+
+        std::thread::sleep(Duration::from_millis(50));
+        let mut reply = ureq::delete(format!("{}/v1/admin/clear-scans", hub.url()))
+            .header("Authorization", format!("Bearer {MASTER}"))
+            .header("X-Confirm-Delete", "DELETE ALL SCANS")
+            .call()
+            .unwrap();
+        let cleared: serde_json::Value = reply.body_mut().read_json().unwrap();
+        assert_eq!(cleared["deleted"], 12);
+        let epoch = cleared["clear_epoch"].as_str().unwrap().to_owned();
+
+        let mut rec = Recording::default();
+        station.engine.heartbeat(&mut rec).unwrap();
+        let Some(SyncEvent::EpochChanged { change, counters, .. }) =
+            rec.events.iter().find(|e| matches!(e, SyncEvent::EpochChanged { .. }))
+        else {
+            panic!("{:?}", rec.events)
+        };
+        assert_eq!(change.archived, 15);
+        assert_eq!(change.archived_pending, 3);
+        assert_eq!(counters.total, 0);
+        assert!(station.sync_all().0.unwrap().synced == 0, "archived scans are not uploaded into the new epoch");
+        assert_eq!(hub_count(&hub), 0);
+
+        let mut reply = ureq::get(format!("{}/v1/stations/status", hub.url())).call().unwrap();
+        let status: serde_json::Value = reply.body_mut().read_json().unwrap();
+        let me = status["stations"].as_array().unwrap().iter().find(|s| s["station_name"] == "Gate S").unwrap().clone();
+        assert_eq!(me["last_clear_epoch"], epoch.as_str());
+        assert_eq!(me["status"], "ready");
+        let total: i64 =
+            Store::open(&station.path).unwrap().conn().query_row("SELECT count(*) FROM scans", [], |r| r.get(0)).unwrap();
+        assert_eq!(total, 15, "nothing deleted at the station");
+    }
+}
