@@ -140,7 +140,7 @@ fn main() {
     println!("sync drain of {scans} pending scans to the local hub (SQLite, loopback)");
     println!("| batch | seconds | scans/s | recording during the drain |");
     println!("|------:|--------:|--------:|----------------------------|");
-    for (batch, record) in [(100, false), (1000, false), (1000, true)] {
+    for (batch, record) in [(100, false), (1000, false), (100, true), (1000, true)] {
         let (took, mut latencies) = drain(scans, batch, record);
         let rate = f64::from(scans) / took.as_secs_f64();
         let recording = if latencies.is_empty() {
