@@ -52,6 +52,9 @@
 //! * [`cli`] — the `badgestation` command line; `main.rs` only calls it.
 //! * `hub` (feature `hub`) — the cloud API server stations upload to: axum
 //!   routes over a storage trait with an embedded SQLite backend.
+//! * `gui` (feature `gui`) — **the operator window** (egui/eframe): renders
+//!   the runtime's events, feeds the keyboard wedge, admin panel, shutdown
+//!   flow. It runs on the same [`runtime`] as `run --headless`.
 //!
 //! # The promises
 //!
@@ -73,6 +76,8 @@ pub mod clock;
 pub mod config;
 pub mod counters;
 pub mod export;
+#[cfg(feature = "gui")]
+pub mod gui;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;

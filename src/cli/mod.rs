@@ -17,8 +17,11 @@ mod roster;
 mod station;
 mod sync;
 
+pub(crate) use station::scan_line;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -107,7 +110,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = EpochArg::Current)]
         epoch: EpochArg,
     },
-    /// Run the station: the readers in READERS feeding the recorder
+    /// Run the station: the operator window (what a bare `badgestation` does), or with --headless a gate
+    /// without a screen; the readers in READERS feed the recorder either way
     Run {
         /// Without a window: print each scan and reader event as a line on stdout (a gate with no
         /// screen). SIGINT/SIGTERM stop it after the queued reads are recorded
@@ -221,6 +225,8 @@ impl From<StatusArg> for SyncStatus {
 pub struct Context {
     /// The effective configuration.
     pub config: Config,
+    /// When the program started (for the window's time-to-first-frame line).
+    pub started: Instant,
 }
 
 impl Context {
@@ -234,8 +240,9 @@ impl Context {
 /// Parses the command line and runs it.
 #[must_use]
 pub fn main() -> ExitCode {
+    let started = Instant::now();
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, started) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -244,7 +251,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
     let flags = cli.global.set.iter().map(|f| parse_flag(f)).collect::<Result<Vec<_>, _>>()?;
     let config = Config::load(&LoadOptions {
         data_dir: cli.global.data_dir.clone(),
@@ -268,7 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::warn!("configuration: {problem}");
         }
     }
-    let ctx = Context { config };
+    let ctx = Context { config, started };
     match cli.command {
         None => station::default_action(&ctx),
         Some(Command::Scan { badges }) => station::scan(&ctx, &badges),
@@ -301,6 +308,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "hub")]
         Some(Command::Hub(args)) => hub::run(&ctx, args),
     }
+}
+
+/// Opens the operator window (`badgestation`, `badgestation run`) and
+/// returns when it has closed.
+#[cfg(feature = "gui")]
+fn open_window(ctx: &Context) -> anyhow::Result<ExitCode> {
+    crate::gui::run(ctx.config.clone(), ctx.started)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Without the `gui` feature there is no window to open.
+#[cfg(not(feature = "gui"))]
+fn open_window(_ctx: &Context) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this build has no operator window (built without the `gui` feature); \
+         run `badgestation run --headless` for a gate without a screen, or build with the default features"
+    )
 }
 
 /// Logs to stderr. `RUST_LOG` wins; else `default`: `LOG_LEVEL` for the

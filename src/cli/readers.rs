@@ -91,7 +91,7 @@ fn event_line(event: &StationEvent) -> Option<String> {
 /// `badgestation run [--headless]`
 pub fn run(ctx: &Context, headless: bool) -> anyhow::Result<ExitCode> {
     if !headless {
-        bail!("the operator window (GUI) is not built yet; run `badgestation run --headless` for a gate without a screen");
+        return super::open_window(ctx);
     }
     if ctx.config.readers.is_empty() {
         bail!(

@@ -36,13 +36,16 @@ fn who(scan: &ScanRecord) -> String {
     }
 }
 
-/// `badgestation` with no command: the GUI when it is built; until then, the
-/// station status and a note.
+/// `badgestation` with no command: the operator window when the `gui`
+/// feature is built; otherwise the station status and a note.
 pub fn default_action(ctx: &Context) -> anyhow::Result<ExitCode> {
+    if cfg!(feature = "gui") {
+        return super::open_window(ctx);
+    }
     let code = status(ctx)?;
     println!();
-    println!("The operator window (GUI) is not built yet; this build has the CLI only.");
-    println!("Record scans with `badgestation scan <BADGE>`; see `badgestation --help`.");
+    println!("This build has no operator window (it was built without the `gui` feature).");
+    println!("Record scans with `badgestation scan <BADGE>` or run a gate with `badgestation run --headless`.");
     Ok(code)
 }
 
@@ -81,7 +84,7 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
 
 /// The line printed for a scan event by `scan` and `run --headless`; `None`
 /// for events that are not about a read.
-pub(super) fn scan_line(event: &ScanEvent) -> Option<String> {
+pub(crate) fn scan_line(event: &ScanEvent) -> Option<String> {
     Some(match event {
         ScanEvent::Recorded { scan, .. } => {
             format!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), who(scan))

@@ -1,0 +1,2 @@
+//! GUI benchmark (placeholder while it is written).
+fn main() {}
