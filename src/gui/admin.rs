@@ -337,6 +337,10 @@ impl StationApp {
                 if ui.button("Close admin panel").clicked() {
                     self.admin.close();
                 }
+                if ui.button(RichText::new("Quit station").color(theme::ATTENTION)).clicked() {
+                    let ctx = ui.ctx().clone();
+                    self.start_shutdown(&ctx);
+                }
             });
         });
         egui::ScrollArea::vertical().max_height(ui.ctx().content_rect().height() * 0.75).show(ui, |ui| {
@@ -362,11 +366,6 @@ impl StationApp {
                     ui.label(RichText::new(problem.to_string()).color(theme::ATTENTION));
                 }
             });
-            ui.separator();
-            if ui.button(RichText::new("Quit station").color(theme::ATTENTION)).clicked() {
-                let ctx = ui.ctx().clone();
-                self.start_shutdown(&ctx);
-            }
         });
     }
 

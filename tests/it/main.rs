@@ -5,6 +5,8 @@
 
 mod common;
 mod fakehub;
+#[cfg(feature = "gui")]
+mod gui;
 #[cfg(feature = "hub")]
 mod hub;
 mod readers;

@@ -1,0 +1,417 @@
+//! The operator window, headless: `egui_kittest` drives the real
+//! [`StationApp`] on a real station runtime (recorder thread, temp SQLite
+//! file, sync worker against the fake hub where needed) and finds what is on
+//! screen by accessible label. Time on screen is a [`ManualClock`], so
+//! overlay expiry and lockouts are tested without sleeping; the only waits
+//! are for the runtime's threads to report, with a timeout.
+//!
+//! Key presses go through `StationApp::raw_input_hook`, exactly as eframe
+//! calls it before each frame, so the keyboard-wedge path is the real one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use badgestation::clock::{ManualClock, parse_utc};
+use badgestation::config::{Config, Sources};
+use badgestation::gui::StationApp;
+use badgestation::gui::shutdown::Step;
+use badgestation::model::{Person, RawRead, ScanSource, noop_waker};
+use badgestation::roster::{Roster, SharedRoster};
+use badgestation::runtime::{StationRuntime, StationSetup, WEDGE_READER_ID};
+use badgestation::store::Store;
+use badgestation::sync::SyncSettings;
+use chrono::Local;
+use crossbeam_channel::Sender;
+use eframe::App as _;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
+use tempfile::TempDir;
+
+use crate::fakehub::{Fault, FakeHub};
+
+/// The harness state: the app is built on the first frame, with the
+/// harness's own egui context.
+struct Slot {
+    app: Option<StationApp>,
+    frame: eframe::Frame,
+}
+
+struct Gui {
+    harness: Harness<'static, Slot>,
+    clock: ManualClock,
+    dir: TempDir,
+    /// Reads as a serial reader thread would hand them to the recorder.
+    reads: Sender<RawRead>,
+}
+
+fn person(id: &str, name: &str, unit: &str, position: &str) -> Person {
+    Person {
+        legacy_id: id.into(),
+        full_name: name.into(),
+        business_unit: Some(unit.into()),
+        position: Some(position.into()),
+        email: None,
+    }
+}
+
+impl Gui {
+    /// A station on a fresh data directory with `env` as its `.env` file.
+    fn start(env: &str, people: Vec<Person>) -> Gui {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::from_sources(Sources {
+            data_dir: dir.path().to_path_buf(),
+            env_file: dir.path().join(".env"),
+            env_file_text: Some(env.to_owned()),
+            environment: HashMap::new(),
+            flags: Vec::new(),
+        });
+        assert!(config.problems.is_empty(), "{:?}", config.problems);
+        let clock = ManualClock::new(parse_utc("2026-11-21T10:00:00Z").unwrap());
+        let runtime = StationRuntime::start(StationSetup {
+            store: Store::open(&config.database_path()).unwrap(),
+            clock: Arc::new(clock.clone()),
+            roster: SharedRoster::new(Roster::from_people(people)),
+            duplicates: config.duplicates,
+            station_name: Some("Gate A".into()),
+            readers: Vec::new(),
+            sync: SyncSettings::from_config(&config),
+            roster_watch: None,
+            waker: noop_waker(),
+        })
+        .unwrap();
+        let reads = runtime.wedge_sender();
+        let mut pending = Some((config, runtime));
+        let harness = Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(
+            move |ui, slot: &mut Slot| {
+                if slot.app.is_none() {
+                    let (config, runtime) = pending.take().unwrap();
+                    slot.app = Some(StationApp::new(ui.ctx(), config, runtime, Instant::now()));
+                }
+                let app = slot.app.as_mut().unwrap();
+                app.logic(ui.ctx(), &mut slot.frame);
+                app.ui(ui, &mut slot.frame);
+            },
+            Slot { app: None, frame: eframe::Frame::_new_kittest() },
+        );
+        Gui { harness, clock, dir, reads }
+    }
+
+    fn app(&self) -> &StationApp {
+        self.harness.state().app.as_ref().unwrap()
+    }
+
+    /// A badge from a reader thread.
+    fn read(&self, badge: &str) {
+        self.reads.send(RawRead::badge(badge, "test-reader", self.clock.now_mono_for_test())).unwrap();
+    }
+
+    /// Runs frames until `done` holds (the runtime's threads report on
+    /// their own time); panics naming `what` after 10 s.
+    fn step_until(&mut self, what: &str, done: impl Fn(&Harness<'static, Slot>) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.harness.step();
+            if done(&self.harness) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn shows(&self, text: &str) -> bool {
+        self.harness.query_all_by_label_contains(text).next().is_some()
+    }
+
+    fn wait_for(&mut self, text: &str) {
+        let owned = text.to_owned();
+        self.step_until(text, move |h| h.query_all_by_label_contains(&owned).next().is_some());
+    }
+
+    /// Lets `by` pass on the station clock, then draws a frame.
+    fn advance(&mut self, by: Duration) {
+        self.clock.advance(by);
+        self.keys(Vec::new());
+    }
+
+    /// One frame with these key events, routed as eframe routes them.
+    fn keys(&mut self, events: Vec<egui::Event>) {
+        let ctx = self.harness.ctx.clone();
+        let mut raw = egui::RawInput { events, ..Default::default() };
+        self.harness.state_mut().app.as_mut().unwrap().raw_input_hook(&ctx, &mut raw);
+        self.harness.input_mut().events.extend(raw.events);
+        self.harness.step();
+    }
+
+    /// A keyboard-wedge reader: the whole badge and Enter in one burst.
+    fn burst(&mut self, badge: &str) {
+        self.keys(vec![egui::Event::Text(badge.into()), key(egui::Key::Enter, true), key(egui::Key::Enter, false)]);
+    }
+
+    /// A person typing, 300 ms per key, then a pause the wedge takes as the end.
+    fn type_slowly(&mut self, text: &str) {
+        for c in text.chars() {
+            self.keys(vec![egui::Event::Text(c.to_string())]);
+            self.clock.advance(Duration::from_millis(300));
+        }
+        self.keys(Vec::new());
+    }
+
+    fn click(&mut self, label: &str) {
+        self.harness.get_by_label(label).scroll_to_me();
+        self.harness.step();
+        self.harness.get_by_label(label).click();
+        self.harness.step();
+        self.harness.step();
+    }
+}
+
+trait NowForTest {
+    fn now_mono_for_test(&self) -> Duration;
+}
+
+impl NowForTest for ManualClock {
+    fn now_mono_for_test(&self) -> Duration {
+        badgestation::clock::Clock::now_mono(self)
+    }
+}
+
+fn key(key: egui::Key, pressed: bool) -> egui::Event {
+    egui::Event::Key { key, physical_key: None, pressed, repeat: false, modifiers: egui::Modifiers::NONE }
+}
+
+fn local_hms(utc: &str) -> String {
+    parse_utc(utc).unwrap().with_timezone(&Local).format("%H:%M:%S").to_string()
+}
+
+/// A roster match read by a reader shows "Welcome, <name>" with business
+/// unit and position, for SCAN_FEEDBACK_DURATION_MS and no longer.
+#[test]
+fn a_scan_shows_the_name() {
+    let mut gui = Gui::start(
+        "SCAN_FEEDBACK_DURATION_MS=2500\n",
+        vec![person("101117", "Somchai Jaidee", "Operations", "Line Technician")],
+    );
+    assert!(gui.shows("Tap your badge"));
+    gui.read("101117");
+    gui.wait_for("Welcome, Somchai Jaidee");
+    assert!(gui.shows("Operations"));
+    assert!(gui.shows("Line Technician"));
+    assert!(gui.shows("Somchai Jaidee  recorded"), "listed in the last scans");
+    gui.advance(Duration::from_millis(2499));
+    assert!(gui.shows("Welcome, Somchai Jaidee"));
+    gui.advance(Duration::from_millis(1));
+    assert!(!gui.shows("Welcome, Somchai Jaidee"));
+    assert!(gui.shows("Tap your badge"));
+}
+
+/// `warn`: a second scan within the window shows the yellow overlay with
+/// the name, the earlier scan's time and the configured window (90 s), for
+/// DUPLICATE_BADGE_ALERT_DURATION_MS exactly.
+#[test]
+fn warn_overlay_appears_and_expires() {
+    let mut gui = Gui::start(
+        "DUPLICATE_BADGE_ACTION=warn\nDUPLICATE_BADGE_TIME_WINDOW_SECONDS=90\nDUPLICATE_BADGE_ALERT_DURATION_MS=4000\n",
+        vec![person("101117", "Somchai Jaidee", "Operations", "Technician")],
+    );
+    gui.read("101117");
+    gui.wait_for("Welcome, Somchai Jaidee");
+    gui.clock.advance(Duration::from_secs(20));
+    gui.read("101117");
+    gui.wait_for("Already scanned — recorded again");
+    assert!(gui.shows("Somchai Jaidee"));
+    let earlier = format!("Earlier scan at {} (20 s ago), within the 90 s duplicate window", local_hms("2026-11-21T10:00:00Z"));
+    assert!(gui.shows(&earlier), "expected {earlier:?}");
+    assert!(gui.shows("duplicate, recorded"));
+    gui.advance(Duration::from_millis(3999));
+    assert!(gui.shows("Already scanned — recorded again"));
+    gui.advance(Duration::from_millis(1));
+    assert!(!gui.shows("Already scanned"));
+}
+
+/// `block`: the red overlay says NOT recorded, names the person and the
+/// earlier scan, and the window text follows the configuration (2 min).
+#[test]
+fn block_overlay_appears_and_expires() {
+    let mut gui = Gui::start(
+        "DUPLICATE_BADGE_ACTION=block\nDUPLICATE_BADGE_TIME_WINDOW_SECONDS=120\nDUPLICATE_BADGE_ALERT_DURATION_MS=1500\n",
+        vec![person("7", "Олена Коваль", "Finance", "Analyst")],
+    );
+    gui.read("7");
+    gui.wait_for("Welcome, Олена Коваль");
+    gui.clock.advance(Duration::from_secs(45));
+    gui.read("7");
+    gui.wait_for("Already scanned — NOT recorded");
+    assert!(gui.shows("Олена Коваль"));
+    let earlier = format!("Earlier scan at {} (45 s ago), within the 2 min duplicate window", local_hms("2026-11-21T10:00:00Z"));
+    assert!(gui.shows(&earlier), "expected {earlier:?}");
+    assert!(gui.shows("refused (DUPLICATE_BADGE_ACTION=block)"));
+    assert!(gui.shows("Total: 1"), "the refused scan is not counted");
+    gui.advance(Duration::from_millis(1500));
+    assert!(!gui.shows("Already scanned"));
+}
+
+/// Counters follow the recorder's events: people and scans today, total,
+/// pending, synced, failed.
+#[test]
+fn counters_follow_events() {
+    let mut gui = Gui::start("DUPLICATE_BADGE_ACTION=silent\n", Vec::new());
+    for label in ["People today: 0", "Scans today: 0", "Total: 0", "Pending: 0", "Synced: 0", "Failed: 0"] {
+        assert!(gui.shows(label), "{label}");
+    }
+    for badge in ["A-1", "B-2", "A-1"] {
+        gui.read(badge);
+    }
+    gui.wait_for("Scans today: 3");
+    for label in ["People today: 2", "Total: 3", "Pending: 3", "Synced: 0", "Failed: 0"] {
+        assert!(gui.shows(label), "{label}");
+    }
+}
+
+/// "Sync now" sends the command to the sync worker: the blue spinner turns
+/// while the (slowed) hub takes the batch, then the scan is synced, the
+/// spinner is gone and the last sync time is shown.
+#[test]
+fn sync_now_sends_the_command_and_spins() {
+    let hub = FakeHub::start(true);
+    let env = format!("CLOUD_API_URL={}\nCLOUD_API_KEY=test-key\nAUTO_SYNC_ENABLED=false\n", hub.url());
+    let mut gui = Gui::start(&env, Vec::new());
+    gui.read("424242");
+    gui.wait_for("Pending: 1");
+    gui.wait_for("online");
+    assert!(gui.harness.query_by_label("Sync in progress").is_none());
+    assert!(gui.shows("Last sync: never"));
+    hub.push_faults([Fault::Delay(Duration::from_millis(1500))]);
+    gui.harness.get_by_label("Sync now").click();
+    gui.step_until("the spinner", |h| h.query_by_label("Sync in progress").is_some());
+    assert!(gui.harness.get_by_label("Sync now").accesskit_node().is_disabled(), "no second sync while one runs");
+    gui.wait_for("Synced: 1");
+    gui.step_until("the spinner to stop", |h| h.query_by_label("Sync in progress").is_none());
+    assert!(gui.shows("Pending: 0"));
+    assert!(gui.shows("Sync done: 1 uploaded"));
+    assert!(!gui.shows("Last sync: never"));
+    assert_eq!(hub.state().scans.len(), 1);
+}
+
+/// Three wrong PINs lock the admin prompt for 30 s: the message says so and
+/// Unlock is disabled; after the lockout the right PIN opens the panel.
+#[test]
+fn three_wrong_pins_lock_out() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    gui.click("Admin");
+    for left in ["2 attempts left", "1 attempt left"] {
+        gui.type_slowly("1111");
+        gui.click("Unlock");
+        assert!(gui.shows(&format!("Wrong PIN: {left}")), "{left}");
+    }
+    gui.type_slowly("1111");
+    gui.click("Unlock");
+    assert!(gui.shows("Locked after too many wrong PINs: try again in 30 s"));
+    assert!(gui.harness.get_by_label("Unlock").accesskit_node().is_disabled());
+    gui.advance(Duration::from_secs(29));
+    assert!(gui.shows("try again in 1 s"));
+    gui.advance(Duration::from_secs(1));
+    assert!(!gui.shows("Locked"));
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    assert!(gui.shows("Close admin panel"), "the panel is open");
+}
+
+/// A badge "typed" by a keyboard-wedge reader while the admin PIN prompt
+/// has focus is recorded (read back from the SQLite file) and leaves nothing
+/// in the PIN field and no wrong-PIN attempt; the same digits typed slowly
+/// by a person are not a badge.
+#[test]
+fn wedge_badge_during_admin_is_recorded() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    gui.click("Admin");
+    gui.harness.step();
+    assert!(gui.harness.get_by_label("Admin PIN").is_focused(), "the PIN field has focus");
+    gui.burst("0004372425");
+    gui.wait_for("0004372425  recorded, not in roster");
+    assert!(gui.harness.get_by_label("Admin PIN").value().unwrap_or_default().is_empty(), "no badge digits in the PIN field");
+    assert!(!gui.shows("Wrong PIN"), "the burst's Enter did not submit the PIN");
+    gui.type_slowly("0004372426");
+    gui.click("Unlock");
+    assert!(gui.shows("Wrong PIN: 2 attempts left"), "slow typing went to the PIN field");
+    assert!(gui.shows("Total: 1"));
+
+    let database = gui.dir.path().join("badgestation.db");
+    let mut slot = gui.harness.into_state();
+    slot.app.as_mut().unwrap().shutdown_runtime();
+    let scans = Store::open(&database).unwrap().list_scans(None, 10).unwrap();
+    assert_eq!(scans.len(), 1, "{scans:?}");
+    assert_eq!(scans[0].badge_id, "0004372425");
+    assert_eq!(scans[0].source, ScanSource::Badge);
+    assert_eq!(scans[0].reader_id.as_deref(), Some(WEDGE_READER_ID));
+}
+
+/// Quit runs upload, then export, then close: while the upload runs the
+/// export waits; the export fails (exports/ is a file) and says so; the
+/// window closes 1.5 s after that and not before.
+#[test]
+fn shutdown_flow_runs_in_order_and_closes_when_export_fails() {
+    let hub = FakeHub::start(true);
+    let env = format!("CLOUD_API_URL={}\nCLOUD_API_KEY=test-key\nAUTO_SYNC_ENABLED=false\nADMIN_PIN=2468\n", hub.url());
+    let mut gui = Gui::start(&env, Vec::new());
+    std::fs::write(gui.dir.path().join("exports"), "not a directory").unwrap();
+    gui.read("5551");
+    gui.wait_for("Pending: 1");
+    gui.wait_for("online");
+    hub.push_faults([Fault::Delay(Duration::from_millis(800))]);
+    gui.click("Admin");
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    gui.click("Quit station");
+    assert!(gui.shows("1. Upload: uploading pending scans…"));
+    assert!(gui.shows("2. Export to Excel: waiting"));
+    assert!(gui.shows("3. Close: waiting"));
+    gui.wait_for("1. Upload: done: 1 uploaded");
+    gui.wait_for("2. Export to Excel: failed: cannot create the export directory");
+    assert!(gui.shows("3. Close: closing…"));
+    let flow = gui.app().shutdown_flow().unwrap().clone();
+    assert!(matches!(flow.sync, Step::Done(_)) && matches!(flow.export, Step::Failed(_)), "{flow:?}");
+    assert!(!gui.app().close_sent());
+    gui.advance(Duration::from_millis(1499));
+    assert!(!gui.app().close_sent());
+    gui.advance(Duration::from_millis(1));
+    assert!(gui.app().close_sent(), "closes 1.5 s after the export even though it failed");
+    assert_eq!(hub.state().scans.len(), 1, "the pending scan was uploaded first");
+}
+
+/// A Thai name renders with glyphs from a font that has them: egui's own
+/// fonts lack Thai (so the check can fail), the bundled Noto Sans Thai is
+/// what the regular and bold families resolve Thai to, and drawing the
+/// greeting under kittest's panic-on-missing-glyph policy succeeds. Chinese,
+/// Japanese, Arabic, Hebrew, Devanagari and Cyrillic resolve to a bundled
+/// font too (Korean Hangul does not: Droid Sans Fallback lacks it).
+#[test]
+fn thai_name_renders_with_thai_glyphs() {
+    let thai = "สมชาย ใจดี";
+    let defaults = egui::epaint::text::Fonts::new(egui::epaint::text::TextOptions::default(), egui::FontDefinitions::default());
+    let mut defaults = defaults;
+    assert!(!defaults.has_glyphs(&egui::FontId::proportional(20.0), "สมชาย"), "egui's defaults have no Thai");
+
+    let mut gui = Gui::start("", vec![person("99", thai, "ฝ่ายผลิต", "ช่างเทคนิค")]);
+    gui.read("99");
+    gui.wait_for(&format!("Welcome, {thai}"));
+    assert!(gui.shows("ฝ่ายผลิต"));
+    let ctx = gui.harness.ctx.clone();
+    ctx.fonts_mut(|fonts| {
+        for (family, font) in [
+            (egui::FontFamily::Proportional, "NotoSansThai-Regular"),
+            (egui::FontFamily::Name("bold".into()), "NotoSansThai-Bold"),
+        ] {
+            let characters = fonts.characters(&family);
+            for c in thai.chars().filter(|c| !c.is_whitespace()) {
+                assert_eq!(characters.get(&c).and_then(|fonts| fonts.first()).map(String::as_str), Some(font), "{c:?} in {family:?}");
+            }
+        }
+        let proportional = egui::FontId::proportional(20.0);
+        for name in ["王小明", "佐藤 花子", "محمد علي", "דוד כהן", "अमित शर्मा", "Олена Коваль"] {
+            assert!(fonts.has_glyphs(&proportional, name), "{name}");
+        }
+    });
+}
