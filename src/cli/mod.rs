@@ -17,6 +17,7 @@ mod roster;
 mod station;
 mod sync;
 
+#[cfg(feature = "gui")]
 pub(crate) use station::scan_line;
 
 use std::path::PathBuf;

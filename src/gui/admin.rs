@@ -69,7 +69,7 @@ impl PinGate {
     /// How long the gate stays locked, if it is locked at `now`.
     #[must_use]
     pub fn locked_for(&self, now: Duration) -> Option<Duration> {
-        self.locked_until.filter(|until| now < *until).map(|until| until - now)
+        self.locked_until.and_then(|until| until.checked_sub(now)).filter(|left| !left.is_zero())
     }
 
     /// Checks `entered` against `pin` at `now`.

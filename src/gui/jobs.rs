@@ -4,6 +4,7 @@
 //! thread), never on the UI thread, and reports back as a [`JobEvent`] on a
 //! channel the UI drains each frame, calling the waker after each.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -154,9 +155,9 @@ fn import(database: &Path, roster: &SharedRoster, path: &Path, strict: bool) -> 
             let warnings = report.problems.len() as u64 + report.problems_omitted;
             let mut text = format!("Imported {} people from {}", report.people, report.path.display());
             if warnings > 0 {
-                text.push_str(&format!(" with {warnings} warnings"));
+                let _ = write!(text, " with {warnings} warnings");
                 if let Some(file) = &report.report_file {
-                    text.push_str(&format!(" (see {})", file.display()));
+                    let _ = write!(text, " (see {})", file.display());
                 }
             }
             Ok(text)

@@ -20,6 +20,7 @@
 //! clock: it returns [`Action`]s, and the window carries them out (send the
 //! sync command, start the export job, close the viewport).
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::sync::{SyncEvent, SyncTrigger};
@@ -138,10 +139,10 @@ impl ShutdownFlow {
             SyncEvent::Finished { trigger: SyncTrigger::ManualAll, synced, failed, remaining, .. } => {
                 let mut text = format!("{synced} uploaded");
                 if *failed > 0 {
-                    text.push_str(&format!(", {failed} rejected by the hub"));
+                    let _ = write!(text, ", {failed} rejected by the hub");
                 }
                 if *remaining > 0 {
-                    text.push_str(&format!(", {remaining} stay pending on this station"));
+                    let _ = write!(text, ", {remaining} stay pending on this station");
                 }
                 self.sync = Step::Done(text);
                 self.begin_export();
@@ -219,8 +220,12 @@ mod tests {
     use crate::model::Counters;
 
     fn failed() -> SyncEvent {
+        failed_by(SyncTrigger::ManualAll)
+    }
+
+    fn failed_by(trigger: SyncTrigger) -> SyncEvent {
         SyncEvent::Failed {
-            trigger: SyncTrigger::ManualAll,
+            trigger,
             reason: "hub unreachable".into(),
             kind: crate::sync::FailureKind::Offline,
             cooldown: None,
@@ -236,7 +241,7 @@ mod tests {
         let (mut flow, action) = ShutdownFlow::start(SyncPlan::Run, t0);
         assert_eq!(action, Action::SyncAll);
         // An auto-sync ending meanwhile is not the flow's sync.
-        let auto = SyncEvent::Failed { trigger: SyncTrigger::Auto, ..failed() };
+        let auto = failed_by(SyncTrigger::Auto);
         assert_eq!(flow.on_sync_event(&auto), None);
         assert_eq!(flow.on_sync_event(&failed()), Some(Action::Export));
         assert!(matches!(flow.sync, Step::Failed(_)));
@@ -253,7 +258,7 @@ mod tests {
     fn sync_timeout() {
         let (mut flow, _) = ShutdownFlow::start(SyncPlan::Run, Duration::ZERO);
         assert_eq!(flow.deadline(), Some(SYNC_TIMEOUT));
-        assert_eq!(flow.poll(SYNC_TIMEOUT - Duration::from_millis(1)), None);
+        assert_eq!(flow.poll(SYNC_TIMEOUT.saturating_sub(Duration::from_millis(1))), None);
         assert_eq!(flow.poll(SYNC_TIMEOUT), Some(Action::Export));
         assert_eq!(flow.on_sync_event(&failed()), None, "a late answer changes nothing");
     }

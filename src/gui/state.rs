@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -511,10 +512,10 @@ impl ScreenState {
                     let what = if trigger.is_manual() { "Sync" } else { "Auto-sync" };
                     let mut text = format!("{what} done: {synced} uploaded");
                     if *failed > 0 {
-                        text.push_str(&format!(", {failed} rejected by the hub"));
+                        let _ = write!(text, ", {failed} rejected by the hub");
                     }
                     if *remaining > 0 {
-                        text.push_str(&format!(", {remaining} still pending"));
+                        let _ = write!(text, ", {remaining} still pending");
                     }
                     self.sync_message(text, if *failed > 0 { Tone::Attention } else { Tone::Good }, now);
                 }
@@ -537,7 +538,7 @@ impl ScreenState {
                 self.set_counters(*counters);
                 let mut text = format!("Hub cleared (epoch {epoch}): {} older scans archived on this station", change.archived);
                 if let Some(path) = backup {
-                    text.push_str(&format!(", backup {}", path.display()));
+                    let _ = write!(text, ", backup {}", path.display());
                 }
                 self.show_notice(text, Tone::Neutral, now);
             }

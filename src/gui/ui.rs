@@ -28,9 +28,9 @@ fn local_time(at: &DateTime<Utc>) -> String {
 #[must_use]
 pub fn window_text(window: Duration) -> String {
     let secs = window.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")

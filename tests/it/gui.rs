@@ -415,3 +415,19 @@ fn thai_name_renders_with_thai_glyphs() {
         }
     });
 }
+
+/// Without a display, `badgestation` and `badgestation run` fail at once
+/// with a message naming DISPLAY and WAYLAND_DISPLAY and the headless mode,
+/// instead of a winit error.
+#[test]
+fn no_display_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&[][..], &["run"][..]] {
+        let output = crate::common::run(crate::common::command(dir.path()).args(args));
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = crate::common::stderr(&output);
+        for needle in ["DISPLAY", "WAYLAND_DISPLAY", "run --headless"] {
+            assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        }
+    }
+}
