@@ -343,7 +343,8 @@ impl StationApp {
                 }
             });
         });
-        egui::ScrollArea::vertical().max_height(ui.ctx().content_rect().height() * 0.75).show(ui, |ui| {
+        let height = ui.ctx().content_rect().height() * 0.7;
+        egui::ScrollArea::vertical().min_scrolled_height(height).max_height(height).show(ui, |ui| {
             self.admin_sync_ui(ui);
             ui.separator();
             self.admin_data_ui(ui);

@@ -328,13 +328,13 @@ impl StationApp {
     /// The configured readers and the window's own keyboard input.
     pub(super) fn readers_ui(&self, ui: &mut egui::Ui) {
         let focused = ui.input(|i| i.viewport().focused).unwrap_or(true);
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             if focused {
                 dot(ui, theme::ONLINE, "Keyboard input ready");
                 ui.label("keyboard (this window): ready");
             } else {
                 dot(ui, theme::ATTENTION, "Keyboard input not focused");
-                ui.label("keyboard: window not focused, keyboard readers cannot type here");
+                ui.label("keyboard: window not focused; click it so keyboard readers can type here");
             }
         });
         for reader in &self.screen.readers {
