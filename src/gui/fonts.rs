@@ -13,8 +13,9 @@
 //! fallbacks.
 //!
 //! egui 0.37 shapes text with harfrust (HarfBuzz), so Thai marks, Devanagari
-//! conjuncts and Arabic joining work; it has no bidi algorithm, so a line
-//! mixing right-to-left and left-to-right runs keeps logical order (see
+//! conjuncts and Arabic joining work, and an Arabic or Hebrew run is laid
+//! out right to left; it has no bidi algorithm, so the runs of a mixed line
+//! stay in logical order, and Korean Hangul has no bundled font (see
 //! `assets/fonts/README.md`).
 
 use std::sync::Arc;
@@ -68,4 +69,22 @@ pub fn definitions() -> FontDefinitions {
 /// Installs [`definitions`] on a context.
 pub fn install(ctx: &egui::Context) {
     ctx.set_fonts(definitions());
+}
+
+#[cfg(test)]
+mod tests {
+    use egui::epaint::text::{Fonts, TextOptions};
+
+    /// What the docs promise about Arabic: egui 0.37 shapes the run with
+    /// harfrust and lays it out right to left (visual order: the last letter
+    /// of "محمد" leftmost), and Thai comes from the bundled Thai font.
+    #[test]
+    fn arabic_runs_are_laid_out_right_to_left() {
+        let mut fonts = Fonts::new(TextOptions::default(), super::definitions());
+        let mut view = fonts.with_pixels_per_point(1.0);
+        let galley = view.layout_no_wrap("محمد".to_owned(), egui::FontId::proportional(20.0), egui::Color32::WHITE);
+        let visual: String = galley.rows[0].glyphs.iter().filter(|g| g.advance_width > 0.0).map(|g| g.chr).collect();
+        assert_eq!(visual, "دمحم");
+        assert!(view.has_glyphs(&egui::FontId::proportional(20.0), "محمد สมชาย 王小明"));
+    }
 }

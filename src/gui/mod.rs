@@ -174,6 +174,8 @@ impl eframe::App for StationApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.draw(ui);
         self.frames += 1;
+        // Benchmarks count frames with RUST_LOG=badgestation::gui::frames=debug.
+        tracing::debug!(target: "badgestation::gui::frames", frame = self.frames, "frame drawn");
         if !self.first_frame_logged {
             self.first_frame_logged = true;
             tracing::info!(millis = self.started.elapsed().as_millis() as u64, "first frame drawn");
