@@ -33,7 +33,7 @@ use rusqlite::params;
 const NAMES: [&str; 6] = ["Ann Example", "สมชาย ใจดี", "王小明", "محمد العلي", "Олена Коваль", "José Ñúñez"];
 const PEOPLE: u32 = 5_000;
 
-/// A data directory with `rows` scans over the past day (2% pending), a
+/// A data directory with `rows` scans over the past 30 days (2% pending), a
 /// roster of 5 000 people, and a `.env` for a kiosk with a long feedback time.
 fn prepare(dir: &Path, rows: u32) {
     std::fs::create_dir_all(dir).expect("data dir");
@@ -67,7 +67,9 @@ fn prepare(dir: &Path, rows: u32) {
         let now = Utc::now();
         for i in 0..rows {
             let seq = i64::from(i) + 1;
-            let at = now - chrono::Duration::milliseconds(86_400_000 - i64::from(i) * (86_000_000 / i64::from(rows.max(1))));
+            // Spread over the past 30 days, oldest first, as the recorder bench does.
+            let span_millis: i64 = 30 * 86_400_000;
+            let at = now - chrono::Duration::milliseconds(span_millis - span_millis / i64::from(rows.max(1)) * i64::from(i));
             let person = (i * 7919) % (PEOPLE * 2);
             let badge = format!("{:010}", 4_372_425 + person);
             let matched = person < PEOPLE;

@@ -201,8 +201,9 @@ impl StationApp {
 
     /// No continuous repaint: the next frame is asked for at the next real
     /// deadline (an overlay or message expiring, the wedge's idle flush, the
-    /// shutdown flow's timers, the lockout ending), or soon while the
-    /// spinner turns. Events from the workers wake the window themselves.
+    /// shutdown flow's timers, the lockout ending, the clock's next minute
+    /// for the header and the ages), or soon while the spinner turns. Events
+    /// from the workers wake the window themselves.
     fn schedule_repaint(&self, ctx: &egui::Context, now: Duration, more_events: bool) {
         if more_events {
             ctx.request_repaint();
@@ -213,6 +214,7 @@ impl StationApp {
             self.wedge.deadline(),
             self.shutdown.as_ref().and_then(ShutdownFlow::deadline),
             self.admin.deadline(now),
+            Some(now + until_next_minute(self.clock.now_utc())),
         ]
         .into_iter()
         .flatten()
@@ -227,4 +229,11 @@ impl StationApp {
             ctx.request_repaint_after(after.max(Duration::from_millis(1)));
         }
     }
+}
+
+/// Time until the wall clock's next whole minute (the header shows HH:MM).
+fn until_next_minute(now: chrono::DateTime<chrono::Utc>) -> Duration {
+    use chrono::Timelike as _;
+    let into = Duration::from_secs(u64::from(now.second())) + Duration::from_nanos(u64::from(now.nanosecond() % 1_000_000_000));
+    Duration::from_secs(60).saturating_sub(into).max(Duration::from_millis(1))
 }

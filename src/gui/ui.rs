@@ -137,7 +137,8 @@ impl StationApp {
                 if ui.add_enabled(self.shutdown.is_none(), egui::Button::new("Admin")).clicked() {
                     self.open_admin();
                 }
-                ui.label(RichText::new(local_time(&self.clock.now_utc())).font(theme::regular(theme::SIZE_DETAIL)));
+                let clock = self.clock.now_utc().with_timezone(&Local).format("%H:%M").to_string();
+                ui.label(RichText::new(clock).font(theme::regular(theme::SIZE_DETAIL)));
             });
         });
         if let Some(notice) = &self.screen.notice {
