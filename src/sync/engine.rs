@@ -40,6 +40,12 @@ pub trait SyncContext {
     /// Waits `duration`; returns `false` if the wait was cut short because
     /// the engine must stop.
     fn wait(&mut self, duration: Duration) -> bool;
+    /// Whether the engine should stop before its next batch (the station is
+    /// shutting down). Checked between batches, so a long drain ends after
+    /// the batch in flight.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
 }
 
 /// How a new clear epoch is adopted.
@@ -391,6 +397,9 @@ impl SyncEngine {
     ) -> Result<SyncReport, SyncError> {
         let mut report = SyncReport::default();
         while max_batches.is_none_or(|max| report.batches < max) {
+            if ctx.should_stop() {
+                return Err(SyncError::Cancelled);
+            }
             let batch = self.store.pending_batch(self.settings.batch_size)?;
             if batch.is_empty() {
                 break;

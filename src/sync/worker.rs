@@ -113,6 +113,19 @@ impl<E: From<SyncEvent>> SyncContext for ThreadContext<E> {
             }
         }
     }
+
+    fn should_stop(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(SyncCommand::Shutdown) | Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    self.stop = true;
+                    return true;
+                }
+                Ok(other) => self.deferred.push_back(other),
+                Err(crossbeam_channel::TryRecvError::Empty) => return self.stop,
+            }
+        }
+    }
 }
 
 fn run<E: From<SyncEvent>>(mut engine: SyncEngine, ctx: &mut ThreadContext<E>) {

@@ -933,3 +933,44 @@ mod real_hub {
         assert_eq!(total, 15, "nothing deleted at the station");
     }
 }
+
+/// Shutdown during a long drain stops after the batch in flight instead of
+/// sending every remaining batch first; the rest stays pending.
+#[test]
+fn shutdown_stops_a_long_drain_between_batches() {
+    let hub = FakeHub::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badgestation.db");
+    let clock: SharedClock = SystemClock::shared();
+    let mut recorder = Recorder::new(
+        Store::open(&path).unwrap(),
+        Arc::clone(&clock),
+        SharedRoster::default(),
+        DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
+        None,
+    )
+    .unwrap();
+    for i in 0..100 {
+        recorder.record(&RawRead::manual(format!("S{i}")));
+    }
+    let mut s = settings(&hub.url(), dir.path());
+    s.batch_size = 5;
+    s.auto.enabled = false;
+    hub.push_faults((0..20).map(|_| Fault::Delay(Duration::from_millis(150))));
+    let engine = SyncEngine::new(Store::open(&path).unwrap(), s, recorder.counters(), EpochAdopter::Direct, clock);
+    let (tx, rx) = crossbeam_channel::unbounded::<SyncEvent>();
+    let handle = badgestation::sync::spawn(engine, tx, badgestation::model::noop_waker()).unwrap();
+    assert!(handle.send(SyncCommand::SyncAll { max_batches: None }));
+    loop {
+        if let SyncEvent::Progress { .. } = rx.recv_timeout(Duration::from_secs(10)).expect("a first batch") {
+            break;
+        }
+    }
+    let asked = Instant::now();
+    handle.shutdown();
+    assert!(asked.elapsed() < Duration::from_secs(1), "stopped after the batch in flight: {:?}", asked.elapsed());
+    assert!(rx.try_iter().any(|e| matches!(e, SyncEvent::Failed { kind: FailureKind::Cancelled, .. })));
+    let pending = Store::open(&path).unwrap().pending_count().unwrap();
+    assert!(pending >= 80, "most of the drain was left for later: {pending} pending");
+    check_invariant(&path, &hub.state(), false);
+}
