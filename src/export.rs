@@ -269,8 +269,7 @@ fn write_workbook(
     sheet.set_freeze_panes(1, 0).map_err(xlsx)?;
 
     // NOT INDEXED: a scan of the table is already in id order. Left to
-    // itself the planner picks `scans_status (archived_at, …)` for the
-    // current scope and then sorts every row in a temporary B-tree, which
+    // itself the planner may pick an index for the current scope and then sorts every row in a temporary B-tree, which
     // spills to disk and took half of the export time at 100k rows.
     let sql = format!("SELECT {SCAN_COLUMNS} FROM scans NOT INDEXED WHERE {filter} ORDER BY id");
     let mut stmt = store.conn().prepare(&sql)?;

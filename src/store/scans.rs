@@ -186,20 +186,15 @@ pub fn insert_blocked(conn: &Connection, scan: &NewScan<'_>, previous_scanned_at
 impl Store {
     /// Live scans by sync state.
     pub fn status_counts(&self) -> Result<StatusCounts> {
-        let mut counts = StatusCounts::default();
-        let mut stmt =
-            self.conn.prepare("SELECT sync_status, count(*) FROM scans WHERE archived_at IS NULL GROUP BY sync_status")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let n: i64 = row.get(1)?;
-            match row.get::<_, String>(0)?.as_str() {
-                "pending" => counts.pending = n as u64,
-                "synced" => counts.synced = n as u64,
-                "failed" => counts.failed = n as u64,
-                _ => {}
-            }
-        }
-        Ok(counts)
+        // Each count reads a small partial index, or (for all rows) the
+        // narrowest index; none reads the table.
+        let count = |sql: &str| -> Result<u64> { Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+        let pending = count("SELECT count(*) FROM scans WHERE sync_status = 'pending' AND archived_at IS NULL")?;
+        let failed = count("SELECT count(*) FROM scans WHERE sync_status = 'failed' AND archived_at IS NULL")?;
+        let archived = count("SELECT count(*) FROM scans WHERE archived_at IS NOT NULL")?;
+        let all = count("SELECT count(*) FROM scans")?;
+        let synced = all.saturating_sub(archived).saturating_sub(pending).saturating_sub(failed);
+        Ok(StatusCounts { pending, synced, failed })
     }
 
     /// The counters as of `now` counted from the tables, and the set of
@@ -245,13 +240,17 @@ impl Store {
 
     /// Live scans, newest first, optionally of one state.
     pub fn list_scans(&self, status: Option<SyncStatus>, limit: u32) -> Result<Vec<ScanRecord>> {
-        let sql = format!(
-            "SELECT {SCAN_COLUMNS} FROM scans WHERE archived_at IS NULL AND (?1 IS NULL OR sync_status = ?1)
-             ORDER BY id DESC LIMIT ?2"
-        );
+        // The state is spelled out in the SQL (not bound) so the planner can
+        // use the partial index of pending or failed scans.
+        let state = match status {
+            Some(s) => format!(" AND sync_status = '{}'", s.as_str()),
+            None => String::new(),
+        };
+        let sql =
+            format!("SELECT {SCAN_COLUMNS} FROM scans WHERE archived_at IS NULL{state} ORDER BY id DESC LIMIT ?1");
         let mut stmt = self.conn.prepare(&sql)?;
         let rows = stmt
-            .query_map(params![status.map(SyncStatus::as_str), limit], scan_from_row)?
+            .query_map(params![limit], scan_from_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -259,7 +258,7 @@ impl Store {
     /// The oldest live pending scans, oldest first: the next upload batch.
     pub fn pending_batch(&self, limit: u32) -> Result<Vec<ScanRecord>> {
         let sql = format!(
-            "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_status
+            "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_pending
              WHERE sync_status = 'pending' AND archived_at IS NULL ORDER BY id LIMIT ?1"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -272,7 +271,7 @@ impl Store {
         let text: Option<String> = self
             .conn
             .query_row(
-                "SELECT scanned_at FROM scans INDEXED BY scans_status
+                "SELECT scanned_at FROM scans INDEXED BY scans_pending
                  WHERE sync_status = 'pending' AND archived_at IS NULL ORDER BY id LIMIT 1",
                 [],
                 |r| r.get(0),

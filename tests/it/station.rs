@@ -358,10 +358,15 @@ fn migrations_from_an_empty_file() {
     let pending = plan(
         "SELECT id FROM scans WHERE sync_status = 'pending' AND archived_at IS NULL ORDER BY id LIMIT 100",
     );
-    assert!(pending.contains("scans_status (archived_at=? AND sync_status=?)"), "{pending}");
+    assert!(pending.contains("USING INDEX scans_pending"), "{pending}");
     assert!(!pending.contains("TEMP B-TREE"), "the index delivers oldest-first order: {pending}");
-    let counts = plan("SELECT sync_status, count(*) FROM scans WHERE archived_at IS NULL GROUP BY sync_status");
-    assert!(counts.contains("COVERING INDEX scans_status"), "{counts}");
+    for (sql, index) in [
+        ("SELECT count(*) FROM scans WHERE sync_status = 'failed' AND archived_at IS NULL", "scans_failed"),
+        ("SELECT count(*) FROM scans WHERE archived_at IS NOT NULL", "scans_archived"),
+    ] {
+        let counted = plan(sql);
+        assert!(counted.contains(index), "{sql}: {counted}");
+    }
     let per_badge = plan("SELECT max(scanned_at) FROM scans WHERE badge_id = '1' AND scanned_at >= '2026'");
     assert!(per_badge.contains("scans_badge_time"), "{per_badge}");
 }
@@ -545,4 +550,39 @@ fn cli_scan_status_and_list() {
     assert!(text.lines().nth(1).unwrap().contains("ok-1"), "newest first:\n{text}");
     let out = run(command(dir.path()).args(["scans", "list", "--status", "synced"]));
     assert_eq!(stdout(&out).trim(), "no synced scans");
+}
+
+/// A database written by the first schema version is migrated in place on
+/// open: its scans and their states survive, and the counts read the new
+/// indexes.
+#[test]
+fn migrations_from_version_1_keep_the_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badgestation.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(badgestation::store::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", badgestation::store::schema::APPLICATION_ID).unwrap();
+        conn.execute(
+            "INSERT INTO station (id, install_uuid, name, created_at) VALUES (1, 'u', 'Old Gate', '2026-01-01T00:00:00.000Z')",
+            [],
+        )
+        .unwrap();
+        for (i, status) in ["pending", "synced", "synced", "failed"].iter().enumerate() {
+            conn.execute(
+                "INSERT INTO scans (idempotency_key, badge_id, scanned_at, station_name, matched, scan_source, sync_status)
+                 VALUES (?1, ?2, '2026-01-01T00:00:00.000Z', 'Old Gate', 0, 'badge', ?3)",
+                rusqlite::params![format!("key-{i:08}"), format!("B{i}"), status],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open(&path).unwrap();
+    let version: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, badgestation::store::schema::latest_version());
+    let counts = store.status_counts().unwrap();
+    assert_eq!((counts.pending, counts.synced, counts.failed), (1, 2, 1));
+    assert_eq!(store.pending_batch(10).unwrap()[0].badge_id, "B0");
+    assert_eq!(store.station().unwrap().name, "Old Gate");
 }
