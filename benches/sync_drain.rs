@@ -11,6 +11,11 @@
 //!
 //! Run: `cargo bench --bench sync_drain`. Under `cargo test` (no `--bench`)
 //! it drains 2 000 scans to check that it works.
+//!
+//! `SYNC_BENCH_HUB_URL=http://…` uses a hub already running elsewhere (with
+//! master key `SYNC_BENCH_HUB_KEY`) instead of one in this process: on a
+//! two-core machine that lets the hub run on its own core (`taskset`), as a
+//! real hub runs on its own machine. `scripts/sync_drain_bench.sh` does that.
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
@@ -46,10 +51,10 @@ impl SyncContext for Quiet {
     }
 }
 
-fn settings(url: &str, batch_size: u32, dir: &std::path::Path) -> SyncSettings {
+fn settings(url: &str, key: &str, batch_size: u32, dir: &std::path::Path) -> SyncSettings {
     SyncSettings {
         api_url: url.to_owned(),
-        api_key: Secret::new(KEY),
+        api_key: Secret::new(key),
         batch_size,
         auto: AutoSyncConfig {
             enabled: false,
@@ -76,13 +81,19 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("badgestation.db");
     fixtures::populate_scans(&path, scans, 1);
-    let hub = Hub::start(&HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY))).expect("hub");
+    let external = std::env::var("SYNC_BENCH_HUB_URL").ok();
+    let key = std::env::var("SYNC_BENCH_HUB_KEY").unwrap_or_else(|_| KEY.to_owned());
+    let hub = match &external {
+        Some(_) => None,
+        None => Some(Hub::start(&HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY))).expect("hub")),
+    };
+    let url = external.clone().unwrap_or_else(|| hub.as_ref().map(Hub::url).unwrap_or_default());
     let clock: SharedClock = SystemClock::shared();
     let store = Store::open(&path).expect("store");
     let (counters, _) = store.count(chrono::Utc::now()).expect("count");
     let counters = SharedCounters::new(counters);
     let mut engine =
-        SyncEngine::new(store, settings(&hub.url(), batch_size, dir.path()), counters, EpochAdopter::Direct, Arc::clone(&clock));
+        SyncEngine::new(store, settings(&url, &key, batch_size, dir.path()), counters, EpochAdopter::Direct, Arc::clone(&clock));
 
     let recording = record_meanwhile.then(|| {
         let recorder = Recorder::new(
@@ -130,7 +141,9 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
         }
         None => Vec::new(),
     };
-    hub.shutdown();
+    if let Some(hub) = hub {
+        hub.shutdown();
+    }
     (took, latencies)
 }
 

@@ -257,12 +257,18 @@ impl Store {
 
     /// The oldest live pending scans, oldest first: the next upload batch.
     pub fn pending_batch(&self, limit: u32) -> Result<Vec<ScanRecord>> {
+        self.pending_batch_after(0, limit)
+    }
+
+    /// The oldest live pending scans with a sequence number above `after`:
+    /// the batch after one that is still on its way to the hub.
+    pub fn pending_batch_after(&self, after: i64, limit: u32) -> Result<Vec<ScanRecord>> {
         let sql = format!(
             "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_pending
-             WHERE sync_status = 'pending' AND archived_at IS NULL ORDER BY id LIMIT ?1"
+             WHERE sync_status = 'pending' AND archived_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([limit], scan_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map(params![after, limit], scan_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 

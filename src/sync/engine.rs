@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use super::backoff::{backoff_delay, jitter};
 use super::client::{HubClient, HubError, StatusProbe};
 use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WATCHDOG_INTERVALS};
-use crate::api::{BatchRequest, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
+use crate::api::{BatchRequest, BatchResponse, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
 use crate::clock::{SharedClock, format_utc_millis, parse_utc};
 use crate::counters::SharedCounters;
 use crate::model::{Counters, ScanRecord};
@@ -118,6 +118,33 @@ struct Sent {
     failed: u64,
     /// Events the hub's results did not mention (left pending).
     unanswered: u64,
+}
+
+/// An upload running on its own thread while the engine marks the
+/// previous batch.
+struct InFlight {
+    batch: Vec<ScanRecord>,
+    started: Instant,
+    thread: std::thread::JoinHandle<Result<BatchResponse, HubError>>,
+}
+
+impl InFlight {
+    fn start(client: &HubClient, batch: Vec<ScanRecord>) -> std::io::Result<InFlight> {
+        let request = BatchRequest { events: batch.iter().map(upload_of).collect() };
+        // The client is cheap to clone: its agents share their connection pools.
+        let client = client.clone();
+        let thread = std::thread::Builder::new().name("sync-upload".into()).spawn(move || client.upload(&request))?;
+        Ok(InFlight { batch, started: Instant::now(), thread })
+    }
+
+    /// The batch and the hub's answer (a panicked upload thread counts as a
+    /// failed server call, so the batch stays pending).
+    fn wait(self) -> (Vec<ScanRecord>, Result<BatchResponse, HubError>) {
+        let result = self.thread.join().unwrap_or_else(|_| {
+            Err(HubError::Server { status: 0, message: "the upload thread panicked".to_owned(), retry_after: None })
+        });
+        (self.batch, result)
+    }
 }
 
 /// The sync logic and its state; see the module docs.
@@ -389,49 +416,104 @@ impl SyncEngine {
     }
 
     /// Uploads batches until none is pending or `max_batches` were sent.
+    ///
+    /// Pipelined: while batch *k* travels to the hub (on a helper thread),
+    /// this thread marks batch *k−1* and reads batch *k+1*. The next batch
+    /// is read with a cursor (`id >` the last one sent), so a batch in flight
+    /// is never read twice. Only the first attempt of a batch is pipelined;
+    /// its retries, and the splitting of a refused batch, run in sequence.
     fn drain(
         &mut self,
         trigger: SyncTrigger,
         max_batches: Option<u32>,
         ctx: &mut dyn SyncContext,
     ) -> Result<SyncReport, SyncError> {
+        let size = self.settings.batch_size;
         let mut report = SyncReport::default();
-        while max_batches.is_none_or(|max| report.batches < max) {
-            if ctx.should_stop() {
+        let mut after = 0;
+        let mut next = self.store.pending_batch_after(after, size)?;
+        let mut in_flight: Option<InFlight> = None;
+        loop {
+            let budget = |sent: u32| max_batches.is_none_or(|max| sent < max);
+            let sent_or_sending = report.batches + u32::from(in_flight.is_some());
+            let stop = ctx.should_stop();
+            let launched = if !stop && !next.is_empty() && budget(sent_or_sending) {
+                after = next.last().map_or(after, |s| s.seq);
+                Some(InFlight::start(&self.client, std::mem::take(&mut next)).map_err(|e| {
+                    SyncError::Store(format!("cannot start the upload thread: {e}"))
+                })?)
+            } else {
+                None
+            };
+            if let Some(previous) = in_flight.take() {
+                let settled = self.settle(previous, ctx);
+                match settled {
+                    Ok(sent) => {
+                        report.batches += 1;
+                        report.synced += sent.synced;
+                        report.failed += sent.failed;
+                        ctx.emit(SyncEvent::Progress {
+                            trigger,
+                            batches: report.batches,
+                            synced: report.synced,
+                            failed: report.failed,
+                            remaining: self.counters.snapshot().pending,
+                        });
+                    }
+                    Err(error) => {
+                        // Let the upload already under way finish (its scans stay
+                        // pending; if the hub stored them, the next sync gets
+                        // `duplicate`), so no thread outlives the engine's call.
+                        if let Some(launched) = launched {
+                            let _ = launched.wait();
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            if stop {
                 return Err(SyncError::Cancelled);
             }
-            let batch = self.store.pending_batch(self.settings.batch_size)?;
-            if batch.is_empty() {
-                break;
-            }
-            let sent = self.upload_with_retries(&batch, ctx)?;
-            report.batches += 1;
-            report.synced += sent.synced;
-            report.failed += sent.failed;
-            ctx.emit(SyncEvent::Progress {
-                trigger,
-                batches: report.batches,
-                synced: report.synced,
-                failed: report.failed,
-                remaining: self.counters.snapshot().pending,
-            });
-            if sent.synced + sent.failed == 0 {
-                // The hub answered but confirmed none of these scans (results
-                // without their keys). Sending the same batch again at once
-                // would loop; they stay pending for the next sync.
-                break;
+            match launched {
+                Some(launched) => {
+                    if budget(report.batches + 1) {
+                        next = self.store.pending_batch_after(after, size)?;
+                    }
+                    in_flight = Some(launched);
+                }
+                None => break,
             }
         }
         Ok(report)
     }
 
-    /// Sends one batch, retrying transient failures with backoff.
-    fn upload_with_retries(&mut self, batch: &[ScanRecord], ctx: &mut dyn SyncContext) -> Result<Sent, SyncError> {
+    /// Waits for a pipelined upload and marks its outcome; on a transient
+    /// failure, retries the batch in sequence.
+    fn settle(&mut self, flight: InFlight, ctx: &mut dyn SyncContext) -> Result<Sent, SyncError> {
+        let started = flight.started;
+        let (batch, result) = flight.wait();
+        self.upload_with_retries(&batch, Some((result, started)), ctx)
+    }
+
+    /// Sends one batch, retrying transient failures with backoff. `first`
+    /// is the outcome of an attempt already made (by the pipeline).
+    fn upload_with_retries(
+        &mut self,
+        batch: &[ScanRecord],
+        mut first: Option<(Result<BatchResponse, HubError>, Instant)>,
+        ctx: &mut dyn SyncContext,
+    ) -> Result<Sent, SyncError> {
         let max_attempts = self.settings.max_attempts();
         let mut attempt = 1;
         loop {
-            let started = Instant::now();
-            match self.send_and_mark(batch, ctx) {
+            let (outcome, started) = match first.take() {
+                Some((result, started)) => (self.handle_response(batch, result, ctx), started),
+                None => {
+                    let started = Instant::now();
+                    (self.send_and_mark(batch, ctx), started)
+                }
+            };
+            match outcome {
                 Ok(sent) => {
                     let status = if sent.failed > 0 { "partial" } else { "ok" };
                     self.log("upload", batch.len() as i64, status, None, started);
@@ -467,6 +549,16 @@ impl SyncEngine {
     fn send_and_mark(&mut self, scans: &[ScanRecord], ctx: &mut dyn SyncContext) -> Result<Sent, SyncError> {
         let request = BatchRequest { events: scans.iter().map(upload_of).collect() };
         let result = self.client.upload(&request);
+        self.handle_response(scans, result, ctx)
+    }
+
+    /// Marks what the hub answered for `scans`.
+    fn handle_response(
+        &mut self,
+        scans: &[ScanRecord],
+        result: Result<BatchResponse, HubError>,
+        ctx: &mut dyn SyncContext,
+    ) -> Result<Sent, SyncError> {
         self.observe(&result, ctx);
         match result {
             Ok(response) => {
