@@ -506,12 +506,11 @@ impl SyncEngine {
         let max_attempts = self.settings.max_attempts();
         let mut attempt = 1;
         loop {
-            let (outcome, started) = match first.take() {
-                Some((result, started)) => (self.handle_response(batch, result, ctx), started),
-                None => {
-                    let started = Instant::now();
-                    (self.send_and_mark(batch, ctx), started)
-                }
+            let (outcome, started) = if let Some((result, started)) = first.take() {
+                (self.handle_response(batch, result, ctx), started)
+            } else {
+                let started = Instant::now();
+                (self.send_and_mark(batch, ctx), started)
             };
             match outcome {
                 Ok(sent) => {
