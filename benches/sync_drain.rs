@@ -12,10 +12,9 @@
 //! Run: `cargo bench --bench sync_drain`. Under `cargo test` (no `--bench`)
 //! it drains 2 000 scans to check that it works.
 //!
-//! `SYNC_BENCH_HUB_URL=http://…` uses a hub already running elsewhere (with
-//! master key `SYNC_BENCH_HUB_KEY`) instead of one in this process: on a
-//! two-core machine that lets the hub run on its own core (`taskset`), as a
-//! real hub runs on its own machine. `scripts/sync_drain_bench.sh` does that.
+//! `SYNC_BENCH_HUB_URL=http://…` drains to a server already running
+//! elsewhere (with key `SYNC_BENCH_HUB_KEY`) instead of a hub in this
+//! process — e.g. the old TrackAttendance API, to compare clients.
 
 #[path = "support/fixtures.rs"]
 mod fixtures;
