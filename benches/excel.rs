@@ -15,19 +15,18 @@
 //! `--bench` (as `cargo test --all-targets` runs it) it does a 1k smoke run.
 //! BENCHMARKS.md records the results.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/stats.rs"]
 mod stats;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use badgestation::clock::format_utc_millis;
 use badgestation::export::{ExportOptions, ExportScope, export_scans};
-use badgestation::model::idempotency_key;
+use badgestation::model::Person;
 use badgestation::roster::{ImportOptions, ImportOutcome, SharedRoster, import_roster};
 use badgestation::store::Store;
-use chrono::Utc;
-use rusqlite::params;
 use rust_xlsxwriter::Workbook;
 
 const NAMES: [&str; 8] = [
@@ -42,46 +41,26 @@ const NAMES: [&str; 8] = [
 ];
 const UNITS: [&str; 6] = ["Finance", "Operations", "ฝ่ายการเงิน", "财务部", "المالية", "Research & Development"];
 
-/// Fills a fresh database with `rows` scans over the past day.
+/// Fills a fresh database with `rows` scans over the past day, 90% matched
+/// to people with names in several scripts, some with an email.
 fn populate_scans(path: &Path, rows: u32) {
-    let store = Store::open(path).expect("open");
-    let station = store.station().expect("station");
-    let conn = store.conn();
-    conn.execute_batch("BEGIN").expect("begin");
-    {
-        let mut insert = conn
-            .prepare(
-                "INSERT INTO scans (id, idempotency_key, badge_id, scanned_at, station_name, matched, legacy_id, full_name,
-                                    business_unit, position, email, scan_source, sync_status)
-                 VALUES (?1, ?2, ?3, ?4, 'Main Gate', ?5, ?6, ?7, ?8, ?9, ?10, 'badge', ?11)",
-            )
-            .expect("prepare");
-        let now = Utc::now();
-        for i in 0..rows {
-            let seq = i64::from(i) + 1;
-            let at = now - chrono::Duration::milliseconds(86_400_000 - i64::from(i) * 800);
-            let person = (i * 7919) % 50_000;
-            let badge = format!("{:010}", 4_372_425 + person);
-            let matched = i % 10 != 0;
-            let key = idempotency_key(&station.install_uuid, seq, &badge, &at);
-            insert
-                .execute(params![
-                    seq,
-                    key,
-                    badge,
-                    format_utc_millis(&at),
-                    matched,
-                    matched.then(|| (4_372_425 + person).to_string()),
-                    matched.then(|| format!("{} {person}", NAMES[person as usize % NAMES.len()])),
-                    matched.then(|| UNITS[person as usize % UNITS.len()]),
-                    matched.then_some("Staff"),
-                    (matched && person % 3 == 0).then(|| format!("p{person}@example.com")),
-                    if i % 50 == 0 { "pending" } else { "synced" },
-                ])
-                .expect("insert");
-        }
-    }
-    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);").expect("commit");
+    let scan = |i: u32| {
+        let person = (i * 7919) % 50_000;
+        let badge = format!("{:010}", 4_372_425 + person);
+        let matched = !i.is_multiple_of(10);
+        let who = matched.then(|| Person {
+            legacy_id: (4_372_425 + person).to_string(),
+            full_name: format!("{} {person}", NAMES[person as usize % NAMES.len()]),
+            business_unit: Some(UNITS[person as usize % UNITS.len()].to_owned()),
+            position: Some("Staff".to_owned()),
+            email: person.is_multiple_of(3).then(|| format!("p{person}@example.com")),
+        });
+        (badge, who)
+    };
+    fixtures::populate(
+        path,
+        &fixtures::History { rows, pending_every: 50, span_millis: 86_400_000, station: "Main Gate", scan: &scan },
+    );
 }
 
 /// Writes a roster of `rows` people.

@@ -12,23 +12,22 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 1k
 //! smoke run. BENCHMARKS.md records the results.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/stats.rs"]
 mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use badgestation::clock::format_utc_millis;
 use badgestation::config::{Config, LoadOptions};
 use badgestation::gui::StationApp;
-use badgestation::model::{Person, RawRead, idempotency_key, noop_waker};
+use badgestation::model::{Person, RawRead, noop_waker};
 use badgestation::runtime::{StationRuntime, WEDGE_READER_ID};
 use badgestation::store::Store;
-use chrono::Utc;
 use eframe::App as _;
 use eframe::egui;
 use egui_kittest::Harness;
-use rusqlite::params;
 
 const NAMES: [&str; 6] = ["Ann Example", "สมชาย ใจดี", "王小明", "محمد العلي", "Олена Коваль", "José Ñúñez"];
 const PEOPLE: u32 = 5_000;
@@ -53,42 +52,24 @@ fn prepare(dir: &Path, rows: u32) {
         })
         .collect();
     store.replace_roster(&people).expect("roster");
-    let station = store.station().expect("station");
-    let conn = store.conn();
-    conn.execute_batch("BEGIN").expect("begin");
-    {
-        let mut insert = conn
-            .prepare(
-                "INSERT INTO scans (id, idempotency_key, badge_id, scanned_at, station_name, matched, legacy_id, full_name,
-                                    business_unit, position, scan_source, sync_status)
-                 VALUES (?1, ?2, ?3, ?4, 'Bench Gate', ?5, ?6, ?7, 'Operations', 'Staff', 'badge', ?8)",
-            )
-            .expect("prepare");
-        let now = Utc::now();
-        for i in 0..rows {
-            let seq = i64::from(i) + 1;
-            // Spread over the past 30 days, oldest first, as the recorder bench does.
-            let span_millis: i64 = 30 * 86_400_000;
-            let at = now - chrono::Duration::milliseconds(span_millis - span_millis / i64::from(rows.max(1)) * i64::from(i));
-            let person = (i * 7919) % (PEOPLE * 2);
-            let badge = format!("{:010}", 4_372_425 + person);
-            let matched = person < PEOPLE;
-            let key = idempotency_key(&station.install_uuid, seq, &badge, &at);
-            insert
-                .execute(params![
-                    seq,
-                    key,
-                    badge,
-                    format_utc_millis(&at),
-                    matched,
-                    matched.then(|| (4_372_425 + person).to_string()),
-                    matched.then(|| format!("{} {person}", NAMES[person as usize % NAMES.len()])),
-                    if i % 50 == 0 { "pending" } else { "synced" },
-                ])
-                .expect("insert");
-        }
-    }
-    conn.execute_batch("COMMIT; ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").expect("commit");
+    drop(store);
+    // Half the scanned badges are in the roster.
+    let scan = |i: u32| {
+        let person = (i * 7919) % (PEOPLE * 2);
+        let badge = format!("{:010}", 4_372_425 + person);
+        let who = (person < PEOPLE).then(|| Person {
+            legacy_id: (4_372_425 + person).to_string(),
+            full_name: format!("{} {person}", NAMES[person as usize % NAMES.len()]),
+            business_unit: Some("Operations".into()),
+            position: Some("Staff".into()),
+            email: None,
+        });
+        (badge, who)
+    };
+    fixtures::populate(
+        &dir.join("badgestation.db"),
+        &fixtures::History { rows, pending_every: 50, span_millis: 30 * 86_400_000, station: "Bench Gate", scan: &scan },
+    );
 }
 
 fn rss_mib() -> f64 {

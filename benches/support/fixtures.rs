@@ -5,24 +5,61 @@
 use std::path::Path;
 
 use badgestation::clock::format_utc_millis;
-use badgestation::model::idempotency_key;
+use badgestation::model::{Person, idempotency_key};
 use badgestation::store::Store;
 use chrono::Utc;
 use rusqlite::params;
 
-/// Distinct badges in the generated history.
+/// Distinct badges in the default generated history.
 pub const PEOPLE: u32 = 5_000;
 
-/// The badge of person `i`.
+/// The badge of person `i` (the recorder bench's roster uses the same ids).
 pub fn badge(i: u32) -> String {
     format!("{:010}", 4_372_425 + i % PEOPLE)
 }
 
-/// Fills the `scans` table of the station database at `path` with `rows`
-/// scans spread over the past 30 days, with real idempotency keys, in one
-/// transaction, then checkpoints and `ANALYZE`s. Every `pending_every`-th
-/// scan is pending, the rest synced (`1` makes them all pending).
-pub fn populate_scans(path: &Path, rows: u32, pending_every: u32) {
+/// How a generated history looks.
+pub struct History<'a> {
+    /// Scans to insert.
+    pub rows: u32,
+    /// Every `pending_every`-th scan is pending, the rest synced (`1`: all
+    /// pending).
+    pub pending_every: u32,
+    /// The scans are spread evenly over this many milliseconds up to now.
+    pub span_millis: i64,
+    /// The station name on every scan.
+    pub station: &'a str,
+    /// Scan `i`'s badge and, when it matched the roster, its person.
+    pub scan: &'a dyn Fn(u32) -> (String, Option<Person>),
+}
+
+impl History<'_> {
+    /// 30 days of scans of [`PEOPLE`] people, all matched.
+    pub fn month(rows: u32, pending_every: u32) -> History<'static> {
+        History {
+            rows,
+            pending_every,
+            span_millis: 30 * 86_400_000,
+            station: "Gate",
+            scan: &|i| {
+                let badge = badge(i.wrapping_mul(7919));
+                let person = Person {
+                    legacy_id: badge.clone(),
+                    full_name: format!("Person {i}"),
+                    business_unit: Some("Unit".into()),
+                    position: Some("Staff".into()),
+                    email: None,
+                };
+                (badge, Some(person))
+            },
+        }
+    }
+}
+
+/// Fills the `scans` table of the station database at `path` with `history`,
+/// with real idempotency keys, in one transaction, then `ANALYZE`s and
+/// checkpoints — much faster than the recorder, which commits each scan.
+pub fn populate(path: &Path, history: &History<'_>) {
     let store = Store::open(path).expect("open");
     let station = store.station().expect("station");
     let conn = store.conn();
@@ -31,30 +68,42 @@ pub fn populate_scans(path: &Path, rows: u32, pending_every: u32) {
         let mut insert = conn
             .prepare(
                 "INSERT INTO scans (id, idempotency_key, badge_id, scanned_at, station_name, matched, legacy_id, full_name,
-                                    business_unit, position, scan_source, sync_status, synced_at)
-                 VALUES (?1, ?2, ?3, ?4, 'Gate', 1, ?3, ?5, 'Unit', 'Staff', 'badge', ?6, ?7)",
+                                    business_unit, position, email, scan_source, sync_status, synced_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'badge', ?12, ?13)",
             )
             .expect("prepare");
         let now = Utc::now();
-        let span_ms = 30 * 24 * 3600 * 1000_i64;
-        for i in 0..rows {
+        let rows = i64::from(history.rows.max(1));
+        for i in 0..history.rows {
             let seq = i64::from(i) + 1;
-            let at = now - chrono::Duration::milliseconds(span_ms - span_ms * seq / (i64::from(rows) + 1));
-            let badge = badge(i.wrapping_mul(7919));
+            let at = now - chrono::Duration::milliseconds(history.span_millis - history.span_millis * seq / (rows + 1));
+            let (badge, person) = (history.scan)(i);
             let key = idempotency_key(&station.install_uuid, seq, &badge, &at);
-            let synced = i % pending_every.max(1) != 0;
+            let synced = i % history.pending_every.max(1) != 0;
+            let p = person.as_ref();
             insert
                 .execute(params![
                     seq,
                     key,
                     badge,
                     format_utc_millis(&at),
-                    format!("Person {i}"),
+                    history.station,
+                    p.is_some(),
+                    p.map(|p| p.legacy_id.as_str()),
+                    p.map(|p| p.full_name.as_str()),
+                    p.and_then(|p| p.business_unit.as_deref()),
+                    p.and_then(|p| p.position.as_deref()),
+                    p.and_then(|p| p.email.as_deref()),
                     if synced { "synced" } else { "pending" },
                     synced.then(|| format_utc_millis(&at)),
                 ])
                 .expect("insert");
         }
     }
-    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;").expect("commit");
+    conn.execute_batch("COMMIT; ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);").expect("commit");
+}
+
+/// 30 days of scans of [`PEOPLE`] people; see [`History::month`].
+pub fn populate_scans(path: &Path, rows: u32, pending_every: u32) {
+    populate(path, &History::month(rows, pending_every));
 }
