@@ -521,16 +521,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-    }
-    if current == 0 {
-        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-    }
-    tx.commit()
+    crate::store::schema::apply_migrations(conn, MIGRATIONS, APPLICATION_ID).map(|_| ())
 }
 
 /// SQLite integers are i64; counts are never negative.

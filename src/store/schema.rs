@@ -120,16 +120,24 @@ pub fn latest_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
-/// Applies the migrations that `conn` lacks. Returns the version before.
+/// Applies the station migrations that `conn` lacks. Returns the version before.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
+    apply_migrations(conn, MIGRATIONS, APPLICATION_ID)
+}
+
+/// Applies `migrations[user_version..]` in one transaction, each followed by
+/// its `user_version` bump, and stamps a new database with
+/// `application_id`. Shared by the station and the hub databases. Returns
+/// the version before.
+pub fn apply_migrations(conn: &mut Connection, migrations: &[&str], application_id: i32) -> rusqlite::Result<i64> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+    for (index, sql) in migrations.iter().enumerate().skip(current.max(0) as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
     if current == 0 {
-        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "application_id", application_id)?;
     }
     tx.commit()?;
     Ok(current)
