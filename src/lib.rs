@@ -36,9 +36,10 @@
 //!   barcode, HID keyboard reports), debounce, hot-plug with backoff, reader
 //!   profiles (`hardware/readers/*.toml`), and the keyboard-wedge burst
 //!   detector the GUI feeds.
-//! * [`runtime`] — **the station runtime**: starts the recorder and the
-//!   readers, merges their events into one [`runtime::StationEvent`] stream,
-//!   and shuts them down in order. `run --headless` and the GUI both use it.
+//! * [`runtime`] — **the station runtime**: starts the recorder, the readers,
+//!   the sync worker and the roster watcher, merges their events into one
+//!   [`runtime::StationEvent`] stream, and shuts them down in order.
+//!   `run --headless` and the GUI both use it.
 //! * [`sync`] — **the sync worker thread**: batches of pending scans with their
 //!   stored idempotency keys, retries, auto-sync, heartbeats, clear epochs.
 //! * [`roster`] — the in-memory roster map, swapped atomically on import;
