@@ -1,7 +1,7 @@
 //! Wire types of the cloud API v1 (`../shared/API.md`), shared by the
 //! station's sync worker (client) and the hub (server).
 //!
-//! Field names are the JSON names. Parts marked **[ext]** in API.md are
+//! Field names are the JSON names. Parts marked **\[ext\]** in API.md are
 //! `Option`s or `#[serde(default)]` here, because a station must work against
 //! a server without them (the old Node service) and the hub must accept old
 //! kiosks that do not send them. Unknown fields are ignored on both sides.
@@ -75,7 +75,7 @@ pub struct ScanUpload {
     pub scan_source: Option<String>,
 }
 
-/// Per-event outcome **[ext]**.
+/// Per-event outcome **\[ext\]**.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
@@ -87,7 +87,7 @@ pub enum EventStatus {
     Rejected,
 }
 
-/// One entry of `results` **[ext]**.
+/// One entry of `results` **\[ext\]**.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventResult {
     /// The event's key, as sent.
@@ -114,7 +114,7 @@ pub struct BatchResponse {
     /// Events not stored.
     #[serde(default)]
     pub errors: u64,
-    /// Per-event outcomes **[ext]**, in request order.
+    /// Per-event outcomes **\[ext\]**, in request order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<EventResult>>,
     /// The error message on 4xx/5xx.
@@ -133,19 +133,19 @@ pub struct Heartbeat {
     /// Scans stored on the station (current epoch).
     #[serde(default)]
     pub local_scan_count: u64,
-    /// **[ext]** Scans waiting for upload.
+    /// **\[ext\]** Scans waiting for upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u64>,
-    /// **[ext]** Scans the hub rejected.
+    /// **\[ext\]** Scans the hub rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<u64>,
-    /// **[ext]** Age of the oldest pending scan.
+    /// **\[ext\]** Age of the oldest pending scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_pending_age_secs: Option<u64>,
-    /// **[ext]** Station software version.
+    /// **\[ext\]** Station software version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
-    /// **[ext]** Station clock minus hub clock, as the station estimates it.
+    /// **\[ext\]** Station clock minus hub clock, as the station estimates it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_millis: Option<i64>,
 }
@@ -180,19 +180,19 @@ pub struct StationStatus {
     pub seconds_ago: u64,
     /// When it was last seen.
     pub last_seen_at: String,
-    /// **[ext]** fields from its last heartbeat.
+    /// **\[ext\]** fields from its last heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<u64>,
-    /// **[ext]**
+    /// **\[ext\]**
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<u64>,
-    /// **[ext]**
+    /// **\[ext\]**
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest_pending_age_secs: Option<u64>,
-    /// **[ext]**
+    /// **\[ext\]**
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_version: Option<String>,
-    /// **[ext]**
+    /// **\[ext\]**
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_millis: Option<i64>,
 }
@@ -295,7 +295,7 @@ pub struct Export {
     pub export_timestamp: String,
     /// Newest first.
     pub scans: Vec<ExportScan>,
-    /// **[ext]** Whether `limit` cut the export short.
+    /// **\[ext\]** Whether `limit` cut the export short.
     #[serde(default)]
     pub truncated: bool,
 }

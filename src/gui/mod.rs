@@ -9,10 +9,10 @@
 //!
 //! * [`state`] — the operator-visible model ([`state::ScreenState`]),
 //!   changed only by events and by time passing.
-//! * [`logic`] — each frame: drain the station's events and the jobs'
+//! * `logic` — each frame: drain the station's events and the jobs'
 //!   results with `try_recv`, run the shutdown flow, intercept close
 //!   requests, schedule the next repaint at the next real deadline.
-//! * [`ui`] — drawing: feedback, duplicate overlays, counters, sync and
+//! * `ui` — drawing: feedback, duplicate overlays, counters, sync and
 //!   reader status, the shutdown overlay.
 //! * [`admin`] — the PIN gate (escalating lockout) and the admin panel.
 //! * [`input`] — keyboard-wedge capture ahead of every widget.

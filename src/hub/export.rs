@@ -1,4 +1,4 @@
-//! The dashboard's export files **[ext]**: CSV and XLSX renderings of
+//! The dashboard's export files **\[ext\]**: CSV and XLSX renderings of
 //! `GET /v1/dashboard/export` (the JSON form is [`crate::api::Export`]).
 //!
 //! Both have the columns of the JSON export, in the same order, newest scan

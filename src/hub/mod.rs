@@ -1,6 +1,6 @@
 //! The hub: the cloud API server that stations upload to (`badgestation hub`).
 //!
-//! It implements API v1 (`../shared/API.md`) including the **[ext]** parts,
+//! It implements API v1 (`../shared/API.md`) including the **\[ext\]** parts,
 //! on axum/tokio, over a [`storage::HubStorage`] backend (SQLite now,
 //! PostgreSQL later). Apart from its database it keeps no state that matters
 //! (rate-limit buckets are per process), so several hub processes can share

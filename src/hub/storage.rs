@@ -167,15 +167,15 @@ pub struct StationRow {
     pub local_scan_count: u64,
     /// When the hub last heard from it (canonical UTC millis).
     pub last_seen_at: String,
-    /// **[ext]** heartbeat fields.
+    /// **\[ext\]** heartbeat fields.
     pub pending: Option<u64>,
-    /// **[ext]**
+    /// **\[ext\]**
     pub failed: Option<u64>,
-    /// **[ext]**
+    /// **\[ext\]**
     pub oldest_pending_age_secs: Option<u64>,
-    /// **[ext]**
+    /// **\[ext\]**
     pub app_version: Option<String>,
-    /// **[ext]**
+    /// **\[ext\]**
     pub clock_offset_millis: Option<i64>,
 }
 

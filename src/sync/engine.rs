@@ -5,7 +5,7 @@
 //! send them with their stored idempotency keys, then mark them in one
 //! transaction per outcome:
 //!
-//! * `200` with per-event `results` ([ext]): saved/duplicate → `synced`,
+//! * `200` with per-event `results` (\[ext\]): saved/duplicate → `synced`,
 //!   rejected → `failed` with the hub's reason (a `key_conflict` gets its own
 //!   explanation), an event the results do not mention stays `pending`;
 //! * `200` without `results` (the old API): every event → `synced`;
