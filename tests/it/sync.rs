@@ -114,6 +114,18 @@ impl Station {
     }
 }
 
+/// A recorder on the database at `path`, duplicate rule off.
+fn recorder_on(path: &Path, clock: SharedClock) -> Recorder {
+    Recorder::new(
+        Store::open(path).unwrap(),
+        clock,
+        SharedRoster::default(),
+        DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
+        None,
+    )
+    .unwrap()
+}
+
 /// The invariant; with `drained`, nothing may be left pending.
 fn check_invariant(path: &Path, hub: &State, drained: bool) {
     let store = Store::open(path).unwrap();
@@ -506,14 +518,7 @@ fn worker_auto_syncs_and_stops_promptly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("badgestation.db");
     let clock: SharedClock = SystemClock::shared();
-    let mut recorder = Recorder::new(
-        Store::open(&path).unwrap(),
-        Arc::clone(&clock),
-        SharedRoster::default(),
-        DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
-        None,
-    )
-    .unwrap();
+    let mut recorder = recorder_on(&path, Arc::clone(&clock));
     for i in 0..30 {
         recorder.record(&RawRead::manual(format!("W{i}")));
     }
@@ -688,14 +693,7 @@ fn auto_sync_idle_rule_and_drain_watchdog() {
     let path = dir.path().join("badgestation.db");
     let manual = ManualClock::new(chrono::Utc::now());
     let clock: SharedClock = Arc::new(manual.clone());
-    let mut recorder = Recorder::new(
-        Store::open(&path).unwrap(),
-        Arc::clone(&clock),
-        SharedRoster::default(),
-        DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
-        None,
-    )
-    .unwrap();
+    let mut recorder = recorder_on(&path, Arc::clone(&clock));
     let mut s = settings(&hub.url(), dir.path());
     s.auto.idle_secs = 30;
     s.auto.check_interval_secs = 10;
@@ -942,14 +940,7 @@ fn shutdown_stops_a_long_drain_between_batches() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("badgestation.db");
     let clock: SharedClock = SystemClock::shared();
-    let mut recorder = Recorder::new(
-        Store::open(&path).unwrap(),
-        Arc::clone(&clock),
-        SharedRoster::default(),
-        DuplicateConfig { enabled: false, window_secs: 60, action: DuplicateAction::Warn, alert_duration_millis: 0 },
-        None,
-    )
-    .unwrap();
+    let mut recorder = recorder_on(&path, Arc::clone(&clock));
     for i in 0..100 {
         recorder.record(&RawRead::manual(format!("S{i}")));
     }
