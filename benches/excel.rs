@@ -23,10 +23,10 @@ mod stats;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use badgestation::export::{ExportOptions, ExportScope, export_scans};
+use badgestation::station::export::{ExportOptions, ExportScope, export_scans};
 use badgestation::model::Person;
-use badgestation::roster::{ImportOptions, ImportOutcome, SharedRoster, import_roster};
-use badgestation::store::Store;
+use badgestation::station::roster::{ImportOptions, ImportOutcome, SharedRoster, import_roster};
+use badgestation::station::store::Store;
 use rust_xlsxwriter::Workbook;
 
 const NAMES: [&str; 8] = [
@@ -165,7 +165,7 @@ fn bench_import(rows: u32, runs: usize) {
     let bytes = std::fs::read(&path).expect("read");
     for _ in 0..runs {
         let t = Instant::now();
-        let parsed = badgestation::roster::import::parse_roster(&bytes, &path).expect("parse");
+        let parsed = badgestation::station::roster::import::parse_roster(&bytes, &path).expect("parse");
         parse_samples.push(t.elapsed());
         assert_eq!(parsed.people.len(), rows as usize);
     }

@@ -20,11 +20,11 @@ mod stats;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use badgestation::config::{Config, LoadOptions};
+use badgestation::station::config::{Config, LoadOptions};
 use badgestation::gui::StationApp;
 use badgestation::model::{Person, RawRead, noop_waker};
-use badgestation::runtime::{StationRuntime, WEDGE_READER_ID};
-use badgestation::store::Store;
+use badgestation::station::runtime::{StationRuntime, WEDGE_READER_ID};
+use badgestation::station::store::Store;
 use eframe::App as _;
 use eframe::egui;
 use egui_kittest::Harness;

@@ -23,14 +23,14 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use badgestation::clock::SystemClock;
-use badgestation::config::DuplicateConfig;
+use badgestation::station::config::DuplicateConfig;
 use badgestation::model::{DuplicateAction, noop_waker};
-use badgestation::reader::em4100::Tag;
-use badgestation::reader::profile::ProfileSet;
-use badgestation::reader::{ReaderConfig, ReaderEvent, ReaderSpec};
-use badgestation::roster::{Roster, SharedRoster};
-use badgestation::runtime::{StationEvent, StationRuntime, StationSetup};
-use badgestation::store::Store;
+use badgestation::station::reader::em4100::Tag;
+use badgestation::station::reader::profile::ProfileSet;
+use badgestation::station::reader::{ReaderConfig, ReaderEvent, ReaderSpec};
+use badgestation::station::roster::{Roster, SharedRoster};
+use badgestation::station::runtime::{StationEvent, StationRuntime, StationSetup};
+use badgestation::station::store::Store;
 use serialport::{SerialPort, TTYPort};
 
 const WARMUP: u32 = 200;

@@ -19,11 +19,11 @@ mod stats;
 use std::time::Instant;
 
 use badgestation::clock::SystemClock;
-use badgestation::config::DuplicateConfig;
+use badgestation::station::config::DuplicateConfig;
 use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent};
-use badgestation::recorder::Recorder;
-use badgestation::roster::{Roster, SharedRoster};
-use badgestation::store::Store;
+use badgestation::station::recorder::Recorder;
+use badgestation::station::roster::{Roster, SharedRoster};
+use badgestation::station::store::Store;
 
 use fixtures::PEOPLE;
 /// Scans measured per table size.

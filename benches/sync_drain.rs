@@ -26,14 +26,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock};
-use badgestation::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
-use badgestation::counters::SharedCounters;
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
+use badgestation::station::counters::SharedCounters;
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent};
-use badgestation::recorder::Recorder;
-use badgestation::roster::SharedRoster;
-use badgestation::store::Store;
-use badgestation::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
+use badgestation::station::recorder::Recorder;
+use badgestation::station::roster::SharedRoster;
+use badgestation::station::store::Store;
+use badgestation::station::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
 const KEY: &str = "bench-master-key-0123456789abcdef0123456789";
 

@@ -328,7 +328,7 @@ impl ScanRecord {
 }
 
 /// The operator's counters. The recorder and the sync worker keep them up to
-/// date after each commit (see [`crate::counters::SharedCounters`]); events
+/// date after each commit (see [`crate::station::counters::SharedCounters`]); events
 /// carry a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {

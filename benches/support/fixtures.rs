@@ -6,7 +6,7 @@ use std::path::Path;
 
 use badgestation::clock::format_utc_millis;
 use badgestation::model::{Person, idempotency_key};
-use badgestation::store::Store;
+use badgestation::station::store::Store;
 use chrono::Utc;
 use rusqlite::params;
 

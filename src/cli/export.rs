@@ -1,5 +1,5 @@
 //! `badgestation export [--out DIR] [--epoch current|all]`: scans to Excel
-//! through [`crate::export::export_scans`], with a progress bar when stderr
+//! through [`crate::station::export::export_scans`], with a progress bar when stderr
 //! is a terminal and a few plain progress lines otherwise.
 
 use std::io::IsTerminal as _;
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Context;
-use crate::export::{ExportOptions, ExportScope, export_scans};
+use crate::station::export::{ExportOptions, ExportScope, export_scans};
 
 /// `badgestation export`
 pub fn export(ctx: &Context, out: Option<PathBuf>, scope: ExportScope) -> anyhow::Result<ExitCode> {

@@ -27,9 +27,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, LoadOptions, parse_flag};
+use crate::station::config::{Config, LoadOptions, parse_flag};
 use crate::model::SyncStatus;
-use crate::store::Store;
+use crate::station::store::Store;
 
 /// Offline-first badge-scanning station.
 #[derive(Debug, Parser)]
@@ -266,7 +266,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "hub")]
         Some(Command::Hub(args)) if args.serves() => level.to_owned(),
         // Rejected frames are debug lines of the reader threads; a test shows them.
-        Some(Command::Readers { .. }) => format!("{level},badgestation::reader=debug"),
+        Some(Command::Readers { .. }) => format!("{level},badgestation::station::reader=debug"),
         Some(_) if cli.global.verbose => level.to_owned(),
         Some(_) => "error".to_owned(),
     };
@@ -297,8 +297,8 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             &ctx,
             out,
             match epoch {
-                EpochArg::Current => crate::export::ExportScope::Current,
-                EpochArg::All => crate::export::ExportScope::All,
+                EpochArg::Current => crate::station::export::ExportScope::Current,
+                EpochArg::All => crate::station::export::ExportScope::All,
             },
         ),
         Some(Command::Run { headless }) => readers::run(&ctx, headless),

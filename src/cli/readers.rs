@@ -24,12 +24,12 @@ use super::Context;
 use super::station::scan_line;
 use crate::clock::SystemClock;
 use crate::model::noop_waker;
-use crate::reader::hidraw::{HidNode, find_node, hid_nodes};
-use crate::reader::profile::{NamedProfile, ProfileSet};
-use crate::reader::spec::{ReaderSpec, Target, UsbId};
-use crate::reader::sysfs::Sysfs;
-use crate::reader::{self, ReaderConfig, ReaderEvent, ReaderLinks, Transport};
-use crate::runtime::{StationEvent, StationRuntime};
+use crate::station::reader::hidraw::{HidNode, find_node, hid_nodes};
+use crate::station::reader::profile::{NamedProfile, ProfileSet};
+use crate::station::reader::spec::{ReaderSpec, Target, UsbId};
+use crate::station::reader::sysfs::Sysfs;
+use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderLinks, Transport};
+use crate::station::runtime::{StationEvent, StationRuntime};
 
 /// SIGINT and SIGTERM as a channel, from a thread named `signals`.
 struct StopSignals {
@@ -82,7 +82,7 @@ fn event_line(event: &StationEvent) -> Option<String> {
         StationEvent::Scan(scan) => scan_line(scan).map(|line| format!("{} scan   {line}", now())),
         StationEvent::Reader(reader) => Some(format!("{} {reader}", now())),
         // The backlog is reported every check interval; it would only be noise here.
-        StationEvent::Sync(crate::sync::SyncEvent::Backlog { .. }) => None,
+        StationEvent::Sync(crate::station::sync::SyncEvent::Backlog { .. }) => None,
         StationEvent::Sync(sync) => Some(format!("{} sync   {sync}", now())),
         StationEvent::Roster(roster) => Some(format!("{} roster {roster}", now())),
     }
@@ -285,8 +285,8 @@ pub fn test(ctx: &Context, profile: Option<&str>, path: Option<&str>) -> anyhow:
     let signals = StopSignals::install()?;
     let clock = SystemClock::shared();
     // Nothing is recorded: the reads are drained here and only printed.
-    let (reads_tx, reads) = crossbeam_channel::bounded(crate::recorder::READ_CHANNEL_CAPACITY);
-    let (events_tx, events) = crossbeam_channel::bounded::<ReaderEvent>(crate::runtime::EVENT_CHANNEL_CAPACITY);
+    let (reads_tx, reads) = crossbeam_channel::bounded(crate::station::recorder::READ_CHANNEL_CAPACITY);
+    let (events_tx, events) = crossbeam_channel::bounded::<ReaderEvent>(crate::station::runtime::EVENT_CHANNEL_CAPACITY);
     let (alive, _all_stopped) = crossbeam_channel::bounded::<()>(0);
     let mut handles = Vec::new();
     for config in configs {

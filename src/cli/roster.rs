@@ -1,6 +1,6 @@
 //! Roster commands: `roster import [FILE]` and `roster show`.
 //!
-//! `import` goes through [`crate::roster::import_roster`] exactly as the
+//! `import` goes through [`crate::station::roster::import_roster`] exactly as the
 //! station's watcher does (same validation, same transaction, same hash
 //! skip) and then, when sync is on, uploads the business-unit summary. An
 //! upload failure is printed but does not fail the command: the import
@@ -13,9 +13,9 @@ use chrono::Local;
 
 use super::Context;
 use crate::clock::parse_utc;
-use crate::roster::import::{HASH_SETTING, IMPORTED_AT_SETTING, SOURCE_SETTING};
-use crate::roster::summary::upload_and_log;
-use crate::roster::{
+use crate::station::roster::import::{HASH_SETTING, IMPORTED_AT_SETTING, SOURCE_SETTING};
+use crate::station::roster::summary::upload_and_log;
+use crate::station::roster::{
     ImportOptions, ImportOutcome, Roster, SharedRoster, SummaryUpload, business_unit_summary,
     import_roster,
 };
@@ -66,7 +66,7 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
             println!("full report: {}", file.display());
         }
     }
-    if let Some(client) = crate::sync::client::HubClient::from_config(&ctx.config) {
+    if let Some(client) = crate::station::sync::client::HubClient::from_config(&ctx.config) {
         match upload_and_log(&store, &client, &shared.current()) {
             Ok(SummaryUpload::AlreadyCurrent { .. }) => {
                 println!("roster summary: the hub already has these business-unit counts");

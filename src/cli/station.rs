@@ -10,8 +10,8 @@ use chrono::{DateTime, Local, Utc};
 use super::Context;
 use crate::clock::{SystemClock, human_duration};
 use crate::model::{RawRead, ScanEvent, ScanRecord, SyncStatus};
-use crate::recorder::Recorder;
-use crate::roster::{Roster, SharedRoster};
+use crate::station::recorder::Recorder;
+use crate::station::roster::{Roster, SharedRoster};
 
 /// Local time for people reading a terminal.
 pub(super) fn local(at: &DateTime<Utc>) -> String {

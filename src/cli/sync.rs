@@ -14,10 +14,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Context;
 use crate::clock::{SystemClock, human_duration};
-use crate::counters::SharedCounters;
+use crate::station::counters::SharedCounters;
 use crate::model::SyncStatus;
-use crate::store::Store;
-use crate::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
+use crate::station::store::Store;
+use crate::station::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
 fn sync_off(ctx: &Context) -> ExitCode {
     println!(

@@ -24,9 +24,9 @@ use egui::{Id, RichText};
 use super::StationApp;
 use super::state::Tone;
 use super::theme;
-use crate::config::{Config, Secret, Source};
-use crate::export::{ExportOptions, ExportScope};
-use crate::sync::SyncCommand;
+use crate::station::config::{Config, Secret, Source};
+use crate::station::export::{ExportOptions, ExportScope};
+use crate::station::sync::SyncCommand;
 
 /// Wrong PINs in a row before the gate locks.
 pub const ATTEMPTS_BEFORE_LOCKOUT: u32 = 3;

@@ -1,5 +1,5 @@
 //! Keyboard-wedge capture: every key the window receives goes through the
-//! burst detector ([`crate::reader::wedge`]) before any widget sees it.
+//! burst detector ([`crate::station::reader::wedge`]) before any widget sees it.
 //!
 //! A reader that types like a keyboard sends a whole badge in a few dozen
 //! milliseconds, usually ending with Enter. [`WedgeInput::route`] runs on the
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use egui::{Event, Key};
 
-use crate::reader::wedge::{WedgeConfig, WedgeDecoder, WedgeKey, WedgeVerdict};
+use crate::station::reader::wedge::{WedgeConfig, WedgeDecoder, WedgeKey, WedgeVerdict};
 
 /// The burst detector plus the events it holds back; see the module docs.
 #[derive(Debug)]

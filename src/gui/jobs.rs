@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::export::{ExportOptions, export_scans};
+use crate::station::export::{ExportOptions, export_scans};
 use crate::model::Waker;
-use crate::recorder::RecorderCommander;
-use crate::roster::{ImportOptions, ImportOutcome, SharedRoster, import_roster};
-use crate::store::Store;
+use crate::station::recorder::RecorderCommander;
+use crate::station::roster::{ImportOptions, ImportOutcome, SharedRoster, import_roster};
+use crate::station::store::Store;
 
 use super::state::StartupStatus;
 
@@ -86,7 +86,7 @@ impl Jobs {
     /// newest scans, once, on thread `gui-startup`.
     pub fn start_status(&self, database: PathBuf) -> Result<(), String> {
         self.spawn("gui-startup", move |emit| {
-            let read = || -> Result<StartupStatus, crate::store::StoreError> {
+            let read = || -> Result<StartupStatus, crate::station::store::StoreError> {
                 let store = Store::open(&database)?;
                 Ok(StartupStatus {
                     last_success_at: store.last_sync("upload", Some("ok"))?.map(|entry| entry.started_at),

@@ -11,10 +11,10 @@ use super::StationApp;
 use super::jobs::JobEvent;
 use super::shutdown::{Action, SYNC_MAX_BATCHES, ShutdownFlow, SyncPlan};
 use super::state::{Feedback, Tone};
-use crate::export::{ExportOptions, ExportScope};
+use crate::station::export::{ExportOptions, ExportScope};
 use crate::model::RawRead;
-use crate::runtime::{StationEvent, WEDGE_READER_ID};
-use crate::sync::SyncCommand;
+use crate::station::runtime::{StationEvent, WEDGE_READER_ID};
+use crate::station::sync::SyncCommand;
 
 /// Events applied per frame at most; more wait for the next frame (which is
 /// requested at once), so one frame never grows long.

@@ -1,7 +1,7 @@
 //! The operator window (egui/eframe, glow backend), built with the `gui`
 //! feature.
 //!
-//! The window runs on the station runtime ([`crate::runtime`]): the same
+//! The window runs on the station runtime ([`crate::station::runtime`]): the same
 //! recorder, readers, sync worker and roster watcher as `run --headless`,
 //! with the waker `move || ctx.request_repaint()`, so it repaints only when
 //! an event arrives or something on screen is due to change. It never runs
@@ -43,11 +43,11 @@ use anyhow::bail;
 use crossbeam_channel::Sender;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::station::config::Config;
 use crate::model::RawRead;
-use crate::recorder::RecorderCommander;
-use crate::runtime::{StationEvent, StationRuntime};
-use crate::sync::SyncCommand;
+use crate::station::recorder::RecorderCommander;
+use crate::station::runtime::{StationEvent, StationRuntime};
+use crate::station::sync::SyncCommand;
 
 use admin::AdminPanel;
 use input::WedgeInput;

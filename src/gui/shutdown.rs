@@ -23,7 +23,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::sync::{SyncEvent, SyncTrigger};
+use crate::station::sync::{SyncEvent, SyncTrigger};
 
 /// Longest wait for the final sync.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -227,7 +227,7 @@ mod tests {
         SyncEvent::Failed {
             trigger,
             reason: "hub unreachable".into(),
-            kind: crate::sync::FailureKind::Offline,
+            kind: crate::station::sync::FailureKind::Offline,
             cooldown: None,
             counters: Counters::default(),
         }

@@ -17,12 +17,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
+use crate::station::config::Config;
 use crate::model::{Counters, DuplicateAction, EarlierScan, Person, ScanEvent, ScanRecord};
-use crate::reader::ReaderEvent;
-use crate::roster::RosterEvent;
-use crate::runtime::StationEvent;
-use crate::sync::{FailureKind, SyncEvent, SyncTrigger};
+use crate::station::reader::ReaderEvent;
+use crate::station::roster::RosterEvent;
+use crate::station::runtime::StationEvent;
+use crate::station::sync::{FailureKind, SyncEvent, SyncTrigger};
 
 /// The settings that shape what the screen shows and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use super::shutdown::Step;
 use super::state::{DuplicateOverlay, Feedback, RecentStatus, Tone};
 use super::theme;
 use crate::clock::human_duration;
-use crate::sync::SyncTrigger;
+use crate::station::sync::SyncTrigger;
 
 fn local_time(at: &DateTime<Utc>) -> String {
     at.with_timezone(&Local).format("%H:%M:%S").to_string()
@@ -280,7 +280,7 @@ impl StationApp {
                 let button = ui.add_enabled(sync.running.is_none(), egui::Button::new("Sync now"));
                 if button.clicked()
                     && let Some(commands) = &self.sync_commands
-                    && commands.try_send(crate::sync::SyncCommand::SyncNow).is_err()
+                    && commands.try_send(crate::station::sync::SyncCommand::SyncNow).is_err()
                 {
                     let now = self.clock.now_mono();
                     self.screen.show_notice("Sync is busy with earlier requests; try again shortly", Tone::Attention, now);

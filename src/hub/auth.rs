@@ -20,7 +20,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::storage::{HubStorage, StorageError};
-use crate::config::Secret;
+use crate::station::config::Secret;
 use crate::model::hex;
 
 /// The environment variable that can hold the master key.

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::config::Secret;
+use crate::station::config::Secret;
 pub use ratelimit::RateLimit;
 pub use routes::MAX_EXPORT_ROWS;
 use storage::{HubStorage, StorageError};

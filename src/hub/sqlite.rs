@@ -521,7 +521,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    crate::store::schema::apply_migrations(conn, MIGRATIONS, APPLICATION_ID).map(|_| ())
+    crate::station::store::schema::apply_migrations(conn, MIGRATIONS, APPLICATION_ID).map(|_| ())
 }
 
 /// SQLite integers are i64; counts are never negative.
@@ -1001,7 +1001,7 @@ mod tests {
     fn refuses_a_station_database() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("badgestation.db");
-        drop(crate::store::Store::open(&path).unwrap());
+        drop(crate::station::store::Store::open(&path).unwrap());
         let err = SqliteStorage::open(&path).unwrap_err();
         assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use badgestation::api::{self, BusinessUnitCount};
-use badgestation::config::Secret;
+use badgestation::station::config::Secret;
 use badgestation::hub::{Hub, HubConfig, RateLimit};
 use serde_json::{Value, json};
 
@@ -1035,7 +1035,7 @@ fn the_hub_binary_refuses_to_start_without_a_key_or_on_a_foreign_database() {
     assert!(err.contains("--api-key-file") && err.contains("HUB_API_KEY"), "{err}");
 
     let station_db = dir.path().join("badgestation.db");
-    drop(badgestation::store::Store::open(&station_db).unwrap());
+    drop(badgestation::station::store::Store::open(&station_db).unwrap());
     let out = common::run(
         common::command(dir.path())
             .args(["hub", "--listen", "127.0.0.1:0", "--database"])

@@ -16,15 +16,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use badgestation::clock::SystemClock;
-use badgestation::config::DuplicateConfig;
+use badgestation::station::config::DuplicateConfig;
 use badgestation::model::{DuplicateAction, ScanSource, noop_waker};
-use badgestation::reader::em4100::Tag;
-use badgestation::reader::profile::ProfileSet;
-use badgestation::reader::spec::parse_readers;
-use badgestation::reader::{ReaderConfig, ReaderError, ReaderEvent};
-use badgestation::roster::{Roster, SharedRoster};
-use badgestation::runtime::{StationEvent, StationRuntime, StationSetup};
-use badgestation::store::Store;
+use badgestation::station::reader::em4100::Tag;
+use badgestation::station::reader::profile::ProfileSet;
+use badgestation::station::reader::spec::parse_readers;
+use badgestation::station::reader::{ReaderConfig, ReaderError, ReaderEvent};
+use badgestation::station::roster::{Roster, SharedRoster};
+use badgestation::station::runtime::{StationEvent, StationRuntime, StationSetup};
+use badgestation::station::store::Store;
 use serialport::{SerialPort, TTYPort};
 
 use crate::common;

@@ -12,19 +12,19 @@ use std::time::Duration;
 
 use badgestation::api::{BusinessUnitCount, roster_summary_hash};
 use badgestation::clock::{ManualClock, SharedClock, format_utc_millis, parse_utc};
-use badgestation::config::{DuplicateConfig, Secret};
-use badgestation::export::{self, ExportOptions, ExportScope, HEADERS, export_scans};
+use badgestation::station::config::{DuplicateConfig, Secret};
+use badgestation::station::export::{self, ExportOptions, ExportScope, HEADERS, export_scans};
 use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent, ScanRecord, SyncStatus};
-use badgestation::recorder::Recorder;
-use badgestation::roster::import::{HASH_SETTING, ProblemKind, report_path};
-use badgestation::roster::summary::upload_and_log;
-use badgestation::sync::client::{HubClient, HubError};
-use badgestation::roster::{
+use badgestation::station::recorder::Recorder;
+use badgestation::station::roster::import::{HASH_SETTING, ProblemKind, report_path};
+use badgestation::station::roster::summary::upload_and_log;
+use badgestation::station::sync::client::{HubClient, HubError};
+use badgestation::station::roster::{
     ImportError, ImportOptions, ImportOutcome, ImportReport, Roster, RosterEvent, RosterWatcher, SharedRoster,
     SummaryUpload, WatcherConfig, business_unit_summary, import_roster,
     upload_summary,
 };
-use badgestation::store::Store;
+use badgestation::station::store::Store;
 use calamine::{Data, Reader, Xlsx};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 

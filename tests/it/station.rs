@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use badgestation::clock::{Clock, ManualClock, SharedClock, parse_utc};
-use badgestation::config::DuplicateConfig;
+use badgestation::station::config::DuplicateConfig;
 use badgestation::model::{DuplicateAction, Person, RawRead, RejectReason, ScanEvent, ScanSource, SyncStatus};
-use badgestation::recorder::Recorder;
-use badgestation::roster::{Roster, SharedRoster};
-use badgestation::store::{Store, StoreError};
+use badgestation::station::recorder::Recorder;
+use badgestation::station::roster::{Roster, SharedRoster};
+use badgestation::station::store::{Store, StoreError};
 
 use crate::common::{command, run, stderr, stdout};
 
@@ -341,7 +341,7 @@ fn migrations_from_an_empty_file() {
         .unwrap();
     assert_eq!(tables, ["blocked_scans", "roster", "scans", "settings", "station", "sync_log"]);
     let version: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, badgestation::store::schema::latest_version());
+    assert_eq!(version, badgestation::station::store::schema::latest_version());
     assert_eq!(store.station().unwrap().install_uuid.len(), 36);
     // The duplicate check and the pending batch use their indexes, not a table scan.
     let plan = |sql: &str| -> String {
@@ -561,9 +561,9 @@ fn migrations_from_version_1_keep_the_scans() {
     let path = dir.path().join("badgestation.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(badgestation::store::schema::MIGRATIONS[0]).unwrap();
+        conn.execute_batch(badgestation::station::store::schema::MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
-        conn.pragma_update(None, "application_id", badgestation::store::schema::APPLICATION_ID).unwrap();
+        conn.pragma_update(None, "application_id", badgestation::station::store::schema::APPLICATION_ID).unwrap();
         conn.execute(
             "INSERT INTO station (id, install_uuid, name, created_at) VALUES (1, 'u', 'Old Gate', '2026-01-01T00:00:00.000Z')",
             [],
@@ -580,7 +580,7 @@ fn migrations_from_version_1_keep_the_scans() {
     }
     let store = Store::open(&path).unwrap();
     let version: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, badgestation::store::schema::latest_version());
+    assert_eq!(version, badgestation::station::store::schema::latest_version());
     let counts = store.status_counts().unwrap();
     assert_eq!((counts.pending, counts.synced, counts.failed), (1, 2, 1));
     assert_eq!(store.pending_batch(10).unwrap()[0].badge_id, "B0");

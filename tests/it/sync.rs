@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock, format_utc_millis};
-use badgestation::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent, SyncStatus};
-use badgestation::recorder::Recorder;
-use badgestation::roster::SharedRoster;
-use badgestation::store::Store;
-use badgestation::sync::{
+use badgestation::station::recorder::Recorder;
+use badgestation::station::roster::SharedRoster;
+use badgestation::station::store::Store;
+use badgestation::station::sync::{
     EpochAdopter, FailureKind, SyncCommand, SyncContext, SyncEngine, SyncError, SyncEvent, SyncSettings, SyncTrigger,
 };
 
@@ -101,7 +101,7 @@ impl Station {
         }
     }
 
-    fn sync_all(&mut self) -> (Result<badgestation::sync::SyncReport, SyncError>, Recording) {
+    fn sync_all(&mut self) -> (Result<badgestation::station::sync::SyncReport, SyncError>, Recording) {
         let mut rec = Recording::default();
         let result = self.engine.sync(SyncTrigger::ManualAll, None, &mut rec);
         (result, rec)
@@ -131,9 +131,9 @@ fn check_invariant(path: &Path, hub: &State, drained: bool) {
     let store = Store::open(path).unwrap();
     let scans: Vec<_> = store
         .conn()
-        .prepare(&format!("SELECT {} FROM scans ORDER BY id", badgestation::store::scans::SCAN_COLUMNS))
+        .prepare(&format!("SELECT {} FROM scans ORDER BY id", badgestation::station::store::scans::SCAN_COLUMNS))
         .unwrap()
-        .query_map([], badgestation::store::scans::scan_from_row)
+        .query_map([], badgestation::station::store::scans::scan_from_row)
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -532,7 +532,7 @@ fn worker_auto_syncs_and_stops_promptly() {
     let (tx, rx) = crossbeam_channel::unbounded::<SyncEvent>();
     let wakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let w = Arc::clone(&wakes);
-    let handle = badgestation::sync::spawn(engine, tx, Arc::new(move || {
+    let handle = badgestation::station::sync::spawn(engine, tx, Arc::new(move || {
         w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }))
     .unwrap();
@@ -737,9 +737,9 @@ fn auto_sync_idle_rule_and_drain_watchdog() {
 
 /// Waits up to 15 s for an event `done` accepts.
 fn wait(
-    runtime: &badgestation::runtime::StationRuntime,
+    runtime: &badgestation::station::runtime::StationRuntime,
     what: &str,
-    done: &mut dyn FnMut(&badgestation::runtime::StationEvent) -> bool,
+    done: &mut dyn FnMut(&badgestation::station::runtime::StationEvent) -> bool,
 ) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -758,7 +758,7 @@ fn wait(
 /// with the new epoch and uploaded), and shutdown stops every thread.
 #[test]
 fn runtime_runs_the_sync_worker_and_adopts_a_clear_through_the_recorder() {
-    use badgestation::runtime::{StationEvent, StationRuntime, StationSetup};
+    use badgestation::station::runtime::{StationEvent, StationRuntime, StationSetup};
 
     let hub = FakeHub::start(true);
     hub.state().clear_epoch = Some("2026-01-01T00:00:00.000Z".into());
@@ -950,7 +950,7 @@ fn shutdown_stops_a_long_drain_between_batches() {
     hub.push_faults((0..20).map(|_| Fault::Delay(Duration::from_millis(150))));
     let engine = SyncEngine::new(Store::open(&path).unwrap(), s, recorder.counters(), EpochAdopter::Direct, clock);
     let (tx, rx) = crossbeam_channel::unbounded::<SyncEvent>();
-    let handle = badgestation::sync::spawn(engine, tx, badgestation::model::noop_waker()).unwrap();
+    let handle = badgestation::station::sync::spawn(engine, tx, badgestation::model::noop_waker()).unwrap();
     assert!(handle.send(SyncCommand::SyncAll { max_batches: None }));
     loop {
         if let SyncEvent::Progress { .. } = rx.recv_timeout(Duration::from_secs(10)).expect("a first batch") {

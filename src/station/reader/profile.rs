@@ -21,17 +21,17 @@ use super::wiegand::{WiegandFormat, WiegandOutput};
 
 /// The built-in profiles: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("rdm6300", include_str!("../../hardware/readers/rdm6300.toml")),
-    ("rdm6300-hex", include_str!("../../hardware/readers/rdm6300-hex.toml")),
-    ("id-12la", include_str!("../../hardware/readers/id-12la.toml")),
-    ("serial-line", include_str!("../../hardware/readers/serial-line.toml")),
-    ("wiegand26-serial", include_str!("../../hardware/readers/wiegand26-serial.toml")),
-    ("magstripe-serial", include_str!("../../hardware/readers/magstripe-serial.toml")),
-    ("barcode-serial", include_str!("../../hardware/readers/barcode-serial.toml")),
-    ("wedge-hid", include_str!("../../hardware/readers/wedge-hid.toml")),
-    ("pcprox-hid", include_str!("../../hardware/readers/pcprox-hid.toml")),
-    ("omnikey-5427ck-hid", include_str!("../../hardware/readers/omnikey-5427ck-hid.toml")),
-    ("magtek-hid", include_str!("../../hardware/readers/magtek-hid.toml")),
+    ("rdm6300", include_str!("../../../hardware/readers/rdm6300.toml")),
+    ("rdm6300-hex", include_str!("../../../hardware/readers/rdm6300-hex.toml")),
+    ("id-12la", include_str!("../../../hardware/readers/id-12la.toml")),
+    ("serial-line", include_str!("../../../hardware/readers/serial-line.toml")),
+    ("wiegand26-serial", include_str!("../../../hardware/readers/wiegand26-serial.toml")),
+    ("magstripe-serial", include_str!("../../../hardware/readers/magstripe-serial.toml")),
+    ("barcode-serial", include_str!("../../../hardware/readers/barcode-serial.toml")),
+    ("wedge-hid", include_str!("../../../hardware/readers/wedge-hid.toml")),
+    ("pcprox-hid", include_str!("../../../hardware/readers/pcprox-hid.toml")),
+    ("omnikey-5427ck-hid", include_str!("../../../hardware/readers/omnikey-5427ck-hid.toml")),
+    ("magtek-hid", include_str!("../../../hardware/readers/magtek-hid.toml")),
 ];
 
 /// How the reader is attached.
@@ -431,7 +431,7 @@ mod tests {
     /// access to every reader we know.
     #[test]
     fn udev_rules_cover_every_profile() {
-        let rules = include_str!("../../hardware/udev/99-badgestation.rules");
+        let rules = include_str!("../../../hardware/udev/99-badgestation.rules");
         for named in ProfileSet::builtin().iter() {
             for id in &named.profile.usb {
                 let ids = format!("ATTRS{{idVendor}}==\"{:04x}\", ATTRS{{idProduct}}==\"{:04x}\"", id.vid, id.pid);

@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Roster, SharedRoster};
 use crate::model::{Person, RejectReason, hex, sanitize_badge};
-use crate::store::{Store, StoreError};
+use crate::station::store::{Store, StoreError};
 
 /// `settings` key: SHA-256 of the last successfully imported roster file.
 pub const HASH_SETTING: &str = "roster.sha256";

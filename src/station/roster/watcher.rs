@@ -27,11 +27,11 @@ use crossbeam_channel::{Receiver, Sender, select, tick};
 
 use super::import::{ImportOptions, ImportOutcome, ImportReport, import_roster};
 use super::summary::{SummaryUpload, upload_and_log};
-use crate::sync::client::HubClient;
+use crate::station::sync::client::HubClient;
 use super::SharedRoster;
-use crate::config::Config;
+use crate::station::config::Config;
 use crate::model::Waker;
-use crate::store::Store;
+use crate::station::store::Store;
 
 /// How often the file is checked by default.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3);

@@ -32,8 +32,8 @@ use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 
 use crate::clock::format_utc_millis;
 use crate::model::ScanRecord;
-use crate::store::scans::{SCAN_COLUMNS, scan_from_row};
-use crate::store::{Store, StoreError};
+use crate::station::store::scans::{SCAN_COLUMNS, scan_from_row};
+use crate::station::store::{Store, StoreError};
 
 /// The column headers, in order.
 pub const HEADERS: [&str; 12] = [
@@ -86,7 +86,7 @@ pub enum ExportScope {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExportOptions {
     /// The directory to write to (created if missing), usually
-    /// [`crate::config::Config::exports_dir`].
+    /// [`crate::station::config::Config::exports_dir`].
     pub out_dir: PathBuf,
     /// Which scans.
     pub scope: ExportScope,

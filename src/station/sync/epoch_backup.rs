@@ -14,16 +14,16 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Local, Utc};
 
 use crate::clock::format_utc_millis;
-use crate::export::{ExportOptions, ExportScope, export_scans};
-use crate::store::Store;
-use crate::store::scans::{SCAN_COLUMNS, scan_from_row};
+use crate::station::export::{ExportOptions, ExportScope, export_scans};
+use crate::station::store::Store;
+use crate::station::store::scans::{SCAN_COLUMNS, scan_from_row};
 
 /// Why the backup could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// Reading the archived scans failed.
     #[error("cannot read the archived scans: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::station::store::StoreError),
     /// Writing the file failed.
     #[error("cannot write the archive backup {path}: {source}; check free space and permissions of the exports directory")]
     Io {
@@ -88,10 +88,10 @@ pub fn write_csv(store: &Store, archived_at: &DateTime<Utc>, dir: &Path) -> Resu
     let conn = store.conn();
     let mut stmt = conn
         .prepare(&format!("SELECT {SCAN_COLUMNS} FROM scans WHERE archived_at = ?1 ORDER BY id"))
-        .map_err(crate::store::StoreError::from)?;
-    let rows = stmt.query_map([format_utc_millis(archived_at)], scan_from_row).map_err(crate::store::StoreError::from)?;
+        .map_err(crate::station::store::StoreError::from)?;
+    let rows = stmt.query_map([format_utc_millis(archived_at)], scan_from_row).map_err(crate::station::store::StoreError::from)?;
     for row in rows {
-        let s = row.map_err(crate::store::StoreError::from)?;
+        let s = row.map_err(crate::station::store::StoreError::from)?;
         let p = s.person.as_ref();
         writeln!(
             out,

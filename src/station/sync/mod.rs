@@ -28,9 +28,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{AutoSyncConfig, Config, RetryConfig, Secret};
+use crate::station::config::{AutoSyncConfig, Config, RetryConfig, Secret};
 use crate::model::Counters;
-use crate::store::sync_state::EpochChange;
+use crate::station::store::sync_state::EpochChange;
 
 pub use engine::{EpochAdopter, SyncContext, SyncEngine, SyncError, SyncReport};
 pub use worker::{SyncHandle, spawn};

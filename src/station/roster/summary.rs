@@ -19,8 +19,8 @@ use chrono::Utc;
 
 use super::Roster;
 use crate::api::{BusinessUnitCount, RosterSummary, roster_summary_hash};
-use crate::sync::client::{HubClient, HubError};
-use crate::store::{Store, SyncLogEntry};
+use crate::station::sync::client::{HubClient, HubError};
+use crate::station::store::{Store, SyncLogEntry};
 
 /// The unit people without an `SL L1 Desc` are counted under.
 pub const UNASSIGNED: &str = "Unassigned";

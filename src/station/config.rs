@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::model::DuplicateAction;
-use crate::reader::spec::{ReaderSpec, parse_readers};
+use crate::station::reader::spec::{ReaderSpec, parse_readers};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
@@ -217,7 +217,7 @@ pub struct Config {
     pub station: StationConfig,
     /// Roster import.
     pub roster: RosterConfig,
-    /// `READERS`: the badge readers to run (syntax in [`crate::reader::spec`]).
+    /// `READERS`: the badge readers to run (syntax in [`crate::station::reader::spec`]).
     /// Entries that do not parse are left out and reported as problems.
     pub readers: Vec<ReaderSpec>,
     /// Every effective value with its source, in a stable order.
@@ -403,7 +403,7 @@ impl Config {
     /// The roster file the station imports: `employee.xlsx` in the data directory.
     #[must_use]
     pub fn roster_path(&self) -> PathBuf {
-        self.data_dir.join(crate::roster::ROSTER_FILE_NAME)
+        self.data_dir.join(crate::station::roster::ROSTER_FILE_NAME)
     }
 
     /// Where exports are written by default.

@@ -11,7 +11,7 @@
 //!   is generic over `E: From<its event>`, so there is no forwarding thread)
 //!   and calls the [`Waker`] after each;
 //! * **a sender of reads**, [`StationRuntime::wedge_sender`], for the GUI's
-//!   keyboard-wedge input (see [`crate::reader::wedge`]);
+//!   keyboard-wedge input (see [`crate::station::reader::wedge`]);
 //! * the recorder's command handle and the shared counters.
 //!
 //! [`StationRuntime::shutdown`] stops the readers first (so no read is
@@ -31,16 +31,16 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Config, DuplicateConfig};
-use crate::counters::SharedCounters;
+use crate::station::config::{Config, DuplicateConfig};
+use crate::station::counters::SharedCounters;
 use crate::model::{RawRead, ScanEvent, Waker};
-use crate::reader::profile::ProfileSet;
-use crate::reader::{self, ReaderConfig, ReaderEvent, ReaderHandle, ReaderLinks, SetupError};
-use crate::recorder::{READ_CHANNEL_CAPACITY, Recorder, RecorderCommand, RecorderHandle};
-use crate::roster::{Roster, SharedRoster};
-use crate::roster::watcher::{RosterEvent, RosterWatcher, WatcherConfig};
-use crate::store::{StationInfo, Store, StoreError};
-use crate::sync::{self, EpochAdopter, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
+use crate::station::reader::profile::ProfileSet;
+use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderHandle, ReaderLinks, SetupError};
+use crate::station::recorder::{READ_CHANNEL_CAPACITY, Recorder, RecorderCommand, RecorderHandle};
+use crate::station::roster::{Roster, SharedRoster};
+use crate::station::roster::watcher::{RosterEvent, RosterWatcher, WatcherConfig};
+use crate::station::store::{StationInfo, Store, StoreError};
+use crate::station::sync::{self, EpochAdopter, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
 
 /// Capacity of a reader-only event channel (`readers test`). The station's
 /// own event stream is unbounded; see [`StationRuntime::start`].

@@ -15,7 +15,7 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::api::{BatchRequest, BatchResponse, Heartbeat, RosterHash, RosterSummary, RosterSummaryResponse, ServiceStatus};
-use crate::config::Secret;
+use crate::station::config::Secret;
 
 /// Why a call to the hub did not give an answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -158,14 +158,14 @@ impl HubClient {
     }
 
     /// The client the configuration describes, or `None` while sync is off
-    /// (`CLOUD_API_URL` unset). Uploads may take [`crate::sync::UPLOAD_TIMEOUT`];
+    /// (`CLOUD_API_URL` unset). Uploads may take [`crate::station::sync::UPLOAD_TIMEOUT`];
     /// probes, heartbeats and roster calls `AUTO_SYNC_CONNECTION_TIMEOUT`.
     #[must_use]
-    pub fn from_config(config: &crate::config::Config) -> Option<HubClient> {
+    pub fn from_config(config: &crate::station::config::Config) -> Option<HubClient> {
         Some(HubClient::new(
             config.cloud.api_url.as_deref()?,
             config.cloud.api_key.clone(),
-            crate::sync::UPLOAD_TIMEOUT,
+            crate::station::sync::UPLOAD_TIMEOUT,
             Duration::from_secs(config.auto_sync.connection_timeout_secs),
         ))
     }

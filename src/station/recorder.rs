@@ -29,15 +29,15 @@ use crossbeam_channel::{Receiver, Sender, select, tick};
 use rusqlite::{Transaction, TransactionBehavior};
 
 use crate::clock::{SharedClock, local_day_start_utc, truncate_millis};
-use crate::config::DuplicateConfig;
-use crate::counters::SharedCounters;
+use crate::station::config::DuplicateConfig;
+use crate::station::counters::SharedCounters;
 use crate::model::{
     Counters, DuplicateAction, EarlierScan, RawRead, ScanEvent, ScanRecord, Waker, escape_for_display, sanitize_badge,
 };
-use crate::roster::SharedRoster;
-use crate::store::checkpoint::{CHECKPOINT_INTERVAL, Checkpointer};
-use crate::store::scans::{NewScan, insert_blocked, insert_scan, max_seq};
-use crate::store::{StationInfo, Store, StoreError};
+use crate::station::roster::SharedRoster;
+use crate::station::store::checkpoint::{CHECKPOINT_INTERVAL, Checkpointer};
+use crate::station::store::scans::{NewScan, insert_blocked, insert_scan, max_seq};
+use crate::station::store::{StationInfo, Store, StoreError};
 
 /// Capacity of the read channel. Readers block (back-pressure) only if the
 /// recorder is this far behind, which at well under a millisecond per scan

@@ -27,11 +27,11 @@ use super::client::{HubClient, HubError, StatusProbe};
 use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WATCHDOG_INTERVALS};
 use crate::api::{BatchRequest, BatchResponse, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
 use crate::clock::{SharedClock, format_utc_millis, parse_utc};
-use crate::counters::SharedCounters;
+use crate::station::counters::SharedCounters;
 use crate::model::{Counters, ScanRecord};
-use crate::recorder::{RecorderCommander, RecorderStopped};
-use crate::store::sync_state::{EpochChange, Failure, adopt_epoch};
-use crate::store::{Store, StoreError, SyncLogEntry};
+use crate::station::recorder::{RecorderCommander, RecorderStopped};
+use crate::station::store::sync_state::{EpochChange, Failure, adopt_epoch};
+use crate::station::store::{Store, StoreError, SyncLogEntry};
 
 /// Where the engine sends events and how it waits between retries.
 pub trait SyncContext {
