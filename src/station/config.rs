@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::model::DuplicateAction;
+use crate::station::envfile;
 use crate::station::reader::spec::{ReaderSpec, parse_readers};
 
 /// Environment variable that overrides the default data directory.
@@ -96,9 +97,28 @@ pub struct Setting {
     pub source: Source,
 }
 
+/// What kind of problem a [`ConfigProblem`] is; the window shows one
+/// banner per kind, in plain words, and the admin panel the details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProblemKind {
+    /// A line of the `.env` file could not be read (syntax, encoding).
+    EnvFile,
+    /// A name that is not a setting of this station (misspelled, or a
+    /// TrackAttendance variable this station does not implement).
+    UnknownName,
+    /// A value out of range or not understood: the default is used.
+    BadValue,
+    /// An entry of `READERS` cannot be used: that reader does not run.
+    Readers,
+    /// Upload settings (URL, key) that keep sync off or failing.
+    Sync,
+}
+
 /// A bad value and what was done about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
+    /// What kind of problem this is.
+    pub kind: ProblemKind,
     /// Variable name (or the file, for a `.env` that cannot be read).
     pub name: String,
     /// Where the bad value came from.
@@ -122,6 +142,9 @@ pub struct CloudConfig {
     pub api_key: Secret,
     /// `CLOUD_SYNC_BATCH_SIZE`, 1–2000.
     pub batch_size: u32,
+    /// `CLOUD_READ_ONLY`: monitoring only, nothing is sent to the hub (no
+    /// uploads, no heartbeats, no roster summary).
+    pub read_only: bool,
 }
 
 /// Auto-sync settings (`AUTO_SYNC_*`).
@@ -174,7 +197,7 @@ pub struct DuplicateConfig {
 }
 
 /// Station and screen settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StationConfig {
     /// `STATION_NAME`; `None` keeps the name stored in the database.
     pub name: Option<String>,
@@ -186,6 +209,10 @@ pub struct StationConfig {
     pub full_screen: bool,
     /// `LOG_LEVEL` as a tracing filter directive (`error` … `trace`).
     pub log_level: String,
+    /// `VOICE_ENABLED`: sounds for welcome, duplicate and refused scans.
+    pub sound_enabled: bool,
+    /// `VOICE_VOLUME`, 0.0–1.0.
+    pub sound_volume: f32,
 }
 
 /// Roster import settings.
@@ -224,6 +251,130 @@ pub struct Config {
     pub settings: Vec<Setting>,
     /// Everything that was wrong.
     pub problems: Vec<ConfigProblem>,
+    /// Every variable this station reads, with its default and valid
+    /// values (for the README table and `config vars`).
+    pub variables: Vec<VarDoc>,
+}
+
+/// One variable the station reads: for documentation generated from the
+/// code (`badgestation config vars`, the README table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarDoc {
+    /// The name.
+    pub name: &'static str,
+    /// The default, as shown.
+    pub default: String,
+    /// The valid values or range.
+    pub valid: String,
+    /// What it does.
+    pub about: &'static str,
+}
+
+/// TrackAttendance variables this station does not implement: reported by
+/// name as ignored (never as misspelled), so an old `.env` can be copied
+/// over unchanged.
+pub const IGNORED_TRACKATTENDANCE: &[&str] = &[
+    "LIVE_SYNC_ENABLED",
+    "LIVE_SYNC_TIMEOUT_SECONDS",
+    "LIVE_SYNC_DUP_WINDOW_MINUTES",
+    "CONNECTION_CHECK_INTERVAL_SECONDS",
+    "CONNECTION_CHECK_INTERVAL_MS",
+    "CONNECTION_CHECK_TIMEOUT_SECONDS",
+    "CONNECTION_CHECK_INITIAL_DELAY_SECONDS",
+    "ROSTER_VALIDATION_ENABLED",
+    "LOGGING_ENABLED",
+    "LOGGING_FILE",
+    "LOGGING_LEVEL",
+    "LOGGING_CONSOLE",
+    "LOG_SECRETS",
+    "ENABLE_FADE_ANIMATION",
+    "SHOW_PARTY_BACKGROUND",
+    "AUTO_EXPORT_ON_SHUTDOWN",
+    "ENABLE_CAMERA_DETECTION",
+    "CAMERA_DEVICE_ID",
+    "CAMERA_GREETING_COOLDOWN_SECONDS",
+    "CAMERA_SCAN_BUSY_SECONDS",
+    "CAMERA_ABSENCE_THRESHOLD_SECONDS",
+    "CAMERA_SHOW_OVERLAY",
+    "CAMERA_CONFIRM_FRAMES",
+    "CAMERA_MIN_SIZE_PCT",
+    "CAMERA_HAAR_MIN_NEIGHBORS",
+    "CAMERA_DETECTION_SCALE",
+    "CAMERA_RESOLUTION_WIDTH",
+    "CAMERA_RESOLUTION_HEIGHT",
+];
+
+/// Prefixes of the station's own variables: a process environment variable
+/// with one of these that is not a setting is reported (the environment
+/// holds many unrelated names, which are not).
+const OWN_PREFIXES: &[&str] = &[
+    "CLOUD_", "AUTO_SYNC_", "SYNC_RETRY_", "DUPLICATE_BADGE_", "SCAN_FEEDBACK", "ADMIN_", "STATION_", "ROSTER_", "SHOW_", "READERS", "VOICE_",
+];
+
+/// What each variable does, for the generated documentation.
+fn about(name: &str) -> &'static str {
+    match name {
+        "CLOUD_API_URL" => "The hub to upload to (http:// or https://); sync is off while unset",
+        "CLOUD_API_KEY" => "The station's API key from the hub admin (secret)",
+        "CLOUD_SYNC_BATCH_SIZE" => "Scans per upload request",
+        "CLOUD_READ_ONLY" => "Monitoring only: send nothing to the hub (no uploads, no heartbeats)",
+        "AUTO_SYNC_ENABLED" => "Upload on its own when the station is idle",
+        "AUTO_SYNC_IDLE_SECONDS" => "Quiet time after the last scan before an auto-sync",
+        "AUTO_SYNC_CHECK_INTERVAL_SECONDS" => "How often auto-sync checks whether to run",
+        "AUTO_SYNC_MIN_PENDING_SCANS" => "Pending scans needed before an auto-sync",
+        "AUTO_SYNC_CONNECTION_TIMEOUT" => "Seconds to wait for the hub when probing it",
+        "AUTO_SYNC_SHOW_START_MESSAGE" => "Show a message when an auto-sync starts",
+        "AUTO_SYNC_SHOW_COMPLETE_MESSAGE" => "Show a message when an auto-sync ends",
+        "AUTO_SYNC_MESSAGE_DURATION_MS" => "How long sync messages stay on screen",
+        "AUTO_SYNC_MAX_CONSECUTIVE_FAILURES" => "Failed auto-syncs in a row before a cooldown",
+        "AUTO_SYNC_FAILURE_COOLDOWN_SECONDS" => "Pause of auto-sync after those failures",
+        "SYNC_RETRY_ENABLED" => "Retry a failed upload within one sync",
+        "SYNC_RETRY_MAX_ATTEMPTS" => "Attempts per batch within one sync",
+        "SYNC_RETRY_BACKOFF_SECONDS" => "First wait between attempts (it doubles)",
+        "DUPLICATE_BADGE_DETECTION_ENABLED" => "Watch for the same badge twice within the window",
+        "DUPLICATE_BADGE_TIME_WINDOW_SECONDS" => "The duplicate window",
+        "DUPLICATE_BADGE_ACTION" => "warn: record and show yellow; block: refuse and show red; silent: record quietly",
+        "DUPLICATE_BADGE_ALERT_DURATION_MS" => "How long the duplicate overlay stays",
+        "SCAN_FEEDBACK_DURATION_MS" => "How long the welcome card stays",
+        "ADMIN_PIN" => "PIN of the admin panel (secret); the panel is off while unset",
+        "STATION_NAME" => "The station's name (replaces the stored one at start)",
+        "SHOW_FULL_SCREEN" => "Open the window full screen (kiosk)",
+        "LOG_LEVEL" => "error, warn, info, debug or trace (Python names work too)",
+        "VOICE_ENABLED" => "Sounds for welcome, duplicate and refused scans",
+        "VOICE_VOLUME" => "Sound volume",
+        "ROSTER_STRICT_VALIDATION" => "Refuse a roster with problems instead of importing the usable rows",
+        "READERS" => "Badge readers, comma-separated PROFILE[:DEVICE][@BAUD]; keyboard readers need none",
+        _ => "",
+    }
+}
+
+/// The closest known name to `name` (case-insensitive edit distance of at
+/// most a third of its length), for "did you mean …".
+#[must_use]
+pub fn closest_name<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let upper = name.to_ascii_uppercase();
+    let limit = (upper.len() / 3).max(2);
+    known
+        .into_iter()
+        .map(|k| (edit_distance(&upper, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// What the command line says about where configuration comes from.
@@ -261,8 +412,17 @@ pub enum ConfigError {
         "cannot find a data directory: neither HOME nor XDG_DATA_HOME is set; pass --data-dir DIR or set {DATA_DIR_ENV}"
     )]
     NoDataDir,
+    /// The `.env` file exists but the station may not read it.
+    #[error("cannot read {path}: permission denied; make it readable by this user (chmod 600 {path} as its owner) or pass --env-file with another file")]
+    EnvFilePermission {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The data directory is a file.
+    #[error("the data directory {0} is a file, not a directory; pass --data-dir with a directory (the station keeps badgestation.db, .env and exports/ there)")]
+    DataDirIsFile(PathBuf),
     /// The `.env` file exists but cannot be read.
-    #[error("cannot read {path}: {source}; fix its permissions or pass --env-file with another file")]
+    #[error("cannot read {path}: {source}; check that it is a readable file, or pass --env-file with another file")]
     EnvFileUnreadable {
         /// The file.
         path: PathBuf,
@@ -305,9 +465,17 @@ impl Config {
         let environment: HashMap<String, String> = std::env::vars().collect();
         let data_dir = resolve_data_dir(options.data_dir.as_deref(), &environment)?;
         let env_file = options.env_file.clone().unwrap_or_else(|| data_dir.join(".env"));
-        let env_file_text = match std::fs::read_to_string(&env_file) {
-            Ok(text) => Some(text),
+        if data_dir.is_file() {
+            return Err(ConfigError::DataDirIsFile(data_dir));
+        }
+        // Bytes, not a string: a file that is not UTF-8 is reported line by
+        // line by the parser (see `envfile`), never as unreadable.
+        let env_file_text = match std::fs::read(&env_file) {
+            Ok(bytes) => Some(envfile::decode(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.env_file.is_none() => None,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(ConfigError::EnvFilePermission { path: env_file });
+            }
             Err(source) => return Err(ConfigError::EnvFileUnreadable { path: env_file, source }),
         };
         Ok(Config::from_sources(Sources {
@@ -328,6 +496,7 @@ impl Config {
             api_url: loader.url("CLOUD_API_URL"),
             api_key: loader.secret("CLOUD_API_KEY"),
             batch_size: loader.int("CLOUD_SYNC_BATCH_SIZE", 100, 1, 2000) as u32,
+            read_only: loader.boolean("CLOUD_READ_ONLY", false),
         };
         let auto_sync = AutoSyncConfig {
             enabled: loader.boolean("AUTO_SYNC_ENABLED", true),
@@ -358,11 +527,14 @@ impl Config {
             name: loader.station_name("STATION_NAME"),
             full_screen: loader.boolean("SHOW_FULL_SCREEN", true),
             log_level: loader.log_level("LOG_LEVEL", "info"),
+            sound_enabled: loader.boolean("VOICE_ENABLED", true),
+            sound_volume: loader.float("VOICE_VOLUME", 1.0, 0.0, 1.0) as f32,
         };
         let roster = RosterConfig { strict_validation: loader.boolean("ROSTER_STRICT_VALIDATION", false) };
         let readers = loader.readers("READERS");
-        if cloud.api_url.is_some() && !cloud.api_key.is_set() {
-            loader.problem(
+        if cloud.api_url.is_some() && !cloud.api_key.is_set() && !cloud.read_only {
+            loader.problem_of(
+                ProblemKind::Sync,
                 "CLOUD_API_KEY",
                 Source::Default,
                 "CLOUD_API_KEY is empty while CLOUD_API_URL is set: the hub will answer 401; \
@@ -371,7 +543,8 @@ impl Config {
             );
         }
 
-        let Loader { settings, problems, .. } = loader;
+        loader.unknown_names();
+        let Loader { settings, problems, docs, .. } = loader;
         Config {
             env_file_found: sources.env_file_text.is_some(),
             data_dir: sources.data_dir,
@@ -385,6 +558,7 @@ impl Config {
             readers,
             settings,
             problems,
+            variables: docs,
         }
     }
 
@@ -410,6 +584,19 @@ impl Config {
     #[must_use]
     pub fn exports_dir(&self) -> PathBuf {
         self.data_dir.join("exports")
+    }
+
+    /// The table of every variable (name, default, valid values, what it
+    /// does) as Markdown: `badgestation config vars` prints it and the
+    /// README embeds it (a test keeps the two equal).
+    #[must_use]
+    pub fn variables_markdown(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::from("| Variable | Default | Valid | What it does |\n|---|---|---|---|\n");
+        for v in &self.variables {
+            let _ = writeln!(out, "| `{}` | {} | {} | {} |", v.name, v.default, v.valid, v.about);
+        }
+        out
     }
 
     /// The human report printed by `badgestation config check`.
@@ -450,39 +637,95 @@ pub struct Loader {
     values: HashMap<String, (String, Source)>,
     settings: Vec<Setting>,
     problems: Vec<ConfigProblem>,
+    docs: Vec<VarDoc>,
+    /// Names given in the `.env` file and flags, for the unknown-name check.
+    given: Vec<(String, Source)>,
+    /// Process environment names, checked only when they look like ours.
+    environment_names: Vec<String>,
+    env_file: String,
 }
 
 impl Loader {
     fn new(sources: &Sources) -> Self {
-        let mut loader = Loader { values: HashMap::new(), settings: Vec::new(), problems: Vec::new() };
+        let mut loader = Loader {
+            values: HashMap::new(),
+            settings: Vec::new(),
+            problems: Vec::new(),
+            docs: Vec::new(),
+            given: Vec::new(),
+            environment_names: sources.environment.keys().cloned().collect(),
+            env_file: sources.env_file.display().to_string(),
+        };
         if let Some(text) = &sources.env_file_text {
-            for item in dotenvy::from_read_iter(text.as_bytes()) {
-                match item {
-                    Ok((name, value)) => {
-                        loader.values.insert(name, (value, Source::DotEnv));
-                    }
-                    Err(e) => loader.problem(
-                        &sources.env_file.display().to_string(),
-                        Source::DotEnv,
-                        format!(
-                            "{} has a line that cannot be parsed ({e}); write each setting as NAME=value",
-                            sources.env_file.display()
-                        ),
-                    ),
-                }
+            let file = envfile::parse(text);
+            for problem in file.problems {
+                let name = loader.env_file.clone();
+                let message = format!("{name}, {problem}; the line is skipped");
+                loader.problem_of(ProblemKind::EnvFile, &name, Source::DotEnv, message);
+            }
+            for entry in file.entries {
+                loader.given.push((entry.name.clone(), Source::DotEnv));
+                loader.values.insert(entry.name, (entry.value, Source::DotEnv));
             }
         }
         for (name, value) in &sources.environment {
             loader.values.insert(name.clone(), (value.clone(), Source::Environment));
         }
         for (name, value) in &sources.flags {
+            loader.given.push((name.clone(), Source::Flag));
             loader.values.insert(name.clone(), (value.clone(), Source::Flag));
         }
         loader
     }
 
     fn problem(&mut self, name: &str, source: Source, message: String) {
-        self.problems.push(ConfigProblem { name: name.to_owned(), source, message });
+        self.problem_of(ProblemKind::BadValue, name, source, message);
+    }
+
+    fn problem_of(&mut self, kind: ProblemKind, name: &str, source: Source, message: String) {
+        self.problems.push(ConfigProblem { kind, name: name.to_owned(), source, message });
+    }
+
+    fn doc(&mut self, name: &'static str, default: impl Into<String>, valid: impl Into<String>) {
+        self.docs.push(VarDoc { name, default: default.into(), valid: valid.into(), about: about(name) });
+    }
+
+    /// Names in the `.env` file, the flags, or (with one of our prefixes)
+    /// the environment that no setting read: ignored TrackAttendance
+    /// variables by name, anything else with "did you mean …".
+    fn unknown_names(&mut self) {
+        let known: Vec<&'static str> = self.docs.iter().map(|d| d.name).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut candidates = std::mem::take(&mut self.given);
+        let mut environment: Vec<String> = self
+            .environment_names
+            .iter()
+            .filter(|n| OWN_PREFIXES.iter().any(|p| n.starts_with(p)))
+            .cloned()
+            .collect();
+        environment.sort();
+        candidates.extend(environment.into_iter().map(|n| (n, Source::Environment)));
+        for (name, source) in candidates {
+            if known.contains(&name.as_str()) || !seen.insert(name.clone()) {
+                continue;
+            }
+            let where_ = match source {
+                Source::DotEnv => format!("in {}", self.env_file),
+                Source::Flag => "in --set".to_owned(),
+                Source::Environment => "in the environment".to_owned(),
+                Source::Default => String::new(),
+            };
+            let message = if IGNORED_TRACKATTENDANCE.contains(&name.as_str()) {
+                format!("{name} ({where_}) is a TrackAttendance setting this station does not implement; it is ignored")
+            } else if let Some(suggestion) = closest_name(&name, known.iter().copied()) {
+                format!("{name} ({where_}) is not a setting of this station; did you mean {suggestion}? It is ignored")
+            } else {
+                format!(
+                    "{name} ({where_}) is not a setting of this station; it is ignored (`badgestation config vars` lists them all)"
+                )
+            };
+            self.problem_of(ProblemKind::UnknownName, &name, source, message);
+        }
     }
 
     /// The raw value and its source; an empty value counts as unset, as in
@@ -495,28 +738,24 @@ impl Loader {
         self.settings.push(Setting { name, shown, source });
     }
 
-    /// An integer in `min..=max`. Out of range: clamped. Unparseable: default.
+    /// An integer in `min..=max`. Out of range or unparseable: the default,
+    /// never the nearest bound (a bound of 0 would turn a feature off, as
+    /// `SCAN_FEEDBACK_DURATION_MS=-5` once turned off the welcome card).
     pub fn int(&mut self, name: &'static str, default: u64, min: u64, max: u64) -> u64 {
+        self.doc(name, default.to_string(), format!("{min}–{max}"));
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_string(), Source::Default);
             return default;
         };
         let value = match text.trim().parse::<i128>() {
-            Ok(n) if n < i128::from(min) => {
+            Ok(n) if n < i128::from(min) || n > i128::from(max) => {
+                let side = if n < i128::from(min) { "below" } else { "above" };
                 self.problem(
                     name,
                     source,
-                    format!("{name}={} is below the valid range {min}–{max}; using {min}", text.trim()),
+                    format!("{name}={} is {side} the valid range {min}–{max}; using the default {default}", text.trim()),
                 );
-                min
-            }
-            Ok(n) if n > i128::from(max) => {
-                self.problem(
-                    name,
-                    source,
-                    format!("{name}={} is above the valid range {min}–{max}; using {max}", text.trim()),
-                );
-                max
+                default
             }
             Ok(n) => n as u64,
             Err(_) => {
@@ -535,8 +774,31 @@ impl Loader {
         value
     }
 
+    /// A decimal number in `min..=max`; out of range or unparseable: the default.
+    pub fn float(&mut self, name: &'static str, default: f64, min: f64, max: f64) -> f64 {
+        self.doc(name, default.to_string(), format!("{min:.1}–{max:.1}"));
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, default.to_string(), Source::Default);
+            return default;
+        };
+        let value = match text.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && (min..=max).contains(&n) => n,
+            _ => {
+                self.problem(
+                    name,
+                    source,
+                    format!("{name}={:?} is not a number from {min:.1} to {max:.1}; using the default {default}", text.trim()),
+                );
+                default
+            }
+        };
+        self.record(name, value.to_string(), source);
+        value
+    }
+
     /// A boolean: true/false/1/0/yes/no/on/off in any case.
     pub fn boolean(&mut self, name: &'static str, default: bool) -> bool {
+        self.doc(name, default.to_string(), "true/false (also 1/0, yes/no, on/off)");
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_string(), Source::Default);
             return default;
@@ -559,6 +821,7 @@ impl Loader {
 
     /// A value parsed with `FromStr`; `valid` describes what is accepted.
     pub fn parsed<T: FromStr + fmt::Display + Copy>(&mut self, name: &'static str, default: T, valid: &str) -> T {
+        self.doc(name, default.to_string(), valid);
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_string(), Source::Default);
             return default;
@@ -579,6 +842,7 @@ impl Loader {
 
     /// A free-text value; `None` when unset.
     pub fn text(&mut self, name: &'static str) -> Option<String> {
+        self.doc(name, "(unset)", "text");
         if let Some((text, source)) = self.raw(name) {
             let text = text.trim().to_owned();
             self.record(name, text.clone(), source);
@@ -591,6 +855,7 @@ impl Loader {
 
     /// A secret: recorded as `set`/`unset`, never by value.
     pub fn secret(&mut self, name: &'static str) -> Secret {
+        self.doc(name, "(unset)", "text (secret)");
         if let Some((text, source)) = self.raw(name) {
             self.record(name, "set".to_owned(), source);
             Secret::new(text.trim())
@@ -601,6 +866,7 @@ impl Loader {
     }
 
     fn url(&mut self, name: &'static str) -> Option<String> {
+        self.doc(name, "(unset: sync off)", "http:// or https:// URL");
         let (text, source) = self.raw(name)?.clone();
         let trimmed = text.trim().trim_end_matches('/').to_owned();
         let scheme_ok = trimmed.starts_with("http://") || trimmed.starts_with("https://");
@@ -609,7 +875,8 @@ impl Loader {
             self.record(name, trimmed.clone(), source);
             Some(trimmed)
         } else {
-            self.problem(
+            self.problem_of(
+                ProblemKind::Sync,
                 name,
                 source,
                 format!(
@@ -623,6 +890,7 @@ impl Loader {
     }
 
     fn pin(&mut self, name: &'static str) -> Option<Secret> {
+        self.doc(name, "(unset: admin panel off)", "4–6 digits (secret)");
         let Some((text, source)) = self.raw(name) else {
             self.record(name, "unset (admin panel off)".to_owned(), Source::Default);
             return None;
@@ -648,6 +916,7 @@ impl Loader {
     }
 
     fn station_name(&mut self, name: &'static str) -> Option<String> {
+        self.doc(name, "(the stored name; first start: the host name)", "1–128 characters");
         let (text, source) = self.raw(name)?;
         let trimmed = text.trim();
         if trimmed.chars().count() > 128 || trimmed.chars().any(char::is_control) {
@@ -667,6 +936,7 @@ impl Loader {
     /// The reader list; each entry that does not parse is a problem of its
     /// own, and the others are kept.
     fn readers(&mut self, name: &'static str) -> Vec<ReaderSpec> {
+        self.doc(name, "(none)", "comma-separated PROFILE[:DEVICE][@BAUD]");
         let Some((text, source)) = self.raw(name) else {
             self.record(name, "(none)".to_owned(), Source::Default);
             return Vec::new();
@@ -675,7 +945,9 @@ impl Loader {
         for entry in parse_readers(&text) {
             match entry {
                 Ok(spec) => readers.push(spec),
-                Err(error) => self.problem(name, source, format!("{name}: {error}; that entry is left out")),
+                Err(error) => {
+                    self.problem_of(ProblemKind::Readers, name, source, format!("{name}: {error}; that entry is left out"));
+                }
             }
         }
         self.record(name, text.trim().to_owned(), source);
@@ -683,6 +955,7 @@ impl Loader {
     }
 
     fn log_level(&mut self, name: &'static str, default: &str) -> String {
+        self.doc(name, default, "error, warn, info, debug, trace");
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_owned(), Source::Default);
             return default.to_owned();
@@ -781,20 +1054,83 @@ mod tests {
         }
     }
 
+    /// Out of range falls back to the default, never to the bound: the
+    /// regression of issue 13, where SCAN_FEEDBACK_DURATION_MS=-5 became 0
+    /// and turned the welcome card off.
     #[test]
-    fn out_of_range_is_clamped_with_a_message_naming_everything() {
-        let c = Config::from_sources(sources("DUPLICATE_BADGE_TIME_WINDOW_SECONDS=0\nCLOUD_SYNC_BATCH_SIZE=5000\n", &[], &[]));
-        assert_eq!(c.duplicates.window_secs, 1);
-        assert_eq!(c.cloud.batch_size, 2000);
-        assert_eq!(c.problems.len(), 2);
-        let window = &c.problems[1];
-        assert_eq!(window.name, "DUPLICATE_BADGE_TIME_WINDOW_SECONDS");
+    fn out_of_range_falls_back_to_the_default_with_a_message_naming_everything() {
+        let c = Config::from_sources(sources(
+            "DUPLICATE_BADGE_TIME_WINDOW_SECONDS=0\nCLOUD_SYNC_BATCH_SIZE=5000\nSCAN_FEEDBACK_DURATION_MS=-5\nVOICE_VOLUME=7\n",
+            &[],
+            &[],
+        ));
+        assert_eq!(c.duplicates.window_secs, 60);
+        assert_eq!(c.cloud.batch_size, 100);
+        assert_eq!(c.station.feedback_duration_millis, 2000);
+        assert!((c.station.sound_volume - 1.0).abs() < f32::EPSILON);
+        assert_eq!(c.problems.len(), 4, "{:?}", c.problems);
+        let window = c.problems.iter().find(|p| p.name == "DUPLICATE_BADGE_TIME_WINDOW_SECONDS").unwrap();
         assert_eq!(
             window.message,
-            "DUPLICATE_BADGE_TIME_WINDOW_SECONDS=0 is below the valid range 1–86400; using 1"
+            "DUPLICATE_BADGE_TIME_WINDOW_SECONDS=0 is below the valid range 1–86400; using the default 60"
         );
         assert_eq!(window.source, Source::DotEnv);
-        assert_eq!(c.problems[0].message, "CLOUD_SYNC_BATCH_SIZE=5000 is above the valid range 1–2000; using 2000");
+        assert_eq!(window.kind, ProblemKind::BadValue);
+        assert_eq!(c.problems[0].message, "CLOUD_SYNC_BATCH_SIZE=5000 is above the valid range 1–2000; using the default 100");
+    }
+
+    /// A misspelled name gets "did you mean …" (from .env and from a
+    /// lowercase --set), a TrackAttendance variable we do not implement is
+    /// named as ignored, and unrelated environment variables are not
+    /// reported while one with our prefix is.
+    #[test]
+    fn unknown_names_get_a_suggestion_and_ignored_ones_are_named() {
+        let c = Config::from_sources(sources(
+            "DUPLICATE_BADGE_WINDOW_SECONDS=30\nLIVE_SYNC_ENABLED=true\n",
+            &[("PATH", "/usr/bin"), ("HOME", "/root"), ("CLOUD_API_UR", "x")],
+            &[("duplicate_badge_action", "block")],
+        ));
+        let unknown: Vec<&str> =
+            c.problems.iter().filter(|p| p.kind == ProblemKind::UnknownName).map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            unknown,
+            [
+                "DUPLICATE_BADGE_WINDOW_SECONDS (in /data/.env) is not a setting of this station; did you mean DUPLICATE_BADGE_TIME_WINDOW_SECONDS? It is ignored",
+                "LIVE_SYNC_ENABLED (in /data/.env) is a TrackAttendance setting this station does not implement; it is ignored",
+                "duplicate_badge_action (in --set) is not a setting of this station; did you mean DUPLICATE_BADGE_ACTION? It is ignored",
+                "CLOUD_API_UR (in the environment) is not a setting of this station; did you mean CLOUD_API_URL? It is ignored",
+            ]
+        );
+        assert_eq!(c.duplicates.action, DuplicateAction::Warn, "a lowercase name does not silently apply");
+        assert_eq!(c.duplicates.window_secs, 60);
+    }
+
+    /// The TrackAttendance .env as people write it: BOM, CRLF, an unquoted
+    /// name with a space, `export`; and a bad line names its line.
+    #[test]
+    fn trackattendance_env_as_written() {
+        let c = Config::from_sources(sources(
+            "\u{feff}# kiosk\r\nSTATION_NAME=Main Gate\r\nexport ADMIN_PIN=2468\r\nSHOW_FULL_SCREEN = False\r\nthis is not a setting\r\n",
+            &[],
+            &[],
+        ));
+        assert_eq!(c.station.name.as_deref(), Some("Main Gate"));
+        assert_eq!(c.station.admin_pin.as_ref().map(Secret::expose), Some("2468"));
+        assert!(!c.station.full_screen);
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert_eq!(c.problems[0].kind, ProblemKind::EnvFile);
+        assert!(c.problems[0].message.starts_with("/data/.env, line 5: expected '=' after this"), "{}", c.problems[0].message);
+    }
+
+    /// Every variable has a description for the generated table.
+    #[test]
+    fn every_variable_is_documented() {
+        let c = Config::from_sources(sources("", &[], &[]));
+        assert!(c.variables.len() >= 30);
+        for v in &c.variables {
+            assert!(!v.about.is_empty(), "{} has no description", v.name);
+        }
+        assert!(c.variables_markdown().contains("| `SCAN_FEEDBACK_DURATION_MS` | 2000 | 0–60000 |"));
     }
 
     #[test]
@@ -887,8 +1223,7 @@ mod tests {
     /// naming the variable, the entry and the syntax.
     #[test]
     fn readers_are_parsed_entry_by_entry() {
-        // Quoted: dotenv refuses unquoted values with spaces.
-        let c = Config::from_sources(sources("READERS=\"rdm6300:/dev/ttyUSB0, rdm6300:@x, wedge-hid:ffff:0035\"\n", &[], &[]));
+        let c = Config::from_sources(sources("READERS=rdm6300:/dev/ttyUSB0, rdm6300:@x, wedge-hid:ffff:0035\n", &[], &[]));
         assert_eq!(c.readers.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["rdm6300:/dev/ttyUSB0", "wedge-hid:ffff:0035"], "{:?}", c.problems);
         assert_eq!(c.problems.len(), 1);
         assert!(c.problems[0].message.starts_with("READERS: \"rdm6300:@x\""), "{}", c.problems[0].message);

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod envfile;
 pub mod export;
 pub mod reader;
 pub mod recorder;
