@@ -34,6 +34,9 @@ pub const ATTEMPTS_BEFORE_LOCKOUT: u32 = 3;
 pub const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
 /// The longest lockout.
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// An open panel (or PIN prompt) locks itself after this long without a
+/// touch or a key, so a kiosk left with the panel open does not stay open.
+pub const AUTO_LOCK: Duration = Duration::from_secs(60);
 
 /// What a PIN attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +147,10 @@ pub struct AdminPanel {
     export: JobStatus,
     roster: JobStatus,
     rename: JobStatus,
+    /// When the last touch or key reached the open panel (monotonic).
+    last_input: Duration,
+    /// "Quit station" was pressed: the confirmation shows.
+    confirm_quit: bool,
 }
 
 impl AdminPanel {
@@ -169,7 +176,26 @@ impl AdminPanel {
             export: JobStatus::Idle,
             roster: JobStatus::Idle,
             rename: JobStatus::Idle,
+            last_input: Duration::ZERO,
+            confirm_quit: false,
         }
+    }
+
+    /// Whether the PIN was accepted and the panel itself shows.
+    #[must_use]
+    pub fn is_unlocked(&self) -> bool {
+        self.open && self.unlocked
+    }
+
+    /// Whether the quit confirmation shows.
+    #[must_use]
+    pub fn confirming_quit(&self) -> bool {
+        self.confirm_quit
+    }
+
+    /// A touch or key reached the window at `now`: the auto-lock restarts.
+    pub fn input_at(&mut self, now: Duration) {
+        self.last_input = now;
     }
 
     /// Whether the panel (or its PIN prompt) is showing.
@@ -178,35 +204,44 @@ impl AdminPanel {
         self.open
     }
 
-    /// Opens the PIN prompt.
-    pub fn open(&mut self) {
+    /// Opens the PIN prompt at `now`.
+    pub fn open(&mut self, now: Duration) {
         self.open = true;
         self.unlocked = false;
+        self.confirm_quit = false;
         self.pin_input.clear();
+        self.last_input = now;
     }
 
     /// Closes and locks the panel.
     pub fn close(&mut self) {
         self.open = false;
         self.unlocked = false;
+        self.confirm_quit = false;
         self.pin_input.clear();
         self.pin_message = None;
     }
 
-    /// Clears the lockout message once the lockout is over.
+    /// Clears the lockout message once the lockout is over, and locks the
+    /// panel after [`AUTO_LOCK`] without input.
     pub fn tick(&mut self, now: Duration) {
         if self.gate.locked_for(now).is_none() && self.pin_message.as_deref().is_some_and(|m| m.starts_with("Locked")) {
             self.pin_message = None;
         }
+        if self.open && now.saturating_sub(self.last_input) >= AUTO_LOCK {
+            tracing::info!("admin panel locked after {} s without input", AUTO_LOCK.as_secs());
+            self.close();
+        }
     }
 
-    /// While the prompt shows a lockout countdown: the next second.
+    /// While open: the auto-lock, or the next second of a lockout countdown.
     #[must_use]
     pub fn deadline(&self, now: Duration) -> Option<Duration> {
         if !self.open {
             return None;
         }
-        self.gate.locked_for(now).map(|left| now + left.min(Duration::from_secs(1)))
+        let auto_lock = self.last_input + AUTO_LOCK;
+        Some(self.gate.locked_for(now).map_or(auto_lock, |left| (now + left.min(Duration::from_secs(1))).min(auto_lock)))
     }
 
     fn submit_pin(&mut self, now: Duration) {
@@ -316,35 +351,64 @@ impl StationApp {
             field.request_focus();
         }
         let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if let Some(message) = &self.admin.pin_message {
-            ui.label(RichText::new(message).color(theme::ATTENTION));
-        }
-        ui.horizontal(|ui| {
-            let unlock = ui.add_enabled(locked.is_none(), egui::Button::new("Unlock")).clicked();
-            if (unlock || entered) && locked.is_none() {
-                self.admin.submit_pin(now);
-            }
-            if ui.button("Cancel").clicked() {
-                self.admin.close();
+        // The message line keeps its height, so the keypad never moves under a finger.
+        let width = ui.available_width();
+        ui.allocate_ui(egui::vec2(width, theme::NOTICE_HEIGHT), |ui| {
+            ui.set_min_size(egui::vec2(width, theme::NOTICE_HEIGHT));
+            if let Some(message) = &self.admin.pin_message {
+                ui.label(RichText::new(message).color(theme::ATTENTION));
             }
         });
+        let mut unlock = false;
+        // The on-screen keypad, for a touch screen without a keyboard.
+        let key = egui::vec2(theme::KEYPAD_KEY, theme::KEYPAD_KEY);
+        egui::Grid::new("pin-keypad").spacing(egui::vec2(10.0, 10.0)).show(ui, |ui| {
+            for row in [["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"]] {
+                for digit in row {
+                    if ui.add_enabled(locked.is_none(), egui::Button::new(RichText::new(digit).size(theme::SIZE_DETAIL)).min_size(key)).clicked()
+                        && self.admin.pin_input.len() < 6
+                    {
+                        self.admin.pin_input.push_str(digit);
+                    }
+                }
+                ui.end_row();
+            }
+            if ui.add_enabled(locked.is_none(), egui::Button::new(RichText::new("Delete").size(theme::SIZE_BODY)).min_size(key)).clicked() {
+                self.admin.pin_input.pop();
+            }
+            if ui.add_enabled(locked.is_none(), egui::Button::new(RichText::new("0").size(theme::SIZE_DETAIL)).min_size(key)).clicked()
+                && self.admin.pin_input.len() < 6
+            {
+                self.admin.pin_input.push('0');
+            }
+            unlock = ui.add_enabled(locked.is_none(), egui::Button::new(RichText::new("Unlock").size(theme::SIZE_BODY)).min_size(key)).clicked();
+            ui.end_row();
+        });
+        if (unlock || entered) && locked.is_none() {
+            self.admin.submit_pin(now);
+        }
+        ui.add_space(theme::GAP);
+        if ui.add(egui::Button::new("Cancel").min_size(egui::vec2(theme::TOUCH * 2.0, theme::TOUCH))).clicked() {
+            self.admin.close();
+        }
     }
 
     fn admin_panel_ui(&mut self, ui: &mut egui::Ui) {
+        if self.admin.confirm_quit {
+            self.quit_confirmation_ui(ui);
+            return;
+        }
         ui.horizontal(|ui| {
             ui.heading("Admin");
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Close admin panel").clicked() {
                     self.admin.close();
                 }
-                if ui.button(RichText::new("Quit station").color(theme::ATTENTION)).clicked() {
-                    let ctx = ui.ctx().clone();
-                    self.start_shutdown(&ctx);
-                }
             });
         });
-        let height = ui.ctx().content_rect().height() * 0.7;
+        let height = ui.ctx().content_rect().height() * 0.6;
         egui::ScrollArea::vertical().min_scrolled_height(height).max_height(height).show(ui, |ui| {
+            self.admin_problems_ui(ui);
             self.admin_sync_ui(ui);
             ui.separator();
             self.admin_data_ui(ui);
@@ -368,6 +432,49 @@ impl StationApp {
                 }
             });
         });
+        // Quit sits apart, at the bottom left, far from "Close admin panel"
+        // (top right), and asks before it does anything.
+        ui.separator();
+        if ui.add(egui::Button::new(RichText::new("Quit station…").color(theme::ATTENTION)).min_size(egui::vec2(theme::TOUCH * 3.0, theme::TOUCH))).clicked() {
+            self.admin.confirm_quit = true;
+        }
+    }
+
+    fn quit_confirmation_ui(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Quit the station?");
+        ui.label("Pending scans are uploaded if the hub is reachable and every scan is exported to Excel; then the window closes. Nobody can scan until it is started again.");
+        ui.add_space(theme::GAP * 2.0);
+        ui.horizontal(|ui| {
+            let size = egui::vec2(theme::TOUCH * 4.0, theme::TOUCH);
+            if ui.add(egui::Button::new("No, keep the station running").min_size(size)).clicked() {
+                self.admin.confirm_quit = false;
+            }
+            ui.add_space(theme::TOUCH * 2.0);
+            if ui.add(egui::Button::new(RichText::new("Yes, quit").color(theme::ATTENTION)).min_size(size)).clicked() {
+                self.admin.confirm_quit = false;
+                let ctx = ui.ctx().clone();
+                self.start_shutdown(&ctx);
+            }
+        });
+    }
+
+    /// What is wrong, with the technical details the main screen leaves out.
+    fn admin_problems_ui(&mut self, ui: &mut egui::Ui) {
+        let banners = self.screen.banners.clone();
+        let failure = self.screen.sync.last_failure_detail.clone();
+        if banners.is_empty() && failure.is_none() {
+            return;
+        }
+        ui.label(RichText::new("Problems").strong());
+        for banner in &banners {
+            for detail in &banner.details {
+                ui.label(RichText::new(detail).color(theme::ATTENTION));
+            }
+        }
+        if let Some(detail) = failure {
+            ui.label(RichText::new(format!("Last sync failure: {detail}")).color(theme::ATTENTION));
+        }
+        ui.separator();
     }
 
     fn admin_sync_ui(&mut self, ui: &mut egui::Ui) {
@@ -450,9 +557,12 @@ impl StationApp {
             let name = self.admin.station_name.trim().to_owned();
             let valid = !name.is_empty() && name.chars().count() <= 128 && !name.chars().any(char::is_control);
             if ui.add_enabled(valid && !self.admin.rename.running(), egui::Button::new("Save name")).clicked() {
-                self.admin.rename = match self.jobs.start_rename(self.recorder.clone(), name) {
-                    Ok(()) => JobStatus::Running("Saving…".into()),
-                    Err(error) => JobStatus::Failed(error),
+                self.admin.rename = match &self.recorder {
+                    Some(recorder) => match self.jobs.start_rename(recorder.clone(), name) {
+                        Ok(()) => JobStatus::Running("Saving…".into()),
+                        Err(error) => JobStatus::Failed(error),
+                    },
+                    None => JobStatus::Failed("the station has no database; the name cannot be saved".into()),
                 };
             }
         });
@@ -470,11 +580,11 @@ impl StationApp {
 
     /// Opens the admin prompt, or says how to turn the panel on.
     pub(super) fn open_admin(&mut self) {
+        let now = self.clock.now_mono();
         if self.admin.pin.is_none() {
-            let now = self.clock.now_mono();
             self.screen.show_notice("The admin panel is off: set ADMIN_PIN in the .env file", Tone::Attention, now);
         }
-        self.admin.open();
+        self.admin.open(now);
     }
 }
 

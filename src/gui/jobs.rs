@@ -84,14 +84,33 @@ impl Jobs {
 
     /// Reads the last successful sync, the oldest pending scan and the
     /// newest scans, once, on thread `gui-startup`.
-    pub fn start_status(&self, database: PathBuf) -> Result<(), String> {
+    /// `duplicate_window` marks the recent scans that were duplicates.
+    pub fn start_status(&self, database: PathBuf, duplicate_window: Duration) -> Result<(), String> {
         self.spawn("gui-startup", move |emit| {
             let read = || -> Result<StartupStatus, crate::station::store::StoreError> {
                 let store = Store::open(&database)?;
+                // Enough history to find the earlier scan of each shown one
+                // in a busy window; a duplicate whose first scan is older than
+                // this loses its mark, nothing worse.
+                let history = store.list_scans(None, 500)?;
+                let window = chrono::Duration::from_std(duplicate_window).unwrap_or(chrono::Duration::MAX);
+                let duplicates = history
+                    .iter()
+                    .take(crate::gui::theme::RECENT_SCANS)
+                    .filter(|scan| {
+                        history.iter().any(|earlier| {
+                            earlier.seq < scan.seq
+                                && earlier.badge_id == scan.badge_id
+                                && scan.scanned_at - earlier.scanned_at < window
+                        })
+                    })
+                    .map(|scan| scan.seq)
+                    .collect();
                 Ok(StartupStatus {
                     last_success_at: store.last_sync("upload", Some("ok"))?.map(|entry| entry.started_at),
                     oldest_pending_at: store.oldest_pending_at()?,
-                    recent: store.list_scans(None, crate::gui::theme::RECENT_SCANS as u32)?,
+                    recent: history.into_iter().take(crate::gui::theme::RECENT_SCANS).collect(),
+                    duplicates,
                 })
             };
             emit(match read() {

@@ -28,9 +28,28 @@ impl StationApp {
     /// sees the keys): bursts become reads for the recorder.
     pub(super) fn route_keys(&mut self, raw_input: &mut egui::RawInput) {
         let now = self.clock.now_mono();
+        if raw_input.events.iter().any(|e| {
+            matches!(e, egui::Event::Key { .. } | egui::Event::Text(_) | egui::Event::PointerButton { .. } | egui::Event::Touch { .. })
+        }) {
+            self.admin.input_at(now);
+        }
         for badge in self.wedge.route(&mut raw_input.events, now) {
+            let Some(reads) = &self.wedge_reads else {
+                // No database: say so; never greet as if it were recorded.
+                tracing::error!(badge, "badge read but NOT saved: the station has no database");
+                let wall = self.clock.now_utc();
+                self.screen.apply(
+                    &StationEvent::Scan(crate::model::ScanEvent::StoreFailed {
+                        badge_id: badge,
+                        error: "the station's database cannot be opened (see the banner)".into(),
+                    }),
+                    now,
+                    wall,
+                );
+                continue;
+            };
             let read = RawRead::badge(badge.clone(), WEDGE_READER_ID, now);
-            match self.wedge_reads.try_send(read) {
+            match reads.try_send(read) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                     tracing::error!(badge, "keyboard-wedge read not handed to the recorder (queue full or stopped)");
@@ -65,6 +84,16 @@ impl StationApp {
         }
         while let Some(job) = self.jobs.try_recv() {
             self.apply_job(job, now);
+        }
+        if self.quit_signal.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if self.shutdown.is_some() {
+                tracing::warn!("second stop signal: closing now; scans are stored, pending ones upload at next start");
+                self.close_allowed = true;
+                self.close_sent = true;
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                self.start_shutdown_with(ctx, true);
+            }
         }
         if let Some(action) = self.shutdown.as_mut().and_then(|flow| flow.poll(now)) {
             self.act(ctx, action, now);
@@ -115,6 +144,11 @@ impl StationApp {
 
     /// Starts the shutdown flow (once).
     pub(super) fn start_shutdown(&mut self, ctx: &egui::Context) {
+        self.start_shutdown_with(ctx, false);
+    }
+
+    /// Starts the shutdown flow (once); `for_signal` bounds it in time.
+    fn start_shutdown_with(&mut self, ctx: &egui::Context, for_signal: bool) {
         if self.shutdown.is_some() {
             return;
         }
@@ -130,7 +164,7 @@ impl StationApp {
             SyncPlan::Run
         };
         tracing::info!(?plan, "shutdown flow started");
-        let (flow, action) = ShutdownFlow::start(plan, now);
+        let (flow, action) = if for_signal { ShutdownFlow::start_for_signal(plan, now) } else { ShutdownFlow::start(plan, now) };
         self.shutdown = Some(flow);
         self.act(ctx, action, now);
     }

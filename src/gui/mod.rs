@@ -37,6 +37,7 @@ pub mod theme;
 mod ui;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::bail;
@@ -49,22 +50,25 @@ use crate::station::recorder::RecorderCommander;
 use crate::station::runtime::{StationEvent, StationRuntime};
 use crate::station::sync::SyncCommand;
 
+pub use ui::hero_size;
+
 use admin::AdminPanel;
 use input::WedgeInput;
 use jobs::Jobs;
 use shutdown::ShutdownFlow;
-use state::{ScreenSettings, ScreenState};
+use state::{Banner, ScreenSettings, ScreenState};
 
 /// The operator window's application state. Build it with
 /// [`StationApp::new`] on a running [`StationRuntime`].
 pub struct StationApp {
-    /// `None` once shut down.
+    /// `None` once shut down, or when the station could not start (no
+    /// database): then badges are read but answered "NOT SAVED".
     runtime: Option<StationRuntime>,
     config: Arc<Config>,
     clock: SharedClock,
-    wedge_reads: Sender<RawRead>,
+    wedge_reads: Option<Sender<RawRead>>,
     sync_commands: Option<Sender<SyncCommand>>,
-    recorder: RecorderCommander,
+    recorder: Option<RecorderCommander>,
     screen: ScreenState,
     wedge: WedgeInput,
     admin: AdminPanel,
@@ -77,6 +81,10 @@ pub struct StationApp {
     frames: u64,
     started: Instant,
     first_frame_logged: bool,
+    /// Set by the signal thread on SIGTERM/SIGINT: run the quit flow.
+    quit_signal: Arc<AtomicBool>,
+    /// Stops the signal thread.
+    signals: Option<signal_hook::iterator::Handle>,
 }
 
 impl StationApp {
@@ -90,22 +98,28 @@ impl StationApp {
         theme::apply(ctx);
         let waker_ctx = ctx.clone();
         let jobs = Jobs::new(Arc::new(move || waker_ctx.request_repaint()));
-        if let Err(error) = jobs.start_status(config.database_path()) {
+        let duplicate_window = if config.duplicates.enabled && config.duplicates.action == crate::model::DuplicateAction::Warn {
+            std::time::Duration::from_secs(config.duplicates.window_secs)
+        } else {
+            std::time::Duration::ZERO
+        };
+        if let Err(error) = jobs.start_status(config.database_path(), duplicate_window) {
             tracing::warn!("{error}");
         }
-        let screen = ScreenState::new(
+        let mut screen = ScreenState::new(
             ScreenSettings::from_config(&config),
             runtime.station().name.clone(),
             runtime.counters().snapshot(),
             runtime.reader_ids(),
             runtime.roster().current().len(),
         );
+        screen.banners = Banner::collect(&config, runtime.reader_problems(), None);
         let admin = AdminPanel::new(&config, &runtime.station().name);
         StationApp {
             clock: runtime.clock().clone(),
-            wedge_reads: runtime.wedge_sender(),
+            wedge_reads: Some(runtime.wedge_sender()),
             sync_commands: runtime.sync_commands(),
-            recorder: runtime.recorder().commander(),
+            recorder: Some(runtime.recorder().commander()),
             runtime: Some(runtime),
             config: Arc::new(config),
             screen,
@@ -118,7 +132,66 @@ impl StationApp {
             frames: 0,
             started,
             first_frame_logged: false,
+            quit_signal: Arc::new(AtomicBool::new(false)),
+            signals: None,
         }
+    }
+
+    /// The window of a station that could not start (`error` says why,
+    /// e.g. a damaged database): it opens anyway, with a red banner saying
+    /// that scans are NOT being saved and what to do; a badge read is
+    /// answered "NOT SAVED", never greeted as if it were recorded.
+    #[must_use]
+    pub fn without_station(ctx: &egui::Context, config: Config, error: &str, clock: SharedClock, started: Instant) -> Self {
+        fonts::install(ctx);
+        theme::apply(ctx);
+        let waker_ctx = ctx.clone();
+        let jobs = Jobs::new(Arc::new(move || waker_ctx.request_repaint()));
+        let ids: Vec<String> = Vec::new();
+        let name = config.station.name.clone().unwrap_or_else(|| "BadgeStation".to_owned());
+        let mut screen = ScreenState::new(ScreenSettings::from_config(&config), name.clone(), crate::model::Counters::default(), &ids, 0);
+        screen.banners = Banner::collect(&config, &[], Some(error));
+        screen.recording = false;
+        let admin = AdminPanel::new(&config, &name);
+        StationApp {
+            clock,
+            wedge_reads: None,
+            sync_commands: None,
+            recorder: None,
+            runtime: None,
+            config: Arc::new(config),
+            screen,
+            wedge: WedgeInput::default(),
+            admin,
+            jobs,
+            shutdown: None,
+            close_allowed: false,
+            close_sent: false,
+            frames: 0,
+            started,
+            first_frame_logged: false,
+            quit_signal: Arc::new(AtomicBool::new(false)),
+            signals: None,
+        }
+    }
+
+    /// Runs the quit flow (bounded by [`shutdown::SIGNAL_DEADLINE`]) when
+    /// one of `signals` arrives: the window passes SIGTERM and SIGINT, so a
+    /// systemd stop or a logout closes the station as Quit does, and the
+    /// process exits 0. A second signal closes the window at once.
+    pub fn listen_for_signals(&mut self, ctx: &egui::Context, signals: &[i32]) -> std::io::Result<()> {
+        let mut listener = signal_hook::iterator::Signals::new(signals)?;
+        self.signals = Some(listener.handle());
+        let flag = self.quit_signal.clone();
+        let ctx = ctx.clone();
+        std::thread::Builder::new().name("gui-signals".into()).spawn(move || {
+            for signal in listener.forever() {
+                tracing::info!(signal, "signal received: running the quit flow");
+                flag.store(true, Ordering::SeqCst);
+                ctx.request_repaint();
+            }
+        })?;
+        Ok(())
     }
 
     /// What the screen shows (for tests and benchmarks).
@@ -184,6 +257,9 @@ impl eframe::App for StationApp {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         tracing::info!(frames = self.frames, "window closed");
+        if let Some(signals) = self.signals.take() {
+            signals.close();
+        }
         self.shutdown_runtime();
     }
 }
@@ -215,8 +291,21 @@ pub fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            let runtime = StationRuntime::from_config(&config, Arc::new(move || ctx.request_repaint()))?;
-            Ok(Box::new(StationApp::new(&cc.egui_ctx, config, runtime, started)))
+            // The window opens whatever happens: a station that cannot start
+            // (a damaged database) says so on screen instead of leaving the
+            // operator in front of an empty desktop.
+            let mut app = match StationRuntime::from_config(&config, Arc::new(move || ctx.request_repaint())) {
+                Ok(runtime) => StationApp::new(&cc.egui_ctx, config, runtime, started),
+                Err(error) => {
+                    tracing::error!("the station cannot record scans: {error}");
+                    let error = error.to_string();
+                    StationApp::without_station(&cc.egui_ctx, config, &error, crate::clock::SystemClock::shared(), started)
+                }
+            };
+            if let Err(error) = app.listen_for_signals(&cc.egui_ctx, &[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]) {
+                tracing::warn!("cannot handle SIGTERM/SIGINT ({error}); a stop signal ends the window without the quit flow");
+            }
+            Ok(Box::new(app))
         }),
     );
     drop(keep_awake);

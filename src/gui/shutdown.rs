@@ -31,6 +31,13 @@ pub const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SYNC_MAX_BATCHES: u32 = 50;
 /// How long the finished flow stays on screen before the window closes.
 pub const CLOSE_DELAY: Duration = Duration::from_millis(1500);
+/// After SIGTERM/SIGINT (systemd stop, logout) the whole flow ends within
+/// this, well inside systemd's default 90 s stop timeout: the final sync
+/// gets at most [`SIGNAL_SYNC_TIMEOUT`], and an export still running then
+/// is given up (every scan is stored either way).
+pub const SIGNAL_DEADLINE: Duration = Duration::from_secs(30);
+/// The final sync's share of [`SIGNAL_DEADLINE`].
+pub const SIGNAL_SYNC_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The state of one step, as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,22 +92,37 @@ pub struct ShutdownFlow {
     /// Step 3.
     pub close: Step,
     phase: Phase,
+    /// When the flow gives up waiting and closes (a signal's deadline).
+    give_up_at: Option<Duration>,
 }
 
 impl ShutdownFlow {
     /// Starts the flow at `now`; returns it with its first action.
     #[must_use]
     pub fn start(plan: SyncPlan, now: Duration) -> (ShutdownFlow, Action) {
+        ShutdownFlow::start_within(plan, now, None)
+    }
+
+    /// Starts the flow at `now` for a signal: it closes within
+    /// [`SIGNAL_DEADLINE`] whatever the sync and the export do.
+    #[must_use]
+    pub fn start_for_signal(plan: SyncPlan, now: Duration) -> (ShutdownFlow, Action) {
+        ShutdownFlow::start_within(plan, now, Some(now + SIGNAL_DEADLINE))
+    }
+
+    fn start_within(plan: SyncPlan, now: Duration, give_up_at: Option<Duration>) -> (ShutdownFlow, Action) {
         let mut flow = ShutdownFlow {
             sync: Step::Waiting,
             export: Step::Waiting,
             close: Step::Waiting,
             phase: Phase::Export,
+            give_up_at,
         };
+        let sync_timeout = if give_up_at.is_some() { SIGNAL_SYNC_TIMEOUT } else { SYNC_TIMEOUT };
         match plan {
             SyncPlan::Run => {
                 flow.sync = Step::Running("uploading pending scans…".into());
-                flow.phase = Phase::Sync { deadline: now + SYNC_TIMEOUT };
+                flow.phase = Phase::Sync { deadline: now + sync_timeout };
                 (flow, Action::SyncAll)
             }
             SyncPlan::Skip(reason) => {
@@ -179,12 +201,19 @@ impl ShutdownFlow {
 
     /// Advances on time: the sync timeout, the close delay.
     pub fn poll(&mut self, now: Duration) -> Option<Action> {
+        if self.give_up_at.is_some_and(|at| now >= at) && matches!(self.phase, Phase::Sync { .. } | Phase::Export) {
+            if self.export == Step::Waiting || matches!(self.export, Step::Running(_)) {
+                self.export = Step::Failed("not finished in time; every scan is stored on this station".into());
+            }
+            self.phase = Phase::Closed;
+            self.close = Step::Done("closed".into());
+            return Some(Action::Close);
+        }
         match self.phase {
             Phase::Sync { deadline } if now >= deadline => {
-                self.sync = Step::Failed(format!(
-                    "no answer within {} s; what did not upload stays pending on this station",
-                    SYNC_TIMEOUT.as_secs()
-                ));
+                self.sync = Step::Failed(
+                    "the hub did not answer in time; what did not upload stays pending on this station".to_owned(),
+                );
                 self.begin_export();
                 Some(Action::Export)
             }
@@ -200,10 +229,14 @@ impl ShutdownFlow {
     /// When [`Self::poll`] will next have something to do.
     #[must_use]
     pub fn deadline(&self) -> Option<Duration> {
-        match self.phase {
+        let own = match self.phase {
             Phase::Sync { deadline } => Some(deadline),
             Phase::Closing { at } => Some(at),
             Phase::Export | Phase::Closed => None,
+        };
+        match (own, self.give_up_at.filter(|_| self.phase != Phase::Closed)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -251,6 +284,21 @@ mod tests {
         assert_eq!(flow.poll(t0 + Duration::from_millis(3500)), Some(Action::Close));
         assert!(flow.closed());
         assert_eq!(flow.poll(t0 + Duration::from_secs(10)), None, "closes once");
+    }
+
+    /// After a signal the flow closes by SIGNAL_DEADLINE even when the
+    /// export never ends, and the final sync waits SIGNAL_SYNC_TIMEOUT only.
+    #[test]
+    fn signal_flow_is_bounded() {
+        let (mut flow, action) = ShutdownFlow::start_for_signal(SyncPlan::Run, Duration::ZERO);
+        assert_eq!(action, Action::SyncAll);
+        assert_eq!(flow.deadline(), Some(SIGNAL_SYNC_TIMEOUT));
+        assert_eq!(flow.poll(SIGNAL_SYNC_TIMEOUT), Some(Action::Export));
+        assert_eq!(flow.deadline(), Some(SIGNAL_DEADLINE));
+        assert_eq!(flow.poll(SIGNAL_DEADLINE - Duration::from_millis(1)), None);
+        assert_eq!(flow.poll(SIGNAL_DEADLINE), Some(Action::Close));
+        assert!(flow.closed());
+        assert!(matches!(flow.export, Step::Failed(_)));
     }
 
     /// A sync that never answers is given up after SYNC_TIMEOUT.

@@ -41,8 +41,10 @@ pub struct ScreenSettings {
     pub show_auto_start: bool,
     /// `AUTO_SYNC_SHOW_COMPLETE_MESSAGE`.
     pub show_auto_complete: bool,
-    /// Whether `CLOUD_API_URL` is set.
+    /// Whether `CLOUD_API_URL` is set (and not `CLOUD_READ_ONLY`).
     pub sync_enabled: bool,
+    /// `CLOUD_READ_ONLY`.
+    pub read_only: bool,
 }
 
 impl ScreenSettings {
@@ -58,6 +60,7 @@ impl ScreenSettings {
             show_auto_start: config.auto_sync.show_start_message,
             show_auto_complete: config.auto_sync.show_complete_message,
             sync_enabled: config.sync_configured(),
+            read_only: config.cloud.read_only,
         }
     }
 }
@@ -76,7 +79,7 @@ pub struct Timed<T> {
 pub enum Feedback {
     /// A roster match was stored.
     Welcome {
-        /// `Full Name`.
+        /// `Full Name`, or the badge number when the roster's name is blank.
         name: String,
         /// `SL L1 Desc`.
         business_unit: Option<String>,
@@ -163,8 +166,102 @@ pub struct RecentScan {
     pub at: DateTime<Utc>,
     /// Name, or the badge number.
     pub who: String,
+    /// The badge number.
+    pub badge: String,
+    /// The department (`SL L1 Desc`), when the roster has one.
+    pub department: Option<String>,
     /// The outcome.
     pub status: RecentStatus,
+}
+
+/// What kind of problem a [`Banner`] shows (one banner per kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BannerKind {
+    /// The database cannot be opened: scans are NOT being saved.
+    Database,
+    /// A `READERS` entry cannot run.
+    Readers,
+    /// Lines of `.env` that could not be read.
+    EnvFile,
+    /// Setting names this station does not know.
+    UnknownName,
+    /// Values out of range or not understood.
+    BadValue,
+    /// Upload settings that keep sync off or failing.
+    Sync,
+}
+
+/// A problem shown at the top of the screen in plain words, with the
+/// technical details for the admin panel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Banner {
+    /// Which problem.
+    pub kind: BannerKind,
+    /// What the operator reads.
+    pub text: String,
+    /// The details (file, line, variable, fix), for the admin panel.
+    pub details: Vec<String>,
+}
+
+impl Banner {
+    /// The operator's words for a kind of problem.
+    #[must_use]
+    pub fn text_for(kind: BannerKind) -> &'static str {
+        match kind {
+            BannerKind::Database => {
+                "Scans are NOT being saved: the station's database cannot be opened. \
+                 Badges are read but not recorded. Call the administrator (details under Admin)."
+            }
+            BannerKind::Readers => {
+                "A badge reader from the settings could not be started. Keyboard readers still work. \
+                 The administrator should check READERS (details under Admin)."
+            }
+            BannerKind::EnvFile => {
+                "Some lines of the settings file could not be read; those settings use their defaults. \
+                 The administrator should fix the file (details under Admin)."
+            }
+            BannerKind::UnknownName => {
+                "The settings file has names this station does not know (a typo?); they are ignored. \
+                 Details under Admin."
+            }
+            BannerKind::BadValue => "Some settings have values that cannot be used; their defaults are used. Details under Admin.",
+            BannerKind::Sync => {
+                "Uploads to the hub are off or will fail: the hub address or key is missing or wrong. \
+                 Scans are safe on this station. Details under Admin."
+            }
+        }
+    }
+
+    /// One banner per kind, from the configuration's problems, the readers
+    /// that could not start, and a database that could not be opened.
+    #[must_use]
+    pub fn collect(config: &Config, reader_problems: &[String], database_error: Option<&str>) -> Vec<Banner> {
+        use crate::station::config::ProblemKind;
+        let mut banners: Vec<Banner> = Vec::new();
+        let mut add = |kind: BannerKind, detail: String| match banners.iter_mut().find(|b| b.kind == kind) {
+            Some(banner) => banner.details.push(detail),
+            None => banners.push(Banner { kind, text: Banner::text_for(kind).to_owned(), details: vec![detail] }),
+        };
+        if let Some(error) = database_error {
+            add(BannerKind::Database, error.to_owned());
+        }
+        for problem in reader_problems {
+            add(BannerKind::Readers, problem.clone());
+        }
+        for problem in &config.problems {
+            let kind = match problem.kind {
+                ProblemKind::EnvFile => BannerKind::EnvFile,
+                ProblemKind::UnknownName => BannerKind::UnknownName,
+                ProblemKind::BadValue => BannerKind::BadValue,
+                ProblemKind::Readers => BannerKind::Readers,
+                ProblemKind::Sync => BannerKind::Sync,
+                ProblemKind::Ignored => continue,
+            };
+            add(kind, problem.to_string());
+        }
+        banners.sort_by_key(|b| b.kind);
+        banners
+    }
 }
 
 /// A sync in progress.
@@ -203,6 +300,130 @@ pub struct SyncView {
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// A sync message (start, finish, failure), for `AUTO_SYNC_MESSAGE_DURATION_MS`.
     pub message: Option<Timed<Notice>>,
+    /// `CLOUD_READ_ONLY`: monitoring only.
+    pub read_only: bool,
+    /// Auto-sync paused after repeated failures, until this monotonic instant.
+    pub cooldown_until: Option<Duration>,
+    /// The kind of the last failed sync, until a sync finishes well.
+    pub last_failure: Option<FailureKind>,
+    /// The last failure's technical text, for the admin panel only.
+    pub last_failure_detail: Option<String>,
+}
+
+/// How the sync corner looks: its dot and its plain words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncHealth {
+    /// Green only when uploads work.
+    pub tone: SyncTone,
+    /// The dot's accessible name and the headline ("Online", "Uploads paused").
+    pub headline: &'static str,
+    /// What it means and what to do, in plain words.
+    pub advice: Option<String>,
+}
+
+/// The colour of the sync dot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncTone {
+    /// Uploads work.
+    Good,
+    /// Not known yet, or off by choice.
+    Neutral,
+    /// Something for the administrator; scans are safe.
+    Attention,
+    /// The hub cannot be reached.
+    Bad,
+}
+
+impl SyncView {
+    /// The sync corner's state at monotonic time `now`: green only when
+    /// the hub is reachable and nothing is paused, refused or failing.
+    #[must_use]
+    pub fn health(&self, now: Duration) -> SyncHealth {
+        let health = |tone, headline, advice: Option<String>| SyncHealth { tone, headline, advice };
+        if self.read_only {
+            return health(SyncTone::Neutral, "Monitoring only", Some("This station sends nothing to the hub (CLOUD_READ_ONLY).".into()));
+        }
+        if !self.enabled {
+            return health(SyncTone::Neutral, "Sync off", Some("Scans are kept on this station only.".into()));
+        }
+        if self.auth_rejected {
+            return health(
+                SyncTone::Attention,
+                "Uploads paused: key rejected",
+                Some("The hub refused this station's key. Ask the administrator to check the API key; scans are safe here.".into()),
+            );
+        }
+        if let Some(until) = self.cooldown_until.filter(|until| *until > now) {
+            return health(
+                SyncTone::Attention,
+                "Uploads paused",
+                Some(format!(
+                    "Uploads failed several times in a row; they try again by themselves in {}. Scans are safe here.",
+                    crate::clock::human_duration(until - now)
+                )),
+            );
+        }
+        if self.online == Some(false) {
+            return health(SyncTone::Bad, "Offline", Some("The hub cannot be reached. Scans are safe here and upload when it is back.".into()));
+        }
+        match self.last_failure {
+            Some(FailureKind::Server) => {
+                return health(
+                    SyncTone::Attention,
+                    "Hub cannot store scans",
+                    Some("The hub answered but could not store the scans. They stay safe here and upload later.".into()),
+                );
+            }
+            Some(FailureKind::Refused) => {
+                return health(
+                    SyncTone::Attention,
+                    "Uploads refused",
+                    Some("The hub refused the uploads (wrong address?). Ask the administrator to check the hub address.".into()),
+                );
+            }
+            Some(FailureKind::RateLimited) => {
+                return health(SyncTone::Attention, "Hub busy", Some("The hub asked to slow down; uploads continue shortly.".into()));
+            }
+            Some(FailureKind::Storage) => {
+                return health(
+                    SyncTone::Attention,
+                    "Upload error on this station",
+                    Some("This station could not read its scans for upload. Call the administrator (details under Admin).".into()),
+                );
+            }
+            _ => {}
+        }
+        if let Some(offset) = self.clock_warning_millis {
+            let direction = if offset > 0 { "ahead of" } else { "behind" };
+            return health(
+                SyncTone::Attention,
+                "Clock is wrong",
+                Some(format!(
+                    "This station's clock is {} {direction} the hub. Ask the administrator to fix the time.",
+                    crate::clock::human_duration(Duration::from_millis(offset.unsigned_abs()))
+                )),
+            );
+        }
+        match self.online {
+            Some(true) => health(SyncTone::Good, "Online", None),
+            _ => health(SyncTone::Neutral, "Connecting…", None),
+        }
+    }
+}
+
+/// The operator's words for a failed sync (the technical reason goes to
+/// the admin panel and the log).
+#[must_use]
+pub fn failure_words(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Offline => "the hub cannot be reached; scans are safe here",
+        FailureKind::AuthRejected => "the hub refused this station's key; uploads are paused",
+        FailureKind::RateLimited => "the hub is busy; it will be tried again",
+        FailureKind::Server => "the hub could not store the scans; they stay safe here",
+        FailureKind::Refused => "the hub refused the upload; check the hub address",
+        FailureKind::Storage => "this station could not read its scans",
+        FailureKind::Cancelled => "stopped",
+    }
 }
 
 /// A line of text with a tone.
@@ -247,6 +468,9 @@ pub struct StartupStatus {
     pub oldest_pending_at: Option<DateTime<Utc>>,
     /// The newest scans, newest first.
     pub recent: Vec<ScanRecord>,
+    /// The `seq` of those that were duplicates within the window when they
+    /// were recorded (the list keeps its yellow mark across a restart).
+    pub duplicates: std::collections::HashSet<i64>,
 }
 
 /// Everything on the operator's screen; see the module docs.
@@ -272,10 +496,20 @@ pub struct ScreenState {
     pub roster_people: usize,
     /// Roster and other station news, for [`ScreenSettings::sync_message`].
     pub notice: Option<Timed<Notice>>,
+    /// Problems shown at the top, one per kind.
+    pub banners: Vec<Banner>,
+    /// Whether scans can be recorded at all (false: no database).
+    pub recording: bool,
 }
 
+/// The name to show: the roster name, or the badge number when the person
+/// is not in the roster or the roster's name is blank.
 fn person_name(person: Option<&Person>, badge: &str) -> String {
-    person.map_or_else(|| badge.to_owned(), |p| p.full_name.clone())
+    person.map(|p| p.full_name.trim()).filter(|n| !n.is_empty()).map_or_else(|| badge.to_owned(), str::to_owned)
+}
+
+fn department(person: Option<&Person>) -> Option<String> {
+    person.and_then(|p| p.business_unit.as_deref()).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 impl ScreenState {
@@ -292,6 +526,10 @@ impl ScreenState {
                 clock_warning_millis: None,
                 oldest_pending_at: None,
                 message: None,
+                read_only: settings.read_only,
+                cooldown_until: None,
+                last_failure: None,
+                last_failure_detail: None,
             },
             settings,
             station_name,
@@ -305,6 +543,8 @@ impl ScreenState {
                 .collect(),
             roster_people,
             notice: None,
+            banners: Vec::new(),
+            recording: true,
         }
     }
 
@@ -333,6 +573,9 @@ impl ScreenState {
         if self.notice.as_ref().is_some_and(|m| now >= m.until) {
             self.notice = None;
         }
+        if self.sync.cooldown_until.is_some_and(|until| now >= until) {
+            self.sync.cooldown_until = None;
+        }
     }
 
     /// The next instant at which something on screen expires.
@@ -343,6 +586,7 @@ impl ScreenState {
             self.duplicate.as_ref().map(|t| t.until),
             self.sync.message.as_ref().map(|t| t.until),
             self.notice.as_ref().map(|t| t.until),
+            self.sync.cooldown_until,
         ]
         .into_iter()
         .flatten()
@@ -371,18 +615,27 @@ impl ScreenState {
         }
         if self.recent.is_empty() {
             for scan in status.recent.into_iter().take(crate::gui::theme::RECENT_SCANS) {
-                let status = if scan.person.is_some() { RecentStatus::Recorded } else { RecentStatus::NotInRoster };
+                let status = if status.duplicates.contains(&scan.seq) {
+                    RecentStatus::Duplicate
+                } else if scan.person.is_some() {
+                    RecentStatus::Recorded
+                } else {
+                    RecentStatus::NotInRoster
+                };
                 self.recent.push_back(RecentScan {
                     at: scan.scanned_at,
                     who: person_name(scan.person.as_ref(), &scan.badge_id),
+                    badge: scan.badge_id.clone(),
+                    department: department(scan.person.as_ref()),
                     status,
                 });
             }
         }
     }
 
-    fn push_recent(&mut self, at: DateTime<Utc>, who: String, status: RecentStatus) {
-        self.recent.push_front(RecentScan { at, who, status });
+    fn push_recent(&mut self, at: DateTime<Utc>, person: Option<&Person>, badge: &str, status: RecentStatus) {
+        let who = person_name(person, badge);
+        self.recent.push_front(RecentScan { at, who, badge: badge.to_owned(), department: department(person), status });
         self.recent.truncate(crate::gui::theme::RECENT_SCANS);
     }
 
@@ -413,7 +666,7 @@ impl ScreenState {
                 let (feedback, status) = match &scan.person {
                     Some(p) => (
                         Feedback::Welcome {
-                            name: p.full_name.clone(),
+                            name: who.clone(),
                             business_unit: p.business_unit.clone().filter(|s| !s.trim().is_empty()),
                             position: p.position.clone().filter(|s| !s.trim().is_empty()),
                         },
@@ -422,26 +675,26 @@ impl ScreenState {
                     None => (Feedback::NotInRoster { badge: scan.badge_id.clone() }, RecentStatus::NotInRoster),
                 };
                 self.show_feedback(feedback, now);
-                self.push_recent(scan.scanned_at, who, status);
+                self.push_recent(scan.scanned_at, scan.person.as_ref(), &scan.badge_id, status);
             }
             ScanEvent::DuplicateWarned { scan, earlier, counters } => {
                 self.stored(scan, *counters);
                 let who = person_name(scan.person.as_ref(), &scan.badge_id);
-                self.show_duplicate(overlay(true, who.clone(), &scan.badge_id, earlier), now);
-                self.push_recent(scan.scanned_at, who, RecentStatus::Duplicate);
+                self.show_duplicate(overlay(true, who, &scan.badge_id, earlier), now);
+                self.push_recent(scan.scanned_at, scan.person.as_ref(), &scan.badge_id, RecentStatus::Duplicate);
             }
             ScanEvent::Blocked { badge_id, person, scanned_at, earlier } => {
                 let who = person_name(person.as_ref(), badge_id);
-                self.show_duplicate(overlay(false, who.clone(), badge_id, earlier), now);
-                self.push_recent(*scanned_at, who, RecentStatus::Blocked);
+                self.show_duplicate(overlay(false, who, badge_id, earlier), now);
+                self.push_recent(*scanned_at, person.as_ref(), badge_id, RecentStatus::Blocked);
             }
             ScanEvent::Rejected { text, reason, .. } => {
                 self.show_feedback(Feedback::Rejected { text: text.clone(), reason: reason.to_string() }, now);
-                self.push_recent(wall, text.clone(), RecentStatus::Rejected);
+                self.push_recent(wall, None, text, RecentStatus::Rejected);
             }
             ScanEvent::StoreFailed { badge_id, error } => {
                 self.show_feedback(Feedback::NotSaved { badge: badge_id.clone(), error: error.clone() }, now);
-                self.push_recent(wall, badge_id.clone(), RecentStatus::NotSaved);
+                self.push_recent(wall, None, badge_id, RecentStatus::NotSaved);
             }
             ScanEvent::CountersChanged(counters) => self.set_counters(*counters),
         }
@@ -507,6 +760,8 @@ impl ScreenState {
                 self.sync.last_success_at = Some(*at);
                 self.sync.online = Some(true);
                 self.sync.auth_rejected = false;
+                self.sync.cooldown_until = None;
+                self.sync.last_failure = None;
                 self.set_counters(*counters);
                 if trigger.is_manual() || self.settings.show_auto_complete {
                     let what = if trigger.is_manual() { "Sync" } else { "Auto-sync" };
@@ -520,7 +775,7 @@ impl ScreenState {
                     self.sync_message(text, if *failed > 0 { Tone::Attention } else { Tone::Good }, now);
                 }
             }
-            SyncEvent::Failed { trigger, reason, kind, counters, .. } => {
+            SyncEvent::Failed { trigger, reason, kind, counters, cooldown } => {
                 self.sync.running = None;
                 self.set_counters(*counters);
                 match kind {
@@ -528,12 +783,24 @@ impl ScreenState {
                     FailureKind::Offline => self.sync.online = Some(false),
                     _ => {}
                 }
+                if *kind != FailureKind::Cancelled {
+                    self.sync.last_failure = Some(*kind);
+                    self.sync.last_failure_detail = Some(reason.clone());
+                }
+                if let Some(pause) = cooldown {
+                    self.sync.cooldown_until = Some(now + *pause);
+                }
                 if trigger.is_manual() || self.settings.show_auto_complete {
                     let what = if trigger.is_manual() { "Sync" } else { "Auto-sync" };
-                    self.sync_message(format!("{what} failed: {reason}"), Tone::Attention, now);
+                    self.sync_message(format!("{what} failed: {}", failure_words(*kind)), Tone::Attention, now);
                 }
             }
-            SyncEvent::Connectivity { online } => self.sync.online = Some(*online),
+            SyncEvent::Connectivity { online } => {
+                self.sync.online = Some(*online);
+                if *online && self.sync.last_failure == Some(FailureKind::Offline) {
+                    self.sync.last_failure = None;
+                }
+            }
             SyncEvent::EpochChanged { epoch, change, backup, counters } => {
                 self.set_counters(*counters);
                 let mut text = format!("Hub cleared (epoch {epoch}): {} older scans archived on this station", change.archived);
@@ -588,6 +855,7 @@ mod tests {
             show_auto_start: false,
             show_auto_complete: true,
             sync_enabled: true,
+            read_only: false,
         }
     }
 

@@ -46,8 +46,15 @@ pub const ATTENTION: Color32 = Color32::from_rgb(0xF3, 0x9C, 0x12);
 /// Backdrop behind modal overlays (admin panel, shutdown flow).
 pub const BACKDROP: Color32 = Color32::from_rgba_premultiplied(0, 0, 0, 200);
 
-/// The greeting's name: readable from two metres.
+/// The idle prompt ("Tap your badge"): readable from two metres.
+pub const SIZE_IDLE: f32 = 80.0;
+/// The greeting's name: readable from two metres. Long names wrap, then
+/// shrink down to [`SIZE_HERO_MIN`].
 pub const SIZE_HERO: f32 = 64.0;
+/// The smallest size a long name shrinks to.
+pub const SIZE_HERO_MIN: f32 = 30.0;
+/// Lines a name may wrap to before it shrinks.
+pub const HERO_LINES: usize = 2;
 /// Headlines ("Welcome,", overlay titles).
 pub const SIZE_HEADLINE: f32 = 40.0;
 /// Details under a headline (business unit, position, earlier scan).
@@ -71,6 +78,18 @@ pub const DOT: f32 = 14.0;
 pub const SPINNER: f32 = 22.0;
 /// How many recent scans the list keeps.
 pub const RECENT_SCANS: usize = 8;
+/// Height of one row of the recent-scans list.
+pub const RECENT_ROW: f32 = 26.0;
+/// Height of the recent-scans panel: fixed, so the welcome card above it
+/// never changes size as the list fills.
+pub const RECENT_HEIGHT: f32 = RECENT_ROW * (RECENT_SCANS as f32 + 1.0) + 2.0 * MARGIN as f32;
+/// The smallest side of anything an operator touches (a finger, not a mouse).
+pub const TOUCH: f32 = 56.0;
+/// The keys of the on-screen PIN keypad.
+pub const KEYPAD_KEY: f32 = 72.0;
+/// Height reserved for a notice line, so a notice appearing never moves
+/// the layout below it.
+pub const NOTICE_HEIGHT: f32 = 28.0;
 /// Width of the admin panel.
 pub const ADMIN_WIDTH: f32 = 760.0;
 
@@ -113,7 +132,8 @@ pub fn apply(ctx: &egui::Context) {
             }
         }
         style.spacing.item_spacing = egui::vec2(10.0, 8.0);
-        style.spacing.button_padding = egui::vec2(14.0, 8.0);
-        style.spacing.interact_size.y = 36.0;
+        // Touch: buttons are at least a finger wide and high.
+        style.spacing.interact_size = egui::vec2(TOUCH, TOUCH);
+        style.spacing.button_padding = egui::vec2(18.0, 14.0);
     });
 }

@@ -15,7 +15,7 @@ use egui::{Align2, Color32, CornerRadius, Frame, Margin, RichText, Sense, Stroke
 
 use super::StationApp;
 use super::shutdown::Step;
-use super::state::{DuplicateOverlay, Feedback, RecentStatus, Tone};
+use super::state::{BannerKind, DuplicateOverlay, Feedback, RecentStatus, SyncTone, Tone};
 use super::theme;
 use crate::clock::human_duration;
 use crate::station::sync::SyncTrigger;
@@ -35,6 +35,29 @@ pub fn window_text(window: Duration) -> String {
     } else {
         format!("{secs} s")
     }
+}
+
+/// A name (or badge) as big as it can be: at [`theme::SIZE_HERO`] it wraps
+/// to [`theme::HERO_LINES`] lines; longer, it shrinks step by step down to
+/// [`theme::SIZE_HERO_MIN`] (and wraps further only then), so names of any
+/// length and script fit the card without being cut.
+fn hero_name(ui: &mut egui::Ui, name: &str, color: Color32, width: f32) {
+    let size = hero_size(ui.ctx(), name, width);
+    ui.add(egui::Label::new(RichText::new(name).font(theme::bold(size)).color(color)).wrap());
+}
+
+/// The font size [`hero_name`] uses for `name` in `width`.
+#[must_use]
+pub fn hero_size(ctx: &egui::Context, name: &str, width: f32) -> f32 {
+    let mut size = theme::SIZE_HERO;
+    while size > theme::SIZE_HERO_MIN {
+        let rows = ctx.fonts_mut(|fonts| fonts.layout(name.to_owned(), theme::bold(size), theme::TEXT, width).rows.len());
+        if rows <= theme::HERO_LINES {
+            break;
+        }
+        size = (size - 4.0).max(theme::SIZE_HERO_MIN);
+    }
+    size
 }
 
 fn tone_color(tone: Tone) -> Color32 {
@@ -99,6 +122,11 @@ impl StationApp {
         egui::Panel::top("header").frame(Frame::new().fill(theme::SURFACE).inner_margin(Margin::same(theme::MARGIN))).show(ui, |ui| {
             self.header_ui(ui);
         });
+        if !self.screen.banners.is_empty() {
+            egui::Panel::top("banners").frame(Frame::new().fill(theme::BACKGROUND).inner_margin(Margin::same(theme::MARGIN / 2))).show(ui, |ui| {
+                self.banners_ui(ui);
+            });
+        }
         egui::Panel::right("status")
             .resizable(false)
             .exact_size(400.0)
@@ -117,6 +145,7 @@ impl StationApp {
             });
         egui::Panel::bottom("recent")
             .resizable(false)
+            .exact_size(theme::RECENT_HEIGHT)
             .frame(Frame::new().fill(theme::BACKGROUND).inner_margin(Margin::same(theme::MARGIN)))
             .show(ui, |ui| self.recent_ui(ui));
         egui::CentralPanel::default().frame(Frame::new().fill(theme::BACKGROUND).inner_margin(Margin::same(theme::MARGIN))).show(ui, |ui| {
@@ -141,8 +170,29 @@ impl StationApp {
                 ui.label(RichText::new(clock).font(theme::regular(theme::SIZE_DETAIL)));
             });
         });
-        if let Some(notice) = &self.screen.notice {
-            ui.label(RichText::new(&notice.value.text).color(tone_color(notice.value.tone)));
+        // The notice line keeps its height when empty, so nothing below moves.
+        let width = ui.available_width();
+        ui.allocate_ui(egui::vec2(width, theme::NOTICE_HEIGHT), |ui| {
+            ui.set_min_size(egui::vec2(width, theme::NOTICE_HEIGHT));
+            if let Some(notice) = &self.screen.notice {
+                ui.add(egui::Label::new(RichText::new(&notice.value.text).color(tone_color(notice.value.tone))).truncate());
+            }
+        });
+    }
+
+    /// One strip per kind of problem, in plain words.
+    fn banners_ui(&self, ui: &mut egui::Ui) {
+        for banner in &self.screen.banners {
+            let (fill, text) = if banner.kind == BannerKind::Database {
+                (theme::NOT_SAVED, theme::TEXT)
+            } else {
+                (theme::ATTENTION, theme::TEXT_ON_WARN)
+            };
+            Frame::new().fill(fill).corner_radius(CornerRadius::same(theme::RADIUS / 2)).inner_margin(Margin::symmetric(theme::MARGIN, 8)).show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.label(RichText::new(&banner.text).color(text).font(theme::bold(theme::SIZE_BODY)));
+            });
+            ui.add_space(4.0);
         }
     }
 
@@ -150,7 +200,11 @@ impl StationApp {
         let Some(feedback) = &self.screen.feedback else {
             ui.vertical_centered(|ui| {
                 ui.add_space(ui.available_height() / 3.0);
-                ui.label(RichText::new("Tap your badge").font(theme::bold(theme::SIZE_HEADLINE)).color(theme::TEXT_MUTED));
+                if self.screen.recording {
+                    ui.label(RichText::new("Tap your badge").font(theme::bold(theme::SIZE_IDLE)).color(theme::TEXT));
+                } else {
+                    ui.label(RichText::new("Scans are NOT being saved").font(theme::bold(theme::SIZE_HEADLINE)).color(theme::OFFLINE));
+                }
             });
             return;
         };
@@ -160,38 +214,40 @@ impl StationApp {
             Feedback::Rejected { .. } => (theme::REJECT, theme::TEXT),
             Feedback::NotSaved { .. } | Feedback::InputBusy { .. } => (theme::NOT_SAVED, theme::TEXT),
         };
+        // The card fills the central panel, whose size is fixed by the
+        // panels around it: it never moves or changes size with its text.
+        let card_size = ui.available_size();
         Frame::new()
             .fill(fill)
             .corner_radius(CornerRadius::same(theme::RADIUS))
             .inner_margin(Margin::same(2 * theme::MARGIN))
             .show(ui, |ui| {
-                ui.set_min_size(ui.available_size());
+                let inner = card_size - egui::vec2(4.0 * f32::from(theme::MARGIN), 4.0 * f32::from(theme::MARGIN));
+                ui.set_min_size(inner);
+                ui.set_max_size(inner);
                 ui.vertical_centered(|ui| {
-                    ui.add_space(ui.available_height() / 5.0);
+                    ui.add_space(inner.y / 8.0);
                     let big = |text: String| RichText::new(text).font(theme::bold(theme::SIZE_HERO)).color(text_color);
                     let detail = |text: String| RichText::new(text).font(theme::regular(theme::SIZE_DETAIL)).color(text_color);
                     match &feedback.value {
                         Feedback::Welcome { name, business_unit, position } => {
-                            ui.label(big(format!("Welcome, {name}")));
-                            if let Some(unit) = business_unit {
-                                ui.label(detail(unit.clone()));
-                            }
-                            if let Some(position) = position {
-                                ui.label(detail(position.clone()));
+                            hero_name(ui, &format!("Welcome, {name}"), text_color, inner.x);
+                            for line in [business_unit, position].into_iter().flatten() {
+                                ui.add(egui::Label::new(detail(line.clone())).truncate());
                             }
                         }
                         Feedback::NotInRoster { badge } => {
-                            ui.label(big(badge.clone()));
+                            hero_name(ui, badge, text_color, inner.x);
                             ui.label(detail("not in roster — scan recorded".to_owned()));
                         }
                         Feedback::Rejected { text, reason } => {
                             ui.label(big("Badge not read — scan again".to_owned()));
-                            ui.label(detail(format!("{text:?}: {reason}")));
+                            ui.add(egui::Label::new(detail(format!("{text:?}: {reason}"))).truncate());
                         }
                         Feedback::NotSaved { badge, error } => {
                             ui.label(big("NOT SAVED — scan again".to_owned()));
                             ui.label(detail(badge.clone()));
-                            ui.label(RichText::new(error).font(theme::regular(theme::SIZE_SMALL)).color(text_color));
+                            ui.add(egui::Label::new(RichText::new(error).font(theme::regular(theme::SIZE_SMALL)).color(text_color)).truncate());
                         }
                         Feedback::InputBusy { badge } => {
                             ui.label(big("NOT SAVED — scan again".to_owned()));
@@ -225,11 +281,11 @@ impl StationApp {
                     ui.vertical_centered(|ui| {
                         ui.add_space(screen.height() / 5.0);
                         ui.label(RichText::new(title).font(theme::bold(theme::SIZE_HEADLINE)).color(text_color));
-                        ui.label(RichText::new(&overlay.who).font(theme::bold(theme::SIZE_HERO)).color(text_color));
+                        hero_name(ui, &overlay.who, text_color, screen.width() - 8.0 * f32::from(theme::MARGIN));
                         ui.label(RichText::new(earlier).font(theme::regular(theme::SIZE_DETAIL)).color(text_color));
                         if !overlay.stored {
                             ui.label(
-                                RichText::new("This scan was refused (DUPLICATE_BADGE_ACTION=block)")
+                                RichText::new("This scan was not recorded again: the earlier one counts.")
                                     .font(theme::regular(theme::SIZE_BODY))
                                     .color(text_color),
                             );
@@ -258,57 +314,42 @@ impl StationApp {
     fn sync_ui(&mut self, ui: &mut egui::Ui) {
         let sync = self.screen.sync.clone();
         let now_utc = self.clock.now_utc();
+        let health = sync.health(self.clock.now_mono());
+        let color = match health.tone {
+            SyncTone::Good => theme::ONLINE,
+            SyncTone::Neutral => theme::UNKNOWN_STATE,
+            SyncTone::Attention => theme::ATTENTION,
+            SyncTone::Bad => theme::OFFLINE,
+        };
+        ui.horizontal(|ui| {
+            dot(ui, color, health.headline);
+            ui.label(RichText::new(health.headline).strong());
+            if sync.enabled {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    let button = ui.add_enabled(sync.running.is_none(), egui::Button::new("Sync now"));
+                    if button.clicked()
+                        && let Some(commands) = &self.sync_commands
+                        && commands.try_send(crate::station::sync::SyncCommand::SyncNow).is_err()
+                    {
+                        let now = self.clock.now_mono();
+                        self.screen.show_notice("Sync is busy with earlier requests; try again shortly", Tone::Attention, now);
+                    }
+                    if sync.running.is_some() {
+                        spinner(ui);
+                    }
+                });
+            }
+        });
+        if let Some(advice) = &health.advice {
+            let tone = if health.tone == SyncTone::Neutral { theme::TEXT_MUTED } else { color };
+            ui.label(RichText::new(advice).color(tone));
+        }
         if !sync.enabled {
-            ui.horizontal(|ui| {
-                dot(ui, theme::UNKNOWN_STATE, "Sync off");
-                ui.label("sync off (no CLOUD_API_URL)");
-            });
             return;
         }
-        ui.horizontal(|ui| {
-            match sync.online {
-                Some(true) => dot(ui, theme::ONLINE, "Hub reachable"),
-                Some(false) => dot(ui, theme::OFFLINE, "Hub unreachable"),
-                None => dot(ui, theme::UNKNOWN_STATE, "Hub not contacted yet"),
-            }
-            ui.label(match sync.online {
-                Some(true) => "online",
-                Some(false) => "offline",
-                None => "connecting…",
-            });
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let button = ui.add_enabled(sync.running.is_none(), egui::Button::new("Sync now"));
-                if button.clicked()
-                    && let Some(commands) = &self.sync_commands
-                    && commands.try_send(crate::station::sync::SyncCommand::SyncNow).is_err()
-                {
-                    let now = self.clock.now_mono();
-                    self.screen.show_notice("Sync is busy with earlier requests; try again shortly", Tone::Attention, now);
-                }
-                if sync.running.is_some() {
-                    spinner(ui);
-                }
-            });
-        });
         if let Some(run) = sync.running {
             let what = if run.trigger == SyncTrigger::Manual || run.trigger == SyncTrigger::ManualAll { "Syncing" } else { "Auto-sync" };
             ui.label(RichText::new(format!("{what}: {} uploaded, {} pending", run.synced, run.remaining)).color(theme::SYNC_BLUE));
-        }
-        if sync.online == Some(false) {
-            ui.label(RichText::new("offline: scans are safe on this station").color(theme::ATTENTION));
-        }
-        if sync.auth_rejected {
-            ui.label(RichText::new("API key rejected: check CLOUD_API_KEY in .env").color(theme::ATTENTION));
-        }
-        if let Some(offset) = sync.clock_warning_millis {
-            let direction = if offset > 0 { "ahead of" } else { "behind" };
-            ui.label(
-                RichText::new(format!(
-                    "Clock warning: this station is {} {direction} the hub; fix the station's time",
-                    human_duration(Duration::from_millis(offset.unsigned_abs()))
-                ))
-                .color(theme::ATTENTION),
-            );
         }
         let last = sync.last_success_at.map_or_else(
             || "Last sync: never".to_owned(),
@@ -359,16 +400,28 @@ impl StationApp {
         ui.label(RichText::new("Last scans").color(theme::TEXT_MUTED));
         if self.screen.recent.is_empty() {
             ui.label(RichText::new("no scans yet").color(theme::TEXT_MUTED));
+            return;
         }
-        for scan in &self.screen.recent {
-            let color = match scan.status {
-                RecentStatus::Recorded => theme::ONLINE,
-                RecentStatus::NotInRoster => theme::TEXT,
-                RecentStatus::Duplicate => theme::WARN,
-                RecentStatus::Blocked | RecentStatus::Rejected | RecentStatus::NotSaved => theme::OFFLINE,
-            };
-            ui.label(RichText::new(format!("{}  {}  {}", local_time(&scan.at), scan.who, scan.status.text())).color(color));
-        }
+        let width = ui.available_width();
+        egui::Grid::new("recent-scans").num_columns(4).min_row_height(theme::RECENT_ROW).spacing(egui::vec2(24.0, 0.0)).show(ui, |ui| {
+            for scan in &self.screen.recent {
+                let color = match scan.status {
+                    RecentStatus::Recorded => theme::ONLINE,
+                    RecentStatus::NotInRoster => theme::TEXT,
+                    RecentStatus::Duplicate => theme::WARN,
+                    RecentStatus::Blocked | RecentStatus::Rejected | RecentStatus::NotSaved => theme::OFFLINE,
+                };
+                ui.label(RichText::new(local_time(&scan.at)).color(theme::TEXT_MUTED));
+                let who = if scan.who == scan.badge { scan.who.clone() } else { format!("{} ({})", scan.who, scan.badge) };
+                ui.add_sized([width * 0.4, theme::RECENT_ROW], egui::Label::new(who).truncate());
+                ui.add_sized(
+                    [width * 0.25, theme::RECENT_ROW],
+                    egui::Label::new(RichText::new(scan.department.clone().unwrap_or_default()).color(theme::TEXT_MUTED)).truncate(),
+                );
+                ui.label(RichText::new(scan.status.text()).color(color));
+                ui.end_row();
+            }
+        });
     }
 
     fn shutdown_ui(&self, ctx: &egui::Context) {

@@ -112,6 +112,9 @@ pub enum ProblemKind {
     Readers,
     /// Upload settings (URL, key) that keep sync off or failing.
     Sync,
+    /// A TrackAttendance variable this station does not implement: named,
+    /// not a problem (`config check` still exits 0 for it).
+    Ignored,
 }
 
 /// A bad value and what was done about it.
@@ -562,10 +565,22 @@ impl Config {
         }
     }
 
-    /// Whether uploads are configured at all.
+    /// The problems that need fixing (everything but ignored
+    /// TrackAttendance variables).
+    pub fn real_problems(&self) -> impl Iterator<Item = &ConfigProblem> {
+        self.problems.iter().filter(|p| p.kind != ProblemKind::Ignored)
+    }
+
+    /// Whether anything needs fixing.
+    #[must_use]
+    pub fn has_problems(&self) -> bool {
+        self.real_problems().next().is_some()
+    }
+
+    /// Whether uploads are configured at all (and allowed: not `CLOUD_READ_ONLY`).
     #[must_use]
     pub fn sync_configured(&self) -> bool {
-        self.cloud.api_url.is_some()
+        self.cloud.api_url.is_some() && !self.cloud.read_only
     }
 
     /// The station database file.
@@ -616,14 +631,24 @@ impl Config {
         for s in &self.settings {
             let _ = writeln!(out, "{:width$}  {:<24}  [{}]", s.name, s.shown, s.source);
         }
-        if !self.sync_configured() {
+        if self.cloud.read_only {
+            let _ = writeln!(out, "\nmonitoring only (CLOUD_READ_ONLY=true): nothing is sent to the hub");
+        } else if !self.sync_configured() {
             let _ = writeln!(out, "\nsync is off: set CLOUD_API_URL (and CLOUD_API_KEY) to upload scans");
         }
-        if self.problems.is_empty() {
+        let ignored: Vec<&ConfigProblem> = self.problems.iter().filter(|p| p.kind == ProblemKind::Ignored).collect();
+        if !ignored.is_empty() {
+            let _ = writeln!(out, "\nignored (TrackAttendance settings this station does not implement):");
+            for p in ignored {
+                let _ = writeln!(out, "  - {}", p.name);
+            }
+        }
+        let problems: Vec<&ConfigProblem> = self.real_problems().collect();
+        if problems.is_empty() {
             let _ = writeln!(out, "\nno problems found");
         } else {
-            let _ = writeln!(out, "\n{} problem(s):", self.problems.len());
-            for p in &self.problems {
+            let _ = writeln!(out, "\n{} problem(s):", problems.len());
+            for p in problems {
                 let _ = writeln!(out, "  - {p}");
             }
         }
@@ -715,9 +740,12 @@ impl Loader {
                 Source::Environment => "in the environment".to_owned(),
                 Source::Default => String::new(),
             };
-            let message = if IGNORED_TRACKATTENDANCE.contains(&name.as_str()) {
-                format!("{name} ({where_}) is a TrackAttendance setting this station does not implement; it is ignored")
-            } else if let Some(suggestion) = closest_name(&name, known.iter().copied()) {
+            if IGNORED_TRACKATTENDANCE.contains(&name.as_str()) {
+                let message = format!("{name} ({where_}) is a TrackAttendance setting this station does not implement; it is ignored");
+                self.problem_of(ProblemKind::Ignored, &name, source, message);
+                continue;
+            }
+            let message = if let Some(suggestion) = closest_name(&name, known.iter().copied()) {
                 format!("{name} ({where_}) is not a setting of this station; did you mean {suggestion}? It is ignored")
             } else {
                 format!(
@@ -1091,7 +1119,7 @@ mod tests {
             &[("duplicate_badge_action", "block")],
         ));
         let unknown: Vec<&str> =
-            c.problems.iter().filter(|p| p.kind == ProblemKind::UnknownName).map(|p| p.message.as_str()).collect();
+            c.problems.iter().filter(|p| matches!(p.kind, ProblemKind::UnknownName | ProblemKind::Ignored)).map(|p| p.message.as_str()).collect();
         assert_eq!(
             unknown,
             [
@@ -1102,6 +1130,8 @@ mod tests {
             ]
         );
         assert_eq!(c.duplicates.action, DuplicateAction::Warn, "a lowercase name does not silently apply");
+        assert_eq!(c.problems.iter().find(|p| p.name == "LIVE_SYNC_ENABLED").map(|p| p.kind), Some(ProblemKind::Ignored));
+        assert!(c.report().contains("ignored (TrackAttendance settings this station does not implement):\n  - LIVE_SYNC_ENABLED\n"));
         assert_eq!(c.duplicates.window_secs, 60);
     }
 

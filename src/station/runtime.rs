@@ -146,6 +146,8 @@ pub struct StationRuntime {
     roster: SharedRoster,
     sync: Option<SyncHandle>,
     roster_watcher: Option<RosterWatcher>,
+    /// `READERS` entries that could not be set up (they do not run).
+    reader_problems: Vec<String>,
 }
 
 impl StationRuntime {
@@ -215,6 +217,7 @@ impl StationRuntime {
             roster: setup.roster,
             sync,
             roster_watcher,
+            reader_problems: Vec::new(),
         };
         for config in setup.readers {
             let thread = format!("reader {}", config.id);
@@ -243,16 +246,17 @@ impl StationRuntime {
     /// Starts the station the configuration describes: opens the database,
     /// loads the roster and the reader profiles (built in, plus
     /// `DATA_DIR/readers/`), and resolves `READERS`. Problems with user
-    /// profile files are logged; a profile `READERS` needs must be usable.
+    /// profile files are logged. A `READERS` entry that cannot be set up
+    /// (an unknown profile, say) does not stop the station: the others run,
+    /// and [`StationRuntime::reader_problems`] says what is missing.
     pub fn from_config(config: &Config, waker: Waker) -> Result<StationRuntime, RuntimeError> {
         let store = Store::open(&config.database_path())?;
         let roster = SharedRoster::new(Roster::from_people(store.roster_rows()?));
-        let (profiles, problems) = ProfileSet::load(&config.data_dir);
-        for problem in problems {
-            tracing::warn!("{problem}");
+        let (readers, reader_problems) = resolve_readers(config);
+        for problem in &reader_problems {
+            tracing::warn!("{problem}; that reader does not run");
         }
-        let readers = ReaderConfig::resolve_all(&config.readers, &profiles)?;
-        StationRuntime::start(StationSetup {
+        let mut runtime = StationRuntime::start(StationSetup {
             store,
             clock: SystemClock::shared(),
             roster,
@@ -262,7 +266,16 @@ impl StationRuntime {
             sync: SyncSettings::from_config(config),
             roster_watch: Some(WatcherConfig::from_config(config)),
             waker,
-        })
+        })?;
+        runtime.reader_problems = reader_problems;
+        Ok(runtime)
+    }
+
+    /// The `READERS` entries that could not be set up, each saying why and
+    /// what to write instead.
+    #[must_use]
+    pub fn reader_problems(&self) -> &[String] {
+        &self.reader_problems
     }
 
     /// The event stream. Drain it (every frame, or in a loop); workers wait
@@ -375,6 +388,20 @@ impl StationRuntime {
     pub fn next_event(&self, timeout: Duration) -> Option<StationEvent> {
         self.events.recv_timeout(timeout).ok()
     }
+}
+
+/// Resolves `READERS` against the built-in profiles and those in
+/// `DATA_DIR/readers/`: the readers that can run, and the problem of each
+/// entry that cannot (also used by `config check`). Problems with the user
+/// profile files themselves are logged.
+#[must_use]
+pub fn resolve_readers(config: &Config) -> (Vec<ReaderConfig>, Vec<String>) {
+    let (profiles, problems) = ProfileSet::load(&config.data_dir);
+    for problem in problems {
+        tracing::warn!("{problem}");
+    }
+    let (readers, errors) = ReaderConfig::resolve_each(&config.readers, &profiles);
+    (readers, errors.iter().map(ToString::to_string).collect())
 }
 
 impl Drop for StationRuntime {

@@ -56,17 +56,21 @@ fn person(id: &str, name: &str, unit: &str, position: &str) -> Person {
     }
 }
 
+fn config_in(dir: &TempDir, env: &str) -> Config {
+    Config::from_sources(Sources {
+        data_dir: dir.path().to_path_buf(),
+        env_file: dir.path().join(".env"),
+        env_file_text: Some(env.to_owned()),
+        environment: HashMap::new(),
+        flags: Vec::new(),
+    })
+}
+
 impl Gui {
     /// A station on a fresh data directory with `env` as its `.env` file.
     fn start(env: &str, people: Vec<Person>) -> Gui {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config::from_sources(Sources {
-            data_dir: dir.path().to_path_buf(),
-            env_file: dir.path().join(".env"),
-            env_file_text: Some(env.to_owned()),
-            environment: HashMap::new(),
-            flags: Vec::new(),
-        });
+        let config = config_in(&dir, env);
         assert!(config.problems.is_empty(), "{:?}", config.problems);
         let clock = ManualClock::new(parse_utc("2026-11-21T10:00:00Z").unwrap());
         let runtime = StationRuntime::start(StationSetup {
@@ -82,12 +86,44 @@ impl Gui {
         })
         .unwrap();
         let reads = runtime.wedge_sender();
-        let mut pending = Some((config, runtime));
+        Gui::with_app(dir, clock, reads, move |ctx| StationApp::new(ctx, config, runtime, Instant::now()))
+    }
+
+    /// The station as `badgestation run` starts it, from `env` in a data
+    /// directory `prepare` may change first (a damaged database, say): the
+    /// real `StationRuntime::from_config`, and the window without a station
+    /// when that fails, as `gui::run` does.
+    fn start_as_run(env: &str, prepare: impl FnOnce(&std::path::Path)) -> Gui {
+        let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
+        let config = config_in(&dir, env);
+        let clock = ManualClock::new(parse_utc("2026-11-21T10:00:00Z").unwrap());
+        let (tx, _) = crossbeam_channel::bounded(1);
+        match StationRuntime::from_config(&config, noop_waker()) {
+            Ok(runtime) => {
+                let reads = runtime.wedge_sender();
+                Gui::with_app(dir, clock, reads, move |ctx| StationApp::new(ctx, config, runtime, Instant::now()))
+            }
+            Err(error) => {
+                let error = error.to_string();
+                let shared: badgestation::clock::SharedClock = Arc::new(clock.clone());
+                Gui::with_app(dir, clock, tx, move |ctx| StationApp::without_station(ctx, config, &error, shared, Instant::now()))
+            }
+        }
+    }
+
+    fn with_app(
+        dir: TempDir,
+        clock: ManualClock,
+        reads: Sender<RawRead>,
+        build: impl FnOnce(&egui::Context) -> StationApp + 'static,
+    ) -> Gui {
+        let mut build = Some(build);
         let harness = Harness::builder().with_size(egui::vec2(1280.0, 800.0)).build_ui_state(
             move |ui, slot: &mut Slot| {
                 if slot.app.is_none() {
-                    let (config, runtime) = pending.take().unwrap();
-                    slot.app = Some(StationApp::new(ui.ctx(), config, runtime, Instant::now()));
+                    let build = build.take().unwrap();
+                    slot.app = Some(build(ui.ctx()));
                 }
                 let app = slot.app.as_mut().unwrap();
                 app.logic(ui.ctx(), &mut slot.frame);
@@ -199,7 +235,8 @@ fn a_scan_shows_the_name() {
     gui.wait_for("Welcome, Somchai Jaidee");
     assert!(gui.shows("Operations"));
     assert!(gui.shows("Line Technician"));
-    assert!(gui.shows("Somchai Jaidee  recorded"), "listed in the last scans");
+    assert!(gui.shows("Somchai Jaidee (101117)"), "listed in the last scans with the badge");
+    assert!(gui.shows("recorded"));
     gui.advance(Duration::from_millis(2499));
     assert!(gui.shows("Welcome, Somchai Jaidee"));
     gui.advance(Duration::from_millis(1));
@@ -247,7 +284,7 @@ fn block_overlay_appears_and_expires() {
     assert!(gui.shows("Олена Коваль"));
     let earlier = format!("Earlier scan at {} (45 s ago), within the 2 min duplicate window", local_hms("2026-11-21T10:00:00Z"));
     assert!(gui.shows(&earlier), "expected {earlier:?}");
-    assert!(gui.shows("refused (DUPLICATE_BADGE_ACTION=block)"));
+    assert!(gui.shows("This scan was not recorded again"));
     assert!(gui.shows("Total: 1"), "the refused scan is not counted");
     gui.advance(Duration::from_millis(1500));
     assert!(!gui.shows("Already scanned"));
@@ -280,7 +317,7 @@ fn sync_now_sends_the_command_and_spins() {
     let mut gui = Gui::start(&env, Vec::new());
     gui.read("424242");
     gui.wait_for("Pending: 1");
-    gui.wait_for("online");
+    gui.wait_for("Online");
     assert!(gui.harness.query_by_label("Sync in progress").is_none());
     assert!(gui.shows("Last sync: never"));
     hub.push_faults([Fault::Delay(Duration::from_millis(1500))]);
@@ -330,7 +367,7 @@ fn wedge_badge_during_admin_is_recorded() {
     gui.harness.step();
     assert!(gui.harness.get_by_label("Admin PIN").is_focused(), "the PIN field has focus");
     gui.burst("0004372425");
-    gui.wait_for("0004372425  recorded, not in roster");
+    gui.wait_for("recorded, not in roster");
     assert!(gui.harness.get_by_label("Admin PIN").value().unwrap_or_default().is_empty(), "no badge digits in the PIN field");
     assert!(!gui.shows("Wrong PIN"), "the burst's Enter did not submit the PIN");
     gui.type_slowly("0004372426");
@@ -359,12 +396,13 @@ fn shutdown_flow_runs_in_order_and_closes_when_export_fails() {
     std::fs::write(gui.dir.path().join("exports"), "not a directory").unwrap();
     gui.read("5551");
     gui.wait_for("Pending: 1");
-    gui.wait_for("online");
+    gui.wait_for("Online");
     hub.push_faults([Fault::Delay(Duration::from_millis(800))]);
     gui.click("Admin");
     gui.type_slowly("2468");
     gui.click("Unlock");
-    gui.click("Quit station");
+    gui.click("Quit station…");
+    gui.click("Yes, quit");
     assert!(gui.shows("1. Upload: uploading pending scans…"));
     assert!(gui.shows("2. Export to Excel: waiting"));
     assert!(gui.shows("3. Close: waiting"));
@@ -430,4 +468,160 @@ fn no_display_is_a_clear_error() {
             assert!(stderr.contains(needle), "{args:?}: {stderr}");
         }
     }
+}
+
+/// Each kind of configuration problem opens the station anyway with its own
+/// banner in plain words (no variable names or file lines on the main
+/// screen; those are in the admin panel), and a keyboard-wedge badge is
+/// still recorded. READERS with an unknown profile goes through the real
+/// `StationRuntime::from_config`, as `badgestation run` starts it.
+#[test]
+fn each_config_problem_kind_has_a_banner_and_the_wedge_still_records() {
+    let cases = [
+        ("THIS LINE IS NOT A SETTING\n", "Some lines of the settings file could not be read", "line 1"),
+        ("DUPLICATE_BADGE_WINDOW_SECONDS=30\n", "names this station does not know", "did you mean DUPLICATE_BADGE_TIME_WINDOW_SECONDS"),
+        ("SCAN_FEEDBACK_DURATION_MS=-5\n", "values that cannot be used; their defaults are used", "using the default 2000"),
+        ("READERS=nosuchprofile:/dev/ttyUSB9\n", "A badge reader from the settings could not be started", "there is no reader profile \"nosuchprofile\""),
+        ("READERS=rdm6300:@x\n", "A badge reader from the settings could not be started", "PROFILE[:DEVICE][@BAUD]"),
+        ("CLOUD_API_URL=hub.example.com\n", "Uploads to the hub are off or will fail", "is not an http:// or https:// URL"),
+    ];
+    for (env, banner, detail) in cases {
+        let mut gui = Gui::start_as_run(env, |_| {});
+        gui.harness.step();
+        assert!(gui.shows(banner), "{env:?}: no banner {banner:?}");
+        assert!(!gui.shows(detail), "{env:?}: technical detail on the main screen");
+        let details: Vec<String> = gui.app().screen().banners.iter().flat_map(|b| b.details.clone()).collect();
+        assert!(details.iter().any(|d| d.contains(detail)), "{env:?}: admin details {details:?}");
+        gui.burst("0004372425");
+        gui.wait_for("recorded, not in roster");
+        assert!(gui.shows("Total: 1"), "{env:?}");
+    }
+}
+
+/// A damaged database file: the window still opens, a red banner says scans
+/// are NOT being saved, the idle prompt says so too, and a badge is answered
+/// NOT SAVED, never greeted as if it were recorded. The admin details carry
+/// the store's message with the fix (move the file aside or restore it).
+#[test]
+fn damaged_database_opens_the_window_and_never_greets() {
+    let mut gui = Gui::start_as_run("", |dir| std::fs::write(dir.join("badgestation.db"), vec![0x5a; 8192]).unwrap());
+    gui.harness.step();
+    assert!(gui.shows("Scans are NOT being saved: the station's database cannot be opened"));
+    assert!(!gui.shows("Tap your badge"));
+    let details: Vec<String> = gui.app().screen().banners.iter().flat_map(|b| b.details.clone()).collect();
+    assert!(details.iter().any(|d| d.contains("is damaged") && d.contains(".broken")), "{details:?}");
+    gui.burst("0004372425");
+    assert!(gui.shows("NOT SAVED — scan again"));
+    assert!(!gui.shows("Welcome"));
+    assert!(gui.shows("NOT SAVED"), "listed as not saved");
+}
+
+/// The on-screen keypad enters the PIN by touch: digits, Delete, Unlock.
+#[test]
+fn pin_keypad_unlocks_by_touch() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    gui.click("Admin");
+    for key in ["2", "4", "6", "9", "Delete", "8"] {
+        gui.click(key);
+    }
+    assert_eq!(gui.harness.get_by_label("Admin PIN").value().unwrap_or_default().chars().count(), 4);
+    gui.click("Unlock");
+    assert!(gui.shows("Close admin panel"), "the panel is open");
+    assert!(!gui.shows("Wrong PIN"));
+}
+
+/// Quit asks first: "No" keeps the station running (no shutdown flow),
+/// "Yes, quit" starts the flow.
+#[test]
+fn quit_asks_for_confirmation() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    gui.click("Admin");
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    gui.click("Quit station…");
+    assert!(gui.shows("Quit the station?"));
+    assert!(gui.app().shutdown_flow().is_none(), "nothing happens before the answer");
+    gui.click("No, keep the station running");
+    assert!(gui.shows("Close admin panel"));
+    assert!(gui.app().shutdown_flow().is_none());
+    gui.click("Quit station…");
+    gui.click("Yes, quit");
+    assert!(gui.app().shutdown_flow().is_some());
+    assert!(gui.shows("Closing the station"));
+}
+
+/// The unlocked admin panel locks itself after a minute without a touch
+/// or key, and not before.
+#[test]
+fn admin_panel_locks_after_a_minute_without_input() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    gui.click("Admin");
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    assert!(gui.shows("Close admin panel"));
+    gui.advance(Duration::from_secs(59));
+    assert!(gui.shows("Close admin panel"));
+    gui.advance(Duration::from_secs(1));
+    assert!(!gui.shows("Close admin panel"), "locked after 60 s");
+    gui.click("Admin");
+    assert!(gui.shows("Admin PIN"), "the PIN is asked again");
+}
+
+/// A 60-character name is shown whole (wrapped, then at a smaller size that
+/// fits two lines of the card), and a blank roster name falls back to the
+/// badge number instead of "Welcome," alone.
+#[test]
+fn long_and_blank_names() {
+    let long = "Maximiliana Alexandrovna Konstantinopolskaya-Wolkenstein Jr.";
+    assert_eq!(long.chars().count(), 60);
+    let mut gui = Gui::start("", vec![person("60", long, "Research", "Fellow"), person("77", "   ", "Finance", "Clerk")]);
+    gui.read("60");
+    gui.wait_for(&format!("Welcome, {long}"));
+    let size = badgestation::gui::hero_size(&gui.harness.ctx, &format!("Welcome, {long}"), 760.0);
+    assert!(size < badgestation::gui::theme::SIZE_HERO, "a long name shrinks: {size}");
+    assert!(size >= badgestation::gui::theme::SIZE_HERO_MIN);
+    assert_eq!(badgestation::gui::hero_size(&gui.harness.ctx, "Welcome, Ana", 760.0), badgestation::gui::theme::SIZE_HERO);
+    gui.clock.advance(Duration::from_secs(5));
+    gui.read("77");
+    gui.wait_for("Welcome, 77");
+    assert!(gui.shows("Finance"));
+}
+
+/// A hub that rejects the key: the sync corner is not green, says in plain
+/// words that uploads are paused and what to do, and the technical reason
+/// is only in the admin details.
+#[test]
+fn key_rejected_is_not_green() {
+    let hub = FakeHub::start(true);
+    let env = format!("CLOUD_API_URL={}\nCLOUD_API_KEY=wrong\nAUTO_SYNC_ENABLED=false\n", hub.url());
+    let mut gui = Gui::start(&env, Vec::new());
+    gui.read("5551");
+    gui.wait_for("Pending: 1");
+    gui.wait_for("Online");
+    hub.push_faults([Fault::Status(401, None)]);
+    gui.click("Sync now");
+    gui.wait_for("Uploads paused: key rejected");
+    assert!(!gui.shows("Online"), "the dot is not green");
+    assert!(gui.shows("Ask the administrator to check the API key"));
+    assert!(!gui.shows("401"), "no status codes for operators");
+    assert!(gui.app().screen().sync.last_failure_detail.is_some());
+}
+
+/// SIGTERM (here SIGUSR1, so the test process cannot be stopped by
+/// mistake; the window registers SIGTERM and SIGINT the same way) runs the
+/// quit flow through a real signal handler, and the flow closes the window.
+#[test]
+fn stop_signal_runs_the_quit_flow() {
+    let mut gui = Gui::start("", Vec::new());
+    gui.harness.step();
+    let ctx = gui.harness.ctx.clone();
+    gui.harness.state_mut().app.as_mut().unwrap().listen_for_signals(&ctx, &[signal_hook::consts::SIGUSR1]).unwrap();
+    signal_hook::low_level::raise(signal_hook::consts::SIGUSR1).unwrap();
+    gui.step_until("the quit flow", |h| h.state().app.as_ref().unwrap().shutdown_flow().is_some());
+    gui.harness.step();
+    assert!(gui.shows("Closing the station"));
+    assert!(gui.shows("1. Upload: skipped: sync is off"));
+    gui.wait_for("3. Close: closing…");
+    gui.advance(Duration::from_millis(1500));
+    assert!(gui.app().close_sent());
 }

@@ -380,8 +380,27 @@ impl ReaderConfig {
         Ok(ReaderConfig { id: spec.id.clone(), profile_name: spec.profile.clone(), profile, target })
     }
 
-    /// Every entry resolved; the first problem stops it (a station should not
-    /// start with half its readers silently missing).
+    /// Every entry that resolves, and the problem of each that does not: a
+    /// station runs the readers it can and shows the others as problems
+    /// (never silently missing).
+    pub fn resolve_each(specs: &[ReaderSpec], profiles: &ProfileSet) -> (Vec<ReaderConfig>, Vec<SetupError>) {
+        let mut configs: Vec<ReaderConfig> = Vec::with_capacity(specs.len());
+        let mut problems = Vec::new();
+        for spec in specs {
+            if configs.iter().any(|c| c.id == spec.id) {
+                problems.push(SetupError::DuplicateId { id: spec.id.clone() });
+                continue;
+            }
+            match ReaderConfig::resolve(spec, profiles) {
+                Ok(config) => configs.push(config),
+                Err(error) => problems.push(error),
+            }
+        }
+        (configs, problems)
+    }
+
+    /// Every entry resolved; the first problem stops it (for `readers test`,
+    /// which runs exactly what it was asked).
     pub fn resolve_all(specs: &[ReaderSpec], profiles: &ProfileSet) -> Result<Vec<ReaderConfig>, SetupError> {
         let mut configs: Vec<ReaderConfig> = Vec::with_capacity(specs.len());
         for spec in specs {

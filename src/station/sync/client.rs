@@ -162,6 +162,10 @@ impl HubClient {
     /// probes, heartbeats and roster calls `AUTO_SYNC_CONNECTION_TIMEOUT`.
     #[must_use]
     pub fn from_config(config: &crate::station::config::Config) -> Option<HubClient> {
+        // Monitoring only (CLOUD_READ_ONLY): this station sends nothing.
+        if config.cloud.read_only {
+            return None;
+        }
         Some(HubClient::new(
             config.cloud.api_url.as_deref()?,
             config.cloud.api_key.clone(),

@@ -70,6 +70,10 @@ impl SyncSettings {
     /// The settings, or `None` when `CLOUD_API_URL` is not set (sync off).
     #[must_use]
     pub fn from_config(config: &Config) -> Option<SyncSettings> {
+        // Monitoring only (CLOUD_READ_ONLY): no worker, so no uploads and no heartbeats.
+        if config.cloud.read_only {
+            return None;
+        }
         Some(SyncSettings {
             api_url: config.cloud.api_url.clone()?,
             api_key: config.cloud.api_key.clone(),
