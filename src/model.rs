@@ -439,6 +439,48 @@ pub fn escape_for_display(text: &str) -> String {
     text.chars().flat_map(char::escape_debug).collect()
 }
 
+/// A value that must never be printed or logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that needs it (an HTTP header, a
+    /// PIN comparison).
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Whether `candidate` is this secret, in time that does not depend on
+    /// where the two differ (a PIN or key guessed byte by byte learns nothing).
+    #[must_use]
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+    /// Whether a non-empty value is set.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() { "<set>" } else { "<unset>" })
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() { "set" } else { "unset" })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
