@@ -320,6 +320,18 @@ pub struct ScanRecord {
 }
 
 impl ScanRecord {
+    /// "Name (business unit)", or "not in roster".
+    #[must_use]
+    pub fn who(&self) -> String {
+        match &self.person {
+            Some(p) => match p.business_unit.as_deref().filter(|b| !b.is_empty()) {
+                Some(bu) => format!("{} ({bu})", p.full_name),
+                None => p.full_name.clone(),
+            },
+            None => "not in roster".to_owned(),
+        }
+    }
+
     /// Whether the badge matched the roster at scan time.
     #[must_use]
     pub fn matched(&self) -> bool {
@@ -412,6 +424,35 @@ pub enum ScanEvent {
 }
 
 impl ScanEvent {
+    /// The line `scan`, `run --headless` and the logs print for this event;
+    /// `None` for events that are not about a read.
+    #[must_use]
+    pub fn log_line(&self) -> Option<String> {
+        use crate::clock::{format_local_millis as local, human_duration};
+        Some(match self {
+            ScanEvent::Recorded { scan, .. } => {
+                format!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), scan.who())
+            }
+            ScanEvent::DuplicateWarned { scan, earlier, .. } => format!(
+                "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
+                scan.seq,
+                scan.badge_id,
+                local(&scan.scanned_at),
+                scan.who(),
+                human_duration(earlier.age),
+                local(&earlier.scanned_at)
+            ),
+            ScanEvent::Blocked { badge_id, earlier, .. } => format!(
+                "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
+                human_duration(earlier.age),
+                local(&earlier.scanned_at)
+            ),
+            ScanEvent::Rejected { text, reason, .. } => format!("rejected           {text:?}: {reason}"),
+            ScanEvent::StoreFailed { badge_id, error } => format!("NOT STORED         {badge_id}: {error}"),
+            ScanEvent::CountersChanged(_) => return None,
+        })
+    }
+
     /// The stored scan, for the two variants that stored one.
     #[must_use]
     pub fn stored_scan(&self) -> Option<&ScanRecord> {
