@@ -25,7 +25,7 @@ use crate::clock::SystemClock;
 use crate::model::noop_waker;
 use crate::station::reader::hidraw::{HidNode, find_node, hid_nodes};
 use crate::station::reader::profile::{NamedProfile, ProfileSet};
-use crate::station::reader::spec::{ReaderSpec, Target, UsbId};
+use crate::station::config::readers::{ReaderSpec, Target, UsbId};
 use crate::station::reader::sysfs::Sysfs;
 use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderLinks, Transport};
 use crate::station::runtime::{StationEvent, StationRuntime};

@@ -15,13 +15,18 @@
 //! Adding a variable is one call on [`Loader`] inside [`Config::from_sources`];
 //! the call order is the order `config check` prints.
 
+pub mod readers;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::model::{DuplicateAction, Secret};
-use crate::station::reader::spec::{ReaderSpec, parse_readers};
+use readers::{ReaderSpec, parse_readers};
+
+/// The roster file the station looks for in its data directory.
+pub const ROSTER_FILE_NAME: &str = "employee.xlsx";
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
@@ -368,7 +373,7 @@ impl Config {
     /// The roster file the station imports: `employee.xlsx` in the data directory.
     #[must_use]
     pub fn roster_path(&self) -> PathBuf {
-        self.data_dir.join(crate::station::roster::ROSTER_FILE_NAME)
+        self.data_dir.join(ROSTER_FILE_NAME)
     }
 
     /// Where exports are written by default.
