@@ -5,7 +5,6 @@
 
 pub mod config;
 pub mod counters;
-pub mod envfile;
 pub mod export;
 pub mod reader;
 pub mod recorder;
