@@ -55,9 +55,33 @@ impl Default for SystemClock {
     }
 }
 
+/// The wall clock now, like `Utc::now()` but without its panic when the
+/// system clock is before 1970 (a board without a battery clock before NTP
+/// has run): such a time is returned as it is, before the epoch, and the
+/// clock-offset warning tells the operator to fix it.
+#[must_use]
+pub fn utc_now() -> DateTime<Utc> {
+    utc_from_system(std::time::SystemTime::now())
+}
+
+/// [`utc_now`] for a given system time.
+#[must_use]
+pub fn utc_from_system(time: std::time::SystemTime) -> DateTime<Utc> {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => DateTime::UNIX_EPOCH + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX),
+        Err(before) => DateTime::UNIX_EPOCH - chrono::Duration::from_std(before.duration()).unwrap_or(chrono::Duration::MAX),
+    }
+}
+
+/// The local time now, without the panic of `Local::now()` before 1970.
+#[must_use]
+pub fn local_now() -> DateTime<chrono::Local> {
+    utc_now().with_timezone(&chrono::Local)
+}
+
 impl Clock for SystemClock {
     fn now_utc(&self) -> DateTime<Utc> {
-        Utc::now()
+        utc_now()
     }
     fn now_mono(&self) -> Duration {
         self.origin.elapsed()
@@ -156,6 +180,16 @@ pub fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A system clock before 1970 gives a time before 1970 instead of the
+    /// panic of `Utc::now()` that stopped every command (issue 13).
+    #[test]
+    fn system_time_before_1970_does_not_panic() {
+        let before = std::time::UNIX_EPOCH - Duration::from_secs(86_400 * 200);
+        assert_eq!(format_utc_millis(&utc_from_system(before)), "1969-06-15T00:00:00.000Z");
+        let after = std::time::UNIX_EPOCH + Duration::from_millis(1_500);
+        assert_eq!(format_utc_millis(&utc_from_system(after)), "1970-01-01T00:00:01.500Z");
+    }
 
     #[test]
     fn formats_with_millis_and_z() {

@@ -2,6 +2,7 @@
 //! through [`crate::station::export::export_scans`], with a progress bar when stderr
 //! is a terminal and a few plain progress lines otherwise.
 
+use super::out::outln;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,6 @@ pub fn export(ctx: &Context, out: Option<PathBuf>, scope: ExportScope) -> anyhow
             }
         })?
     };
-    println!("exported {} scans to {}", exported.rows, exported.path.display());
+    outln!("exported {} scans to {}", exported.rows, exported.path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@
 //! `--listen 127.0.0.1:0`), logs requests to stderr, and on SIGINT/SIGTERM
 //! finishes in-flight requests before it exits.
 
+use super::out::outln;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,9 +22,10 @@ use crate::hub::auth::{self, MASTER_KEY_ENV};
 use crate::hub::storage::HubStorage;
 use crate::hub::{self as server, Hub, HubConfig, RateLimit};
 
-/// `badgestation hub ...`
+/// `badgestation hub ...`. `--database` is accepted before or after
+/// `key` (`hub --database PATH key add S` and `hub key add S --database
+/// PATH`); the server's own options are refused with a subcommand.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct HubArgs {
     #[command(subcommand)]
     command: Option<HubCommand>,
@@ -56,6 +58,17 @@ struct ServeArgs {
     /// limit]
     #[arg(long, value_name = "N")]
     rate_limit_burst: Option<u32>,
+}
+
+impl ServeArgs {
+    fn any(&self) -> bool {
+        self.listen.is_some()
+            || self.api_key_file.is_some()
+            || self.max_body_bytes.is_some()
+            || self.request_timeout_secs.is_some()
+            || self.rate_limit_per_minute.is_some()
+            || self.rate_limit_burst.is_some()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +115,9 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| ctx.config.data_dir.join("hub.db").display().to_string());
     match args.command {
         None => serve(&database, &args.serve),
+        Some(HubCommand::Key { .. }) if args.serve.any() => {
+            bail!("--listen, --api-key-file, --max-body-bytes, --request-timeout-secs and --rate-limit-* set up the server; `hub key` does not use them (only --database)")
+        }
         Some(HubCommand::Key { command }) => {
             let storage = server::open_storage(&database).context("cannot open the hub database")?;
             keys(storage.as_ref(), command)
@@ -186,7 +202,7 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCode> {
-    let now = crate::clock::format_utc_millis(&chrono::Utc::now());
+    let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
     match command {
         KeyCommand::Add { station } => {
             let station = station.trim();
@@ -197,7 +213,7 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
             let digest = crate::model::hex(&auth::key_digest(&key));
             storage.add_station_key(station, &digest, &auth::key_prefix(&key), &now)?;
             // The key alone on stdout, so `KEY=$(badgestation hub key add Gate)` works; the advice on stderr.
-            println!("{key}");
+            outln!("{key}");
             eprintln!(
                 "API key for station {station:?} (shown only this once): set it as CLOUD_API_KEY in that station's \
                  .env. Its events must carry station_name {station:?}."
@@ -207,13 +223,13 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
         KeyCommand::List { station } => {
             let keys = storage.station_keys(station.as_deref())?;
             if keys.is_empty() {
-                println!("no per-station keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
+                outln!("no per-station keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<14} {:<24} {:<26} status", "key", "station", "issued");
+            outln!("{:<14} {:<24} {:<26} status", "key", "station", "issued");
             for key in keys {
                 let status = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
-                println!("{:<14} {:<24} {:<26} {status}", format!("{}…", key.key_prefix), key.station_name, key.created_at);
+                outln!("{:<14} {:<24} {:<26} {status}", format!("{}…", key.key_prefix), key.station_name, key.created_at);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -222,7 +238,7 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
             if revoked == 0 {
                 bail!("station {station:?} has no active key; `badgestation hub key list` shows the keys");
             }
-            println!("revoked {revoked} key(s) of station {station:?}; its requests now get 403");
+            outln!("revoked {revoked} key(s) of station {station:?}; its requests now get 403");
             Ok(ExitCode::SUCCESS)
         }
     }

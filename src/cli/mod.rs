@@ -12,6 +12,7 @@
 mod export;
 #[cfg(feature = "hub")]
 mod hub;
+pub(crate) mod out;
 mod readers;
 mod roster;
 mod station;
@@ -56,6 +57,10 @@ struct GlobalArgs {
     /// Log at LOG_LEVEL (one-shot commands log only errors by default)
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Start a new, empty station in a --data-dir that does not exist yet (without it, a mistyped
+    /// --data-dir is an error instead of a new station showing 0 scans)
+    #[arg(long, global = true)]
+    create: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,7 +84,16 @@ enum Command {
         command: ConfigCommand,
     },
     /// Upload pending scans to the hub now (one batch; --all for everything)
-    #[command(args_conflicts_with_subcommands = true)]
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = "Exit codes of `badgestation sync`:\n  \
+            0  done: every scan that was pending is at the hub\n  \
+            1  failed: nothing could be uploaded (hub unreachable, key rejected, every scan rejected, or an error)\n  \
+            2  wrong command line\n  \
+            3  partial: some scans uploaded, but some were rejected by the hub or are still pending (more batches: --all)\n  \
+            4  sync off: CLOUD_API_URL is not set or not a URL, or CLOUD_READ_ONLY=true\n  \
+            5  nothing to do: no scan was pending"
+    )]
     Sync {
         #[command(subcommand)]
         command: Option<SyncCommandArg>,
@@ -200,8 +214,11 @@ enum ScansCommand {
 
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
-    /// Print every effective value with its source; exit 1 if any value was wrong
+    /// Print every effective value with its source, and check READERS and the database as `run` would;
+    /// exit 1 if anything needs fixing
     Check,
+    /// Print every variable with its default, valid values and meaning (the README's table)
+    Vars,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -242,17 +259,25 @@ impl Context {
 pub fn main() -> ExitCode {
     let started = Instant::now();
     let cli = Cli::parse();
-    match run(cli, started) {
+    let code = match run(cli, started) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    match out::finish() {
+        Some(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+        None => code,
     }
 }
 
 fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
     let flags = cli.global.set.iter().map(|f| parse_flag(f)).collect::<Result<Vec<_>, _>>()?;
+    check_data_dir(&cli)?;
     let config = Config::load(&LoadOptions {
         data_dir: cli.global.data_dir.clone(),
         env_file: cli.global.env_file.clone(),
@@ -284,6 +309,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             station::list_scans(&ctx, status.map(SyncStatus::from), limit)
         }
         Some(Command::Config { command: ConfigCommand::Check }) => Ok(station::config_check(&ctx)),
+        Some(Command::Config { command: ConfigCommand::Vars }) => Ok(station::config_vars(&ctx)),
         Some(Command::Sync { command: None, all, max_batches }) => sync::sync(&ctx, all, max_batches),
         Some(Command::Sync { command: Some(SyncCommandArg::Status), .. }) => sync::status(&ctx),
         Some(Command::Sync { command: Some(SyncCommandArg::Pending { limit }), .. }) => sync::pending(&ctx, limit),
@@ -308,6 +334,30 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "hub")]
         Some(Command::Hub(args)) => hub::run(&ctx, args),
     }
+}
+
+/// A data directory named on the command line or in
+/// `$BADGESTATION_DATA_DIR` must exist, unless `--create` is given: a
+/// mistyped path would otherwise start a new, empty station that shows 0
+/// scans. The default directory is created as needed.
+fn check_data_dir(cli: &Cli) -> anyhow::Result<()> {
+    #[cfg(feature = "hub")]
+    if matches!(cli.command, Some(Command::Hub(_))) {
+        return Ok(());
+    }
+    let (dir, from) = match (&cli.global.data_dir, std::env::var_os(crate::station::config::DATA_DIR_ENV)) {
+        (Some(dir), _) => (dir.clone(), "--data-dir".to_owned()),
+        (None, Some(dir)) if !dir.is_empty() => (PathBuf::from(dir), format!("${}", crate::station::config::DATA_DIR_ENV)),
+        _ => return Ok(()),
+    };
+    if dir.exists() || cli.global.create {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the data directory {} (from {from}) does not exist. Check the path; to start a new, empty station there, \
+         add --create",
+        dir.display()
+    )
 }
 
 /// Opens the operator window (`badgestation`, `badgestation run`) and

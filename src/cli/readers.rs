@@ -8,6 +8,7 @@
 //! read that was acknowledged with a line is in the database. A second
 //! signal exits at once; committed scans are safe either way.
 
+use super::out::{outln, out};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +16,6 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use chrono::Local;
 use crossbeam_channel::{Receiver, select};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
@@ -72,7 +72,7 @@ impl Drop for StopSignals {
 }
 
 fn now() -> String {
-    Local::now().format("%H:%M:%S%.3f").to_string()
+    crate::clock::local_now().format("%H:%M:%S%.3f").to_string()
 }
 
 /// The line `run --headless` prints for an event, if any.
@@ -101,6 +101,17 @@ pub fn run(ctx: &Context, headless: bool) -> anyhow::Result<ExitCode> {
     }
     let signals = StopSignals::install()?;
     let runtime = StationRuntime::from_config(&ctx.config, noop_waker()).context("cannot start the station")?;
+    // An entry that cannot run does not stop the others; each is said once here.
+    for problem in runtime.reader_problems() {
+        eprintln!("warning: {problem}; that reader does not run");
+    }
+    if runtime.reader_ids().is_empty() {
+        bail!(
+            "none of the readers in READERS can run (see the warnings above); fix READERS in {} \
+             (`badgestation config check` lists the problems)",
+            ctx.config.env_file.display()
+        );
+    }
     eprintln!(
         "station {:?} running headless with {} reader(s): {}; SIGINT or SIGTERM stops it",
         runtime.station().name,
@@ -109,7 +120,7 @@ pub fn run(ctx: &Context, headless: bool) -> anyhow::Result<ExitCode> {
     );
     let print = |event: &StationEvent| {
         if let Some(line) = event_line(event) {
-            println!("{line}");
+            outln!("{line}");
         }
     };
     loop {
@@ -232,7 +243,7 @@ pub fn devices(ctx: &Context) -> ExitCode {
     for problem in &problems {
         let _ = writeln!(out, "  {problem}");
     }
-    print!("{out}");
+    out!("{out}");
     ExitCode::SUCCESS
 }
 
@@ -289,7 +300,7 @@ pub fn test(ctx: &Context, profile: Option<&str>, path: Option<&str>) -> anyhow:
     let (alive, _all_stopped) = crossbeam_channel::bounded::<()>(0);
     let mut handles = Vec::new();
     for config in configs {
-        println!(
+        outln!(
             "testing {} with profile {}: {} ({})",
             config.id,
             config.profile_name,
@@ -309,7 +320,7 @@ pub fn test(ctx: &Context, profile: Option<&str>, path: Option<&str>) -> anyhow:
         handles.push(reader::spawn(config, links).context("cannot start the reader thread")?);
     }
     drop((reads_tx, events_tx, alive));
-    println!("present a card; rejected frames show as debug lines on stderr; Ctrl-C stops");
+    outln!("present a card; rejected frames show as debug lines on stderr; Ctrl-C stops");
 
     let start = Instant::now();
     let mut last_read: Option<Instant> = None;
@@ -319,14 +330,14 @@ pub fn test(ctx: &Context, profile: Option<&str>, path: Option<&str>) -> anyhow:
                 Ok(ReaderEvent::Read { reader, badge, took, .. }) => {
                     let since = last_read.map_or_else(String::new, |t| format!(", {:.3} s after the previous read", t.elapsed().as_secs_f64()));
                     last_read = Some(Instant::now());
-                    println!(
+                    outln!(
                         "{} +{:>8.3} s  {reader}  {badge:<20} frame {:.1} ms{since}",
                         now(),
                         start.elapsed().as_secs_f64(),
                         took.as_secs_f64() * 1000.0
                     );
                 }
-                Ok(other) => println!("{} {other}", now()),
+                Ok(other) => outln!("{} {other}", now()),
                 Err(_) => break,
             },
             recv(reads) -> _ => {},

@@ -6,6 +6,7 @@
 //! upload failure is printed but does not fail the command: the import
 //! stands.
 
+use super::out::outln;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -31,7 +32,7 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
     let options = ImportOptions { strict: ctx.config.roster.strict_validation, force };
     let report = match import_roster(&mut store, &shared, &path, &options)? {
         ImportOutcome::Unchanged { path, sha256, people } => {
-            println!(
+            outln!(
                 "{} is unchanged since the last import (SHA-256 {}…); the roster has {people} people. \
                  Use --force to import it again.",
                 path.display(),
@@ -41,7 +42,7 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
         }
         ImportOutcome::Imported(report) => report,
     };
-    println!(
+    outln!(
         "imported {} people from {} (sheet '{}', header on row {}) in {:.2} s; the roster had {} before",
         report.people,
         report.path.display(),
@@ -51,30 +52,30 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
         report.previous_people
     );
     if report.formula_cells > 0 {
-        println!("{} roster cells are formulas; their saved results were used", report.formula_cells);
+        outln!("{} roster cells are formulas; their saved results were used", report.formula_cells);
     }
     let warnings = report.problems.len() as u64 + report.problems_omitted;
     if warnings > 0 {
-        println!("{warnings} warning(s) (ROSTER_STRICT_VALIDATION=false imports the usable rows):");
+        outln!("{warnings} warning(s) (ROSTER_STRICT_VALIDATION=false imports the usable rows):");
         for problem in report.problems.iter().take(PRINTED_WARNINGS) {
-            println!("  - {problem} [{}]", problem.kind.lenient_action());
+            outln!("  - {problem} [{}]", problem.kind.lenient_action());
         }
         if warnings > PRINTED_WARNINGS as u64 {
-            println!("  - ... and {} more", warnings - PRINTED_WARNINGS as u64);
+            outln!("  - ... and {} more", warnings - PRINTED_WARNINGS as u64);
         }
         if let Some(file) = &report.report_file {
-            println!("full report: {}", file.display());
+            outln!("full report: {}", file.display());
         }
     }
     if let Some(client) = crate::station::sync::client::HubClient::from_config(&ctx.config) {
         match upload_and_log(&store, &client, &shared.current()) {
             Ok(SummaryUpload::AlreadyCurrent { .. }) => {
-                println!("roster summary: the hub already has these business-unit counts");
+                outln!("roster summary: the hub already has these business-unit counts");
             }
             Ok(SummaryUpload::Posted { saved, .. }) => {
-                println!("roster summary: sent {saved} business-unit counts to the hub (counts only, no names)");
+                outln!("roster summary: sent {saved} business-unit counts to the hub (counts only, no names)");
             }
-            Err(error) => println!("roster summary: not sent: {error}"),
+            Err(error) => outln!("roster summary: not sent: {error}"),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -84,17 +85,17 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
 pub fn show(ctx: &Context, limit: usize) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
     let people = store.roster_rows()?;
-    println!("Roster:         {} people", people.len());
+    outln!("Roster:         {} people", people.len());
     match (store.setting(SOURCE_SETTING)?, store.setting(IMPORTED_AT_SETTING)?) {
         (Some(source), Some(at)) => {
             let at = parse_utc(&at)
                 .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S").to_string())
                 .unwrap_or(at);
             let hash = store.setting(HASH_SETTING)?.unwrap_or_default();
-            println!("Imported from:  {source}");
-            println!("Imported at:    {at} (SHA-256 {}…)", hash.chars().take(12).collect::<String>());
+            outln!("Imported from:  {source}");
+            outln!("Imported at:    {at} (SHA-256 {}…)", hash.chars().take(12).collect::<String>());
         }
-        _ => println!(
+        _ => outln!(
             "Imported from:  never imported; put employee.xlsx in {} and run `badgestation roster import`",
             ctx.config.data_dir.display()
         ),
@@ -104,10 +105,10 @@ pub fn show(ctx: &Context, limit: usize) -> anyhow::Result<ExitCode> {
     }
     let roster = Roster::from_people(people.iter().cloned());
     let units = business_unit_summary(&roster);
-    println!("\nBusiness units ({}):", units.len());
+    outln!("\nBusiness units ({}):", units.len());
     let unit_width = units.iter().map(|u| u.name.chars().count()).max().unwrap_or(0).min(40);
     for unit in &units {
-        println!("  {:<unit_width$}  {:>7}", unit.name, unit.registered);
+        outln!("  {:<unit_width$}  {:>7}", unit.name, unit.registered);
     }
     if limit == 0 {
         return Ok(ExitCode::SUCCESS);
@@ -121,10 +122,10 @@ pub fn show(ctx: &Context, limit: usize) -> anyhow::Result<ExitCode> {
     let name_w = width(&|p| p.full_name.chars().count(), "Full Name");
     let unit_w = width(&|p| p.business_unit.as_deref().map_or(0, |s| s.chars().count()), "Business unit");
     let pos_w = width(&|p| p.position.as_deref().map_or(0, |s| s.chars().count()), "Position");
-    println!("\nFirst {} of {} by Legacy ID:", shown.len(), people.len());
-    println!("  {:<id_w$}  {:<name_w$}  {:<unit_w$}  {:<pos_w$}  Email", "Legacy ID", "Full Name", "Business unit", "Position");
+    outln!("\nFirst {} of {} by Legacy ID:", shown.len(), people.len());
+    outln!("  {:<id_w$}  {:<name_w$}  {:<unit_w$}  {:<pos_w$}  Email", "Legacy ID", "Full Name", "Business unit", "Position");
     for p in shown {
-        println!(
+        outln!(
             "  {:<id_w$}  {:<name_w$}  {:<unit_w$}  {:<pos_w$}  {}",
             p.legacy_id,
             p.full_name,

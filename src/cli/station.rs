@@ -1,6 +1,7 @@
 //! Station commands: `scan`, `status`, `scans list`, `config check`, and
 //! what a bare `badgestation` does.
 
+use super::out::{outln, out};
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ pub(super) fn local(at: &DateTime<Utc>) -> String {
 }
 
 fn ago(at: &DateTime<Utc>) -> String {
-    let age = (Utc::now() - *at).to_std().unwrap_or_default();
+    let age = (crate::clock::utc_now() - *at).to_std().unwrap_or_default();
     format!("{} ago", human_duration(age))
 }
 
@@ -28,9 +29,9 @@ pub fn default_action(ctx: &Context) -> anyhow::Result<ExitCode> {
         return super::open_window(ctx);
     }
     let code = status(ctx)?;
-    println!();
-    println!("This build has no operator window (it was built without the `gui` feature).");
-    println!("Record scans with `badgestation scan <BADGE>` or run a gate with `badgestation run --headless`.");
+    outln!();
+    outln!("This build has no operator window (it was built without the `gui` feature).");
+    outln!("Record scans with `badgestation scan <BADGE>` or run a gate with `badgestation run --headless`.");
     Ok(code)
 }
 
@@ -52,7 +53,7 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         // One line per read, printed only after the recorder returned, i.e.
         // after the commit: a line on stdout means the scan is on disk.
         if let Some(line) = event.log_line() {
-            println!("{line}");
+            outln!("{line}");
         }
         all_stored &= event.stored_scan().is_some();
         if let Some(c) = event.counters() {
@@ -60,7 +61,7 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         }
     }
     let c = last.unwrap_or_else(|| recorder.counters().snapshot());
-    println!(
+    outln!(
         "today: {} scans, {} people · total {} · pending {} · synced {} · failed {}",
         c.scans_today, c.unique_today, c.total, c.pending, c.synced, c.failed
     );
@@ -71,36 +72,37 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
 pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
     let station = store.station()?;
-    let (c, _) = store.count(Utc::now())?;
+    let (c, _) = store.count(crate::clock::utc_now())?;
     let name = ctx.config.station.name.as_deref().unwrap_or(&station.name);
-    println!("Station:        {name}");
-    println!("Data directory: {}", ctx.config.data_dir.display());
-    println!("Scans today:    {} ({} people)", c.scans_today, c.unique_today);
-    println!("Total:          {}   pending {}   synced {}   failed {}", c.total, c.pending, c.synced, c.failed);
+    outln!("Station:        {name}");
+    outln!("Data directory: {}", ctx.config.data_dir.display());
+    outln!("Scans today:    {} ({} people)", c.scans_today, c.unique_today);
+    outln!("Total:          {}   pending {}   synced {}   failed {}", c.total, c.pending, c.synced, c.failed);
     match store.oldest_pending_at()? {
-        Some(at) => println!("Oldest pending: {} ({})", ago(&at), local(&at)),
-        None => println!("Oldest pending: none"),
+        Some(at) => outln!("Oldest pending: {} ({})", ago(&at), local(&at)),
+        None => outln!("Oldest pending: none"),
     }
     match store.last_sync("upload", Some("ok"))? {
-        Some(entry) => println!(
+        Some(entry) => outln!(
             "Last sync:      {} ({}), {} scans",
             ago(&entry.started_at),
             local(&entry.started_at),
             entry.records
         ),
-        None => println!("Last sync:      never"),
+        None => outln!("Last sync:      never"),
     }
     match &ctx.config.cloud.api_url {
-        Some(url) => println!("Sync:           on, to {url}"),
-        None => println!("Sync:           off (set CLOUD_API_URL in {} to upload)", ctx.config.env_file.display()),
+        Some(url) => outln!("Sync:           on, to {url}"),
+        None => outln!("Sync:           off (set CLOUD_API_URL in {} to upload)", ctx.config.env_file.display()),
     }
-    println!("Roster:         {} people", store.roster_rows()?.len());
+    outln!("Roster:         {} people", store.roster_rows()?.len());
     let blocked = store.blocked_count()?;
     if blocked > 0 {
-        println!("Blocked:        {blocked} duplicate reads refused (kept in blocked_scans)");
+        outln!("Blocked:        {blocked} duplicate reads refused (kept in blocked_scans)");
     }
-    if !ctx.config.problems.is_empty() {
-        println!("Configuration:  {} problem(s); run `badgestation config check`", ctx.config.problems.len());
+    let problems = ctx.config.real_problems().count();
+    if problems > 0 {
+        outln!("Configuration:  {problems} problem(s); run `badgestation config check`");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -110,16 +112,16 @@ pub fn list_scans(ctx: &Context, status: Option<SyncStatus>, limit: u32) -> anyh
     let store = ctx.open_store()?;
     let scans = store.list_scans(status, limit)?;
     if scans.is_empty() {
-        println!("no {}scans", status.map(|s| format!("{s} ")).unwrap_or_default());
+        outln!("no {}scans", status.map(|s| format!("{s} ")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  who / last error", "#", "scanned at (local)", "badge", "source", "status", "try");
+    outln!("{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  who / last error", "#", "scanned at (local)", "badge", "source", "status", "try");
     for s in &scans {
         let detail = match (&s.last_error, s.sync_status) {
             (Some(error), SyncStatus::Failed | SyncStatus::Pending) => format!("{} — {error}", s.who()),
             _ => s.who(),
         };
-        println!(
+        outln!(
             "{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  {detail}",
             s.seq,
             local(&s.scanned_at),
@@ -132,8 +134,32 @@ pub fn list_scans(ctx: &Context, status: Option<SyncStatus>, limit: u32) -> anyh
     Ok(ExitCode::SUCCESS)
 }
 
-/// `badgestation config check`
+/// `badgestation config check`: everything `run` would complain about —
+/// the values, the `READERS` entries against the reader profiles, and the
+/// database — and exit 1 if anything needs fixing.
 pub fn config_check(ctx: &Context) -> ExitCode {
-    print!("{}", ctx.config.report());
-    if ctx.config.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    out!("{}", ctx.config.report());
+    let mut more = Vec::new();
+    let (_, reader_problems) = crate::station::runtime::resolve_readers(&ctx.config);
+    more.extend(reader_problems.into_iter().map(|p| format!("{p}; that reader would not run")));
+    let database = ctx.config.database_path();
+    if database.exists()
+        && let Err(error) = crate::station::store::Store::open(&database)
+    {
+        more.push(format!("the station would record nothing: {error}"));
+    }
+    if !more.is_empty() {
+        outln!("\nwhat `badgestation run` would also report:");
+        for problem in &more {
+            outln!("  - {problem}");
+        }
+    }
+    if ctx.config.has_problems() || !more.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// `badgestation config vars`: every variable with its default and valid
+/// values, as the Markdown table the README embeds.
+pub fn config_vars(ctx: &Context) -> ExitCode {
+    out!("{}", ctx.config.variables_markdown());
+    ExitCode::SUCCESS
 }

@@ -5,6 +5,7 @@
 //! same data directory, both may sync: the hub's idempotency keys make a
 //! scan sent twice a duplicate, never a second row.
 
+use super::out::outln;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,17 +17,46 @@ use super::Context;
 use crate::clock::{SystemClock, human_duration};
 use crate::station::counters::SharedCounters;
 use crate::model::SyncStatus;
+use crate::station::config::Source;
 use crate::station::store::Store;
 use crate::station::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
+/// Exit code: sync off (see the `sync` help).
+pub const EXIT_SYNC_OFF: u8 = 4;
+/// Exit code: some scans uploaded, some rejected or still pending.
+pub const EXIT_PARTIAL: u8 = 3;
+/// Exit code: nothing was pending.
+pub const EXIT_NOTHING_TO_DO: u8 = 5;
+
+/// Why sync is off, naming where the deciding value came from.
+fn why_off(ctx: &Context) -> String {
+    let config = &ctx.config;
+    let source = |name: &str| config.settings.iter().find(|s| s.name == name).map(|s| s.source);
+    let from = |source: Option<Source>| match source {
+        Some(Source::DotEnv) => format!("in {}", config.env_file.display()),
+        Some(Source::Environment) => "in the environment".to_owned(),
+        Some(Source::Flag) => "from --set".to_owned(),
+        Some(Source::Default) | None => "by default".to_owned(),
+    };
+    if config.cloud.read_only {
+        return format!(
+            "monitoring only: CLOUD_READ_ONLY=true ({}), so this station sends nothing to the hub",
+            from(source("CLOUD_READ_ONLY"))
+        );
+    }
+    if let Some(problem) = config.problems.iter().find(|p| p.name == "CLOUD_API_URL") {
+        return format!("{} ({})", problem.message, from(Some(problem.source)));
+    }
+    format!(
+        "CLOUD_API_URL is not set (looked in {}, the environment and --set). To upload, set CLOUD_API_URL and \
+         CLOUD_API_KEY, e.g. `CLOUD_API_URL=https://hub.example.com` in that file",
+        config.env_file.display()
+    )
+}
+
 fn sync_off(ctx: &Context) -> ExitCode {
-    println!(
-        "Sync is off: CLOUD_API_URL is not set (looked in {} and the environment).\n\
-         Scans are kept safely on this station. To upload them, set CLOUD_API_URL and CLOUD_API_KEY, \
-         e.g. `CLOUD_API_URL=https://hub.example.com` in that file.",
-        ctx.config.env_file.display()
-    );
-    ExitCode::SUCCESS
+    outln!("Sync is off: {}.\nScans are kept safely on this station.", why_off(ctx));
+    ExitCode::from(EXIT_SYNC_OFF)
 }
 
 /// Prints engine events to the terminal: a progress bar on a TTY, plain lines
@@ -39,7 +69,7 @@ impl CliContext {
     fn line(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 }
@@ -57,7 +87,7 @@ impl SyncContext for CliContext {
                     );
                     self.bar = Some(bar);
                 } else {
-                    println!("syncing: {pending} scans pending");
+                    outln!("syncing: {pending} scans pending");
                 }
             }
             SyncEvent::Progress { batches, synced, failed, remaining, .. } => match &self.bar {
@@ -65,18 +95,18 @@ impl SyncContext for CliContext {
                     bar.set_position(synced + failed);
                     bar.set_message(format!("batch {batches}, {failed} failed"));
                 }
-                None => println!("batch {batches}: {synced} synced, {failed} failed, {remaining} pending"),
+                None => outln!("batch {batches}: {synced} synced, {failed} failed, {remaining} pending"),
             },
             SyncEvent::Finished { synced, failed, remaining, duration, .. } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
-                println!(
+                outln!(
                     "synced {synced} scans ({failed} rejected by the hub) in {:.1} s; {remaining} still pending",
                     duration.as_secs_f64()
                 );
                 if failed > 0 {
-                    println!("see them with `badgestation scans list --status failed`; retry with `badgestation reset-failed`");
+                    outln!("see them with `badgestation scans list --status failed`; retry with `badgestation reset-failed`");
                 }
             }
             SyncEvent::Failed { reason, cooldown, .. } => {
@@ -116,7 +146,7 @@ impl SyncContext for CliContext {
 
 fn engine(ctx: &Context, settings: SyncSettings) -> anyhow::Result<SyncEngine> {
     let store = ctx.open_store()?;
-    let (counters, _) = store.count(Utc::now())?;
+    let (counters, _) = store.count(crate::clock::utc_now())?;
     Ok(SyncEngine::new(store, settings, SharedCounters::new(counters), EpochAdopter::Direct, SystemClock::shared()))
 }
 
@@ -125,23 +155,31 @@ pub fn sync(ctx: &Context, all: bool, max_batches: Option<u32>) -> anyhow::Resul
     let Some(settings) = SyncSettings::from_config(&ctx.config) else {
         return Ok(sync_off(ctx));
     };
+    let pending_before = ctx.open_store()?.pending_count()?;
     let mut engine = engine(ctx, settings)?;
     let trigger = if all || max_batches.is_some() { SyncTrigger::ManualAll } else { SyncTrigger::Manual };
     let mut out = CliContext { bar: None };
-    match engine.sync(trigger, max_batches, &mut out) {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(_) => Ok(ExitCode::FAILURE),
-    }
+    let code = match engine.sync(trigger, max_batches, &mut out) {
+        Err(_) => 1,
+        Ok(_) if pending_before == 0 => {
+            outln!("nothing to do: no scan was pending");
+            EXIT_NOTHING_TO_DO
+        }
+        Ok(report) if report.synced == 0 => 1,
+        Ok(report) if report.failed > 0 || report.remaining > 0 => EXIT_PARTIAL,
+        Ok(_) => 0,
+    };
+    Ok(ExitCode::from(code))
 }
 
 /// `badgestation sync status`
 pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
     match &ctx.config.cloud.api_url {
-        Some(url) => println!("Endpoint:        {url}"),
-        None => println!("Endpoint:        none — sync is off until CLOUD_API_URL is set"),
+        Some(url) if ctx.config.sync_configured() => outln!("Endpoint:        {url}"),
+        _ => outln!("Endpoint:        none — sync is off: {}", why_off(ctx)),
     }
-    println!(
+    outln!(
         "Auto-sync:       {}",
         if !ctx.config.sync_configured() {
             "off (no endpoint)".to_owned()
@@ -158,24 +196,24 @@ pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
         format!(
             "{} ({} ago)",
             at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S"),
-            human_duration((Utc::now() - *at).to_std().unwrap_or_default())
+            human_duration((crate::clock::utc_now() - *at).to_std().unwrap_or_default())
         )
     };
     match store.last_sync("upload", Some("ok"))? {
-        Some(e) => println!("Last success:    {}, {} scans", when(&e.started_at), e.records),
-        None => println!("Last success:    never"),
+        Some(e) => outln!("Last success:    {}, {} scans", when(&e.started_at), e.records),
+        None => outln!("Last success:    never"),
     }
     if let Some(e) = store.last_sync("upload", None)?.filter(|e| e.status != "ok") {
-        println!("Last attempt:    {} {}: {}", e.status, when(&e.started_at), e.error.unwrap_or_default());
+        outln!("Last attempt:    {} {}: {}", e.status, when(&e.started_at), e.error.unwrap_or_default());
     }
-    println!("Pending:         {}", store.pending_count()?);
-    println!("Failed:          {}", store.failed_count()?);
+    outln!("Pending:         {}", store.pending_count()?);
+    outln!("Failed:          {}", store.failed_count()?);
     match store.oldest_pending_at()? {
-        Some(at) => println!("Oldest pending:  {}", when(&at)),
-        None => println!("Oldest pending:  none"),
+        Some(at) => outln!("Oldest pending:  {}", when(&at)),
+        None => outln!("Oldest pending:  none"),
     }
     if let Some(epoch) = store.station()?.clear_epoch {
-        println!("Clear epoch:     {epoch}");
+        outln!("Clear epoch:     {epoch}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -186,17 +224,17 @@ pub fn pending(ctx: &Context, limit: Option<u32>) -> anyhow::Result<ExitCode> {
     let limit = limit.unwrap_or(ctx.config.cloud.batch_size);
     let scans = store.pending_batch(limit)?;
     if scans.is_empty() {
-        println!("nothing pending");
+        outln!("nothing pending");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "the next {} pending scans, oldest first (batches of {}):",
         scans.len(),
         ctx.config.cloud.batch_size
     );
-    println!("{:>7}  {:<24}  {:<20}  {:<16}  {:>3}  last error", "#", "scanned at (UTC)", "badge", "key", "try");
+    outln!("{:>7}  {:<24}  {:<20}  {:<16}  {:>3}  last error", "#", "scanned at (UTC)", "badge", "key", "try");
     for s in &scans {
-        println!(
+        outln!(
             "{:>7}  {:<24}  {:<20}  {:<16}  {:>3}  {}",
             s.seq,
             crate::clock::format_utc_millis(&s.scanned_at),
@@ -208,7 +246,7 @@ pub fn pending(ctx: &Context, limit: Option<u32>) -> anyhow::Result<ExitCode> {
     }
     let total = store.pending_count()?;
     if total > scans.len() as u64 {
-        println!("… and {} more", total - scans.len() as u64);
+        outln!("… and {} more", total - scans.len() as u64);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -218,13 +256,13 @@ pub fn reset_failed(ctx: &Context, dry_run: bool) -> anyhow::Result<ExitCode> {
     let mut store: Store = ctx.open_store()?;
     if dry_run {
         let failed = store.list_scans(Some(SyncStatus::Failed), u32::MAX)?;
-        println!("{} failed scans would be put back to pending:", failed.len());
+        outln!("{} failed scans would be put back to pending:", failed.len());
         for s in &failed {
-            println!("  #{:<7} {:<20} {}", s.seq, s.badge_id, s.last_error.as_deref().unwrap_or(""));
+            outln!("  #{:<7} {:<20} {}", s.seq, s.badge_id, s.last_error.as_deref().unwrap_or(""));
         }
         return Ok(ExitCode::SUCCESS);
     }
     let count = store.reset_failed()?;
-    println!("{count} failed scans put back to pending; they go out with the next sync (`badgestation sync --all`)");
+    outln!("{count} failed scans put back to pending; they go out with the next sync (`badgestation sync --all`)");
     Ok(ExitCode::SUCCESS)
 }

@@ -871,7 +871,7 @@ mod tests {
     fn auto_sync_messages_follow_the_settings() {
         let mut s = ScreenState::new(settings(), "Gate".into(), counters(5), &[], 0);
         let now = Duration::from_secs(10);
-        s.apply(&StationEvent::Sync(SyncEvent::Started { trigger: SyncTrigger::Auto, pending: 5 }), now, Utc::now());
+        s.apply(&StationEvent::Sync(SyncEvent::Started { trigger: SyncTrigger::Auto, pending: 5 }), now, crate::clock::utc_now());
         assert!(s.sync.running.is_some());
         assert_eq!(s.sync.message, None);
         s.apply(
@@ -880,17 +880,17 @@ mod tests {
                 synced: 5,
                 failed: 0,
                 remaining: 0,
-                at: Utc::now(),
+                at: crate::clock::utc_now(),
                 duration: Duration::from_millis(40),
                 counters: Counters { synced: 5, total: 5, ..Counters::default() },
             }),
             now,
-            Utc::now(),
+            crate::clock::utc_now(),
         );
         assert_eq!(s.sync.message.as_ref().map(|m| m.value.text.as_str()), Some("Auto-sync done: 5 uploaded"));
         assert_eq!(s.sync.message.as_ref().map(|m| m.until), Some(now + Duration::from_secs(3)));
         assert_eq!(s.counters.synced, 5);
-        s.apply(&StationEvent::Sync(SyncEvent::Started { trigger: SyncTrigger::Manual, pending: 0 }), now, Utc::now());
+        s.apply(&StationEvent::Sync(SyncEvent::Started { trigger: SyncTrigger::Manual, pending: 0 }), now, crate::clock::utc_now());
         assert_eq!(s.sync.message.as_ref().map(|m| m.value.text.as_str()), Some("Sync: uploading 0 pending scans…"));
         s.expire(now + Duration::from_secs(3));
         assert_eq!(s.sync.message, None);
@@ -910,14 +910,14 @@ mod tests {
                 counters: counters(2),
             })
         };
-        s.apply(&failed(FailureKind::Offline), Duration::ZERO, Utc::now());
+        s.apply(&failed(FailureKind::Offline), Duration::ZERO, crate::clock::utc_now());
         assert_eq!(s.sync.online, Some(false));
-        s.apply(&failed(FailureKind::AuthRejected), Duration::ZERO, Utc::now());
+        s.apply(&failed(FailureKind::AuthRejected), Duration::ZERO, crate::clock::utc_now());
         assert!(s.sync.auth_rejected);
-        let oldest = Utc::now();
-        s.apply(&StationEvent::Sync(SyncEvent::Backlog { pending: 2, oldest_pending_at: Some(oldest) }), Duration::ZERO, Utc::now());
+        let oldest = crate::clock::utc_now();
+        s.apply(&StationEvent::Sync(SyncEvent::Backlog { pending: 2, oldest_pending_at: Some(oldest) }), Duration::ZERO, crate::clock::utc_now());
         assert_eq!(s.sync.oldest_pending_at, Some(oldest));
-        s.apply(&StationEvent::Scan(ScanEvent::CountersChanged(counters(0))), Duration::ZERO, Utc::now());
+        s.apply(&StationEvent::Scan(ScanEvent::CountersChanged(counters(0))), Duration::ZERO, crate::clock::utc_now());
         assert_eq!(s.sync.oldest_pending_at, None);
     }
 }

@@ -42,7 +42,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 
 use crate::model::Secret;
 pub use ratelimit::RateLimit;
@@ -359,7 +358,7 @@ async fn purge_request_keys(storage: Arc<dyn HubStorage>) {
         tick.tick().await;
         let storage = storage.clone();
         let retention = chrono::Duration::from_std(REQUEST_KEY_RETENTION).unwrap_or(chrono::Duration::days(7));
-        let before = crate::clock::format_utc_millis(&(Utc::now() - retention));
+        let before = crate::clock::format_utc_millis(&(crate::clock::utc_now() - retention));
         match tokio::task::spawn_blocking(move || storage.purge_request_keys(&before)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(purged)) => tracing::debug!(purged, "old Idempotency-Key responses purged"),

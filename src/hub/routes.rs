@@ -25,7 +25,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::auth::{Caller, KeyChecker, Verdict, bearer_token};
@@ -107,7 +106,7 @@ pub(crate) fn router(state: Shared) -> Router {
 }
 
 fn now_text() -> String {
-    format_utc_millis(&Utc::now())
+    format_utc_millis(&crate::clock::utc_now())
 }
 
 /// Runs blocking storage work on tokio's blocking pool.
@@ -338,7 +337,7 @@ fn same_epoch(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
-    let now = Utc::now();
+    let now = crate::clock::utc_now();
     let age = parse_utc(&row.last_seen_at).ok().map(|seen| (now - seen).to_std().unwrap_or_default());
     let status = match age {
         Some(age) if age < offline_after => {
@@ -617,7 +616,7 @@ async fn export(
     if !matches!(format.as_str(), "json" | "csv" | "xlsx") {
         return Err(ApiError::BadRequest(format!("format: must be json, csv or xlsx (got {format:?})")));
     }
-    let taken_at = Utc::now();
+    let taken_at = crate::clock::utc_now();
     let export_timestamp = format_utc_millis(&taken_at);
     let stamp = taken_at.format("%Y%m%d-%H%M%S").to_string();
     blocking(move || {
@@ -759,7 +758,7 @@ mod tests {
     fn station_status_rules() {
         let limit = Duration::from_mins(2);
         let fresh = now_text();
-        let old = format_utc_millis(&(Utc::now() - chrono::Duration::seconds(121)));
+        let old = format_utc_millis(&(crate::clock::utc_now() - chrono::Duration::seconds(121)));
         let e = Some("2026-11-21T10:00:00.000Z");
         assert_eq!(station_status(row(fresh.clone(), e), e, limit).status, "ready");
         assert_eq!(station_status(row(fresh, None), e, limit).status, "pending");

@@ -715,7 +715,13 @@ impl Loader {
                 self.problem_of(ProblemKind::Ignored, &name, source, message);
                 continue;
             }
-            let message = if let Some(suggestion) = closest_name(&name, known.iter().copied()) {
+            let suggestion = closest_name(&name, known.iter().copied());
+            if source == Source::Environment && suggestion.is_none() {
+                // Other programs' variables share our prefixes
+                // (CLOUD_SDK_VERSION); only a near miss is worth a word.
+                continue;
+            }
+            let message = if let Some(suggestion) = suggestion {
                 format!("{name} ({where_}) is not a setting of this station; did you mean {suggestion}? It is ignored")
             } else {
                 format!(
@@ -1085,7 +1091,7 @@ mod tests {
     fn unknown_names_get_a_suggestion_and_ignored_ones_are_named() {
         let c = Config::from_sources(sources(
             "DUPLICATE_BADGE_WINDOW_SECONDS=30\nLIVE_SYNC_ENABLED=true\n",
-            &[("PATH", "/usr/bin"), ("HOME", "/root"), ("CLOUD_API_UR", "x")],
+            &[("PATH", "/usr/bin"), ("HOME", "/root"), ("CLOUD_API_UR", "x"), ("CLOUD_SDK_VERSION", "1")],
             &[("duplicate_badge_action", "block")],
         ));
         let unknown: Vec<&str> =

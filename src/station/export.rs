@@ -120,6 +120,12 @@ pub enum ExportError {
     /// Reading the scans failed.
     #[error("cannot read the scans to export: {0}")]
     Store(#[from] StoreError),
+    /// The system clock is before 1970, which the Excel writer cannot stamp.
+    #[error("the system clock says {now}, before 1970: set the station's clock (NTP, or `date -s`) and export again; no scan is lost meanwhile")]
+    ClockBefore1970 {
+        /// The clock's time.
+        now: String,
+    },
     /// Writing the workbook failed.
     #[error("cannot write the export {path}: {detail}; check free disk space and that the directory is writable")]
     Write {
@@ -194,6 +200,12 @@ pub fn export_scans(
     options: &ExportOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Exported, ExportError> {
+    // rust_xlsxwriter stamps the file with SystemTime::now() and panics
+    // before 1970; refuse with what to do instead.
+    let now = crate::clock::utc_now();
+    if now.timestamp() < 0 {
+        return Err(ExportError::ClockBefore1970 { now: crate::clock::format_utc_millis(&now) });
+    }
     let dir = &options.out_dir;
     std::fs::create_dir_all(dir).map_err(|source| ExportError::CreateDir { path: dir.clone(), source })?;
     let station = match &options.station_name {
@@ -201,7 +213,7 @@ pub fn export_scans(
         None => store.station()?.name,
     };
     let prefix = options.file_prefix.as_deref().unwrap_or(DEFAULT_FILE_PREFIX);
-    let path = free_path(dir, &export_file_name(prefix, &station, &Local::now()));
+    let path = free_path(dir, &export_file_name(prefix, &station, &crate::clock::local_now()));
     let tmp = dir.join(format!(
         ".{}.partial",
         path.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy())

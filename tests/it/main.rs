@@ -3,6 +3,7 @@
 //! disk, the real `badgestation` binary, pseudo-terminals, a hub on
 //! `127.0.0.1:0`.
 
+mod cli;
 mod common;
 mod fakehub;
 #[cfg(feature = "gui")]

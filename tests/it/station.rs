@@ -511,7 +511,7 @@ fn config_check_reports_sources_and_problems() {
     assert!(line("CLOUD_SYNC_BATCH_SIZE").contains("300") && line("CLOUD_SYNC_BATCH_SIZE").contains("[flag]"));
     assert!(line("AUTO_SYNC_ENABLED").contains("[environment]"));
     assert!(line("SCAN_FEEDBACK_DURATION_MS").contains("2000") && line("SCAN_FEEDBACK_DURATION_MS").contains("[default]"));
-    assert!(text.contains("DUPLICATE_BADGE_TIME_WINDOW_SECONDS=999999 is above the valid range 1–86400; using 86400"), "{text}");
+    assert!(text.contains("DUPLICATE_BADGE_TIME_WINDOW_SECONDS=999999 is above the valid range 1–86400; using the default 60"), "{text}");
     assert!(text.contains("AUTO_SYNC_ENABLED=\"nope\" is not a boolean"), "{text}");
 
     // A clean configuration exits 0.

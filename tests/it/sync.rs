@@ -638,7 +638,7 @@ fn cli_sync_commands() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let out = run(command(d).arg("sync"));
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(4), "sync off has its own exit code");
     assert!(stdout(&out).contains("Sync is off: CLOUD_API_URL is not set"), "{}", stdout(&out));
 
     let out = run(command(d).args(["sync", "pending"]));
@@ -655,7 +655,7 @@ fn cli_sync_commands() {
     };
     let out = with_hub(&["sync", "--all"]);
     let text = stdout(&out);
-    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "partial: one scan rejected\n{text}\n{}", stderr(&out));
     assert!(text.contains("batch 1:") && text.contains("batch 2:"), "{text}");
     assert!(text.contains("synced 3 scans (1 rejected by the hub)"), "{text}");
     check_invariant(&d.join("badgestation.db"), &hub.state(), true);

@@ -39,7 +39,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use calamine::{DataRef, Dimensions, Reader, Xlsx, XlsxError};
-use chrono::{Local, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{Roster, SharedRoster};
@@ -576,7 +575,7 @@ pub fn import_roster(
     let mut people = std::mem::take(&mut parsed.people);
     people.sort_unstable_by(|a, b| a.legacy_id.cmp(&b.legacy_id));
     let source = path.display().to_string();
-    let imported_at = crate::clock::format_utc_millis(&Utc::now());
+    let imported_at = crate::clock::format_utc_millis(&crate::clock::utc_now());
     store.replace_roster_with_settings(
         &people,
         &[(HASH_SETTING, sha256.as_str()), (SOURCE_SETTING, source.as_str()), (IMPORTED_AT_SETTING, imported_at.as_str())],
@@ -1117,7 +1116,7 @@ fn write_report(
     let _ = writeln!(out, "BadgeStation roster import report");
     let _ = writeln!(out, "File:     {}", roster.display());
     let _ = writeln!(out, "SHA-256:  {sha256}");
-    let _ = writeln!(out, "Checked:  {}", Local::now().format("%Y-%m-%d %H:%M:%S %z"));
+    let _ = writeln!(out, "Checked:  {}", crate::clock::local_now().format("%Y-%m-%d %H:%M:%S %z"));
     let _ = writeln!(out, "Sheet:    '{}', header on row {}", parsed.sheet, parsed.header_row);
     let _ = writeln!(
         out,

@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use chrono::Utc;
 
 use super::Roster;
 use crate::api::{BusinessUnitCount, RosterSummary, roster_summary_hash};
@@ -91,7 +90,7 @@ pub fn upload_summary(client: &HubClient, units: &[BusinessUnitCount]) -> Result
 /// (direction `roster`). Failures are logged as warnings and returned for
 /// display; they change nothing else.
 pub fn upload_and_log(store: &Store, client: &HubClient, roster: &Roster) -> Result<SummaryUpload, HubError> {
-    let started_at = Utc::now();
+    let started_at = crate::clock::utc_now();
     let started = Instant::now();
     let units = business_unit_summary(roster);
     let result = upload_summary(client, &units);

@@ -50,7 +50,7 @@ impl Store {
     pub(super) fn ensure_station_row(&self) -> Result<()> {
         self.conn.execute(
             "INSERT OR IGNORE INTO station (id, install_uuid, name, clear_epoch, created_at) VALUES (1, ?1, ?2, NULL, ?3)",
-            params![uuid::Uuid::new_v4().to_string(), default_station_name(), format_utc_millis(&Utc::now())],
+            params![uuid::Uuid::new_v4().to_string(), default_station_name(), format_utc_millis(&crate::clock::utc_now())],
         )?;
         Ok(())
     }

@@ -235,7 +235,7 @@ impl HubClient {
 
     /// `GET /`: reachability, clear epoch and clock offset.
     pub fn probe(&self) -> Result<StatusProbe, HubError> {
-        let started_wall = Utc::now();
+        let started_wall = crate::clock::utc_now();
         let started = Instant::now();
         let mut response = self
             .probe_agent
@@ -295,7 +295,7 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
-    (at - Utc::now()).to_std().ok()
+    (at - crate::clock::utc_now()).to_std().ok()
 }
 
 /// The `error` or `message` of a JSON error body, else the body itself
