@@ -118,9 +118,16 @@ pub fn run(ctx: &Context, headless: bool) -> anyhow::Result<ExitCode> {
         runtime.reader_ids().len(),
         runtime.reader_ids().join(", ")
     );
+    let sounds = crate::station::sound::Sounds::start(ctx.config.station.sound_enabled, ctx.config.station.sound_volume);
     let print = |event: &StationEvent| {
         if let Some(line) = event_line(event) {
             outln!("{line}");
+        }
+        // After the commit: the recorder sends a scan's event only then.
+        if let StationEvent::Scan(scan) = event
+            && let Some(cue) = crate::station::sound::Cue::for_event(scan)
+        {
+            sounds.play(cue);
         }
     };
     loop {

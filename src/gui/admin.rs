@@ -147,6 +147,8 @@ pub struct AdminPanel {
     last_input: Duration,
     /// "Quit station" was pressed: the confirmation shows.
     confirm_quit: bool,
+    /// The volume slider.
+    volume: f32,
 }
 
 impl AdminPanel {
@@ -174,6 +176,7 @@ impl AdminPanel {
             rename: JobStatus::Idle,
             last_input: Duration::ZERO,
             confirm_quit: false,
+            volume: config.station.sound_volume,
         }
     }
 
@@ -414,6 +417,8 @@ impl StationApp {
             ui.separator();
             self.admin_name_ui(ui);
             ui.separator();
+            self.admin_sound_ui(ui);
+            ui.separator();
             egui::CollapsingHeader::new("Effective settings").show(ui, |ui| {
                 egui::Grid::new("settings").striped(true).show(ui, |ui| {
                     for setting in &self.config.settings {
@@ -452,6 +457,32 @@ impl StationApp {
                 self.start_shutdown(&ctx);
             }
         });
+    }
+
+    /// Sounds on/off and volume, until the next start (the .env keeps them).
+    fn admin_sound_ui(&mut self, ui: &mut egui::Ui) {
+        ui.label(RichText::new("Sound").strong());
+        let mut on = self.sounds.enabled();
+        if ui.checkbox(&mut on, "Sounds on").changed() {
+            self.sounds.set_enabled(on);
+        }
+        let label = ui.label("Volume");
+        let slider = ui.add(egui::Slider::new(&mut self.admin.volume, 0.0..=1.0).show_value(true)).labelled_by(label.id);
+        if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
+            self.sounds.set_volume(self.admin.volume);
+        }
+        match self.sounds.state() {
+            crate::station::sound::SoundState::Ready { player } => {
+                ui.label(RichText::new(format!("Playing through {player}")).color(theme::TEXT_MUTED));
+            }
+            crate::station::sound::SoundState::Silent(why) => {
+                ui.label(RichText::new(format!("Silent: {why}")).color(theme::ATTENTION));
+            }
+        }
+        ui.label(
+            RichText::new("These last until the station restarts; VOICE_ENABLED and VOICE_VOLUME in .env keep them.")
+                .color(theme::TEXT_MUTED),
+        );
     }
 
     /// What is wrong, with the technical details the main screen leaves out.

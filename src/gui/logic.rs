@@ -37,6 +37,7 @@ impl StationApp {
             let Some(reads) = &self.wedge_reads else {
                 // No database: say so; never greet as if it were recorded.
                 tracing::error!(badge, "badge read but NOT saved: the station has no database");
+                self.sounds.play(crate::station::sound::Cue::Refused);
                 let wall = self.clock.now_utc();
                 self.screen.apply(
                     &StationEvent::Scan(crate::model::ScanEvent::StoreFailed {
@@ -75,6 +76,13 @@ impl StationApp {
             more = events.len() == EVENTS_PER_FRAME;
             for event in &events {
                 self.screen.apply(event, now, wall);
+                // The recorder sends a scan's event after its commit, so the
+                // sound, like the screen, never runs ahead of the disk.
+                if let StationEvent::Scan(scan) = event
+                    && let Some(cue) = crate::station::sound::Cue::for_event(scan)
+                {
+                    self.sounds.play(cue);
+                }
                 if let StationEvent::Sync(sync) = event
                     && let Some(action) = self.shutdown.as_mut().and_then(|flow| flow.on_sync_event(sync))
                 {

@@ -81,6 +81,8 @@ pub struct StationApp {
     frames: u64,
     started: Instant,
     first_frame_logged: bool,
+    /// Welcome, duplicate and refused sounds, played on the recorder's events.
+    sounds: crate::station::sound::Sounds,
     /// Set by the signal thread on SIGTERM/SIGINT: run the quit flow.
     quit_signal: Arc<AtomicBool>,
     /// Stops the signal thread.
@@ -115,6 +117,7 @@ impl StationApp {
         );
         screen.banners = Banner::collect(&config, runtime.reader_problems(), None);
         let admin = AdminPanel::new(&config, &runtime.station().name);
+        let config_sound = (config.station.sound_enabled, config.station.sound_volume);
         StationApp {
             clock: runtime.clock().clone(),
             wedge_reads: Some(runtime.wedge_sender()),
@@ -134,6 +137,7 @@ impl StationApp {
             first_frame_logged: false,
             quit_signal: Arc::new(AtomicBool::new(false)),
             signals: None,
+            sounds: crate::station::sound::Sounds::start(config_sound.0, config_sound.1),
         }
     }
 
@@ -153,6 +157,7 @@ impl StationApp {
         screen.banners = Banner::collect(&config, &[], Some(error));
         screen.recording = false;
         let admin = AdminPanel::new(&config, &name);
+        let config_sound = (config.station.sound_enabled, config.station.sound_volume);
         StationApp {
             clock,
             wedge_reads: None,
@@ -172,6 +177,7 @@ impl StationApp {
             first_frame_logged: false,
             quit_signal: Arc::new(AtomicBool::new(false)),
             signals: None,
+            sounds: crate::station::sound::Sounds::start(config_sound.0, config_sound.1),
         }
     }
 

@@ -10,5 +10,6 @@ pub mod reader;
 pub mod recorder;
 pub mod roster;
 pub mod runtime;
+pub mod sound;
 pub mod store;
 pub mod sync;

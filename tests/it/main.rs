@@ -12,5 +12,6 @@ mod gui;
 mod hub;
 mod readers;
 mod roster;
+mod sound;
 mod station;
 mod sync;
