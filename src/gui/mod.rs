@@ -16,6 +16,7 @@
 //!   reader status, the shutdown overlay.
 //! * [`admin`] — the PIN gate (escalating lockout) and the admin panel.
 //! * [`input`] — keyboard-wedge capture ahead of every widget.
+//! * [`lookup`] — forgot-badge lookup by name or email (`scan_source=lookup`).
 //! * [`jobs`] — export, roster import, rename and the start-up status read,
 //!   each on a named thread.
 //! * [`shutdown`] — the quit flow: sync all, export, close.
@@ -31,6 +32,7 @@ pub mod input;
 pub mod jobs;
 pub mod keep_awake;
 mod logic;
+pub mod lookup;
 pub mod shutdown;
 pub mod state;
 pub mod theme;
@@ -81,6 +83,8 @@ pub struct StationApp {
     frames: u64,
     started: Instant,
     first_frame_logged: bool,
+    /// The forgot-badge lookup.
+    lookup: lookup::LookupPanel,
     /// Welcome, duplicate and refused sounds, played on the recorder's events.
     sounds: crate::station::sound::Sounds,
     /// Set by the signal thread on SIGTERM/SIGINT: run the quit flow.
@@ -138,6 +142,7 @@ impl StationApp {
             quit_signal: Arc::new(AtomicBool::new(false)),
             signals: None,
             sounds: crate::station::sound::Sounds::start(config_sound.0, config_sound.1),
+            lookup: lookup::LookupPanel::default(),
         }
     }
 
@@ -178,6 +183,7 @@ impl StationApp {
             quit_signal: Arc::new(AtomicBool::new(false)),
             signals: None,
             sounds: crate::station::sound::Sounds::start(config_sound.0, config_sound.1),
+            lookup: lookup::LookupPanel::default(),
         }
     }
 
@@ -210,6 +216,12 @@ impl StationApp {
     #[must_use]
     pub fn shutdown_flow(&self) -> Option<&ShutdownFlow> {
         self.shutdown.as_ref()
+    }
+
+    /// The lookup panel.
+    #[must_use]
+    pub fn lookup(&self) -> &lookup::LookupPanel {
+        &self.lookup
     }
 
     /// Whether the window was told to close.

@@ -154,6 +154,7 @@ impl StationApp {
         if let Some(overlay) = self.screen.duplicate.clone() {
             self.duplicate_ui(&ctx, &overlay.value);
         }
+        self.lookup_ui(&ctx);
         self.admin_ui(&ctx);
         self.shutdown_ui(&ctx);
     }
@@ -165,6 +166,10 @@ impl StationApp {
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.add_enabled(self.shutdown.is_none(), egui::Button::new("Admin")).clicked() {
                     self.open_admin();
+                }
+                let can_find = self.shutdown.is_none() && !self.admin.is_open() && self.screen.roster_people > 0;
+                if ui.add_enabled(can_find, egui::Button::new("Forgot badge? Find your name")).clicked() {
+                    self.open_lookup();
                 }
                 let clock = self.clock.now_utc().with_timezone(&Local).format("%H:%M").to_string();
                 ui.label(RichText::new(clock).font(theme::regular(theme::SIZE_DETAIL)));

@@ -625,3 +625,61 @@ fn stop_signal_runs_the_quit_flow() {
     gui.advance(Duration::from_millis(1500));
     assert!(gui.app().close_sent());
 }
+
+/// Forgot-badge lookup: a person types part of their name (slowly, as
+/// people type), sees at most the matches, picks themself, and is greeted
+/// and recorded through the recorder with scan_source=lookup (read back
+/// from the SQLite file).
+#[test]
+fn lookup_records_the_chosen_person() {
+    let mut gui = Gui::start(
+        "",
+        vec![
+            person("101117", "Somchai Jaidee", "Operations", "Technician"),
+            person("101118", "Somsak Jaidee", "Finance", "Clerk"),
+            person("200", "Ann Lee", "HR", "Manager"),
+        ],
+    );
+    gui.click("Forgot badge? Find your name");
+    gui.harness.step();
+    assert!(gui.harness.get_by_label("Type your name or email").is_focused());
+    gui.type_slowly("som jai");
+    assert_eq!(gui.app().lookup().matches().len(), 2, "{:?}", gui.app().lookup().matches());
+    assert!(gui.shows("Somsak Jaidee — Finance"));
+    assert!(!gui.shows("Ann Lee"));
+    gui.click("Somchai Jaidee — Operations");
+    gui.wait_for("Welcome, Somchai Jaidee");
+    assert!(!gui.app().lookup().is_open());
+
+    let database = gui.dir.path().join("badgestation.db");
+    let mut slot = gui.harness.into_state();
+    slot.app.as_mut().unwrap().shutdown_runtime();
+    let scans = Store::open(&database).unwrap().list_scans(None, 10).unwrap();
+    assert_eq!(scans.len(), 1, "{scans:?}");
+    assert_eq!(scans[0].badge_id, "101117");
+    assert_eq!(scans[0].source, ScanSource::Lookup);
+}
+
+/// A keyboard-wedge badge arriving while the lookup field has focus is a
+/// badge scan (recorded, source badge) and leaves nothing in the field;
+/// what the person typed before stays, and typing is not taken for a badge.
+#[test]
+fn wedge_burst_while_the_lookup_field_has_focus() {
+    let mut gui = Gui::start("", vec![person("101117", "Somchai Jaidee", "Operations", "Technician")]);
+    gui.click("Forgot badge? Find your name");
+    gui.harness.step();
+    gui.type_slowly("somc");
+    assert_eq!(gui.harness.get_by_label("Type your name or email").value().as_deref(), Some("somc"));
+    gui.burst("0004372425");
+    gui.wait_for("recorded, not in roster");
+    assert_eq!(gui.harness.get_by_label("Type your name or email").value().as_deref(), Some("somc"), "no badge digits in the field");
+    assert!(gui.shows("Total: 1"), "the typing was not a scan");
+
+    let database = gui.dir.path().join("badgestation.db");
+    let mut slot = gui.harness.into_state();
+    slot.app.as_mut().unwrap().shutdown_runtime();
+    let scans = Store::open(&database).unwrap().list_scans(None, 10).unwrap();
+    assert_eq!(scans.len(), 1);
+    assert_eq!(scans[0].badge_id, "0004372425");
+    assert_eq!(scans[0].source, ScanSource::Badge);
+}

@@ -28,6 +28,7 @@
 //! the zeros (a Text column) is matched as it is.
 
 pub mod import;
+pub mod search;
 pub mod summary;
 pub mod watcher;
 
