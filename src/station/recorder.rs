@@ -30,7 +30,9 @@ use rusqlite::{Transaction, TransactionBehavior};
 
 use crate::clock::{SharedClock, local_day_start_utc, truncate_millis};
 use crate::station::config::DuplicateConfig;
-use crate::station::counters::SharedCounters;
+mod counters;
+
+pub use counters::SharedCounters;
 use crate::model::{
     Counters, DuplicateAction, EarlierScan, RawRead, ScanEvent, ScanRecord, Waker, escape_for_display, sanitize_badge,
 };
@@ -53,9 +55,6 @@ pub enum RecorderCommand {
     SetDuplicates(DuplicateConfig),
     /// Stamp new scans with this station name (and store it).
     SetStationName(String),
-    /// Recount the counters from the database (after another process
-    /// changed sync states).
-    Recount,
     /// Run `job` on the recorder's connection, between two reads, and send
     /// back its result. Used for writes that must be serialised with scan
     /// inserts, such as archiving an old clear epoch.
@@ -69,11 +68,21 @@ impl std::fmt::Debug for RecorderCommand {
         match self {
             RecorderCommand::SetDuplicates(d) => f.debug_tuple("SetDuplicates").field(d).finish(),
             RecorderCommand::SetStationName(n) => f.debug_tuple("SetStationName").field(n).finish(),
-            RecorderCommand::Recount => f.write_str("Recount"),
             RecorderCommand::Exclusive(_) => f.write_str("Exclusive(..)"),
             RecorderCommand::Shutdown => f.write_str("Shutdown"),
         }
     }
+}
+
+/// Sync-state changes the sync worker committed, for [`Recorder::apply_sync`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncChange {
+    /// Scans that went from pending to synced.
+    pub synced: u64,
+    /// Scans that went from pending to failed.
+    pub failed: u64,
+    /// Failed scans put back to pending.
+    pub reset: u64,
 }
 
 /// When a badge was last stored, on both clocks.
@@ -171,7 +180,18 @@ impl Recorder {
         }
     }
 
-    /// The shared counters this recorder updates.
+    /// Applies what the sync worker committed on its own connection to the
+    /// counters (the recorder is their only writer) and returns them.
+    pub fn apply_sync(&mut self, change: SyncChange) -> Counters {
+        self.counters.update(|c| {
+            let settled = change.synced + change.failed;
+            c.pending = (c.pending + change.reset).saturating_sub(settled);
+            c.failed = c.failed.saturating_sub(change.reset) + change.failed;
+            c.synced += change.synced;
+        })
+    }
+
+    /// A read-only view of the counters this recorder keeps.
     #[must_use]
     pub fn counters(&self) -> SharedCounters {
         self.counters.clone()
@@ -415,10 +435,6 @@ impl Recorder {
                             tracing::error!(%error, "cannot rename the station");
                         }
                     }
-                    Ok(RecorderCommand::Recount) => match self.reload() {
-                        Ok(()) => emit(ScanEvent::CountersChanged(self.counters.snapshot())),
-                        Err(error) => tracing::error!(%error, "cannot recount the counters"),
-                    },
                     Ok(RecorderCommand::Exclusive(job)) => job(&mut self),
                     Ok(RecorderCommand::Shutdown) | Err(_) => break,
                 },

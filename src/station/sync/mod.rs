@@ -33,7 +33,7 @@ use crate::station::config::{AutoSyncConfig, Config, RetryConfig};
 use crate::model::Counters;
 use crate::station::store::sync_state::EpochChange;
 
-pub use engine::{EpochAdopter, SyncContext, SyncEngine, SyncError, SyncReport};
+pub use engine::{RecorderLink, SyncContext, SyncEngine, SyncError, SyncReport};
 pub use worker::{SyncHandle, spawn};
 
 /// How often the station tells the hub it is alive.
