@@ -103,6 +103,7 @@ impl SyncContext for CliContext {
             | SyncEvent::Connectivity { .. }
             | SyncEvent::FailedReset { .. }
             | SyncEvent::Backlog { .. } => {}
+            SyncEvent::RosterSummary(_) => self.line(&event.to_string()),
         }
     }
 

@@ -176,12 +176,13 @@ impl StationRuntime {
         let recorder = recorder.spawn(reads_rx, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("recorder"))?;
         let sync = match setup.sync {
             Some(settings) => {
-                let engine = SyncEngine::new(
+                let mut engine = SyncEngine::new(
                     Store::open(&database)?,
                     settings,
                     RecorderLink::Recorder { commander: recorder.commander(), counters: counters.clone() },
                     setup.clock.clone(),
                 );
+                engine.keep_roster_summary(setup.roster.clone());
                 Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
             }
             None => None,

@@ -851,6 +851,58 @@ mod real_hub {
         reply.body_mut().read_json::<serde_json::Value>().unwrap()["count"].as_u64().unwrap()
     }
 
+    /// The sync engine keeps the roster's business-unit summary on the hub:
+    /// after a heartbeat it uploads the roster in use, does not upload the same
+    /// roster again, and uploads again once an import swapped in a new one.
+    #[test]
+    fn the_engine_uploads_the_summary_of_each_new_roster_after_a_heartbeat() {
+        use badgestation::model::Person;
+        use badgestation::station::roster::Roster;
+        let hub_dir = tempfile::tempdir().unwrap();
+        let hub = hub_at(hub_dir.path(), "127.0.0.1:0".parse().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("badgestation.db");
+        let person = |id: &str, unit: &str| Person {
+            legacy_id: id.into(),
+            full_name: format!("P {id}"),
+            business_unit: Some(unit.into()),
+            position: None,
+            email: None,
+        };
+        let roster = SharedRoster::new(Roster::from_people(vec![person("1", "Finance"), person("2", "Sales")]));
+        let mut s = settings(&hub.url(), dir.path());
+        s.api_key = Secret::new(MASTER);
+        let mut engine = SyncEngine::new(Store::open(&path).unwrap(), s, RecorderLink::Direct, SystemClock::shared());
+        engine.keep_roster_summary(roster.clone());
+        let hub_hash = || -> Option<String> {
+            let mut reply = ureq::get(format!("{}/v1/roster/hash", hub.url()))
+                .header("Authorization", format!("Bearer {MASTER}"))
+                .call()
+                .unwrap();
+            reply.body_mut().read_json::<serde_json::Value>().unwrap()["hash"].as_str().map(str::to_owned)
+        };
+        let roster_logs = || -> i64 {
+            Store::open(&path)
+                .unwrap()
+                .conn()
+                .query_row("SELECT count(*) FROM sync_log WHERE direction = 'roster'", [], |r| r.get(0))
+                .unwrap()
+        };
+
+        let mut rec = Recording::default();
+        engine.heartbeat(&mut rec).unwrap();
+        let first = hub_hash().expect("the summary reached the hub");
+        assert!(rec.events.iter().any(|e| matches!(e, SyncEvent::RosterSummary(Ok(_)))), "{:?}", rec.events);
+        engine.heartbeat(&mut rec).unwrap();
+        assert_eq!(roster_logs(), 1, "the same roster is not uploaded twice");
+
+        roster.replace(Roster::from_people(vec![person("1", "Finance"), person("3", "Legal")]));
+        engine.heartbeat(&mut rec).unwrap();
+        assert_eq!(roster_logs(), 2);
+        assert_ne!(hub_hash().unwrap(), first, "the new roster's counts replaced the old ones");
+        hub.shutdown();
+    }
+
     /// Hub down at start, then up; then the hub dies and restarts on its
     /// database between two syncs: every scan ends at the hub exactly once
     /// (the hub's own count equals the station's synced count), and a second

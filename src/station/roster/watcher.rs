@@ -11,9 +11,9 @@
 //! is not read half-written. A failed import is reported once and retried
 //! only when the file changes again.
 //!
-//! After each import, and once at start, the business-unit summary is
-//! uploaded when sync is on ([`super::summary`]); its failures are reported
-//! and otherwise ignored.
+//! The sync worker notices the new roster and uploads its business-unit
+//! summary (`station::sync::roster_summary`); the watcher never talks to the
+//! hub.
 //!
 //! Events leave on a bounded channel, followed by a call to the [`Waker`].
 //! Dropping the [`RosterWatcher`] (or [`RosterWatcher::shutdown`]) stops and
@@ -26,8 +26,6 @@ use std::time::{Duration, SystemTime};
 use crossbeam_channel::{Receiver, Sender, select, tick};
 
 use super::import::{ImportOptions, ImportOutcome, ImportReport, import_roster};
-use super::summary::{SummaryUpload, upload_and_log};
-use crate::station::sync::client::HubClient;
 use super::SharedRoster;
 use crate::station::config::Config;
 use crate::model::Waker;
@@ -45,21 +43,17 @@ pub struct WatcherConfig {
     pub poll_interval: Duration,
     /// Strict or lenient (`force` is ignored: the hash decides).
     pub options: ImportOptions,
-    /// Where to upload the business-unit summary; `None` while sync is off.
-    pub summary: Option<HubClient>,
 }
 
 impl WatcherConfig {
     /// `employee.xlsx` in the data directory, polled every
     /// [`DEFAULT_POLL_INTERVAL`], strict as `ROSTER_STRICT_VALIDATION` says,
-    /// uploading when `CLOUD_API_URL` is set.
     #[must_use]
     pub fn from_config(config: &Config) -> Self {
         WatcherConfig {
             path: config.roster_path(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             options: ImportOptions { strict: config.roster.strict_validation, force: false },
-            summary: HubClient::from_config(config),
         }
     }
 }
@@ -77,11 +71,6 @@ pub enum RosterEvent {
         /// The error, for an admin.
         message: String,
     },
-    /// The business-unit summary reached the hub (or it already had it).
-    SummaryUploaded(SummaryUpload),
-    /// The summary upload failed; it is tried again after the next import
-    /// or start. Nothing else is affected.
-    SummaryFailed(String),
 }
 
 impl std::fmt::Display for RosterEvent {
@@ -98,13 +87,6 @@ impl std::fmt::Display for RosterEvent {
             RosterEvent::ImportFailed { path, message } => {
                 write!(f, "roster import from {} failed, the previous roster stays: {message}", path.display())
             }
-            RosterEvent::SummaryUploaded(SummaryUpload::AlreadyCurrent { .. }) => {
-                f.write_str("roster summary: the hub already has these business-unit counts")
-            }
-            RosterEvent::SummaryUploaded(SummaryUpload::Posted { saved, .. }) => {
-                write!(f, "roster summary: sent {saved} business-unit counts to the hub")
-            }
-            RosterEvent::SummaryFailed(message) => write!(f, "roster summary not sent: {message}"),
         }
     }
 }
@@ -194,9 +176,6 @@ impl Worker {
         } else {
             tracing::info!(path = %self.config.path.display(), "no roster file yet; the roster in use stays until one appears");
         }
-        if !self.roster.current().is_empty() {
-            self.upload(emit);
-        }
         let ticker = tick(self.config.poll_interval);
         loop {
             select! {
@@ -239,21 +218,12 @@ impl Worker {
                     "roster imported"
                 );
                 emit(RosterEvent::Imported(report));
-                self.upload(emit);
             }
             Ok(ImportOutcome::Unchanged { .. }) => tracing::debug!("roster file unchanged"),
             Err(error) => {
                 tracing::warn!("roster import failed: {error}");
                 emit(RosterEvent::ImportFailed { path: self.config.path.clone(), message: error.to_string() });
             }
-        }
-    }
-
-    fn upload(&self, emit: &dyn Fn(RosterEvent)) {
-        let Some(client) = &self.config.summary else { return };
-        match upload_and_log(&self.store, client, &self.roster.current()) {
-            Ok(done) => emit(RosterEvent::SummaryUploaded(done)),
-            Err(error) => emit(RosterEvent::SummaryFailed(error.to_string())),
         }
     }
 }

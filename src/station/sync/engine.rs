@@ -18,6 +18,7 @@
 //!   again, at most `SYNC_RETRY_MAX_ATTEMPTS` times per sync.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,8 @@ use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WA
 use crate::api::{BatchRequest, BatchResponse, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
 use crate::clock::{SharedClock, format_utc_millis, parse_utc};
 use crate::model::{Counters, ScanRecord};
+use super::roster_summary::upload_and_log;
+use crate::station::roster::{Roster, SharedRoster};
 use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
 use crate::station::store::sync_state::{EpochChange, Failure, adopt_epoch};
 use crate::station::store::{Store, StoreError, SyncLogEntry};
@@ -174,6 +177,10 @@ pub struct SyncEngine {
     /// `settings`): a clear epoch that appears after that is a real clear,
     /// one seen at first contact is history.
     seen_hub: bool,
+    /// The roster whose business-unit summary to keep on the hub, and the
+    /// one last uploaded (compared by identity: an import swaps in a new one).
+    roster: Option<SharedRoster>,
+    summary_sent_for: Option<Arc<Roster>>,
 }
 
 /// The `settings` key recording that the hub was reached at least once.
@@ -205,7 +212,16 @@ impl SyncEngine {
             clock_offset_millis: None,
             last_success_at,
             seen_hub,
+            roster: None,
+            summary_sent_for: None,
         }
+    }
+
+    /// Keeps the business-unit summary of `roster` on the hub: after each
+    /// heartbeat, when the roster in use is not the one last uploaded (an
+    /// import swapped it, or the last upload failed), it is uploaded.
+    pub fn keep_roster_summary(&mut self, roster: SharedRoster) {
+        self.roster = Some(roster);
     }
 
     /// The settings in force.
@@ -622,7 +638,21 @@ impl SyncEngine {
         };
         let result = self.client.heartbeat(&heartbeat);
         self.observe(&result, ctx);
-        result.map_err(SyncError::from)
+        result?;
+        self.upload_roster_summary_if_changed(ctx);
+        Ok(())
+    }
+
+    fn upload_roster_summary_if_changed(&mut self, ctx: &mut dyn SyncContext) {
+        let Some(roster) = self.roster.as_ref().map(SharedRoster::current) else { return };
+        if roster.is_empty() || self.summary_sent_for.as_ref().is_some_and(|sent| Arc::ptr_eq(sent, &roster)) {
+            return;
+        }
+        let result = upload_and_log(&self.store, &self.client, &roster);
+        if result.is_ok() {
+            self.summary_sent_for = Some(roster);
+        }
+        ctx.emit(SyncEvent::RosterSummary(result.map_err(|e| e.to_string())));
     }
 
     /// The auto-sync check, run every `AUTO_SYNC_CHECK_INTERVAL_SECONDS`:
