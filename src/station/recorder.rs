@@ -21,7 +21,6 @@
 //! wrote, folds those rows into its duplicate map and counters first.
 
 use std::collections::{HashMap, HashSet};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -40,6 +39,7 @@ use crate::station::roster::SharedRoster;
 use crate::station::store::checkpoint::{CHECKPOINT_INTERVAL, Checkpointer};
 use crate::station::store::scans::{NewScan, insert_blocked, insert_scan, max_seq};
 use crate::station::store::{StationInfo, Store, StoreError};
+use crate::worker::WorkerThread;
 
 /// Capacity of the read channel. Readers block (back-pressure) only if the
 /// recorder is this far behind, which at well under a millisecond per scan
@@ -400,9 +400,17 @@ impl Recorder {
             }
         };
         let (commands, command_rx) = crossbeam_channel::bounded(16);
-        let thread =
-            std::thread::Builder::new().name("recorder".into()).spawn(move || self.run(&reads, &command_rx, &events, &waker))?;
-        Ok(RecorderHandle { commands, thread: Some(thread), checkpointer })
+        // A `Shutdown` command, not a hang-up: the sync worker holds
+        // commanders too, and the reads queued before it are still recorded.
+        let stop = commands.clone();
+        let thread = WorkerThread::spawn(
+            "recorder",
+            move || {
+                let _ = stop.send(RecorderCommand::Shutdown);
+            },
+            move || self.run(&reads, &command_rx, &events, &waker),
+        )?;
+        Ok(RecorderHandle { commands, thread, checkpointer })
     }
 
     fn run<E: From<ScanEvent>>(
@@ -457,9 +465,9 @@ impl Recorder {
 #[derive(Debug)]
 pub struct RecorderHandle {
     commands: Sender<RecorderCommand>,
-    thread: Option<JoinHandle<()>>,
-    /// Dropped after the recorder thread has stopped, so the last checkpoint
-    /// sees every commit.
+    /// Declared before the checkpointer, so it is dropped (stopped and
+    /// joined) first, and the last checkpoint sees every commit.
+    thread: WorkerThread,
     checkpointer: Option<Checkpointer>,
 }
 
@@ -484,25 +492,12 @@ impl RecorderHandle {
         RecorderCommander { commands: self.commands.clone() }
     }
 
-    /// Records what is queued, stops the thread and waits for it.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let _ = self.commands.send(RecorderCommand::Shutdown);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the recorder thread panicked");
-        }
-        drop(self.checkpointer.take());
-    }
-}
-
-impl Drop for RecorderHandle {
-    fn drop(&mut self) {
-        self.stop();
+    /// Records what is queued, stops the thread and waits for it, then runs
+    /// the last checkpoint.
+    pub fn shutdown(self) {
+        let RecorderHandle { commands, thread, checkpointer } = self;
+        thread.join();
+        drop((checkpointer, commands));
     }
 }
 

@@ -20,7 +20,6 @@
 //! joins the thread; an import in progress finishes first.
 
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, select, tick};
@@ -30,6 +29,7 @@ use super::SharedRoster;
 use crate::station::config::Config;
 use crate::model::Waker;
 use crate::station::store::Store;
+use crate::worker::WorkerThread;
 
 /// How often the file is checked by default.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3);
@@ -94,8 +94,7 @@ impl std::fmt::Display for RosterEvent {
 /// Owns the watcher thread; dropping it stops and joins the thread.
 #[derive(Debug)]
 pub struct RosterWatcher {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    thread: WorkerThread,
 }
 
 impl RosterWatcher {
@@ -110,9 +109,8 @@ impl RosterWatcher {
         events: Sender<E>,
         waker: Waker,
     ) -> std::io::Result<RosterWatcher> {
-        let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let mut worker = Worker { config, store, roster, last_seen: None, waiting: None };
-        let thread = std::thread::Builder::new().name("roster-watcher".into()).spawn(move || {
+        let thread = WorkerThread::spawn_stoppable("roster-watcher", move |stop_rx| {
             let emit = |event: RosterEvent| {
                 // The receiver may be gone during shutdown; the import stands either way.
                 let _ = events.send(E::from(event));
@@ -120,29 +118,12 @@ impl RosterWatcher {
             };
             worker.run(&stop_rx, &emit);
         })?;
-        Ok(RosterWatcher { stop: Some(stop), thread: Some(thread) })
+        Ok(RosterWatcher { thread })
     }
 
     /// Stops the thread and waits for it (an import in progress finishes).
-    pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        // Dropping the sender disconnects the channel, which the thread
-        // takes as "stop" whether or not it is waiting on it right now.
-        self.stop.take();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the roster watcher thread panicked");
-        }
-    }
-}
-
-impl Drop for RosterWatcher {
-    fn drop(&mut self) {
-        self.stop_and_join();
+    pub fn shutdown(self) {
+        self.thread.join();
     }
 }
 
