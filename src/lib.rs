@@ -81,3 +81,4 @@ pub mod hub;
 pub mod model;
 pub mod sqlite;
 pub mod station;
+pub mod worker;

@@ -15,11 +15,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Context;
 use crate::clock::{SystemClock, human_duration};
-use crate::station::counters::SharedCounters;
 use crate::model::SyncStatus;
 use crate::station::config::Source;
 use crate::station::store::Store;
-use crate::station::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
+use crate::station::sync::{RecorderLink, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
 /// Exit code: sync off (see the `sync` help).
 pub const EXIT_SYNC_OFF: u8 = 4;
@@ -134,6 +133,7 @@ impl SyncContext for CliContext {
             | SyncEvent::Connectivity { .. }
             | SyncEvent::FailedReset { .. }
             | SyncEvent::Backlog { .. } => {}
+            SyncEvent::RosterSummary(_) => self.line(&event.to_string()),
         }
     }
 
@@ -146,8 +146,7 @@ impl SyncContext for CliContext {
 
 fn engine(ctx: &Context, settings: SyncSettings) -> anyhow::Result<SyncEngine> {
     let store = ctx.open_store()?;
-    let (counters, _) = store.count(crate::clock::utc_now())?;
-    Ok(SyncEngine::new(store, settings, SharedCounters::new(counters), EpochAdopter::Direct, SystemClock::shared()))
+    Ok(SyncEngine::new(store, settings, RecorderLink::Direct, SystemClock::shared()))
 }
 
 /// `badgestation sync [--all] [--max-batches N]`
