@@ -492,10 +492,10 @@ impl Config {
             enabled: loader.boolean("DUPLICATE_BADGE_DETECTION_ENABLED", true),
             window_secs: loader.int("DUPLICATE_BADGE_TIME_WINDOW_SECONDS", 60, 1, 86_400),
             action: loader.parsed("DUPLICATE_BADGE_ACTION", DuplicateAction::Warn, "warn, block or silent"),
-            alert_duration_millis: loader.int("DUPLICATE_BADGE_ALERT_DURATION_MS", 3000, 0, 60_000),
+            alert_duration_millis: loader.int("DUPLICATE_BADGE_ALERT_DURATION_MS", 3000, 500, 60_000),
         };
         let station = StationConfig {
-            feedback_duration_millis: loader.int("SCAN_FEEDBACK_DURATION_MS", 2000, 0, 60_000),
+            feedback_duration_millis: loader.int("SCAN_FEEDBACK_DURATION_MS", 2000, 500, 60_000),
             admin_pin: loader.pin("ADMIN_PIN"),
             name: loader.station_name("STATION_NAME"),
             full_screen: loader.boolean("SHOW_FULL_SCREEN", true),
@@ -780,7 +780,7 @@ impl Loader {
 
     /// A decimal number in `min..=max`; out of range or unparseable: the default.
     pub fn float(&mut self, name: &'static str, default: f64, min: f64, max: f64) -> f64 {
-        self.doc(name, default.to_string(), format!("{min:.1}–{max:.1}"));
+        self.doc(name, format!("{default:.1}"), format!("{min:.1}–{max:.1}"));
         let Some((text, source)) = self.raw(name) else {
             self.record(name, default.to_string(), Source::Default);
             return default;
@@ -1136,7 +1136,7 @@ mod tests {
         for v in &c.variables {
             assert!(!v.about.is_empty(), "{} has no description", v.name);
         }
-        assert!(c.variables_markdown().contains("| `SCAN_FEEDBACK_DURATION_MS` | 2000 | 0–60000 |"));
+        assert!(c.variables_markdown().contains("| `SCAN_FEEDBACK_DURATION_MS` | 2000 | 500–60000 |"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod gui;
 mod hub;
 mod layers;
 mod readers;
+mod readme;
 mod roster;
 mod sound;
 mod station;
