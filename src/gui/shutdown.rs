@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(flow.deadline(), Some(SIGNAL_SYNC_TIMEOUT));
         assert_eq!(flow.poll(SIGNAL_SYNC_TIMEOUT), Some(Action::Export));
         assert_eq!(flow.deadline(), Some(SIGNAL_DEADLINE));
-        assert_eq!(flow.poll(SIGNAL_DEADLINE - Duration::from_millis(1)), None);
+        assert_eq!(flow.poll(SIGNAL_DEADLINE.saturating_sub(Duration::from_millis(1))), None);
         assert_eq!(flow.poll(SIGNAL_DEADLINE), Some(Action::Close));
         assert!(flow.closed());
         assert!(matches!(flow.export, Step::Failed(_)));

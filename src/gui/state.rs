@@ -359,7 +359,7 @@ impl SyncView {
                 "Uploads paused",
                 Some(format!(
                     "Uploads failed several times in a row; they try again by themselves in {}. Scans are safe here.",
-                    crate::clock::human_duration(until - now)
+                    crate::clock::human_duration(until.saturating_sub(now))
                 )),
             );
         }

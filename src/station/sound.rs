@@ -180,19 +180,19 @@ impl Sounds {
     /// and `volume` are `VOICE_ENABLED` and `VOICE_VOLUME`.
     #[must_use]
     pub fn start(enabled: bool, volume: f32) -> Sounds {
-        Sounds::start_with(enabled, volume, std::env::var_os("PATH").unwrap_or_default(), Vec::new())
+        Sounds::start_with(enabled, volume, &std::env::var_os("PATH").unwrap_or_default(), Vec::new())
     }
 
     /// [`Sounds::start`] with an explicit search path and extra environment
     /// for the player (tests).
     #[must_use]
-    pub fn start_with(enabled: bool, volume: f32, path: std::ffi::OsString, env: Vec<(String, String)>) -> Sounds {
+    pub fn start_with(enabled: bool, volume: f32, path: &std::ffi::OsStr, env: Vec<(String, String)>) -> Sounds {
         // One directory per instance, removed when the last clone goes.
         static INSTANCE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let instance = INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("badgestation-sounds-{}-{instance}", std::process::id()));
         let player = PLAYERS.iter().find_map(|(name, args)| {
-            std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).map(|p| (p, *args))
+            std::env::split_paths(path).map(|d| d.join(name)).find(|p| p.is_file()).map(|p| (p, *args))
         });
         let state = match (&player, write_files(&dir, volume)) {
             (None, _) => SoundState::Silent("no sound player found (pw-play, paplay or aplay); sounds are off".into()),

@@ -12,7 +12,7 @@ use badgestation::station::sound::{Cue, SoundState, Sounds};
 #[test]
 fn no_player_is_silent_with_a_reason() {
     let empty = tempfile::tempdir().unwrap();
-    let sounds = Sounds::start_with(true, 1.0, empty.path().as_os_str().to_owned(), Vec::new());
+    let sounds = Sounds::start_with(true, 1.0, empty.path().as_os_str(), Vec::new());
     match sounds.state() {
         SoundState::Silent(why) => assert!(why.contains("no sound player found"), "{why}"),
         ready @ SoundState::Ready { .. } => panic!("{ready:?}"),
@@ -35,7 +35,7 @@ fn player_without_an_audio_device_goes_silent() {
     let sounds = Sounds::start_with(
         true,
         0.5,
-        bin.path().as_os_str().to_owned(),
+        bin.path().as_os_str(),
         vec![("ALSA_CONFIG_PATH".into(), "/dev/null".into())],
     );
     assert!(matches!(sounds.state(), SoundState::Ready { .. }), "{:?}", sounds.state());

@@ -166,6 +166,119 @@ impl Parser<'_> {
         }
         self.bump();
         self.skip_blanks();
+        let value = if let Some(quote @ ('"' | '\'')) = self.peek() {
+            self.bump();
+            let value = self.quoted(quote)?;
+            self.skip_blanks();
+            match self.peek() {
+                None => {}
+                Some('\n') => {
+                    self.bump();
+                }
+                Some('#') => self.skip_line(),
+                Some(_) => {
+                    return Err(format!(
+                        "{name}: text after the closing quote ({:?}); put the whole value inside the quotes",
+                        self.rest_of_line().trim()
+                    ));
+                }
+            }
+            value
+        } else {
+            let raw = self.rest_of_line();
+            self.skip_line();
+            unquoted(&raw)
+        };
+        Ok(Some((name, value))) => file.entries.push(EnvEntry { name, value, line: start_line }),
+            Ok(None) => {}
+            Err(message) => {
+                // Skip the rest of the line the statement started on.
+                parser.pos = start;
+                parser.line = start_line;
+                parser.skip_line();
+                file.problems.push(EnvLineProblem { line: start_line, message });
+            }
+        }
+    }
+    file
+}
+
+struct Parser<'a> {
+    chars: &'a [char],
+    pos: usize,
+    line: usize,
+}
+
+const FIX: &str = "write it as NAME=value (quote a value that starts with a quote, e.g. NAME=\"it's\")";
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += 1;
+        if c == '\n' {
+            self.line += 1;
+        }
+        Some(c)
+    }
+
+    fn skip_blanks(&mut self) {
+        while matches!(self.peek(), Some(' ' | '\t')) {
+            self.pos += 1;
+        }
+    }
+
+    fn skip_line(&mut self) {
+        while let Some(c) = self.bump() {
+            if c == '\n' {
+                break;
+            }
+        }
+    }
+
+    fn rest_of_line(&self) -> String {
+        self.chars[self.pos..].iter().take_while(|&&c| c != '\n').collect()
+    }
+
+    /// One statement: a blank or comment line (`None`) or an entry.
+    fn statement(&mut self) -> Result<Option<(String, String)>, String> {
+        if self.rest_of_line().contains('\u{fffd}') {
+            return Err("this line is not UTF-8 text (a byte the file's encoding cannot represent here); \
+                        save the file as UTF-8, e.g. in Notepad: Save As… → Encoding: UTF-8"
+                .to_owned());
+        }
+        self.skip_blanks();
+        match self.peek() {
+            None => return Ok(None),
+            Some('\n') => {
+                self.bump();
+                return Ok(None);
+            }
+            Some('#') => {
+                self.skip_line();
+                return Ok(None);
+            }
+            _ => {}
+        }
+        if self.chars[self.pos..].starts_with(&['e', 'x', 'p', 'o', 'r', 't']) && matches!(self.chars.get(self.pos + 6), Some(' ' | '\t')) {
+            self.pos += 6;
+            self.skip_blanks();
+        }
+        let name = self.name()?;
+        self.skip_blanks();
+        if self.peek() != Some('=') {
+            let rest = self.rest_of_line();
+            return Err(if rest.trim().is_empty() || rest.trim_start().starts_with('#') {
+                format!("{name} has no '=' and no value; write {name}=value, or delete the line")
+            } else {
+                format!("expected '=' after {name}; {FIX}")
+            });
+        }
+        self.bump();
+        self.skip_blanks();
         let value = match self.peek() {
             Some(quote @ ('"' | '\'')) => {
                 self.bump();
