@@ -153,34 +153,36 @@ fn graph(src: &Path) -> BTreeMap<(String, String), PathBuf> {
     arrows
 }
 
+/// Depth-first search from `node`; returns a cycle through `path` if any.
+fn visit<'a>(
+    node: &'a str,
+    next: &BTreeMap<&'a str, Vec<&'a str>>,
+    path: &mut Vec<&'a str>,
+    done: &mut BTreeSet<&'a str>,
+) -> Option<Vec<String>> {
+    if let Some(at) = path.iter().position(|n| *n == node) {
+        let mut cycle: Vec<String> = path[at..].iter().map(|n| (*n).to_owned()).collect();
+        cycle.push(node.to_owned());
+        return Some(cycle);
+    }
+    if !done.insert(node) {
+        return None;
+    }
+    path.push(node);
+    for to in next.get(node).into_iter().flatten() {
+        if let Some(cycle) = visit(to, next, path, done) {
+            return Some(cycle);
+        }
+    }
+    path.pop();
+    None
+}
+
 /// A cycle through the graph, if there is one (depth-first search).
 fn find_cycle(arrows: &BTreeMap<(String, String), PathBuf>) -> Option<Vec<String>> {
     let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (from, to) in arrows.keys() {
         next.entry(from).or_default().push(to);
-    }
-    fn visit<'a>(
-        node: &'a str,
-        next: &BTreeMap<&'a str, Vec<&'a str>>,
-        path: &mut Vec<&'a str>,
-        done: &mut BTreeSet<&'a str>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = path.iter().position(|n| *n == node) {
-            let mut cycle: Vec<String> = path[at..].iter().map(|n| (*n).to_owned()).collect();
-            cycle.push(node.to_owned());
-            return Some(cycle);
-        }
-        if !done.insert(node) {
-            return None;
-        }
-        path.push(node);
-        for to in next.get(node).into_iter().flatten() {
-            if let Some(cycle) = visit(to, next, path, done) {
-                return Some(cycle);
-            }
-        }
-        path.pop();
-        None
     }
     let mut done = BTreeSet::new();
     for start in next.keys() {
