@@ -413,7 +413,7 @@ impl StationApp {
             self.admin_data_ui(ui);
             ui.separator();
             ui.label(RichText::new("Readers").strong());
-            self.readers_ui(ui);
+            self.readers_ui(ui, true);
             ui.separator();
             self.admin_name_ui(ui);
             ui.separator();

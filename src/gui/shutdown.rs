@@ -170,8 +170,9 @@ impl ShutdownFlow {
                 self.begin_export();
                 Some(Action::Export)
             }
-            SyncEvent::Failed { trigger: SyncTrigger::ManualAll, reason, .. } => {
-                self.sync = Step::Failed(format!("{reason}; the scans stay pending on this station"));
+            SyncEvent::Failed { trigger: SyncTrigger::ManualAll, kind, .. } => {
+                // Plain words on the overlay; the technical reason is in the log.
+                self.sync = Step::Failed(format!("{}; the scans stay pending on this station", super::state::failure_words(*kind)));
                 self.begin_export();
                 Some(Action::Export)
             }

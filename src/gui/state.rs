@@ -897,6 +897,66 @@ mod tests {
         assert_eq!(s.sync.message, None);
     }
 
+    /// The sync dot is green only while uploads work: a rejected key, a
+    /// cooldown, a hub that cannot store scans, a wrong clock, offline and
+    /// monitoring only each give another tone and plain advice (no status
+    /// codes, no variable names); a finished sync turns it green again.
+    #[test]
+    fn sync_health_is_green_only_when_uploads_work() {
+        let now = Duration::from_secs(100);
+        let mut s = ScreenState::new(settings(), "Gate".into(), counters(0), &[], 0);
+        s.apply(&StationEvent::Sync(SyncEvent::Connectivity { online: true }), now, Utc::now());
+        assert_eq!(s.sync.health(now).tone, SyncTone::Good);
+        let failed = |kind, cooldown| {
+            StationEvent::Sync(SyncEvent::Failed {
+                trigger: SyncTrigger::Auto,
+                reason: "HTTP 503: io error (os error 111)".into(),
+                kind,
+                cooldown,
+                counters: counters(1),
+            })
+        };
+        let cases = [
+            (failed(FailureKind::AuthRejected, None), "Uploads paused: key rejected"),
+            (failed(FailureKind::Server, Some(Duration::from_secs(300))), "Uploads paused"),
+            (failed(FailureKind::Server, None), "Hub cannot store scans"),
+            (StationEvent::Sync(SyncEvent::ClockOffset { offset_millis: 120_000, warning: true }), "Clock is wrong"),
+            (failed(FailureKind::Offline, None), "Offline"),
+        ];
+        for (event, headline) in cases {
+            let mut s = s.clone();
+            s.apply(&event, now, Utc::now());
+            let health = s.sync.health(now);
+            assert_ne!(health.tone, SyncTone::Good, "{headline}");
+            assert_eq!(health.headline, headline);
+            let advice = health.advice.unwrap_or_default();
+            assert!(!advice.contains("os error") && !advice.contains("503") && !advice.contains("CLOUD_"), "{advice}");
+            assert!(s.sync.message.as_ref().is_none_or(|m| !m.value.text.contains("os error")), "{:?}", s.sync.message);
+        }
+        // The cooldown ends on its own; a finished sync clears the failure.
+        let mut paused = s.clone();
+        paused.apply(&failed(FailureKind::Server, Some(Duration::from_secs(300))), now, Utc::now());
+        paused.expire(now + Duration::from_secs(300));
+        assert_eq!(paused.sync.health(now + Duration::from_secs(300)).headline, "Hub cannot store scans");
+        paused.apply(
+            &StationEvent::Sync(SyncEvent::Finished {
+                trigger: SyncTrigger::Auto,
+                synced: 1,
+                failed: 0,
+                remaining: 0,
+                at: Utc::now(),
+                duration: Duration::from_millis(5),
+                counters: counters(0),
+            }),
+            now,
+            Utc::now(),
+        );
+        assert_eq!(paused.sync.health(now).tone, SyncTone::Good);
+        let monitoring = ScreenState::new(ScreenSettings { sync_enabled: false, read_only: true, ..settings() }, "Gate".into(), counters(0), &[], 0);
+        assert_eq!(monitoring.sync.health(now).headline, "Monitoring only");
+        assert_eq!(monitoring.sync.health(now).tone, SyncTone::Neutral);
+    }
+
     /// An offline failure turns the dot red, a 401 shows "API key
     /// rejected", and the oldest pending age clears once nothing is pending.
     #[test]

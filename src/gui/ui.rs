@@ -139,7 +139,7 @@ impl StationApp {
                     ui.add_space(theme::GAP);
                     card(ui, |ui| {
                         ui.label(RichText::new("Readers").color(theme::TEXT_MUTED));
-                        self.readers_ui(ui);
+                        self.readers_ui(ui, false);
                     });
                 });
             });
@@ -373,7 +373,9 @@ impl StationApp {
     }
 
     /// The configured readers and the window's own keyboard input.
-    pub(super) fn readers_ui(&self, ui: &mut egui::Ui) {
+    /// `details`: the admin panel's view, with each reader's device path and
+    /// last error; the main screen shows only plain states.
+    pub(super) fn readers_ui(&self, ui: &mut egui::Ui, details: bool) {
         let focused = ui.input(|i| i.viewport().focused).unwrap_or(true);
         ui.horizontal_wrapped(|ui| {
             if focused {
@@ -392,10 +394,10 @@ impl StationApp {
                     None => (theme::UNKNOWN_STATE, "starting…".to_owned()),
                 };
                 dot(ui, color, &format!("Reader {} {state}", reader.id));
-                let place = reader.path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default();
+                let place = reader.path.as_ref().filter(|_| details).map(|p| format!(" ({})", p.display())).unwrap_or_default();
                 ui.label(format!("{}: {state}{place}", reader.id));
             });
-            if let Some(error) = &reader.last_error {
+            if let Some(error) = reader.last_error.as_ref().filter(|_| details) {
                 ui.label(RichText::new(error).font(theme::regular(theme::SIZE_SMALL)).color(theme::ATTENTION));
             }
         }

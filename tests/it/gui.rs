@@ -684,3 +684,21 @@ fn wedge_burst_while_the_lookup_field_has_focus() {
     assert_eq!(scans[0].badge_id, "0004372425");
     assert_eq!(scans[0].source, ScanSource::Badge);
 }
+
+/// CLOUD_READ_ONLY=true: the sync corner says "Monitoring only", there is
+/// no "Sync now", and nothing reaches the hub (no upload, no heartbeat)
+/// while a scan is recorded.
+#[test]
+fn read_only_is_monitoring_only() {
+    let hub = FakeHub::start(true);
+    let env = format!("CLOUD_API_URL={}\nCLOUD_API_KEY=test-key\nCLOUD_READ_ONLY=true\n", hub.url());
+    let mut gui = Gui::start(&env, Vec::new());
+    gui.read("5551");
+    gui.wait_for("Total: 1");
+    assert!(gui.shows("Monitoring only"));
+    assert!(gui.harness.query_by_label("Sync now").is_none());
+    std::thread::sleep(Duration::from_millis(300));
+    gui.harness.step();
+    assert_eq!(hub.state().batch_requests, 0);
+    assert!(hub.state().heartbeats.is_empty());
+}
