@@ -51,12 +51,16 @@
 //!     `READERS`: serial and hidraw, decoders, debounce, hot-plug with
 //!     backoff, reader profiles, and the keyboard-wedge burst detector;
 //!   * [`station::roster`] — the in-memory roster map, swapped atomically on
-//!     import; `employee.xlsx` import and the **roster watcher thread**;
+//!     import; `employee.xlsx` import, the **roster watcher thread**, and
+//!     the forgot-badge name search;
 //!   * [`station::sync`] — **the sync worker thread**: batches of pending
 //!     scans with their stored idempotency keys, each sent on its own
 //!     **upload thread** while the previous one is marked, retries,
 //!     auto-sync, heartbeats, clear epochs, the business-unit summary;
 //!   * [`station::export`] — scans to an Excel file (constant memory);
+//!   * [`station::sound`] — welcome, duplicate and refused sounds on the
+//!     **sound thread**, through a player found at run time (no audio
+//!     library linked);
 //!   * [`station::runtime`] — **the station runtime**: starts all of the
 //!     above, merges their events into one [`station::runtime::StationEvent`]
 //!     stream, and shuts them down in order. `run --headless` and the window
@@ -66,8 +70,9 @@
 //!   only the vocabulary and [`sqlite`], never a station module.
 //! * The front ends, on top, imported by nothing below them:
 //!   * `gui` (feature `gui`) — **the operator window** (egui/eframe) on the
-//!     station runtime: the screen from events, wedge capture, admin panel,
-//!     shutdown flow;
+//!     station runtime: the screen from events, problem banners, wedge
+//!     capture, admin panel with PIN keypad, forgot-badge lookup, shutdown
+//!     flow (also on SIGTERM/SIGINT);
 //!   * [`cli`] — the `badgestation` command line (it opens the window for a
 //!     bare `badgestation`); `main.rs` only calls it.
 //!

@@ -46,7 +46,7 @@ fn hero_name(ui: &mut egui::Ui, name: &str, color: Color32, width: f32) {
     ui.add(egui::Label::new(RichText::new(name).font(theme::bold(size)).color(color)).wrap());
 }
 
-/// The font size [`hero_name`] uses for `name` in `width`.
+/// The font size the welcome card uses for `name` in `width`.
 #[must_use]
 pub fn hero_size(ctx: &egui::Context, name: &str, width: f32) -> f32 {
     let mut size = theme::SIZE_HERO;
