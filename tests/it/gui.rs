@@ -702,3 +702,24 @@ fn read_only_is_monitoring_only() {
     assert_eq!(hub.state().batch_requests, 0);
     assert!(hub.state().heartbeats.is_empty());
 }
+
+/// The recent-scans list keeps a duplicate's mark across a restart: two
+/// scans of one badge within the window, recorded by an earlier process,
+/// are listed after start as one recorded and one duplicate, with the badge.
+#[test]
+fn duplicate_mark_survives_a_restart() {
+    let mut gui = Gui::start_as_run("", |dir| {
+        let output = crate::common::run(crate::common::command(dir).args(["scan", "555001", "555002", "555001"]));
+        assert!(output.status.success(), "{}", crate::common::stderr(&output));
+    });
+    gui.wait_for("duplicate, recorded");
+    let marks: Vec<_> = gui.app().screen().recent.iter().map(|r| (r.badge.clone(), r.status)).collect();
+    assert_eq!(
+        marks,
+        [
+            ("555001".to_owned(), badgestation::gui::state::RecentStatus::Duplicate),
+            ("555002".to_owned(), badgestation::gui::state::RecentStatus::NotInRoster),
+            ("555001".to_owned(), badgestation::gui::state::RecentStatus::NotInRoster),
+        ]
+    );
+}
