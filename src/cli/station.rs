@@ -92,8 +92,8 @@ pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
         None => outln!("Last sync:      never"),
     }
     match &ctx.config.cloud.api_url {
-        Some(url) => outln!("Sync:           on, to {url}"),
-        None => outln!("Sync:           off (set CLOUD_API_URL in {} to upload)", ctx.config.env_file.display()),
+        Some(url) if ctx.config.sync_configured() => outln!("Sync:           on, to {url}"),
+        _ => outln!("Sync:           off: {}", super::sync::why_off(ctx)),
     }
     outln!("Roster:         {} people", store.roster_rows()?.len());
     let blocked = store.blocked_count()?;

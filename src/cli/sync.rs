@@ -28,7 +28,7 @@ pub const EXIT_PARTIAL: u8 = 3;
 pub const EXIT_NOTHING_TO_DO: u8 = 5;
 
 /// Why sync is off, naming where the deciding value came from.
-fn why_off(ctx: &Context) -> String {
+pub(super) fn why_off(ctx: &Context) -> String {
     let config = &ctx.config;
     let source = |name: &str| config.settings.iter().find(|s| s.name == name).map(|s| s.source);
     let from = |source: Option<Source>| match source {
