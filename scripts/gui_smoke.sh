@@ -65,7 +65,7 @@ xvfb-run -a -s "-screen 0 1280x800x24" bash -euc '
         [ "$stored" = yes ] && break
         echo "gui smoke test: attempt $attempt: the badge was not stored yet; typing again"
     done
-    sleep 0.5
+    sleep 1
     import -window root "$out/gui.png"
     kill -TERM "$pid"
     status=0

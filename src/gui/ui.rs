@@ -145,6 +145,7 @@ impl StationApp {
             });
         egui::Panel::bottom("recent")
             .resizable(false)
+            .show_separator_line(false)
             .exact_size(theme::RECENT_HEIGHT)
             .frame(Frame::new().fill(theme::BACKGROUND).inner_margin(Margin::same(theme::MARGIN)))
             .show(ui, |ui| self.recent_ui(ui));
@@ -409,8 +410,13 @@ impl StationApp {
             ui.label(RichText::new("no scans yet").color(theme::TEXT_MUTED));
             return;
         }
-        let width = ui.available_width();
-        egui::Grid::new("recent-scans").num_columns(4).min_row_height(theme::RECENT_ROW).spacing(egui::vec2(24.0, 0.0)).show(ui, |ui| {
+        // Fixed column widths that add up to the panel's width: nothing
+        // spills out, long names and departments are cut with an ellipsis.
+        let spacing = 16.0;
+        let time_width = 90.0;
+        let rest = (ui.available_width() - time_width - 3.0 * spacing).max(120.0);
+        let columns = [time_width, rest * 0.42, rest * 0.28, rest * 0.30];
+        egui::Grid::new("recent-scans").num_columns(4).min_row_height(theme::RECENT_ROW).spacing(egui::vec2(spacing, 0.0)).show(ui, |ui| {
             for scan in &self.screen.recent {
                 let color = match scan.status {
                     RecentStatus::Recorded => theme::ONLINE,
@@ -418,14 +424,19 @@ impl StationApp {
                     RecentStatus::Duplicate => theme::WARN,
                     RecentStatus::Blocked | RecentStatus::Rejected | RecentStatus::NotSaved => theme::OFFLINE,
                 };
-                ui.label(RichText::new(local_time(&scan.at)).color(theme::TEXT_MUTED));
                 let who = if scan.who == scan.badge { scan.who.clone() } else { format!("{} ({})", scan.who, scan.badge) };
-                ui.add_sized([width * 0.4, theme::RECENT_ROW], egui::Label::new(who).truncate());
-                ui.add_sized(
-                    [width * 0.25, theme::RECENT_ROW],
-                    egui::Label::new(RichText::new(scan.department.clone().unwrap_or_default()).color(theme::TEXT_MUTED)).truncate(),
-                );
-                ui.label(RichText::new(scan.status.text()).color(color));
+                let cells = [
+                    RichText::new(local_time(&scan.at)).color(theme::TEXT_MUTED),
+                    RichText::new(who),
+                    RichText::new(scan.department.clone().unwrap_or_default()).color(theme::TEXT_MUTED),
+                    RichText::new(scan.status.text()).color(color),
+                ];
+                for (text, width) in cells.into_iter().zip(columns) {
+                    ui.allocate_ui_with_layout(egui::vec2(width, theme::RECENT_ROW), egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                        ui.set_width(width);
+                        ui.add(egui::Label::new(text).truncate());
+                    });
+                }
                 ui.end_row();
             }
         });
