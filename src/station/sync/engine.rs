@@ -613,6 +613,7 @@ impl SyncEngine {
             oldest_pending_age_secs: oldest.map(|t| (now - t).num_seconds().max(0) as u64),
             app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             clock_offset_millis: self.clock_offset_millis,
+            station_clear_epoch: None,
         };
         let result = self.client.heartbeat(&heartbeat);
         self.observe(&result, ctx);
@@ -698,6 +699,7 @@ pub fn upload_of(scan: &ScanRecord) -> ScanUpload {
         meta: Some(meta),
         business_unit: scan.person.as_ref().and_then(|p| p.business_unit.clone()),
         scan_source: Some(scan.source.as_str().to_owned()),
+        cleared: false,
     }
 }
 
