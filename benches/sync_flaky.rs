@@ -43,6 +43,7 @@ fn main() {
     fixtures::populate_scans(&path, SCANS, 1);
     let mut config = HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
     config.rate_limit = None;
+    config.listen = "127.0.0.1:0".parse().expect("addr");
     let hub = Hub::start(&config).expect("hub");
     let proxy = faultproxy::FaultProxy::start(hub.addr());
     proxy.set_random(rate, seed, &faultproxy::FLAKY_LINK);

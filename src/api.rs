@@ -244,8 +244,18 @@ pub struct HeartbeatResponse {
     /// **\[ext\]** This station's own clear epoch (set by `clear-station`),
     /// `null` if it was never cleared alone. Absent on servers without
     /// [`EXT_STATION_EPOCH`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub station_clear_epoch: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`: tells "the server
+/// said null" from "the server does not know the field".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /v1/stations/status`.
@@ -558,6 +568,21 @@ mod tests {
         // sha256("Finance:12|Ops:3")
         let expected = crate::model::hex(&Sha256::digest(b"Finance:12|Ops:3"));
         assert_eq!(roster_summary_hash(&a), expected[..16]);
+    }
+
+    #[test]
+    fn heartbeat_answer_tells_null_from_absent() {
+        let absent: HeartbeatResponse = serde_json::from_str(r#"{"ok":true}"#).unwrap();
+        assert_eq!(absent.station_clear_epoch, None);
+        let null: HeartbeatResponse = serde_json::from_str(r#"{"ok":true,"station_clear_epoch":null}"#).unwrap();
+        assert_eq!(null.station_clear_epoch, Some(None));
+    }
+
+    #[test]
+    fn clean_text_trims_cuts_and_cleans() {
+        assert_eq!(limits::clean_text("  Ops\0\n North\t", 256), ("Ops North".to_owned(), true));
+        assert_eq!(limits::clean_text("Ops", 256), ("Ops".to_owned(), false));
+        assert_eq!(limits::clean_text(&"é".repeat(300), 256).0.chars().count(), 256);
     }
 
     #[test]

@@ -5,6 +5,9 @@
 
 mod common;
 mod fakehub;
+mod faultproxy;
+#[cfg(feature = "hub")]
+mod fleet;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "hub")]

@@ -185,6 +185,9 @@ pub struct SyncEngine {
     run_progress: bool,
     /// Whether the batches being sent are archived scans (sent as cleared).
     uploading_cleared: bool,
+    /// Whether the hub answered anything in the current run (even an
+    /// error): the link works at times, so retries get a larger budget.
+    hub_answered: bool,
 }
 
 /// Extra consecutive attempts a run allows once the hub has answered in it:
@@ -232,6 +235,7 @@ impl SyncEngine {
             hub_anchor: HubTimeAnchor::new(),
             run_progress: false,
             uploading_cleared: false,
+            hub_answered: false,
         }
     }
 
@@ -293,8 +297,12 @@ impl SyncEngine {
     /// Updates reachability and the API-key pause from a call's outcome.
     fn observe<T>(&mut self, result: &Result<T, HubError>, ctx: &mut dyn SyncContext) {
         match result {
-            Ok(_) => self.set_online(true, ctx),
+            Ok(_) => {
+                self.hub_answered = true;
+                self.set_online(true, ctx);
+            }
             Err(e) => {
+                self.hub_answered |= e.reached_hub();
                 self.set_online(e.reached_hub(), ctx);
                 if let HubError::Auth { status } = e {
                     if self.auth_rejected.is_none() {
@@ -438,6 +446,7 @@ impl SyncEngine {
         ctx.emit(SyncEvent::Started { trigger, pending });
         let max_batches = if trigger == SyncTrigger::Manual { Some(1) } else { max_batches };
         self.run_progress = false;
+        self.hub_answered = false;
         let result = self
             .with_retries(ctx, |engine, ctx| engine.probe(ctx).map(|_| ()))
             .and_then(|()| {
@@ -632,10 +641,14 @@ impl SyncEngine {
 
     /// Consecutive failed attempts a run allows before giving up:
     /// `SYNC_RETRY_MAX_ATTEMPTS`, plus [`FLAKY_LINK_EXTRA_ATTEMPTS`] once the
-    /// hub has answered in this run.
+    /// hub has answered in this run (the link works at times).
     fn attempt_budget(&self) -> u32 {
         let base = self.settings.max_attempts();
-        if self.run_progress && self.settings.retry.enabled { base + FLAKY_LINK_EXTRA_ATTEMPTS } else { base }
+        if (self.run_progress || self.hub_answered) && self.settings.retry.enabled {
+            base + FLAKY_LINK_EXTRA_ATTEMPTS
+        } else {
+            base
+        }
     }
 
     /// Runs `step` (a probe, a heartbeat), retrying transient failures with
