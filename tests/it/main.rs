@@ -8,6 +8,8 @@ mod fakehub;
 mod faultproxy;
 #[cfg(feature = "hub")]
 mod fleet;
+#[cfg(feature = "hub")]
+mod hublimits;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "hub")]
