@@ -32,8 +32,10 @@ pub fn noop_waker() -> Waker {
     Arc::new(|| {})
 }
 
-/// The longest badge id the station accepts (and the API allows).
-pub const MAX_BADGE_LEN: usize = 128;
+/// The longest badge id the station accepts: the hub's own limit
+/// ([`crate::api::limits::BADGE_CHARS`]), so the recorder never stores a scan
+/// its hub would refuse.
+pub const MAX_BADGE_LEN: usize = *crate::api::limits::BADGE_CHARS.end();
 
 /// How a badge reached the station. Stored in `scans.scan_source` and sent
 /// to the hub as `scan_source`.
