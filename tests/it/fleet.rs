@@ -386,3 +386,205 @@ pub fn add_station_key(db: &Path, data_dir: &Path, station: &str) -> String {
     crate::common::stdout(&out).trim().to_owned()
 }
 
+
+// ------------------------------------------------------------------ the seeded fleet
+
+/// A client that behaves like the TrackAttendance kiosk: it posts the empty
+/// batch before each sync (and uploads nothing if that fails), and deletes
+/// its local scans when the hub's global `clear_epoch` changes.
+struct Kiosk {
+    name: String,
+    url: String,
+    /// (key, badge, scanned_at, synced)
+    local: Vec<(String, String, String, bool)>,
+    seen_epoch: Option<Option<String>>,
+    next: u64,
+    deletions: u64,
+    /// Keys the hub acknowledged (200 accounting for the batch).
+    acked: Vec<String>,
+}
+
+impl Kiosk {
+    fn scan(&mut self, n: usize) {
+        for _ in 0..n {
+            self.next += 1;
+            let at = badgestation::clock::format_utc_millis(&chrono::Utc::now());
+            self.local.push((format!("kiosk-{}-{:08}", self.name.replace(' ', "-"), self.next), format!("K{}", self.next), at, false));
+        }
+    }
+
+    /// One sync as their GUI does it; `false` when it stopped early.
+    fn sync(&mut self) -> bool {
+        let (status, _) = call(&self.url, "POST", "/v1/scans/batch", &[], Some(&json!({"events": []})));
+        if status != 200 {
+            return false;
+        }
+        let (status, root) = call(&self.url, "GET", "/", &[], None);
+        if status != 200 {
+            return false;
+        }
+        let epoch = root["clear_epoch"].as_str().map(str::to_owned);
+        if let Some(seen) = &self.seen_epoch
+            && *seen != epoch
+        {
+            self.deletions += 1;
+            self.local.clear();
+        }
+        self.seen_epoch = Some(epoch);
+        let pending: Vec<usize> = (0..self.local.len()).filter(|i| !self.local[*i].3).collect();
+        if pending.is_empty() {
+            return true;
+        }
+        let events: Vec<Value> = pending
+            .iter()
+            .map(|i| {
+                let (key, badge, at, _) = &self.local[*i];
+                json!({"idempotency_key": key, "badge_id": badge, "station_name": self.name, "scanned_at": at,
+                       "meta": {"matched": false, "legacy_id": null, "local_id": 1}})
+            })
+            .collect();
+        let n = events.len() as u64;
+        let (status, body) = call(&self.url, "POST", "/v1/scans/batch", &[], Some(&json!({"events": events})));
+        if status == 200 && body["saved"].as_u64().unwrap_or(0) + body["duplicates"].as_u64().unwrap_or(0) == n {
+            for i in pending {
+                self.local[i].3 = true;
+                self.acked.push(self.local[i].0.clone());
+            }
+        }
+        true
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Nothing,
+    ClearStation(usize),
+    ClearKiosk,
+    ClearScans,
+    Rename(usize),
+    RestartHub,
+}
+
+/// Every key a station ever recorded, with whether it is archived.
+fn station_keys(station: &Station) -> Vec<(String, bool)> {
+    let store = Store::open(&station.path).unwrap();
+    let mut stmt = store.conn().prepare("SELECT idempotency_key, archived_at IS NOT NULL FROM scans").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+/// Runs `rounds` seeded rounds of three BadgeStation stations (through a
+/// fault-injecting proxy) and one TrackAttendance-like kiosk against one real
+/// hub, with clear-station, clear-scans, renames, hub restarts and faults.
+fn fleet_rounds(seed: u64, rounds: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let mut hub = start_hub(&db);
+    let addr = hub.addr();
+    let proxy = FaultProxy::start(addr);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut names: Vec<String> = (0..3).map(|i| format!("Gate {i}")).collect();
+    let mut stations: Vec<Station> = names.iter().map(|n| Station::new(&proxy.url(), MASTER, n)).collect();
+    let mut kiosk = Kiosk { name: "Old Kiosk".into(), url: hub.url(), local: Vec::new(), seen_epoch: None, next: 0, deletions: 0, acked: Vec::new() };
+    for round in 1..=rounds {
+        let archived_before: Vec<u64> = stations.iter().map(|s| s.counts().3).collect();
+        let kiosk_deletions_before = kiosk.deletions;
+        for (i, station) in stations.iter_mut().enumerate() {
+            station.scan(rng.usize(0..12), &format!("s{seed}r{round}i{i}-"));
+        }
+        kiosk.scan(rng.usize(0..6));
+        // Some of it travels before the action, through a flaky link.
+        proxy.set_random(0.3, seed * 1000 + u64::from(round), &crate::faultproxy::FLAKY_LINK);
+        for station in stations.iter_mut().filter(|_| rng.bool()) {
+            let _ = station.sync();
+        }
+        kiosk.sync();
+        let action = match rng.u32(0..10) {
+            0 | 1 => Action::ClearStation(rng.usize(0..stations.len())),
+            2 => Action::ClearKiosk,
+            3 => Action::ClearScans,
+            4 => Action::Rename(rng.usize(0..stations.len())),
+            5 => Action::RestartHub,
+            _ => Action::Nothing,
+        };
+        eprintln!("fleet seed {seed} round {round}/{rounds}: {action:?}");
+        match action {
+            Action::Nothing => {}
+            Action::ClearStation(i) => {
+                clear_station(&hub.url(), &names[i]);
+            }
+            Action::ClearKiosk => {
+                clear_station(&hub.url(), &kiosk.name);
+            }
+            Action::ClearScans => {
+                clear_scans(&hub.url());
+            }
+            Action::Rename(i) => {
+                let new = format!("{} r{round}", names[i]);
+                stations[i].recorder.set_station_name(&new).unwrap();
+                let (status, body) =
+                    call(&hub.url(), "PUT", "/v1/stations/rename", &[], Some(&json!({"old_name": names[i], "new_name": new})));
+                assert_eq!(status, 200, "{body}");
+                names[i] = new;
+            }
+            Action::RestartHub => {
+                hub.shutdown();
+                hub = start_hub_on(&db, addr);
+            }
+        }
+        // More scans and syncs, still through the flaky link.
+        for (i, station) in stations.iter_mut().enumerate() {
+            station.scan(rng.usize(0..5), &format!("s{seed}r{round}j{i}-"));
+            let _ = station.sync();
+        }
+        kiosk.sync();
+        // Then the link heals and everyone drains.
+        proxy.set_random(0.0, 0, &crate::faultproxy::FLAKY_LINK);
+        for station in &mut stations {
+            let (result, rec) = station.sync();
+            assert!(result.is_ok(), "seed {seed} round {round}: {result:?} {:?}", rec.events);
+        }
+        assert!(kiosk.sync());
+
+        // The checks.
+        let at_hub = hub_rows(&db);
+        let mut expected = 0usize;
+        for (i, station) in stations.iter().enumerate() {
+            let (pending, _, failed, archived) = station.counts();
+            assert_eq!((pending, failed), (0, 0), "seed {seed} round {round}: station {i} drained, nothing failed");
+            let own_clear = matches!(action, Action::ClearStation(c) if c == i) || action == Action::ClearScans;
+            if !own_clear {
+                assert_eq!(archived, archived_before[i], "seed {seed} round {round}: station {i} archived because of another ({action:?})");
+            }
+            for (key, _) in station_keys(station) {
+                assert!(at_hub.contains_key(&key), "seed {seed} round {round}: station {i}'s scan {key} is not at the hub");
+                expected += 1;
+            }
+        }
+        if action != Action::ClearScans {
+            assert_eq!(kiosk.deletions, kiosk_deletions_before, "seed {seed} round {round}: the kiosk deleted its scans after {action:?}");
+        }
+        for key in &kiosk.acked {
+            assert!(at_hub.contains_key(key), "seed {seed} round {round}: kiosk scan {key} acknowledged but not at the hub");
+        }
+        // The kiosk's unacknowledged uploads may still have landed (a reply lost on
+        // the way back); they are at the hub once, under their key.
+        let kiosk_at_hub = at_hub.keys().filter(|k| k.starts_with("kiosk-")).count();
+        assert!(kiosk_at_hub >= kiosk.acked.len());
+        expected += kiosk_at_hub;
+        assert_eq!(at_hub.len(), expected, "seed {seed} round {round}: every scan at the hub exactly once, nothing else");
+    }
+    eprintln!("fleet seed {seed}: {rounds} rounds, {} scans at the hub, proxy {} requests / {} faults", hub_rows(&db).len(), proxy.requests(), proxy.faults());
+    hub.shutdown();
+}
+
+/// The fleet in CI (issue 10): seeds 1 to 4, 12 rounds each; after every
+/// round every acknowledged scan is at the hub exactly once (live or
+/// cleared), no station archived anything because of another station's
+/// clear, the kiosk deleted nothing but after a clear of all scans, and
+/// nothing is failed.
+#[test]
+fn fleet_of_three_stations_and_a_kiosk_seeds_1_to_4_twelve_rounds_each() {
+    for seed in 1..=4 {
+        fleet_rounds(seed, 12);
+    }
+}
