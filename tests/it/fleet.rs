@@ -12,13 +12,14 @@ use std::time::Duration;
 use badgestation::clock::{HubTimeAnchor, ManualClock, SharedClock, SystemClock};
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::{DuplicateAction, RawRead};
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig};
 use badgestation::station::recorder::Recorder;
 use badgestation::station::roster::SharedRoster;
 use badgestation::station::store::Store;
 use badgestation::station::sync::client::HubError;
 use badgestation::station::sync::{
-    EpochAdopter, SyncContext, SyncEngine, SyncError, SyncEvent, SyncReport, SyncSettings, SyncTrigger,
+    RecorderLink, SyncContext, SyncEngine, SyncError, SyncEvent, SyncReport, SyncSettings, SyncTrigger,
 };
 use serde_json::{Value, json};
 
@@ -107,8 +108,7 @@ impl Station {
         let mut engine = SyncEngine::new(
             Store::open(&path).unwrap(),
             settings(url, key, dir.path()),
-            recorder.counters(),
-            EpochAdopter::Direct,
+            RecorderLink::Direct,
             clock,
         );
         engine.set_hub_anchor(anchor);

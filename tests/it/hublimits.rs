@@ -18,7 +18,7 @@ use badgestation::hub::storage::{
     RosterOutcome, StationKey, StationRow, Stats, StorageError,
 };
 use badgestation::hub::{Hub, HubConfig};
-use badgestation::station::config::Secret;
+use badgestation::model::Secret;
 
 use crate::fleet::{MASTER, Station, add_station_key, call};
 

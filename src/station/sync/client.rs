@@ -18,7 +18,7 @@ use crate::api::{
     BatchRequest, BatchResponse, Heartbeat, HeartbeatResponse, RosterHash, RosterSummary, RosterSummaryResponse,
     ServiceStatus,
 };
-use crate::station::config::Secret;
+use crate::model::Secret;
 
 /// Why a call to the hub did not give an answer.
 #[derive(Debug, Clone, thiserror::Error)]
