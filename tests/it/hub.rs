@@ -783,6 +783,9 @@ fn the_dashboard_page_is_served() {
     for needle in ["/v1/dashboard/public/stats", "/v1/dashboard/stats", "/v1/stations/status", "format=csv", "format=xlsx"] {
         assert!(html.contains(needle), "the page uses {needle}");
     }
+    // Both kinds of clear (issue 10): the global epoch, and each station's own.
+    assert!(html.contains("status.clear_epoch") && html.contains("st.station_clear_epoch"), "both clears are shown");
+    assert!(html.contains("Cleared alone"));
     let redirect = hub.get("/dashboard", None);
     assert_eq!((redirect.status, redirect.header("location").as_deref()), (308, Some("/dashboard/")));
 }
