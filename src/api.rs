@@ -250,6 +250,7 @@ pub struct HeartbeatResponse {
 
 /// A field that is present (even as `null`) is `Some`: tells "the server
 /// said null" from "the server does not know the field".
+#[allow(clippy::option_option, reason = "absent, null and a value are three different answers")]
 fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -398,17 +398,13 @@ async fn serve_connections(
                     .find(|(_, t)| idle(t) && !t.served.load(Ordering::SeqCst))
                     .or_else(|| conns.iter().find(|(_, t)| idle(t)))
                     .map(|(id, _)| *id);
-                match victim.and_then(|id| conns.remove(&id)) {
-                    Some(mut old) => {
-                        if let Some(close) = old.close.take() {
-                            let _ = close.send(());
-                        }
-                    }
-                    None => {
-                        tracing::warn!(max = limits.max_connections, "every connection is busy; refusing a new one");
-                        drop(stream);
-                        continue;
-                    }
+                let Some(mut old) = victim.and_then(|id| conns.remove(&id)) else {
+                    tracing::warn!(max = limits.max_connections, "every connection is busy; refusing a new one");
+                    drop(stream);
+                    continue;
+                };
+                if let Some(close) = old.close.take() {
+                    let _ = close.send(());
                 }
             }
         }

@@ -387,14 +387,13 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
         .as_ref()
         .filter(|(at, _)| at.elapsed() < ROOT_CACHE_MAX_AGE)
         .map(|(_, epoch)| epoch.clone());
-    let clear_epoch = match cached {
-        Some(epoch) => epoch,
-        None => {
-            let st = state.clone();
-            let epoch = blocking(move || st.storage.clear_epoch()).await?;
-            remember_epoch(&state, epoch.clone());
-            epoch
-        }
+    let clear_epoch = if let Some(epoch) = cached {
+        epoch
+    } else {
+        let st = state.clone();
+        let epoch = blocking(move || st.storage.clear_epoch()).await?;
+        remember_epoch(&state, epoch.clone());
+        epoch
     };
     Ok(Json(ServiceStatus {
         status: "ok".to_owned(),
@@ -410,13 +409,13 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
 /// `503 {"ok":false,"db":"not writable"}`, since every batch would fail.
 async fn healthz(State(state): State<Shared>) -> Response {
     let mut cache = state.health_cache.lock().await;
-    let verdict = match cache.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_CACHE_MAX_AGE) {
-        Some((_, verdict)) => verdict.clone(),
-        None => {
-            let st = state.clone();
-            let verdict = match blocking(move || st.storage.ping().and_then(|()| st.storage.check_writable(&now_text())))
-                .await
-            {
+    let fresh = cache.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_CACHE_MAX_AGE).map(|(_, v)| v.clone());
+    let verdict = if let Some(verdict) = fresh {
+        verdict
+    } else {
+        let st = state.clone();
+        let verdict =
+            match blocking(move || st.storage.ping().and_then(|()| st.storage.check_writable(&now_text()))).await {
                 Ok(()) => Ok(()),
                 Err(ApiError::Storage(StorageError::DiskFull)) => Err("not writable".to_owned()),
                 Err(error) => {
@@ -424,9 +423,8 @@ async fn healthz(State(state): State<Shared>) -> Response {
                     Err("disconnected".to_owned())
                 }
             };
-            *cache = Some((Instant::now(), verdict.clone()));
-            verdict
-        }
+        *cache = Some((Instant::now(), verdict.clone()));
+        verdict
     };
     drop(cache);
     match verdict {
