@@ -57,8 +57,8 @@ pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
 pub mod limits {
     /// `idempotency_key`: characters, inclusive.
     pub const KEY_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
-    /// `badge_id`: characters, inclusive.
-    pub const BADGE_CHARS: std::ops::RangeInclusive<usize> = 1..=128;
+    /// `badge_id`: characters, inclusive (the recorder's own limit).
+    pub const BADGE_CHARS: std::ops::RangeInclusive<usize> = 1..=crate::model::MAX_BADGE_LEN;
     /// `station_name`: characters, inclusive.
     pub const STATION_CHARS: std::ops::RangeInclusive<usize> = 1..=128;
     /// `scanned_at`: the years a hub accepts.

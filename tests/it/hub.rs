@@ -1173,3 +1173,21 @@ fn service_status_lists_extensions() {
     let ext: Vec<&str> = root["extensions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(ext.contains(&api::EXT_STATION_EPOCH) && ext.contains(&api::EXT_CLEARED_UPLOAD), "{root}");
 }
+
+/// The hub refuses a station's database handed to `--database` (and leaves
+/// it as it was), and a station refuses a hub's.
+#[test]
+fn hub_and_station_refuse_each_others_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let station_db = dir.path().join("badgestation.db");
+    drop(badgestation::station::store::Store::open(&station_db).unwrap());
+    let before = std::fs::read(&station_db).unwrap();
+    let err = badgestation::hub::sqlite::SqliteStorage::open(&station_db).unwrap_err();
+    assert!(matches!(err, badgestation::hub::storage::StorageError::Foreign { .. }), "{err}");
+    assert_eq!(std::fs::read(&station_db).unwrap(), before, "left untouched");
+
+    let hub_db = dir.path().join("hub.db");
+    drop(badgestation::hub::sqlite::SqliteStorage::open(&hub_db).unwrap());
+    let err = badgestation::station::store::Store::open(&hub_db).unwrap_err();
+    assert!(matches!(err, badgestation::station::store::StoreError::Foreign { .. }), "{err}");
+}

@@ -14,6 +14,7 @@ mod hublimits;
 mod gui;
 #[cfg(feature = "hub")]
 mod hub;
+mod layers;
 mod readers;
 mod roster;
 mod station;
