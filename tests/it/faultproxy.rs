@@ -84,7 +84,9 @@ impl FaultProxy {
                     match listener.accept() {
                         Ok((client, _)) => {
                             let (p, f, r) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r));
-                            std::thread::spawn(move || serve(client, upstream, &p, &f, &r));
+                            let _ = std::thread::Builder::new()
+                                .name("fault-proxy-conn".into())
+                                .spawn(move || serve(client, upstream, &p, &f, &r));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }

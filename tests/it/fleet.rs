@@ -397,7 +397,9 @@ struct Kiosk {
     url: String,
     /// (key, badge, scanned_at, synced)
     local: Vec<(String, String, String, bool)>,
-    seen_epoch: Option<Option<String>>,
+    /// The global epoch at the last sync, once it synced.
+    seen_epoch: Option<String>,
+    synced_once: bool,
     next: u64,
     deletions: u64,
     /// Keys the hub acknowledged (200 accounting for the batch).
@@ -424,13 +426,12 @@ impl Kiosk {
             return false;
         }
         let epoch = root["clear_epoch"].as_str().map(str::to_owned);
-        if let Some(seen) = &self.seen_epoch
-            && *seen != epoch
-        {
+        if self.synced_once && self.seen_epoch != epoch {
             self.deletions += 1;
             self.local.clear();
         }
-        self.seen_epoch = Some(epoch);
+        self.seen_epoch = epoch;
+        self.synced_once = true;
         let pending: Vec<usize> = (0..self.local.len()).filter(|i| !self.local[*i].3).collect();
         if pending.is_empty() {
             return true;
@@ -484,7 +485,7 @@ fn fleet_rounds(seed: u64, rounds: u32) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut names: Vec<String> = (0..3).map(|i| format!("Gate {i}")).collect();
     let mut stations: Vec<Station> = names.iter().map(|n| Station::new(&proxy.url(), MASTER, n)).collect();
-    let mut kiosk = Kiosk { name: "Old Kiosk".into(), url: hub.url(), local: Vec::new(), seen_epoch: None, next: 0, deletions: 0, acked: Vec::new() };
+    let mut kiosk = Kiosk { name: "Old Kiosk".into(), url: hub.url(), local: Vec::new(), seen_epoch: None, synced_once: false, next: 0, deletions: 0, acked: Vec::new() };
     for round in 1..=rounds {
         let archived_before: Vec<u64> = stations.iter().map(|s| s.counts().3).collect();
         let kiosk_deletions_before = kiosk.deletions;

@@ -625,11 +625,11 @@ fn clear_station_clears_only_that_station() {
     assert_eq!(hb_a.json()["station_clear_epoch"], json!(own), "A learns its own epoch");
     let hb_b = hub.post("/v1/stations/heartbeat", Some(MASTER), &json!({"station_name": "B", "local_scan_count": 0}));
     assert_eq!(hb_b.json()["station_clear_epoch"], Value::Null, "B has nothing to notice");
-    let status = hub.status();
-    let row = |name: &str| status["stations"].as_array().unwrap().iter().find(|s| s["station_name"] == name).unwrap().clone();
+    let board = hub.status();
+    let row = |name: &str| board["stations"].as_array().unwrap().iter().find(|s| s["station_name"] == name).unwrap().clone();
     assert_eq!(row("A")["station_clear_epoch"], json!(own));
     assert_eq!(row("B")["station_clear_epoch"], Value::Null);
-    assert_eq!(status["clear_epoch"], Value::Null);
+    assert_eq!(board["clear_epoch"], Value::Null);
     let stats = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
     assert_eq!(stats["stations"].as_array().unwrap().len(), 1);
     assert_eq!(stats["stations"][0]["name"], "B");

@@ -48,7 +48,9 @@ fn spawn_hub(dir: &Path, nofile: u32, args: &[&str]) -> HubProcess {
         dir.join("hub.db").display()
     );
     for a in args {
-        script.push_str(&format!(" '{a}'"));
+        script.push_str(" '");
+        script.push_str(a);
+        script.push('\'');
     }
     cmd.arg("-c").arg(script).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
