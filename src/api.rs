@@ -373,8 +373,25 @@ pub struct DashboardStats {
     /// People registered in the roster summary (the sum of `registered`).
     #[serde(default)]
     pub total_registered: u64,
+    /// **\[ext\]** The latest clears, newest first, both kinds (of all
+    /// stations, and of one station alone); only with a key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_clears: Vec<ClearInfo>,
     /// Hub clock.
     pub timestamp: String,
+}
+
+/// One clear in [`DashboardStats::recent_clears`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearInfo {
+    /// When (hub clock).
+    pub cleared_at: String,
+    /// The station cleared alone; `null` for a clear of all stations.
+    pub station: Option<String>,
+    /// Scans archived by it.
+    pub deleted: u64,
+    /// The epoch it set (the global one, or the station's own).
+    pub clear_epoch: String,
 }
 
 /// The business-unit row of scans without a business unit (TrackAttendance's name).

@@ -33,7 +33,7 @@ use super::ratelimit::{RateLimiter, retry_after_secs};
 use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, Stats, StorageError};
 use super::validate::{self, BodyError};
 use crate::api::{
-    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
+    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, ClearInfo, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
     ClearStationResponse, DashboardConfig, DashboardStats, DuplicateCheck, EXT_CLEARED_UPLOAD, EXT_STATION_EPOCH,
     ErrorBody, EventStatus, Export, Health, HeartbeatResponse, RenameRequest, RenameResponse, RosterHash,
     RosterSummaryResponse, ScanCount, ServiceStatus, StationStats, StationStatus, StationsStatus, UNMATCHED_UNIT,
@@ -515,6 +515,16 @@ async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, 
         (timestamp, figures)
     };
     drop(cache);
+    let recent_clears = if public {
+        Vec::new()
+    } else {
+        let storage = state.storage.clone();
+        blocking(move || storage.recent_clears(10))
+            .await?
+            .into_iter()
+            .map(|c| ClearInfo { cleared_at: c.cleared_at, station: c.station_name, deleted: c.deleted, clear_epoch: c.clear_epoch })
+            .collect()
+    };
     let mut business_units: Vec<BusinessUnitStats> = figures
         .business_units
         .iter()
@@ -543,6 +553,7 @@ async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, 
             })
             .collect(),
         total_registered: figures.business_units.iter().map(|u| u.registered).sum(),
+        recent_clears,
         business_units,
         timestamp,
     })

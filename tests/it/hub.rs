@@ -633,6 +633,15 @@ fn clear_station_clears_only_that_station() {
     let stats = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
     assert_eq!(stats["stations"].as_array().unwrap().len(), 1);
     assert_eq!(stats["stations"][0]["name"], "B");
+    // The dashboard shows both kinds of clear (issue 10).
+    clear_all_for_dashboard(&hub);
+    let clears = hub.get("/v1/dashboard/stats", Some(MASTER)).json()["recent_clears"].clone();
+    assert_eq!(
+        (clears[0]["station"].clone(), clears[1]["station"].clone()),
+        (Value::Null, json!("A")),
+        "newest first, a clear of all and a clear of A alone: {clears}"
+    );
+    assert!(hub.get("/v1/dashboard/public/stats", None).json().get("recent_clears").is_none(), "not public");
 }
 
 // ------------------------------------------------------------------ roster, dashboard, export
@@ -785,7 +794,7 @@ fn the_dashboard_page_is_served() {
     }
     // Both kinds of clear (issue 10): the global epoch, and each station's own.
     assert!(html.contains("status.clear_epoch") && html.contains("st.station_clear_epoch"), "both clears are shown");
-    assert!(html.contains("Cleared alone"));
+    assert!(html.contains("Cleared alone") && html.contains("stats.recent_clears"));
     let redirect = hub.get("/dashboard", None);
     assert_eq!((redirect.status, redirect.header("location").as_deref()), (308, Some("/dashboard/")));
 }
@@ -1190,4 +1199,10 @@ fn hub_and_station_refuse_each_others_databases() {
     drop(badgestation::hub::sqlite::SqliteStorage::open(&hub_db).unwrap());
     let err = badgestation::station::store::Store::open(&hub_db).unwrap_err();
     assert!(matches!(err, badgestation::station::store::StoreError::Foreign { .. }), "{err}");
+}
+
+/// A clear of all stations (for the dashboard's list of clears).
+fn clear_all_for_dashboard(hub: &TestHub) -> Value {
+    let confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_SCANS)];
+    hub.request("DELETE", "/v1/admin/clear-scans", Some(MASTER), &confirm, None).json()
 }
