@@ -28,7 +28,7 @@ fn name(i: usize) -> String {
     let first = format!("{}{}", s(1), s(7));
     let last = format!("{}{}{}", s(3), s(11), s(5));
     let mut name = format!("{first} {last}");
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         name = format!("{name} {}", s(13));
     }
     let mut chars = name.chars();
@@ -43,7 +43,7 @@ fn main() {
         full_name: name(i),
         business_unit: Some("Operations".into()),
         position: None,
-        email: (i % 2 == 0).then(|| format!("user{i}@example.com")),
+        email: i.is_multiple_of(2).then(|| format!("user{i}@example.com")),
     }));
     let exact = name(people / 2);
     let prefixes: String = exact.split(' ').map(|w| &w[..3.min(w.len())]).collect::<Vec<_>>().join(" ");

@@ -995,7 +995,7 @@ async fn check_duplicate(
         .ok_or_else(|| ApiError::BadRequest("badge_id: required query parameter, 1 to 128 characters".to_owned()))?;
     let minutes = query.get("window_minutes").and_then(|w| w.trim().parse::<i64>().ok()).unwrap_or(5).clamp(1, 60);
     let exclude = query.get("exclude_station").filter(|s| !s.is_empty()).cloned();
-    let since = format_utc_millis(&(Utc::now() - chrono::Duration::minutes(minutes)));
+    let since = format_utc_millis(&(crate::clock::utc_now() - chrono::Duration::minutes(minutes)));
     let b = badge.clone();
     let found = blocking(move || state.storage.recent_scan_elsewhere(&b, &since, exclude.as_deref())).await?;
     Ok(Json(match found {
