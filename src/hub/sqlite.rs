@@ -574,26 +574,33 @@ enum StoredKey<'a> {
 
 impl<'a> StoredKey<'a> {
     fn new(key: &'a str) -> Self {
-        fn nibble(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
-            }
+        match hex_key_bytes(key) {
+            Some(bytes) => StoredKey::Sha256(bytes),
+            None => StoredKey::Text(key),
         }
-        let bytes = key.as_bytes();
-        if bytes.len() != 64 {
-            return StoredKey::Text(key);
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => out[i] = hi << 4 | lo,
-                _ => return StoredKey::Text(key),
-            }
-        }
-        StoredKey::Sha256(out)
     }
+}
+
+/// The 32 bytes of a key of exactly 64 lowercase hex digits (a SHA-256, as
+/// BadgeStation stations send), `None` for any other key. Both backends store
+/// such keys compactly.
+pub(crate) fn hex_key_bytes(key: &str) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = key.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 impl rusqlite::ToSql for StoredKey<'_> {

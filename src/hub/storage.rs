@@ -3,9 +3,9 @@
 //! [`HubStorage`] is a synchronous trait. The HTTP handlers call it from
 //! tokio's blocking pool (`spawn_blocking`), never on the async threads, so
 //! a backend may block on disk or on a network round trip. The embedded
-//! backend is [`super::sqlite::SqliteStorage`]; a PostgreSQL backend (a later
-//! issue) implements the same trait with the `postgres` sync client and the
-//! HTTP code does not change.
+//! backend is [`super::sqlite::SqliteStorage`]; [`super::postgres::PostgresStorage`]
+//! implements the same trait for PostgreSQL (and several hub processes), and
+//! the HTTP code does not know which one it talks to.
 //!
 //! Invariants every backend keeps:
 //!
@@ -82,6 +82,37 @@ pub enum StorageError {
         /// What this build writes.
         supported: i64,
     },
+    /// A PostgreSQL database could not be reached or logged into at start.
+    #[error(
+        "cannot connect to the hub database {database}: {detail}. Check the host, port, user, password and database \
+         name in HUB_DATABASE_URL (or --database), e.g. postgres://hub:PASSWORD@db.example:5432/hub, and that \
+         PostgreSQL accepts connections from this machine"
+    )]
+    Connect {
+        /// The URL, without its password.
+        database: String,
+        /// What the server or the network said.
+        detail: String,
+    },
+    /// A PostgreSQL database written by a newer hub.
+    #[error(
+        "the hub database {database} has schema version {found}, but this build knows only up to {supported}; run \
+         the newer BadgeStation that wrote it (nothing was changed), or point HUB_DATABASE_URL (--database) at \
+         another database"
+    )]
+    TooNewDatabase {
+        /// The URL, without its password.
+        database: String,
+        /// Its schema version.
+        found: i64,
+        /// What this build writes.
+        supported: i64,
+    },
+    /// The database is out of reach for now (restarting, unreachable, or
+    /// every pooled connection busy): retry later. The HTTP layer answers
+    /// `503` with `Retry-After`.
+    #[error("hub database unavailable: {0}")]
+    Unavailable(String),
     /// The disk is full; the write did not happen.
     #[error("the disk holding the hub database is full; nothing was stored — free disk space on the hub")]
     DiskFull,

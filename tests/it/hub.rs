@@ -15,6 +15,34 @@ use badgestation::hub::{Hub, HubConfig, RateLimit};
 use serde_json::{Value, json};
 
 use crate::common;
+use crate::pg::{Backend, TestDb};
+
+/// Runs each named test, `fn name(backend: Backend)`, once per backend: as
+/// `hub::sqlite::name` and `hub::postgres::name`. One suite, both backends.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        /// The conformance suite on the embedded SQLite backend.
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Backend::Sqlite);
+                }
+            )*
+        }
+        /// The conformance suite on PostgreSQL (needs `BADGESTATION_TEST_PG_URL`).
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(backend) = super::Backend::postgres() {
+                        super::$name(backend);
+                    }
+                }
+            )*
+        }
+    };
+}
 
 const MASTER: &str = "test-master-key-0123456789abcdef-0123456789";
 const WRONG: &str = "test-master-key-0123456789abcdef-012345678X";
@@ -25,6 +53,8 @@ struct TestHub {
     url: String,
     dir: tempfile::TempDir,
     agent: ureq::Agent,
+    /// Declared last: dropped after the hub, whose connections it may have to close.
+    db: TestDb,
 }
 
 /// What came back.
@@ -56,27 +86,29 @@ fn agent() -> ureq::Agent {
         .new_agent()
 }
 
-fn start() -> TestHub {
-    start_with(|_| {})
+fn start(backend: Backend) -> TestHub {
+    start_with(backend, |_| {})
 }
 
-fn start_with(adjust: impl FnOnce(&mut HubConfig)) -> TestHub {
+fn start_with(backend: Backend, adjust: impl FnOnce(&mut HubConfig)) -> TestHub {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = HubConfig::new(dir.path().join("hub.db").display().to_string(), Secret::new(MASTER));
+    let db = TestDb::new(backend, dir.path());
+    let mut config = HubConfig::new(db.url.clone(), Secret::new(MASTER));
     config.listen = "127.0.0.1:0".parse().unwrap();
     // Tests read their own writes; the cache has its own test.
     config.stats_max_age = Duration::ZERO;
     adjust(&mut config);
     let hub = Hub::start(&config).unwrap();
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(hub.backend(), expected);
     let url = hub.url();
-    TestHub { hub: Some(hub), url, dir, agent: agent() }
+    TestHub { hub: Some(hub), url, dir, agent: agent(), db }
 }
 
 impl TestHub {
-    fn db_path(&self) -> PathBuf {
-        self.dir.path().join("hub.db")
-    }
-
     fn request(&self, method: &str, path: &str, key: Option<&str>, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
         let mut builder = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.url));
         if let Some(key) = key {
@@ -134,7 +166,7 @@ impl TestHub {
     /// Runs `badgestation hub key ...` against this hub's database.
     fn key_cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = common::command(self.dir.path());
-        cmd.args(["hub", "key"]).args(args).arg("--database").arg(self.db_path());
+        cmd.args(["hub", "key"]).args(args).arg("--database").arg(&self.db.url);
         common::run(&mut cmd)
     }
 
@@ -178,9 +210,8 @@ fn counts(reply: &Reply) -> (u64, u64, u64) {
 /// `GET /` and `GET /healthz` answer without a key, in the shapes of API.md:
 /// service status with no clear epoch yet and the hub clock (also in `Date`),
 /// and a connected database.
-#[test]
-fn service_status_and_health_need_no_key() {
-    let hub = start();
+fn service_status_and_health_need_no_key(backend: Backend) {
+    let hub = start(backend);
     let root = hub.get("/", None);
     assert_eq!(root.status, 200);
     let status: api::ServiceStatus = serde_json::from_slice(&root.body).unwrap();
@@ -195,9 +226,8 @@ fn service_status_and_health_need_no_key() {
 }
 
 /// Unknown routes get a JSON 404 rather than an empty body or a 401.
-#[test]
-fn unknown_routes_get_a_json_404() {
-    let hub = start();
+fn unknown_routes_get_a_json_404(backend: Backend) {
+    let hub = start(backend);
     let reply = hub.get("/v2/nothing", Some(MASTER));
     assert_eq!(reply.status, 404);
     assert!(reply.json()["message"].as_str().unwrap().contains("/v2/nothing"));
@@ -207,9 +237,8 @@ fn unknown_routes_get_a_json_404() {
 
 /// Every keyed route refuses a request without a key, with a wrong key and
 /// with another scheme, with exactly API.md's 401 body.
-#[test]
-fn every_keyed_route_refuses_missing_and_wrong_keys() {
-    let hub = start();
+fn every_keyed_route_refuses_missing_and_wrong_keys(backend: Backend) {
+    let hub = start(backend);
     let routes = [
         ("POST", "/v1/scans/batch"),
         ("POST", "/v1/stations/heartbeat"),
@@ -242,9 +271,8 @@ fn every_keyed_route_refuses_missing_and_wrong_keys() {
 /// rejected one by one; it cannot heartbeat for another station nor use
 /// master-only routes (403); `hub key list` never shows the key; after
 /// `hub key revoke` the key gets 403, and the master key keeps working.
-#[test]
-fn station_keys_are_limited_to_their_station_and_stop_when_revoked() {
-    let hub = start();
+fn station_keys_are_limited_to_their_station_and_stop_when_revoked(backend: Backend) {
+    let hub = start(backend);
     let key = hub.add_station_key("Gate");
     assert!(key.starts_with("bsk_") && key.len() > 60, "{key}");
 
@@ -290,9 +318,8 @@ fn station_keys_are_limited_to_their_station_and_stop_when_revoked() {
 /// A batch is stored with per-event results; the very same batch sent again
 /// (a station retrying after a lost response) stores nothing new: every
 /// event is a duplicate.
-#[test]
-fn the_same_batch_twice_stores_nothing_the_second_time() {
-    let hub = start();
+fn the_same_batch_twice_stores_nothing_the_second_time(backend: Backend) {
+    let hub = start(backend);
     let events: Vec<Value> = (0..3).map(|i| event(&format!("key-same-{i}"), &format!("4{i}"), "Gate")).collect();
     let first = hub.batch(MASTER, &events);
     assert_eq!(first.status, 200, "{}", first.text());
@@ -307,9 +334,8 @@ fn the_same_batch_twice_stores_nothing_the_second_time() {
 /// One malformed event does not sink its batch: the good events are saved,
 /// each bad one is rejected with a reason that names its field, in request
 /// order.
-#[test]
-fn a_bad_event_among_good_ones_is_rejected_alone() {
-    let hub = start();
+fn a_bad_event_among_good_ones_is_rejected_alone(backend: Backend) {
+    let hub = start(backend);
     let mut no_badge = event("key-bad-1", "x", "Gate");
     no_badge.as_object_mut().unwrap().remove("badge_id");
     let mut bad_time = event("key-bad-2", "43", "Gate");
@@ -341,9 +367,8 @@ fn a_bad_event_among_good_ones_is_rejected_alone() {
 /// A key already stored with another badge is a `key_conflict` rejection,
 /// never a duplicate (a cloned station image must not lose scans silently);
 /// the same instant written with another UTC offset is the same scan.
-#[test]
-fn a_key_with_other_content_is_a_conflict_not_a_duplicate() {
-    let hub = start();
+fn a_key_with_other_content_is_a_conflict_not_a_duplicate(backend: Backend) {
+    let hub = start(backend);
     hub.batch(MASTER, &[event("key-conflict-1", "41", "Gate")]);
     let mut other_badge = event("key-conflict-1", "99", "Gate");
     other_badge["meta"]["local_id"] = json!(2);
@@ -360,9 +385,8 @@ fn a_key_with_other_content_is_a_conflict_not_a_duplicate() {
 
 /// A body that is not a batch at all is refused as a whole with 400, in the
 /// batch error shape, naming what is wrong; nothing is stored.
-#[test]
-fn schema_invalid_bodies_get_400_naming_the_field() {
-    let hub = start();
+fn schema_invalid_bodies_get_400_naming_the_field(backend: Backend) {
+    let hub = start(backend);
     let too_many: Vec<Value> = (0..=api::MAX_BATCH_EVENTS).map(|i| event(&format!("key-many-{i}"), "41", "Gate")).collect();
     let too_many = json!({ "events": too_many }).to_string();
     let cases: [(&[u8], &str); 6] = [
@@ -388,9 +412,8 @@ fn schema_invalid_bodies_get_400_naming_the_field() {
 /// The `Idempotency-Key` header replays the stored response for the same
 /// body (and stores nothing), answers 422 for a different body under the
 /// same key, is scoped per API key, and must be a sane header value.
-#[test]
-fn idempotency_key_header_replays_and_refuses_a_different_body() {
-    let hub = start();
+fn idempotency_key_header_replays_and_refuses_a_different_body(backend: Backend) {
+    let hub = start(backend);
     let body = json!({ "events": [event("key-idem-1", "41", "Gate"), event("key-idem-2", "42", "Gate")] }).to_string();
     let send = |key: &str, request_key: &str, body: &str| {
         hub.request("POST", "/v1/scans/batch", Some(key), &[("Idempotency-Key", request_key)], Some(body.as_bytes()))
@@ -420,9 +443,8 @@ fn idempotency_key_header_replays_and_refuses_a_different_body() {
 
 /// A body over the limit gets 413 before anything is parsed or stored: in
 /// the batch shape on the batch route, in the standard shape elsewhere.
-#[test]
-fn an_oversized_body_gets_413() {
-    let hub = start_with(|c| c.max_body_bytes = 4096);
+fn an_oversized_body_gets_413(backend: Backend) {
+    let hub = start_with(backend, |c| c.max_body_bytes = 4096);
     let events: Vec<Value> = (0..40).map(|i| event(&format!("key-big-{i}"), "41", "Gate")).collect();
     let reply = hub.batch(MASTER, &events);
     assert_eq!(reply.status, 413, "{}", reply.text());
@@ -435,9 +457,8 @@ fn an_oversized_body_gets_413() {
 
 /// With a rate limit, a key that used its burst gets 429 with Retry-After
 /// (whole seconds); other keys and the open routes are not affected.
-#[test]
-fn the_rate_limit_answers_429_with_retry_after_per_key() {
-    let hub = start_with(|c| c.rate_limit = Some(RateLimit { per_minute: 2, burst: 2 }));
+fn the_rate_limit_answers_429_with_retry_after_per_key(backend: Backend) {
+    let hub = start_with(backend, |c| c.rate_limit = Some(RateLimit { per_minute: 2, burst: 2 }));
     let station_key = hub.add_station_key("Gate");
     for _ in 0..2 {
         assert_eq!(hub.get("/v1/roster/hash", Some(MASTER)).status, 200);
@@ -454,20 +475,18 @@ fn the_rate_limit_answers_429_with_retry_after_per_key() {
 impl TestHub {
     /// Scan count read from the database file, for hubs whose keys are rate limited.
     fn scan_count_unlimited(&self) -> u64 {
-        let storage = badgestation::hub::sqlite::SqliteStorage::open(&self.db_path()).unwrap();
-        badgestation::hub::storage::HubStorage::scan_count(&storage).unwrap()
+        badgestation::hub::open_storage(&self.db.url).unwrap().scan_count().unwrap()
     }
 }
 
 /// Eight threads send batches whose keys overlap (every scan is sent by two
 /// threads, in different batch compositions): the hub stores each scan
 /// exactly once, and the saved counts the threads saw add up to that total.
-#[test]
-fn concurrent_batches_with_overlapping_keys_store_each_scan_once() {
+fn concurrent_batches_with_overlapping_keys_store_each_scan_once(backend: Backend) {
     const THREADS: usize = 8;
     const PER_THREAD: usize = 400;
     const BATCH: usize = 50;
-    let hub = start();
+    let hub = start(backend);
     let url = hub.url.clone();
     let saved = Arc::new(AtomicUsize::new(0));
     let duplicates = Arc::new(AtomicUsize::new(0));
@@ -513,9 +532,8 @@ fn concurrent_batches_with_overlapping_keys_store_each_scan_once() {
 /// Heartbeats need a station name (400 naming it otherwise); the extended
 /// fields show in the station status; a station not heard from within the
 /// offline threshold is `offline`.
-#[test]
-fn heartbeats_feed_station_status_and_silent_stations_go_offline() {
-    let hub = start_with(|c| c.offline_after = Duration::from_secs(1));
+fn heartbeats_feed_station_status_and_silent_stations_go_offline(backend: Backend) {
+    let hub = start_with(backend, |c| c.offline_after = Duration::from_secs(1));
     let missing = hub.post("/v1/stations/heartbeat", Some(MASTER), &json!({ "local_scan_count": 1 }));
     assert_eq!(missing.status, 400);
     assert!(missing.json()["message"].as_str().unwrap().starts_with("station_name"));
@@ -545,9 +563,8 @@ fn heartbeats_feed_station_status_and_silent_stations_go_offline() {
 /// a station shows `pending` until it heartbeats with the new epoch; a
 /// station retrying a scan uploaded before the clear gets `duplicate` and
 /// the scan stays out of the counts (the archive keeps its key reserved).
-#[test]
-fn clear_scans_moves_the_epoch_and_stations_are_pending_until_they_adopt_it() {
-    let hub = start();
+fn clear_scans_moves_the_epoch_and_stations_are_pending_until_they_adopt_it(backend: Backend) {
+    let hub = start(backend);
     let events: Vec<Value> = (0..3).map(|i| event(&format!("key-clear-{i}"), &format!("4{i}"), "Gate")).collect();
     hub.batch(MASTER, &events);
     hub.heartbeat(MASTER, "Gate", None);
@@ -588,9 +605,8 @@ fn clear_scans_moves_the_epoch_and_stations_are_pending_until_they_adopt_it() {
 
 /// `clear-station` clears one station's scans only, moves the epoch, and
 /// needs both its `station` parameter and its own confirmation header.
-#[test]
-fn clear_station_clears_only_that_station() {
-    let hub = start();
+fn clear_station_clears_only_that_station(backend: Backend) {
+    let hub = start(backend);
     hub.batch(MASTER, &[event("key-cs-a1", "41", "A"), event("key-cs-a2", "42", "A"), event("key-cs-b1", "43", "B")]);
     let confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_STATION)];
     let no_station = hub.request("DELETE", "/v1/admin/clear-station", Some(MASTER), &confirm, None);
@@ -613,9 +629,8 @@ fn clear_station_clears_only_that_station() {
 
 /// The roster summary is stored with API.md's hash and skipped when the
 /// hash is unchanged; bad summaries get 400 naming the field.
-#[test]
-fn roster_summary_is_hashed_and_skipped_when_unchanged() {
-    let hub = start();
+fn roster_summary_is_hashed_and_skipped_when_unchanged(backend: Backend) {
+    let hub = start(backend);
     assert_eq!(hub.get("/v1/roster/hash", Some(MASTER)).json(), json!({"hash": null}));
     let units = vec![
         BusinessUnitCount { name: "Operations".into(), registered: 30 },
@@ -657,9 +672,8 @@ fn dashboard_fixture(hub: &TestHub) {
 /// Dashboard stats count the live scans (totals, per station, per business
 /// unit against the roster summary); the public stats need no key and leave
 /// out per-station counts.
-#[test]
-fn dashboard_stats_and_public_stats() {
-    let hub = start();
+fn dashboard_stats_and_public_stats(backend: Backend) {
+    let hub = start(backend);
     dashboard_fixture(&hub);
     let stats: api::DashboardStats = serde_json::from_slice(&hub.get("/v1/dashboard/stats", Some(MASTER)).body).unwrap();
     assert_eq!((stats.total_scans, stats.unique_badges), (5, 4));
@@ -684,9 +698,8 @@ fn dashboard_stats_and_public_stats() {
 
 /// Dashboard figures are computed at most once per `stats_max_age`: within
 /// it, every caller (authenticated or public) gets the same snapshot.
-#[test]
-fn dashboard_figures_are_cached_briefly() {
-    let hub = start_with(|c| c.stats_max_age = Duration::from_mins(1));
+fn dashboard_figures_are_cached_briefly(backend: Backend) {
+    let hub = start_with(backend, |c| c.stats_max_age = Duration::from_mins(1));
     hub.batch(MASTER, &[event("key-cache-1", "41", "Gate")]);
     let before = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
     hub.batch(MASTER, &[event("key-cache-2", "42", "Gate")]);
@@ -699,9 +712,8 @@ fn dashboard_figures_are_cached_briefly() {
 /// The export returns the live scans newest first as JSON (API.md's fields),
 /// CSV and XLSX (for the dashboard's links), honours and checks `limit`, and
 /// refuses unknown formats.
-#[test]
-fn export_as_json_csv_and_xlsx() {
-    let hub = start();
+fn export_as_json_csv_and_xlsx(backend: Backend) {
+    let hub = start(backend);
     dashboard_fixture(&hub);
     let export: api::Export = serde_json::from_slice(&hub.get("/v1/dashboard/export", Some(MASTER)).body).unwrap();
     assert_eq!((export.total_records, export.scans.len(), export.truncated), (5, 5, false));
@@ -740,9 +752,8 @@ fn export_as_json_csv_and_xlsx() {
 /// The dashboard page is served at `/dashboard/` (and `/dashboard` redirects
 /// there) as one self-contained HTML page that reads the JSON routes and
 /// links the CSV and XLSX exports, with a strict content security policy.
-#[test]
-fn the_dashboard_page_is_served() {
-    let hub = start();
+fn the_dashboard_page_is_served(backend: Backend) {
+    let hub = start(backend);
     let page = hub.get("/dashboard/", None);
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").unwrap().starts_with("text/html"));
@@ -798,9 +809,8 @@ fn read_status(stream: &mut TcpStream) -> (u16, String) {
 /// A client that stops sending half way through its body is answered 503
 /// (retry later) once the request time limit passes, instead of holding the
 /// connection forever; nothing is stored.
-#[test]
-fn a_stalled_request_gets_503_after_the_time_limit() {
-    let hub = start_with(|c| c.request_timeout = Duration::from_secs(1));
+fn a_stalled_request_gets_503_after_the_time_limit(backend: Backend) {
+    let hub = start_with(backend, |c| c.request_timeout = Duration::from_secs(1));
     let body = json!({ "events": [event("key-slow-1", "41", "Gate")] }).to_string();
     let started = Instant::now();
     let mut stream = partial_request(&hub.url["http://".len()..], body.as_bytes(), 20);
@@ -822,9 +832,8 @@ fn read_until_closed(stream: &mut TcpStream) -> Result<String, std::io::Error> {
 /// A client that never finishes its request headers, and a keep-alive
 /// connection left idle, are disconnected after the time limit instead of
 /// holding a connection (and a task) forever.
-#[test]
-fn stalled_headers_and_idle_connections_are_closed() {
-    let hub = start_with(|c| c.request_timeout = Duration::from_secs(1));
+fn stalled_headers_and_idle_connections_are_closed(backend: Backend) {
+    let hub = start_with(backend, |c| c.request_timeout = Duration::from_secs(1));
     let addr = &hub.url["http://".len()..];
     let started = Instant::now();
     let mut stalled = TcpStream::connect(addr).unwrap();
@@ -841,9 +850,8 @@ fn stalled_headers_and_idle_connections_are_closed() {
 /// Shutdown waits for a batch that is in flight: the client gets its 200
 /// and the scans are on disk; afterwards the port no longer accepts
 /// connections.
-#[test]
-fn shutdown_finishes_an_in_flight_batch() {
-    let mut hub = start();
+fn shutdown_finishes_an_in_flight_batch(backend: Backend) {
+    let mut hub = start(backend);
     let addr = hub.url["http://".len()..].to_owned();
     let events: Vec<Value> = (0..20).map(|i| event(&format!("key-inflight-{i}"), "41", "Gate")).collect();
     let body = json!({ "events": events }).to_string();
@@ -876,7 +884,7 @@ struct HubProcess {
     stderr_path: PathBuf,
 }
 
-fn spawn_hub_binary(dir: &Path, extra_env: &[(&str, &str)]) -> HubProcess {
+fn spawn_hub_binary(dir: &Path, database: &str, extra_env: &[(&str, &str)]) -> HubProcess {
     let key_file = dir.join("hub.key");
     std::fs::write(&key_file, format!("{MASTER}\n")).unwrap();
     #[cfg(unix)]
@@ -886,7 +894,7 @@ fn spawn_hub_binary(dir: &Path, extra_env: &[(&str, &str)]) -> HubProcess {
     cmd.args(["hub", "--listen", "127.0.0.1:0", "--api-key-file"])
         .arg(&key_file)
         .arg("--database")
-        .arg(dir.join("hub.db"))
+        .arg(database)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap());
@@ -921,8 +929,7 @@ fn send_batch(agent: &ureq::Agent, url: &str, body: &str) -> Result<Value, Strin
 /// restarted on the same database loses no acknowledged scan and doubles
 /// none: the client resends every batch it did not get a 200 for, and the
 /// hub ends with exactly one row per scan.
-#[test]
-fn the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans() {
+fn the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans(backend: Backend) {
     const BATCHES: usize = 120;
     const BATCH: usize = 100;
     let dir = tempfile::tempdir().unwrap();
@@ -935,7 +942,8 @@ fn the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans() {
             })
             .collect(),
     );
-    let mut first = spawn_hub_binary(dir.path(), &[]);
+    let db = TestDb::new(backend, dir.path());
+    let mut first = spawn_hub_binary(dir.path(), &db.url, &[]);
     let acked = Arc::new(std::sync::Mutex::new(vec![false; BATCHES]));
     let sent = Arc::new(AtomicUsize::new(0));
     let senders: Vec<_> = (0..3)
@@ -976,7 +984,7 @@ fn the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans() {
     let acked_count = acked_before.iter().filter(|a| **a).count();
     assert!((10..BATCHES).contains(&acked_count), "killed mid-run ({acked_count} of {BATCHES} acknowledged)");
 
-    let mut second = spawn_hub_binary(dir.path(), &[]);
+    let mut second = spawn_hub_binary(dir.path(), &db.url, &[]);
     let agent = agent();
     let mut saved_on_resend = 0;
     for (b, body) in bodies.iter().enumerate().filter(|(b, _)| !acked_before[*b]) {
@@ -1003,10 +1011,10 @@ fn the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans() {
 /// SIGTERM stops the hub cleanly (exit 0, "hub stopped" logged); its request
 /// log has one structured line per request with the caller, and never the
 /// API key.
-#[test]
-fn the_hub_binary_stops_on_sigterm_and_logs_requests_without_secrets() {
+fn the_hub_binary_stops_on_sigterm_and_logs_requests_without_secrets(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let mut hub = spawn_hub_binary(dir.path(), &[]);
+    let db = TestDb::new(backend, dir.path());
+    let mut hub = spawn_hub_binary(dir.path(), &db.url, &[]);
     let agent = agent();
     send_batch(&agent, &hub.url, &json!({ "events": [event("key-term-1", "41", "Gate")] }).to_string()).unwrap();
     let _ = agent.get(format!("{}/v1/admin/scan-count", hub.url)).header("Authorization", format!("Bearer {WRONG}")).call();
@@ -1045,4 +1053,32 @@ fn the_hub_binary_refuses_to_start_without_a_key_or_on_a_foreign_database() {
     assert!(!out.status.success());
     let err = common::stderr(&out);
     assert!(err.contains("not a hub database") && err.contains("--database"), "{err}");
+}
+
+conformance! {
+    service_status_and_health_need_no_key,
+    unknown_routes_get_a_json_404,
+    every_keyed_route_refuses_missing_and_wrong_keys,
+    station_keys_are_limited_to_their_station_and_stop_when_revoked,
+    the_same_batch_twice_stores_nothing_the_second_time,
+    a_bad_event_among_good_ones_is_rejected_alone,
+    a_key_with_other_content_is_a_conflict_not_a_duplicate,
+    schema_invalid_bodies_get_400_naming_the_field,
+    idempotency_key_header_replays_and_refuses_a_different_body,
+    an_oversized_body_gets_413,
+    the_rate_limit_answers_429_with_retry_after_per_key,
+    concurrent_batches_with_overlapping_keys_store_each_scan_once,
+    heartbeats_feed_station_status_and_silent_stations_go_offline,
+    clear_scans_moves_the_epoch_and_stations_are_pending_until_they_adopt_it,
+    clear_station_clears_only_that_station,
+    roster_summary_is_hashed_and_skipped_when_unchanged,
+    dashboard_stats_and_public_stats,
+    dashboard_figures_are_cached_briefly,
+    export_as_json_csv_and_xlsx,
+    the_dashboard_page_is_served,
+    a_stalled_request_gets_503_after_the_time_limit,
+    stalled_headers_and_idle_connections_are_closed,
+    shutdown_finishes_an_in_flight_batch,
+    the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans,
+    the_hub_binary_stops_on_sigterm_and_logs_requests_without_secrets,
 }

@@ -9,6 +9,8 @@ mod fakehub;
 mod gui;
 #[cfg(feature = "hub")]
 mod hub;
+#[cfg(feature = "hub")]
+mod pg;
 mod readers;
 mod roster;
 mod station;

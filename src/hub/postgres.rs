@@ -1,0 +1,1005 @@
+//! The PostgreSQL hub backend, for sites that outgrow one SQLite file and for
+//! running several hub processes (replicas) behind a load balancer.
+//!
+//! **Driver and pool:** tokio-postgres with deadpool-postgres. The
+//! [`HubStorage`] trait is synchronous (the HTTP layer calls it from tokio's
+//! blocking pool), so this backend owns a small tokio runtime of its own
+//! (`hub-pg` threads) that drives the connections, and each trait call
+//! blocks on its future there. The CLI (`hub key`, `hub migrate`) uses the
+//! same code without a runtime of its own.
+//!
+//! **Stateless replicas:** everything a replica needs lives in the database:
+//! scans, clear epochs, heartbeats, keys, the roster summary and the
+//! `Idempotency-Key` responses. Two replicas uploading the same keys at once
+//! store each scan once: the `UNIQUE` key index decides, and `ON CONFLICT DO
+//! NOTHING` waits for the other transaction instead of failing. Batches
+//! insert their keys in sorted order, so two batches with overlapping keys
+//! lock them in the same order and cannot deadlock; a deadlock or
+//! serialization failure is retried all the same.
+//!
+//! **Schema:** our tables live in the `badgestation` schema, so the hub can
+//! share a database with a TrackAttendance API (whose tables are `public.scans`
+//! and friends) during a switch-over. Migrations are versioned
+//! (`badgestation.schema_version`) and run at start under an advisory lock,
+//! so two hubs starting at once apply each migration once; a database of a
+//! newer version is refused untouched.
+//!
+//! **Keys** are `bytea`: the 64-hex-digit keys stations send are stored as
+//! their 32 bytes, any other key as `0xFF` + its UTF-8 (see [`encode_key`]),
+//! one-to-one, so the `UNIQUE` index on the stored form is one on the keys.
+//!
+//! **A batch is one statement:** `INSERT … SELECT FROM unnest($arrays) ON
+//! CONFLICT DO NOTHING RETURNING key`, one round trip for up to 2000 events,
+//! atomic by itself; keys that were not inserted are looked up in a second
+//! query to tell a duplicate from a key conflict. With an `Idempotency-Key`
+//! the batch runs in a transaction that first claims the request key, so a
+//! replay arriving at another replica waits for the first and then replays.
+//!
+//! **Faults:** a pool that stays exhausted for `pool_wait`, or a database
+//! that cannot be reached, is [`StorageError::Unavailable`] (the HTTP layer
+//! answers `503` with `Retry-After`). A connection that broke (PostgreSQL
+//! restarted) fails the request it carried, whose transaction PostgreSQL
+//! rolled back, and is replaced by a new one on the next request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Config, NoTls};
+
+use super::storage::{
+    BatchItem, ClearOutcome, HubStorage, IngestOutcome, NewScan, RequestKey, Result, RosterOutcome, StationKey,
+    StationRow, StationScans, Stats, StorageError, Stored, UnitScans, batch_response,
+};
+use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
+use crate::clock::{format_utc_millis, parse_utc};
+
+/// The schema that holds the hub's tables.
+pub const SCHEMA: &str = "badgestation";
+
+/// Connections per hub process unless told otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How long a request waits for a free connection before it gets `503`.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long connecting to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Attempts of a batch that hit a deadlock or serialization failure.
+const TRANSIENT_ATTEMPTS: u32 = 3;
+
+/// Advisory lock ids ("BSH1" plus a number), one per kind of work that must
+/// not run twice at once across replicas.
+const MIGRATION_LOCK: i64 = 0x4253_4831_0001;
+const CLEAR_LOCK: i64 = 0x4253_4831_0002;
+const ROSTER_LOCK: i64 = 0x4253_4831_0003;
+
+/// Schema migrations: `MIGRATIONS[i]` takes version `i` to `i + 1`, each in
+/// one transaction. Never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema, the SQLite backend's tables in PostgreSQL types.
+    r"
+    CREATE TABLE scans (
+        id               bigserial PRIMARY KEY,
+        -- Unique over live and cleared rows: a key is stored once, forever (see encode_key).
+        idempotency_key  bytea NOT NULL UNIQUE,
+        badge_id         text NOT NULL,
+        station_name     text NOT NULL,
+        -- Canonical UTC milliseconds (2026-11-21T10:15:30.123Z), compared as text like SQLite does.
+        scanned_at       text NOT NULL,
+        business_unit    text,
+        scan_source      text NOT NULL,
+        matched          boolean NOT NULL,
+        legacy_id        text,
+        meta             text,
+        received_at      text NOT NULL,
+        cleared_at       text,
+        cleared_epoch    text
+    );
+    CREATE INDEX scans_live ON scans (id) WHERE cleared_at IS NULL;
+    CREATE VIEW archived_scans AS SELECT * FROM scans WHERE cleared_at IS NOT NULL;
+
+    CREATE TABLE stations (
+        station_name             text PRIMARY KEY,
+        last_clear_epoch         text,
+        local_scan_count         bigint NOT NULL,
+        pending                  bigint,
+        failed                   bigint,
+        oldest_pending_age_secs  bigint,
+        app_version              text,
+        clock_offset_millis      bigint,
+        last_seen_at             text NOT NULL
+    );
+
+    CREATE TABLE api_keys (
+        id            bigserial PRIMARY KEY,
+        station_name  text NOT NULL,
+        key_sha256    text NOT NULL UNIQUE,
+        key_prefix    text NOT NULL,
+        created_at    text NOT NULL,
+        revoked_at    text
+    );
+    CREATE INDEX api_keys_station ON api_keys (station_name);
+
+    CREATE TABLE batch_requests (
+        scope        text NOT NULL,
+        request_key  text NOT NULL,
+        body_sha256  text NOT NULL,
+        response     text NOT NULL,
+        created_at   text NOT NULL,
+        PRIMARY KEY (scope, request_key)
+    );
+    CREATE INDEX batch_requests_created ON batch_requests (created_at);
+
+    CREATE TABLE roster_units (
+        name        text PRIMARY KEY,
+        registered  bigint NOT NULL
+    );
+
+    CREATE TABLE hub_state (
+        key    text PRIMARY KEY,
+        value  text NOT NULL
+    );
+
+    CREATE TABLE clears (
+        id            bigserial PRIMARY KEY,
+        clear_epoch   text NOT NULL,
+        station_name  text,
+        deleted       bigint NOT NULL,
+        cleared_by    text NOT NULL,
+        cleared_at    text NOT NULL
+    );
+    ",
+];
+
+/// The schema version this build writes.
+#[must_use]
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Most connections this process opens.
+    pub size: usize,
+    /// How long a request waits for a free connection before `503`.
+    pub wait: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions { size: DEFAULT_POOL_SIZE, wait: DEFAULT_POOL_WAIT }
+    }
+}
+
+/// The hub's PostgreSQL database.
+pub struct PostgresStorage {
+    /// The URL without its password, for messages.
+    database: String,
+    pool: Pool,
+    /// Drives the connections; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage").field("database", &self.database).finish_non_exhaustive()
+    }
+}
+
+/// Whether `database` names a PostgreSQL database rather than a SQLite file.
+#[must_use]
+pub fn is_postgres_url(database: &str) -> bool {
+    let lower = database.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+fn connect_error(database: &str, detail: impl std::fmt::Display) -> StorageError {
+    StorageError::Connect { database: database.to_owned(), detail: detail.to_string() }
+}
+
+/// Parses a URL into a driver config whose connections use our schema.
+fn parse_config(url: &str) -> Result<Config> {
+    let shown = super::database_for_logs(url);
+    let mut config: Config = url.trim().parse().map_err(|e| connect_error(&shown, format!("not a valid URL: {e}")))?;
+    if config.get_dbname().is_none() {
+        return Err(connect_error(&shown, "the URL names no database (add /DBNAME after the host)"));
+    }
+    let search_path = format!("-c search_path={SCHEMA}");
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {search_path}"),
+        _ => search_path,
+    };
+    config.options(options);
+    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("badgestation-hub");
+    }
+    Ok(config)
+}
+
+impl PostgresStorage {
+    /// Connects, migrates the schema (under an advisory lock) and opens the
+    /// pool. A wrong URL or password is [`StorageError::Connect`], a newer
+    /// schema [`StorageError::TooNewDatabase`].
+    pub fn open(url: &str, options: PoolOptions) -> Result<PostgresStorage> {
+        let database = super::database_for_logs(url);
+        let config = parse_config(url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hub-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Backend(format!("cannot start the PostgreSQL driver's threads: {e}")))?;
+        runtime.block_on(migrate(&config, &database))?;
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(options.size.max(1))
+            .wait_timeout(Some(options.wait))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StorageError::Backend(format!("cannot build the connection pool: {e}")))?;
+        Ok(PostgresStorage { database, pool, runtime: Some(runtime) })
+    }
+
+    /// The URL without its password.
+    #[must_use]
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Runs `future` on the driver's runtime, blocking this thread.
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        match &self.runtime {
+            Some(runtime) => runtime.handle().block_on(future),
+            // Unreachable: the runtime is only taken in Drop.
+            None => unreachable!("PostgresStorage used while dropping"),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| pool_error(&e))
+    }
+
+    /// Runs `work` with a pooled connection.
+    fn with_client<T, F>(&self, work: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, tokio_postgres::Error>,
+    {
+        self.block_on(async {
+            let mut client = self.client().await?;
+            work(&mut client).await.map_err(StorageError::from)
+        })
+    }
+
+    /// All scans, live and cleared, with `id > after`, oldest first: the
+    /// source side of `hub migrate`.
+    pub fn raw_scans(&self, after: i64, limit: usize) -> Result<Vec<RawScan>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > $1 \
+                     ORDER BY id LIMIT $2",
+                    &[&after, &(limit as i64)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| RawScan {
+                    id: r.get(0),
+                    idempotency_key: decode_key(r.get(1)),
+                    badge_id: r.get(2),
+                    station_name: r.get(3),
+                    scanned_at: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                    matched: r.get(7),
+                    legacy_id: r.get(8),
+                    meta: r.get(9),
+                    received_at: r.get(10),
+                    cleared_at: r.get(11),
+                    cleared_epoch: r.get(12),
+                })
+                .collect())
+        })
+    }
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        self.pool.close();
+        // Not shutdown_timeout: the storage may be dropped on another
+        // runtime's thread, where blocking is not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A scan row as stored, for copying a hub database (`hub migrate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawScan {
+    /// Row id in its source database.
+    pub id: i64,
+    /// The key as the station sent it.
+    pub idempotency_key: String,
+    /// Badge.
+    pub badge_id: String,
+    /// Station.
+    pub station_name: String,
+    /// Canonical UTC millis.
+    pub scanned_at: String,
+    /// Business unit.
+    pub business_unit: Option<String>,
+    /// Scan source.
+    pub scan_source: String,
+    /// Roster match.
+    pub matched: bool,
+    /// Legacy id.
+    pub legacy_id: Option<String>,
+    /// Meta JSON.
+    pub meta: Option<String>,
+    /// When the hub stored it.
+    pub received_at: String,
+    /// When it was cleared, if it was.
+    pub cleared_at: Option<String>,
+    /// The epoch its clear started.
+    pub cleared_epoch: Option<String>,
+}
+
+/// Applies the missing migrations under a session advisory lock on a
+/// connection of its own (closing it releases the lock, whatever happens).
+async fn migrate(config: &Config, database: &str) -> Result<()> {
+    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| connect_error(database, describe(&e)))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let result: Result<Result<()>, tokio_postgres::Error> = async {
+        client.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {SCHEMA}; CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version \
+                 (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .await?;
+        let row = client.query_one(&format!("SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version"), &[]).await?;
+        let found: i64 = row.get(0);
+        let latest = schema_version();
+        if found > latest {
+            return Ok(Err(StorageError::TooNewDatabase { database: database.to_owned(), found, supported: latest }));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = client.transaction().await?;
+            tx.batch_execute(&format!("SET LOCAL search_path = {SCHEMA}")).await?;
+            tx.batch_execute(sql).await?;
+            tx.execute(&format!("INSERT INTO {SCHEMA}.schema_version (version) VALUES ($1)"), &[&(index as i64 + 1)])
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = index + 1, "hub database schema migrated");
+        }
+        client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+        Ok(Ok(()))
+    }
+    .await;
+    drop(client);
+    let _ = driver.await;
+    match result {
+        Ok(outcome) => outcome,
+        Err(e) => Err(StorageError::from(e)),
+    }
+}
+
+/// The server's message when there is one, else the driver's.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text = format!("{text}: {s}");
+                source = s.source();
+            }
+            text
+        }
+    }
+}
+
+/// Whether an error means the database is out of reach (or restarting), as
+/// opposed to a failed statement.
+fn unreachable_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let text = code.code();
+            text.starts_with("08") // connection exception
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+        }
+        // No SQLSTATE: an I/O error or a closed socket.
+        None => true,
+    }
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code() == Some(&SqlState::DISK_FULL) {
+            StorageError::DiskFull
+        } else if unreachable_error(&e) {
+            StorageError::Unavailable(format!("PostgreSQL is not reachable: {}", describe(&e)))
+        } else {
+            StorageError::Backend(describe(&e))
+        }
+    }
+}
+
+fn pool_error(e: &PoolError) -> StorageError {
+    match e {
+        PoolError::Timeout(_) => StorageError::Unavailable(
+            "every database connection stayed busy for the pool's wait time; raise --database-pool-size (and \
+             PostgreSQL's max_connections) or add replicas"
+                .to_owned(),
+        ),
+        PoolError::Backend(e) => StorageError::Unavailable(format!("cannot connect to PostgreSQL: {}", describe(e))),
+        other => StorageError::Backend(other.to_string()),
+    }
+}
+
+fn transient(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+/// How an idempotency key is stored: the 64 lowercase hex digits stations
+/// send as their 32 bytes; any other key as the byte `0xFF` followed by its
+/// UTF-8, with a second `0xFF` when that would make exactly 32 bytes.
+///
+/// One-to-one: a 32-byte value always comes from a hex key, every other value
+/// starts with `0xFF` (never part of UTF-8, so the prefix is unambiguous).
+#[must_use]
+pub fn encode_key(key: &str) -> Vec<u8> {
+    if let Some(bytes) = super::sqlite::hex_key_bytes(key) {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(key.len() + 2);
+    out.push(0xFF);
+    if key.len() + 1 == 32 {
+        out.push(0xFF);
+    }
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The key [`encode_key`] stored.
+#[must_use]
+pub fn decode_key(stored: &[u8]) -> String {
+    if stored.len() == 32 {
+        return crate::model::hex(stored);
+    }
+    let text = stored.strip_prefix(&[0xFF, 0xFF]).or_else(|| stored.strip_prefix(&[0xFF])).unwrap_or(stored);
+    String::from_utf8_lossy(text).into_owned()
+}
+
+/// The batch's scans as column arrays, sorted by stored key (lock order),
+/// and where each input scan went.
+struct Columns {
+    keys: Vec<Vec<u8>>,
+    badge: Vec<String>,
+    station: Vec<String>,
+    scanned_at: Vec<String>,
+    business_unit: Vec<Option<String>>,
+    scan_source: Vec<String>,
+    matched: Vec<bool>,
+    legacy_id: Vec<Option<String>>,
+    meta: Vec<Option<String>>,
+}
+
+/// What each scan of the batch (in order) is, before the database answers:
+/// the first of its key in the batch, or a repeat of an earlier scan.
+enum Slot<'a> {
+    First(usize),
+    Repeat { first: &'a NewScan, scan: &'a NewScan },
+}
+
+fn columns<'a>(items: &'a [BatchItem]) -> (Columns, Vec<Slot<'a>>, Vec<&'a NewScan>) {
+    let mut firsts: Vec<&NewScan> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut slots = Vec::new();
+    for item in items {
+        let BatchItem::Scan(scan) = item else { continue };
+        match seen.get(scan.idempotency_key.as_str()) {
+            Some(&i) => slots.push(Slot::Repeat { first: firsts[i], scan }),
+            None => {
+                seen.insert(&scan.idempotency_key, firsts.len());
+                slots.push(Slot::First(firsts.len()));
+                firsts.push(scan);
+            }
+        }
+    }
+    let mut order: Vec<(Vec<u8>, &NewScan)> = firsts.iter().map(|s| (encode_key(&s.idempotency_key), *s)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut c = Columns {
+        keys: Vec::with_capacity(order.len()),
+        badge: Vec::with_capacity(order.len()),
+        station: Vec::with_capacity(order.len()),
+        scanned_at: Vec::with_capacity(order.len()),
+        business_unit: Vec::with_capacity(order.len()),
+        scan_source: Vec::with_capacity(order.len()),
+        matched: Vec::with_capacity(order.len()),
+        legacy_id: Vec::with_capacity(order.len()),
+        meta: Vec::with_capacity(order.len()),
+    };
+    for (key, s) in order {
+        c.keys.push(key);
+        c.badge.push(s.badge_id.clone());
+        c.station.push(s.station_name.clone());
+        c.scanned_at.push(s.scanned_at.clone());
+        c.business_unit.push(s.business_unit.clone());
+        c.scan_source.push(s.scan_source.clone());
+        c.matched.push(s.matched);
+        c.legacy_id.push(s.legacy_id.clone());
+        c.meta.push(s.meta.clone());
+    }
+    (c, slots, firsts)
+}
+
+const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
+     scan_source, matched, legacy_id, meta, received_at) \
+     SELECT k, b, s, t, bu, src, m, l, meta, $10 FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], \
+     $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[]) AS u(k, b, s, t, bu, src, m, l, meta) ORDER BY k \
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key";
+
+const EXISTING: &str =
+    "SELECT idempotency_key, badge_id, station_name, scanned_at FROM scans WHERE idempotency_key = ANY($1::bytea[])";
+
+/// Inserts the batch's scans and says what happened to each (in order).
+async fn store_scans(client: &tokio_postgres::Client, items: &[BatchItem], now: &str) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    let (c, slots, firsts) = columns(items);
+    if firsts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let insert = client.prepare(INSERT_BATCH).await?;
+    let inserted_rows = client
+        .query(
+            &insert,
+            &[
+                &c.keys,
+                &c.badge,
+                &c.station,
+                &c.scanned_at,
+                &c.business_unit,
+                &c.scan_source,
+                &c.matched,
+                &c.legacy_id,
+                &c.meta,
+                &now,
+            ],
+        )
+        .await?;
+    let inserted: std::collections::HashSet<Vec<u8>> = inserted_rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+    // Keys that were already there: a duplicate or a conflict, judged against the stored row.
+    let others: Vec<Vec<u8>> = c.keys.iter().filter(|k| !inserted.contains(*k)).cloned().collect();
+    let mut stored_rows: HashMap<Vec<u8>, (String, String, String)> = HashMap::new();
+    if !others.is_empty() {
+        for r in client.query(EXISTING, &[&others]).await? {
+            stored_rows.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        }
+    }
+    // What is stored under a key now: this batch's first scan of it, or the row found.
+    let stored_content = |first: &NewScan, key: &Vec<u8>| -> Option<(String, String, String)> {
+        if inserted.contains(key) {
+            Some((first.badge_id.clone(), first.station_name.clone(), first.scanned_at.clone()))
+        } else {
+            stored_rows.get(key).cloned()
+        }
+    };
+    let judge = |first: &NewScan, scan: &NewScan, is_first: bool| {
+        let key = encode_key(&first.idempotency_key);
+        if is_first && inserted.contains(&key) {
+            return Stored::Saved;
+        }
+        match stored_content(first, &key) {
+            Some((badge, station, at)) if badge == scan.badge_id && station == scan.station_name && at == scan.scanned_at => {
+                Stored::Duplicate
+            }
+            // Another row under this key, or (never expected: keys are not deleted) none at all:
+            // either way this scan was not stored, and a conflict says so.
+            _ => Stored::KeyConflict,
+        }
+    };
+    Ok(slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::First(i) => judge(firsts[*i], firsts[*i], true),
+            Slot::Repeat { first, scan } => judge(first, scan, false),
+        })
+        .collect())
+}
+
+impl PostgresStorage {
+    async fn ingest_once(
+        &self,
+        items: &[BatchItem],
+        request_key: Option<&RequestKey>,
+        now: &str,
+    ) -> Result<Result<IngestOutcome, tokio_postgres::Error>> {
+        let mut client = self.client().await?;
+        let Some(rk) = request_key else {
+            // One statement is one transaction: no BEGIN/COMMIT round trips.
+            return Ok(store_scans(&client, items, now).await.map(|stored| IngestOutcome::Applied(batch_response(items, &stored))));
+        };
+        Ok(async {
+            let tx = client.transaction().await?;
+            // Claim the request key first: a concurrent request with the same key (on any
+            // replica) waits here for this transaction, then sees its stored response.
+            let claimed = tx
+                .execute(
+                    "INSERT INTO batch_requests (scope, request_key, body_sha256, response, created_at) \
+                     VALUES ($1, $2, $3, '', $4) ON CONFLICT DO NOTHING",
+                    &[&rk.scope, &rk.key, &rk.body_sha256, &now],
+                )
+                .await?;
+            if claimed == 0 {
+                let row = tx
+                    .query_one(
+                        "SELECT body_sha256, response FROM batch_requests WHERE scope = $1 AND request_key = $2",
+                        &[&rk.scope, &rk.key],
+                    )
+                    .await?;
+                let (body_sha256, response): (String, String) = (row.get(0), row.get(1));
+                tx.rollback().await?;
+                return Ok(if body_sha256 == rk.body_sha256 {
+                    IngestOutcome::Replayed(response)
+                } else {
+                    IngestOutcome::KeyReused
+                });
+            }
+            let stored = store_scans(tx.client(), items, now).await?;
+            let response = batch_response(items, &stored);
+            let json = serde_json::to_string(&response).unwrap_or_default();
+            tx.execute(
+                "UPDATE batch_requests SET response = $3 WHERE scope = $1 AND request_key = $2",
+                &[&rk.scope, &rk.key, &json],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(IngestOutcome::Applied(response))
+        }
+        .await)
+    }
+}
+
+fn count(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+fn to_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A new epoch later than both `now` and the previous one (as the SQLite
+/// backend does).
+fn next_epoch(previous: Option<&str>, now: &str) -> String {
+    let Ok(now_at) = parse_utc(now) else { return now.to_owned() };
+    match previous.and_then(|p| parse_utc(p).ok()) {
+        Some(prev) if prev >= now_at => format_utc_millis(&(prev + chrono::Duration::milliseconds(1))),
+        _ => format_utc_millis(&now_at),
+    }
+}
+
+async fn state(c: &tokio_postgres::Client, key: &str) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(c.query_opt("SELECT value FROM hub_state WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
+}
+
+async fn set_state(c: &tokio_postgres::Client, key: &str, value: &str) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO hub_state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )
+    .await?;
+    Ok(())
+}
+
+const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at";
+
+fn key_from_row(r: &tokio_postgres::Row) -> StationKey {
+    StationKey {
+        id: r.get(0),
+        station_name: r.get(1),
+        key_sha256: r.get(2),
+        key_prefix: r.get(3),
+        created_at: r.get(4),
+        revoked_at: r.get(5),
+    }
+}
+
+impl HubStorage for PostgresStorage {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.with_client(async |c| c.simple_query("SELECT 1").await.map(|_| ()))
+    }
+
+    fn clear_epoch(&self) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, "clear_epoch").await)
+    }
+
+    fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome> {
+        self.block_on(async {
+            let mut attempt = 1;
+            loop {
+                match self.ingest_once(&items, request_key.as_ref(), &now).await? {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(e) if transient(&e) && attempt < TRANSIENT_ATTEMPTS => {
+                        tracing::debug!(error = %describe(&e), attempt, "batch hit a lock conflict; retrying");
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(StorageError::from(e)),
+                }
+            }
+        })
+    }
+
+    fn purge_request_keys(&self, before: &str) -> Result<u64> {
+        self.with_client(async |c| c.execute("DELETE FROM batch_requests WHERE created_at < $1", &[&before]).await)
+    }
+
+    fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
+        self.with_client(async |c| {
+            c.execute(
+                "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
+                 local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
+                 oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
+                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at",
+                &[
+                    &hb.station_name,
+                    &hb.last_clear_epoch,
+                    &to_int(hb.local_scan_count),
+                    &hb.pending.map(to_int),
+                    &hb.failed.map(to_int),
+                    &hb.oldest_pending_age_secs.map(to_int),
+                    &hb.app_version,
+                    &hb.clock_offset_millis,
+                    &now,
+                ],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn stations(&self) -> Result<Vec<StationRow>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
+                     app_version, clock_offset_millis, last_seen_at FROM stations ORDER BY station_name",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| StationRow {
+                    station_name: r.get(0),
+                    last_clear_epoch: r.get(1),
+                    local_scan_count: count(r.get(2)),
+                    pending: r.get::<_, Option<i64>>(3).map(count),
+                    failed: r.get::<_, Option<i64>>(4).map(count),
+                    oldest_pending_age_secs: r.get::<_, Option<i64>>(5).map(count),
+                    app_version: r.get(6),
+                    clock_offset_millis: r.get(7),
+                    last_seen_at: r.get(8),
+                })
+                .collect())
+        })
+    }
+
+    fn roster_hash(&self) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, "roster_hash").await)
+    }
+
+    fn save_roster_summary(&self, units: &[BusinessUnitCount], hash: &str, now: &str) -> Result<RosterOutcome> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROSTER_LOCK]).await?;
+            if state(tx.client(), "roster_hash").await?.as_deref() == Some(hash) {
+                return Ok(RosterOutcome { saved: 0, skipped: true });
+            }
+            tx.execute("DELETE FROM roster_units", &[]).await?;
+            let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+            let registered: Vec<i64> = units.iter().map(|u| to_int(u.registered)).collect();
+            tx.execute(
+                "INSERT INTO roster_units (name, registered) SELECT n, sum(r) FROM unnest($1::text[], $2::bigint[]) \
+                 AS u(n, r) GROUP BY n",
+                &[&names, &registered],
+            )
+            .await?;
+            set_state(tx.client(), "roster_hash", hash).await?;
+            set_state(tx.client(), "roster_updated_at", now).await?;
+            tx.commit().await?;
+            Ok(RosterOutcome { saved: units.len() as u64, skipped: false })
+        })
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        self.with_client(async |c| {
+            // One snapshot, so the totals and the rows agree even while batches land.
+            let tx = c.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
+            let totals = tx
+                .query_one("SELECT count(*), count(DISTINCT badge_id) FROM scans WHERE cleared_at IS NULL", &[])
+                .await?;
+            let stations = tx
+                .query(
+                    "SELECT station_name, count(*), count(DISTINCT badge_id), max(scanned_at) FROM scans \
+                     WHERE cleared_at IS NULL GROUP BY station_name ORDER BY station_name",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| StationScans { name: r.get(0), scans: count(r.get(1)), unique: count(r.get(2)), last_scan: r.get(3) })
+                .collect();
+            let business_units = tx
+                .query(
+                    "WITH scanned AS (SELECT business_unit AS name, count(DISTINCT badge_id) AS n FROM scans \
+                                      WHERE cleared_at IS NULL AND business_unit IS NOT NULL GROUP BY business_unit), \
+                          names AS (SELECT name FROM roster_units UNION SELECT name FROM scanned) \
+                     SELECT names.name, coalesce(roster_units.registered, 0), coalesce(scanned.n, 0) FROM names \
+                     LEFT JOIN roster_units ON roster_units.name = names.name \
+                     LEFT JOIN scanned ON scanned.name = names.name ORDER BY names.name COLLATE \"C\"",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| UnitScans { name: r.get(0), registered: count(r.get(1)), unique: count(r.get(2)) })
+                .collect();
+            tx.commit().await?;
+            Ok(Stats { total_scans: count(totals.get(0)), unique_badges: count(totals.get(1)), stations, business_units })
+        })
+    }
+
+    fn scan_count(&self) -> Result<u64> {
+        self.with_client(async |c| {
+            Ok(count(c.query_one("SELECT count(*) FROM scans WHERE cleared_at IS NULL", &[]).await?.get(0)))
+        })
+    }
+
+    fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT badge_id, legacy_id, station_name, scanned_at, matched, business_unit, scan_source FROM scans \
+                     WHERE cleared_at IS NULL ORDER BY scanned_at COLLATE \"C\" DESC, id DESC LIMIT $1",
+                    &[&to_int(limit)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ExportScan {
+                    badge_id: r.get(0),
+                    legacy_id: r.get(1),
+                    station_name: r.get(2),
+                    scanned_at: r.get(3),
+                    matched: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            // Clears on two replicas at once still get two distinct, increasing epochs.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLEAR_LOCK]).await?;
+            let clear_epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
+            let deleted = match station {
+                Some(name) => {
+                    tx.execute(
+                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL AND station_name = $3",
+                        &[&now, &clear_epoch, &name],
+                    )
+                    .await?
+                }
+                None => {
+                    tx.execute(
+                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL",
+                        &[&now, &clear_epoch],
+                    )
+                    .await?
+                }
+            };
+            set_state(tx.client(), "clear_epoch", &clear_epoch).await?;
+            tx.execute(
+                "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&clear_epoch, &station, &to_int(deleted), &cleared_by, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(ClearOutcome { deleted, clear_epoch })
+        })
+    }
+
+    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        self.with_client(async |c| {
+            c.execute(
+                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at) VALUES ($1, $2, $3, $4)",
+                &[&station, &key_sha256, &key_prefix, &now],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn station_keys(&self, station: Option<&str>) -> Result<Vec<StationKey>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE $1::text IS NULL OR station_name = $1 ORDER BY id"),
+                    &[&station],
+                )
+                .await?;
+            Ok(rows.iter().map(key_from_row).collect())
+        })
+    }
+
+    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
+        self.with_client(async |c| {
+            c.execute("UPDATE api_keys SET revoked_at = $1 WHERE station_name = $2 AND revoked_at IS NULL", &[&now, &station])
+                .await
+        })
+    }
+
+    fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
+        self.with_client(async |c| {
+            let stmt = c.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_sha256 = $1")).await?;
+            Ok(c.query_opt(&stmt, &[&key_sha256]).await?.as_ref().map(key_from_row))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_encode_one_to_one() {
+        let hex64 = "0f".repeat(32);
+        assert_eq!(encode_key(&hex64).len(), 32, "hex keys are compact");
+        assert_eq!(decode_key(&encode_key(&hex64)), hex64);
+        // Text keys of every length round-trip, and none encodes to 32 bytes (a hex key's length).
+        for len in 8..=128 {
+            let key: String = "k".repeat(len);
+            let stored = encode_key(&key);
+            assert_ne!(stored.len(), 32, "{len}");
+            assert_eq!(decode_key(&stored), key);
+        }
+        assert_ne!(encode_key(&hex64.to_uppercase()), encode_key(&hex64), "upper-case hex is another key");
+        assert_eq!(decode_key(&encode_key(&hex64.to_uppercase())), hex64.to_uppercase());
+    }
+
+    #[test]
+    fn urls_are_checked_and_use_our_schema() {
+        let config = parse_config("postgres://hub:pw@localhost:5432/hub?options=-c%20statement_timeout%3D5000").unwrap();
+        assert_eq!(config.get_options(), Some("-c statement_timeout=5000 -c search_path=badgestation"));
+        let err = parse_config("postgres://hub:secret@localhost:5432").unwrap_err().to_string();
+        assert!(err.contains("no database") && !err.contains("secret"), "{err}");
+        assert!(is_postgres_url("postgresql://x/y") && is_postgres_url("POSTGRES://x/y") && !is_postgres_url("hub.db"));
+    }
+}
