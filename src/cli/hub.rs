@@ -23,11 +23,12 @@ use crate::hub::{self as server, Hub, HubConfig, RateLimit};
 
 /// `badgestation hub ...`
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, after_long_help = HUB_HELP)]
 pub struct HubArgs {
     #[command(subcommand)]
     command: Option<HubCommand>,
-    /// Hub database: a SQLite file path or sqlite: URL [env: HUB_DATABASE] [default: DATA_DIR/hub.db]
+    /// Hub database: a SQLite file path (one hub process), or a postgres://USER:PASSWORD@HOST:PORT/DBNAME URL
+    /// (one or more hub processes) [env: HUB_DATABASE_URL] [default: DATA_DIR/hub.db]
     #[arg(long, global = true, value_name = "PATH_OR_URL")]
     database: Option<String>,
     #[command(flatten)]
@@ -56,7 +57,32 @@ struct ServeArgs {
     /// limit]
     #[arg(long, value_name = "N")]
     rate_limit_burst: Option<u32>,
+    /// PostgreSQL only: most database connections this process opens; requests that find them all busy for
+    /// 5 s get 503 [env: HUB_DATABASE_POOL_SIZE] [default: 16]
+    #[arg(long, value_name = "N")]
+    database_pool_size: Option<usize>,
 }
+
+/// The long help of `badgestation hub`: backends and replicas.
+const HUB_HELP: &str = "\
+Backends:
+  SQLite (default): --database hub.db. One file, one hub process; the right choice for one site.
+  PostgreSQL: --database postgres://hub:PASSWORD@db:5432/hub (or HUB_DATABASE_URL). The hub creates its
+    tables in the schema `badgestation` and migrates them at start (safe when several hubs start at once).
+    Each process opens at most --database-pool-size connections (default 16): keep the sum over all
+    processes below PostgreSQL's max_connections. TLS connections are not supported yet: run the hub
+    next to the database or through a TLS tunnel.
+
+Replicas (PostgreSQL only): run two or more `badgestation hub` processes with the same --database and
+the same master key, and put any reverse proxy in front (nginx: an upstream with both addresses;
+HAProxy: a backend with both servers; health check GET /healthz, which answers 503 while the database is
+unreachable). Replicas share everything through the database. Per process, not shared: the rate limit
+(each replica counts on its own, so N replicas allow up to N times --rate-limit-per-minute) and the
+dashboard figures cache (at most 2 s old).
+
+Moving in:
+  badgestation hub migrate --from hub.db --to postgres://...      copy a hub database (either direction)
+  badgestation hub import-trackattendance postgres://...          import a TrackAttendance API database";
 
 #[derive(Debug, Subcommand)]
 enum HubCommand {
@@ -96,8 +122,10 @@ impl HubArgs {
 
 /// Runs `badgestation hub ...`.
 pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
+    // HUB_DATABASE was this variable's first name; it still works.
     let database = args
         .database
+        .or_else(|| env_value("HUB_DATABASE_URL"))
         .or_else(|| env_value("HUB_DATABASE"))
         .unwrap_or_else(|| ctx.config.data_dir.join("hub.db").display().to_string());
     match args.command {
@@ -162,6 +190,13 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         (0, None) => None,
         (per_minute, burst) => Some(RateLimit { per_minute, burst: burst.unwrap_or(per_minute).max(1) }),
     };
+
+    if let Some(size) = setting(args.database_pool_size, "HUB_DATABASE_POOL_SIZE")? {
+        if size == 0 {
+            bail!("--database-pool-size must be at least 1 (default 16)");
+        }
+        config.pool.size = size;
+    }
 
     let hub = Hub::start(&config).with_context(|| format!("cannot start the hub on {}", config.listen))?;
     tracing::info!(

@@ -53,8 +53,10 @@ struct TestHub {
     url: String,
     dir: tempfile::TempDir,
     agent: ureq::Agent,
-    /// Declared last: dropped after the hub, whose connections it may have to close.
-    db: TestDb,
+    /// What `--database` names.
+    database: String,
+    /// The database, when this hub created it. Declared last: dropped after the hub.
+    db: Option<TestDb>,
 }
 
 /// What came back.
@@ -93,19 +95,26 @@ fn start(backend: Backend) -> TestHub {
 fn start_with(backend: Backend, adjust: impl FnOnce(&mut HubConfig)) -> TestHub {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(backend, dir.path());
-    let mut config = HubConfig::new(db.url.clone(), Secret::new(MASTER));
+    let mut hub = start_on(&db.url, dir, adjust);
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(hub.hub.as_ref().unwrap().backend(), expected);
+    hub.db = Some(db);
+    hub
+}
+
+/// A hub on an existing database (a replica of another).
+fn start_on(database: &str, dir: tempfile::TempDir, adjust: impl FnOnce(&mut HubConfig)) -> TestHub {
+    let mut config = HubConfig::new(database, Secret::new(MASTER));
     config.listen = "127.0.0.1:0".parse().unwrap();
     // Tests read their own writes; the cache has its own test.
     config.stats_max_age = Duration::ZERO;
     adjust(&mut config);
     let hub = Hub::start(&config).unwrap();
-    let expected = match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    assert_eq!(hub.backend(), expected);
     let url = hub.url();
-    TestHub { hub: Some(hub), url, dir, agent: agent(), db }
+    TestHub { hub: Some(hub), url, dir, agent: agent(), database: database.to_owned(), db: None }
 }
 
 impl TestHub {
@@ -166,7 +175,7 @@ impl TestHub {
     /// Runs `badgestation hub key ...` against this hub's database.
     fn key_cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = common::command(self.dir.path());
-        cmd.args(["hub", "key"]).args(args).arg("--database").arg(&self.db.url);
+        cmd.args(["hub", "key"]).args(args).arg("--database").arg(&self.database);
         common::run(&mut cmd)
     }
 
@@ -475,7 +484,7 @@ fn the_rate_limit_answers_429_with_retry_after_per_key(backend: Backend) {
 impl TestHub {
     /// Scan count read from the database file, for hubs whose keys are rate limited.
     fn scan_count_unlimited(&self) -> u64 {
-        badgestation::hub::open_storage(&self.db.url).unwrap().scan_count().unwrap()
+        badgestation::hub::open_storage(&self.database).unwrap().scan_count().unwrap()
     }
 }
 
@@ -1081,4 +1090,303 @@ conformance! {
     shutdown_finishes_an_in_flight_batch,
     the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans,
     the_hub_binary_stops_on_sigterm_and_logs_requests_without_secrets,
+}
+
+// ------------------------------------------------------------------ PostgreSQL only
+
+/// What only the PostgreSQL backend can do or suffer: replicas, start-up
+/// races, pools, a database that goes away. Each test needs
+/// `BADGESTATION_TEST_PG_URL` (see `pg.rs`).
+mod postgres_only {
+    use super::*;
+    use crate::pg;
+    use badgestation::hub::postgres::{PoolOptions, PostgresStorage};
+    use badgestation::hub::storage::StorageError;
+
+    /// The pool settings the tests use unless they say otherwise.
+    fn pool() -> PoolOptions {
+        PoolOptions::default()
+    }
+
+    /// A wrong password, an unknown host and a missing database each stop
+    /// `badgestation hub` at start with a message that names
+    /// HUB_DATABASE_URL and --database, and never shows the password.
+    #[test]
+    fn a_wrong_url_or_password_names_the_variable() {
+        let Some(_) = Backend::postgres() else { return };
+        let admin = pg::admin_url().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // postgres://USER:PASSWORD@host:port/db → the same with another password.
+        let (at, user_start) = (admin.rfind('@').unwrap(), admin.find("://").unwrap() + 3);
+        let user_end = user_start + admin[user_start..at].find(':').unwrap();
+        let wrong_password = format!("{}:Wr0ngPassw0rdXyzzy{}", &admin[..user_end], &admin[at..]);
+        let no_database = pg::with_dbname(&admin, "no_such_database_here");
+        let no_server = "postgres://hub:Wr0ngPassw0rdXyzzy@127.0.0.1:1/hub".to_owned();
+        for (url, via_env) in [(wrong_password.as_str(), false), (no_database.as_str(), true), (no_server.as_str(), false)] {
+            let mut cmd = common::command(dir.path());
+            cmd.args(["hub", "--listen", "127.0.0.1:0"]).env("HUB_API_KEY", MASTER);
+            if via_env {
+                cmd.env("HUB_DATABASE_URL", url);
+            } else {
+                cmd.arg("--database").arg(url);
+            }
+            let out = common::run(&mut cmd);
+            assert!(!out.status.success(), "{url}");
+            let err = common::stderr(&out);
+            assert!(err.contains("HUB_DATABASE_URL") && err.contains("--database"), "{err}");
+            assert!(!err.contains("Wr0ngPassw0rdXyzzy") && !err.contains(&admin), "no password in the message: {err}");
+        }
+        let err = common::stderr(&common::run(
+            common::command(dir.path()).args(["hub", "--listen", "127.0.0.1:0", "--database", &wrong_password]).env("HUB_API_KEY", MASTER),
+        ));
+        assert!(err.contains("password authentication failed"), "says what is wrong: {err}");
+    }
+
+    /// A database whose schema version is newer than this build knows is
+    /// refused at start, and left as it was.
+    #[test]
+    fn a_database_of_a_newer_schema_is_refused() {
+        let Some(backend) = Backend::postgres() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(backend, dir.path());
+        drop(PostgresStorage::open(&db.url, pool()).unwrap());
+        pg::execute(&db.url, "INSERT INTO badgestation.schema_version (version) VALUES (999)");
+        let err = PostgresStorage::open(&db.url, pool()).unwrap_err();
+        assert!(matches!(err, StorageError::TooNewDatabase { found: 999, .. }), "{err}");
+        assert!(err.to_string().contains("newer BadgeStation"), "{err}");
+        let versions = pg::query_strings(&db.url, "SELECT count(*) FROM badgestation.schema_version");
+        assert_eq!(versions, [(badgestation::hub::postgres::schema_version() + 1).to_string()], "nothing changed");
+    }
+
+    /// Four hubs opening one fresh database at the same moment all start,
+    /// and each migration is applied once (the advisory lock serialises
+    /// them; without it two would try to create the same tables).
+    #[test]
+    fn hubs_starting_at_once_migrate_once() {
+        let Some(backend) = Backend::postgres() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(backend, dir.path());
+        let barrier = Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|i| {
+                let (url, barrier) = (db.url.clone(), barrier.clone());
+                std::thread::Builder::new()
+                    .name(format!("it-pg-open-{i}"))
+                    .spawn(move || {
+                        barrier.wait();
+                        PostgresStorage::open(&url, pool()).map(drop)
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().unwrap();
+        }
+        let versions = pg::query_strings(&db.url, "SELECT version FROM badgestation.schema_version ORDER BY version");
+        let expected: Vec<String> = (1..=badgestation::hub::postgres::schema_version()).map(|v| v.to_string()).collect();
+        assert_eq!(versions, expected);
+    }
+
+    /// Two replicas (two hubs, two pools) on one database: eight clients
+    /// upload overlapping keys to both at once and each scan is stored once,
+    /// with the saved counts adding up; an `Idempotency-Key` batch sent to
+    /// one is replayed by the other; a clear on one is seen by the other at
+    /// once; a per-station key issued through one works on the other.
+    #[test]
+    fn two_replicas_on_one_database_store_each_scan_once() {
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = 400;
+        const BATCH: usize = 50;
+        let Some(backend) = Backend::postgres() else { return };
+        let a = start(backend);
+        let b = start_on(&a.database, tempfile::tempdir().unwrap(), |_| {});
+        let urls = [a.url.clone(), b.url.clone()];
+        let saved = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (urls, saved) = (urls.clone(), saved.clone());
+                std::thread::Builder::new()
+                    .name(format!("it-replica-client-{t}"))
+                    .spawn(move || {
+                        let agent = agent();
+                        let ids: Vec<usize> = (t * PER_THREAD / 2..t * PER_THREAD / 2 + PER_THREAD).collect();
+                        for (n, chunk) in ids.chunks(BATCH).enumerate() {
+                            let events: Vec<Value> =
+                                chunk.iter().map(|i| event(&format!("{:064x}", i + 1), &format!("{i}"), "Gate")).collect();
+                            // Alternate replicas, so the two senders of a scan hit different ones.
+                            let v = send_batch(&agent, &urls[(t + n) % 2], &json!({ "events": events }).to_string()).unwrap();
+                            assert_eq!(v["errors"], 0, "{v}");
+                            saved.fetch_add(v["saved"].as_u64().unwrap() as usize, Ordering::Relaxed);
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        let distinct = (THREADS + 1) * PER_THREAD / 2;
+        assert_eq!((a.scan_count(), b.scan_count()), (distinct as u64, distinct as u64));
+        assert_eq!(saved.load(Ordering::Relaxed), distinct, "every scan reported saved exactly once");
+
+        let body = json!({ "events": [event("key-replica-idem-1", "41", "Gate")] }).to_string();
+        let headers = [("Idempotency-Key", "batch-replica-1")];
+        let first = a.request("POST", "/v1/scans/batch", Some(MASTER), &headers, Some(body.as_bytes()));
+        let replay = b.request("POST", "/v1/scans/batch", Some(MASTER), &headers, Some(body.as_bytes()));
+        assert_eq!(counts(&first), (1, 0, 0));
+        assert_eq!((replay.body.clone(), replay.header("idempotent-replayed")), (first.body.clone(), Some("true".into())));
+
+        let confirm = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_SCANS)];
+        let cleared = a.request("DELETE", "/v1/admin/clear-scans", Some(MASTER), &confirm, None).json();
+        assert_eq!(b.get("/", None).json()["clear_epoch"], cleared["clear_epoch"]);
+        assert_eq!(b.scan_count(), 0);
+
+        let key = a.add_station_key("Hall");
+        assert_eq!(b.batch(&key, &[event("key-replica-hall", "42", "Hall")]).status, 200);
+    }
+
+    /// Holds an ACCESS EXCLUSIVE lock on the scans table until dropped, on a
+    /// connection of its own.
+    struct TableLock {
+        runtime: tokio::runtime::Runtime,
+        client: Option<tokio_postgres::Client>,
+    }
+
+    impl TableLock {
+        fn take(url: &str) -> TableLock {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let client = runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.batch_execute("BEGIN; LOCK TABLE badgestation.scans IN ACCESS EXCLUSIVE MODE").await.unwrap();
+                client
+            });
+            TableLock { runtime, client: Some(client) }
+        }
+    }
+
+    impl Drop for TableLock {
+        fn drop(&mut self) {
+            if let Some(client) = self.client.take() {
+                self.runtime.block_on(async move {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                });
+            }
+        }
+    }
+
+    /// With every pooled connection busy (pool of one, held by a batch that
+    /// waits on a table lock), another request gets 503 with Retry-After
+    /// after the pool's wait time instead of hanging; the held batch
+    /// completes with 200 once the lock goes.
+    #[test]
+    fn an_exhausted_pool_answers_503_with_retry_after() {
+        let Some(_) = Backend::postgres() else { return };
+        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 1, wait: Duration::from_millis(300) });
+        assert_eq!(hub.batch(MASTER, &[event("key-pool-0", "40", "Gate")]).status, 200, "the pool works");
+        let lock = TableLock::take(&hub.database);
+        let held = {
+            let url = hub.url.clone();
+            std::thread::Builder::new()
+                .name("it-pool-holder".into())
+                .spawn(move || send_batch(&agent(), &url, &json!({ "events": [event("key-pool-1", "41", "Gate")] }).to_string()))
+                .unwrap()
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        let refused = hub.get("/v1/admin/scan-count", Some(MASTER));
+        assert_eq!(refused.status, 503, "{}", refused.text());
+        assert!(refused.header("retry-after").is_some());
+        assert!(started.elapsed() < Duration::from_secs(10), "not a hang");
+        let batch = hub.batch(MASTER, &[event("key-pool-2", "42", "Gate")]);
+        assert_eq!(batch.status, 503, "{}", batch.text());
+        assert!(batch.header("retry-after").is_some());
+        assert_eq!(batch.json()["saved"], 0);
+        drop(lock);
+        let v = held.join().unwrap().unwrap();
+        assert_eq!(v["saved"], 1);
+        assert_eq!(hub.scan_count(), 2, "the refused batch was not stored");
+    }
+
+    /// The database going away mid-ingest, as a restart looks to the hub
+    /// (every connection of the hub terminated, new connections refused for
+    /// a while, then allowed again): batches in flight fail with 5xx or a
+    /// closed connection, never a 200 for scans that were not stored;
+    /// `/healthz` says `disconnected` meanwhile; the hub recovers by itself,
+    /// and after the clients resend, every scan is stored exactly once.
+    #[test]
+    fn the_database_going_away_mid_ingest_never_acknowledges_an_unstored_batch() {
+        const BATCHES: usize = 150;
+        const BATCH: usize = 100;
+        let Some(_) = Backend::postgres() else { return };
+        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 4, wait: Duration::from_secs(1) });
+        let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+        let admin = pg::admin_url().unwrap();
+        let bodies: Arc<Vec<String>> = Arc::new(
+            (0..BATCHES)
+                .map(|b| {
+                    let events: Vec<Value> =
+                        (0..BATCH).map(|i| event(&format!("key-down-{b:03}-{i:03}"), &format!("{i}"), "Gate")).collect();
+                    json!({ "events": events }).to_string()
+                })
+                .collect(),
+        );
+        let saved_in_200s = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let next = Arc::new(AtomicUsize::new(0));
+        let senders: Vec<_> = (0..3)
+            .map(|t| {
+                let (url, bodies, saved, failures, next) =
+                    (hub.url.clone(), bodies.clone(), saved_in_200s.clone(), failures.clone(), next.clone());
+                std::thread::Builder::new()
+                    .name(format!("it-pg-down-sender-{t}"))
+                    .spawn(move || {
+                        let agent = agent();
+                        loop {
+                            let b = next.fetch_add(1, Ordering::SeqCst);
+                            if b >= BATCHES {
+                                return;
+                            }
+                            // Like a station: resend until a 200 accounts for the batch (bounded).
+                            let deadline = Instant::now() + Duration::from_mins(2);
+                            loop {
+                                match send_batch(&agent, &url, &bodies[b]) {
+                                    Ok(v) => {
+                                        assert_eq!(v["saved"].as_u64().unwrap() + v["duplicates"].as_u64().unwrap(), BATCH as u64);
+                                        saved.fetch_add(v["saved"].as_u64().unwrap() as usize, Ordering::SeqCst);
+                                        break;
+                                    }
+                                    Err(e) => {
+                                        failures.fetch_add(1, Ordering::SeqCst);
+                                        assert!(Instant::now() < deadline, "the hub did not recover: {e}");
+                                        std::thread::sleep(Duration::from_millis(50));
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .unwrap()
+            })
+            .collect();
+        while next.load(Ordering::SeqCst) < 20 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // "Restart": refuse new connections and cut every existing one.
+        pg::execute(&admin, &format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS false"));
+        pg::execute(&admin, &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{dbname}'"));
+        let health = hub.get("/healthz", None);
+        assert_eq!((health.status, health.json()), (503, json!({"ok": false, "db": "disconnected"})));
+        std::thread::sleep(Duration::from_millis(800));
+        pg::execute(&admin, &format!("ALTER DATABASE {dbname} ALLOW_CONNECTIONS true"));
+        for s in senders {
+            s.join().unwrap();
+        }
+        assert!(failures.load(Ordering::SeqCst) > 0, "some batches met the outage");
+        assert_eq!(hub.get("/healthz", None).json(), json!({"ok": true, "db": "connected"}), "recovered by itself");
+        assert_eq!(hub.scan_count(), (BATCHES * BATCH) as u64, "every scan exactly once");
+        // Each batch stopped at its first 200, so a 200 for an unstored batch would leave the count short.
+        // (A batch whose commit went through while its connection broke is resent and then counted as
+        // duplicates, hence at most.)
+        assert!(saved_in_200s.load(Ordering::SeqCst) <= BATCHES * BATCH);
+    }
 }
