@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock};
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig};
 use badgestation::station::counters::SharedCounters;
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent};

@@ -79,4 +79,5 @@ pub mod gui;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;
+pub mod sqlite;
 pub mod station;

@@ -21,12 +21,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
 use super::Context;
-use super::station::scan_line;
 use crate::clock::SystemClock;
 use crate::model::noop_waker;
 use crate::station::reader::hidraw::{HidNode, find_node, hid_nodes};
 use crate::station::reader::profile::{NamedProfile, ProfileSet};
-use crate::station::reader::spec::{ReaderSpec, Target, UsbId};
+use crate::station::config::readers::{ReaderSpec, Target, UsbId};
 use crate::station::reader::sysfs::Sysfs;
 use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderLinks, Transport};
 use crate::station::runtime::{StationEvent, StationRuntime};
@@ -79,7 +78,7 @@ fn now() -> String {
 /// The line `run --headless` prints for an event, if any.
 fn event_line(event: &StationEvent) -> Option<String> {
     match event {
-        StationEvent::Scan(scan) => scan_line(scan).map(|line| format!("{} scan   {line}", now())),
+        StationEvent::Scan(scan) => scan.log_line().map(|line| format!("{} scan   {line}", now())),
         StationEvent::Reader(reader) => Some(format!("{} {reader}", now())),
         // The backlog is reported every check interval; it would only be noise here.
         StationEvent::Sync(crate::station::sync::SyncEvent::Backlog { .. }) => None,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use badgestation::api::{self, BusinessUnitCount};
-use badgestation::station::config::Secret;
+use badgestation::model::Secret;
 use badgestation::hub::{Hub, HubConfig, RateLimit};
 use serde_json::{Value, json};
 
@@ -1282,8 +1282,9 @@ mod postgres_only {
     #[test]
     fn an_exhausted_pool_answers_503_with_retry_after() {
         let Some(_) = Backend::postgres() else { return };
-        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 1, wait: Duration::from_millis(300) });
-        assert_eq!(hub.batch(MASTER, &[event("key-pool-0", "40", "Gate")]).status, 200, "the pool works");
+        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 1, wait: Duration::from_secs(2) });
+        let warm = hub.batch(MASTER, &[event("key-pool-0", "40", "Gate")]);
+        assert_eq!(warm.status, 200, "the pool works: {}", warm.text());
         let lock = TableLock::take(&hub.database);
         let held = {
             let url = hub.url.clone();
@@ -1292,7 +1293,14 @@ mod postgres_only {
                 .spawn(move || send_batch(&agent(), &url, &json!({ "events": [event("key-pool-1", "41", "Gate")] }).to_string()))
                 .unwrap()
         };
-        std::thread::sleep(Duration::from_millis(500));
+        // Wait until the held batch is blocked on the lock, holding the pool's one connection.
+        let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+        let waiting = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND wait_event_type = 'Lock'");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pg::query_strings(&pg::admin_url().unwrap(), &waiting) != ["1"] {
+            assert!(Instant::now() < deadline, "the held batch never reached the lock");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let started = Instant::now();
         let refused = hub.get("/v1/admin/scan-count", Some(MASTER));
         assert_eq!(refused.status, 503, "{}", refused.text());

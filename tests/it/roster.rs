@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use badgestation::api::{BusinessUnitCount, roster_summary_hash};
 use badgestation::clock::{ManualClock, SharedClock, format_utc_millis, parse_utc};
-use badgestation::station::config::{DuplicateConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::DuplicateConfig;
 use badgestation::station::export::{self, ExportOptions, ExportScope, HEADERS, export_scans};
 use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent, ScanRecord, SyncStatus};
 use badgestation::station::recorder::Recorder;

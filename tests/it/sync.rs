@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock, format_utc_millis};
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent, SyncStatus};
 use badgestation::station::recorder::Recorder;
 use badgestation::station::roster::SharedRoster;

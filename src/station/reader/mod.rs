@@ -36,7 +36,6 @@ pub mod magstripe;
 pub mod pipeline;
 pub mod profile;
 pub mod serial;
-pub mod spec;
 pub mod sysfs;
 pub mod wedge;
 pub mod wiegand;
@@ -53,7 +52,7 @@ use crate::clock::SharedClock;
 use crate::model::{RawRead, Waker};
 
 pub use profile::{Profile, ProfileSet, Transport};
-pub use spec::{ReaderSpec, Target, UsbId, UsbMatch};
+pub use crate::station::config::readers::{ReaderSpec, Target, UsbId, UsbMatch};
 
 /// The longest wait between two attempts to find or open a device.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);

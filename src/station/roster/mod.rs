@@ -40,8 +40,6 @@ pub use import::{ImportError, ImportOptions, ImportOutcome, ImportReport, import
 pub use summary::{SummaryUpload, business_unit_summary, upload_summary};
 pub use watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 
-/// The roster file the station looks for in its data directory.
-pub const ROSTER_FILE_NAME: &str = "employee.xlsx";
 
 /// An immutable roster, keyed by legacy id.
 #[derive(Debug, Clone, Default)]

@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::station::config::{AutoSyncConfig, Config, RetryConfig, Secret};
+use crate::model::Secret;
+use crate::station::config::{AutoSyncConfig, Config, RetryConfig};
 use crate::model::Counters;
 use crate::station::store::sync_state::EpochChange;
 
