@@ -237,6 +237,8 @@ impl Hub {
                 stats_max_age: config.stats_max_age,
             },
             stats_cache: tokio::sync::Mutex::new(None),
+            root_cache: std::sync::Mutex::new(None),
+            health_cache: tokio::sync::Mutex::new(None),
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

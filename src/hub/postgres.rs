@@ -50,8 +50,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
 use super::storage::{
-    BatchItem, ClearOutcome, HubStorage, IngestOutcome, NewScan, RequestKey, Result, RosterOutcome, StationKey,
-    StationRow, StationScans, Stats, StorageError, Stored, UnitScans, batch_response,
+    BatchItem, ClearOutcome, ClearRecord, HubStorage, IngestOutcome, NewScan, RecentScan, RenameOutcome, RequestKey,
+    Result, RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError, Stored, UnitScans,
+    batch_response,
 };
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use crate::clock::{format_utc_millis, parse_utc};
@@ -81,15 +82,16 @@ const ROSTER_LOCK: i64 = 0x4253_4831_0003;
 /// one transaction. Never edit one that has shipped.
 const MIGRATIONS: &[&str] = &[
     // 1: the initial schema, the SQLite backend's tables in PostgreSQL types.
-    r"
+    r#"
     CREATE TABLE scans (
         id               bigserial PRIMARY KEY,
         -- Unique over live and cleared rows: a key is stored once, forever (see encode_key).
         idempotency_key  bytea NOT NULL UNIQUE,
         badge_id         text NOT NULL,
         station_name     text NOT NULL,
-        -- Canonical UTC milliseconds (2026-11-21T10:15:30.123Z), compared as text like SQLite does.
-        scanned_at       text NOT NULL,
+        -- Canonical UTC milliseconds (2026-11-21T10:15:30.123Z), compared byte-wise like SQLite does,
+        -- whatever the database's collation.
+        scanned_at       text COLLATE "C" NOT NULL,
         business_unit    text,
         scan_source      text NOT NULL,
         matched          boolean NOT NULL,
@@ -151,6 +153,20 @@ const MIGRATIONS: &[&str] = &[
         deleted       bigint NOT NULL,
         cleared_by    text NOT NULL,
         cleared_at    text NOT NULL
+    );
+    "#,
+    // 2: per-station clear epochs, station renames (as SQLite's migration 2).
+    r"
+    CREATE TABLE station_epochs (
+        station_name  text PRIMARY KEY,
+        clear_epoch   text NOT NULL
+    );
+    ALTER TABLE stations ADD COLUMN reported_station_epoch text;
+    CREATE TABLE station_renames (
+        old_name    text NOT NULL,
+        new_name    text NOT NULL,
+        renamed_at  text NOT NULL,
+        PRIMARY KEY (old_name, new_name)
     );
     ",
 ];
@@ -503,6 +519,7 @@ struct Columns {
     matched: Vec<bool>,
     legacy_id: Vec<Option<String>>,
     meta: Vec<Option<String>>,
+    cleared: Vec<bool>,
 }
 
 /// What each scan of the batch (in order) is, before the database answers:
@@ -539,6 +556,7 @@ fn columns<'a>(items: &'a [BatchItem]) -> (Columns, Vec<Slot<'a>>, Vec<&'a NewSc
         matched: Vec::with_capacity(order.len()),
         legacy_id: Vec::with_capacity(order.len()),
         meta: Vec::with_capacity(order.len()),
+        cleared: Vec::with_capacity(order.len()),
     };
     for (key, s) in order {
         c.keys.push(key);
@@ -550,15 +568,22 @@ fn columns<'a>(items: &'a [BatchItem]) -> (Columns, Vec<Slot<'a>>, Vec<&'a NewSc
         c.matched.push(s.matched);
         c.legacy_id.push(s.legacy_id.clone());
         c.meta.push(s.meta.clone());
+        c.cleared.push(s.cleared);
     }
     (c, slots, firsts)
 }
 
+/// A scan the station archived before uploading it arrives as cleared
+/// (`cleared_at` = now), the others live.
 const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
-     scan_source, matched, legacy_id, meta, received_at) \
-     SELECT k, b, s, t, bu, src, m, l, meta, $10 FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], \
-     $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[]) AS u(k, b, s, t, bu, src, m, l, meta) ORDER BY k \
+     scan_source, matched, legacy_id, meta, received_at, cleared_at) \
+     SELECT k, b, s, t, bu, src, m, l, meta, $10, CASE WHEN c THEN $10 END FROM unnest($1::bytea[], $2::text[], \
+     $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $11::bool[]) \
+     AS u(k, b, s, t, bu, src, m, l, meta, c) ORDER BY k \
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key";
+
+/// The names the batch's stations were renamed to.
+const RENAMES: &str = "SELECT old_name, new_name FROM station_renames WHERE old_name = ANY($1::text[])";
 
 const EXISTING: &str =
     "SELECT idempotency_key, badge_id, station_name, scanned_at FROM scans WHERE idempotency_key = ANY($1::bytea[])";
@@ -584,6 +609,7 @@ async fn store_scans(client: &tokio_postgres::Client, items: &[BatchItem], now: 
                 &c.legacy_id,
                 &c.meta,
                 &now,
+                &c.cleared,
             ],
         )
         .await?;
@@ -591,11 +617,20 @@ async fn store_scans(client: &tokio_postgres::Client, items: &[BatchItem], now: 
     // Keys that were already there: a duplicate or a conflict, judged against the stored row.
     let others: Vec<Vec<u8>> = c.keys.iter().filter(|k| !inserted.contains(*k)).cloned().collect();
     let mut stored_rows: HashMap<Vec<u8>, (String, String, String)> = HashMap::new();
+    let mut renamed: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     if !others.is_empty() {
         for r in client.query(EXISTING, &[&others]).await? {
             stored_rows.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
         }
+        let mut stations: Vec<&str> = firsts.iter().map(|s| s.station_name.as_str()).collect();
+        stations.sort_unstable();
+        stations.dedup();
+        for r in client.query(RENAMES, &[&stations]).await? {
+            renamed.insert((r.get(0), r.get(1)));
+        }
     }
+    // The same station: the same name, or the name it was renamed to.
+    let same_station = |stored: &str, sent: &str| stored == sent || renamed.contains(&(sent.to_owned(), stored.to_owned()));
     // What is stored under a key now: this batch's first scan of it, or the row found.
     let stored_content = |first: &NewScan, key: &Vec<u8>| -> Option<(String, String, String)> {
         if inserted.contains(key) {
@@ -610,7 +645,9 @@ async fn store_scans(client: &tokio_postgres::Client, items: &[BatchItem], now: 
             return Stored::Saved;
         }
         match stored_content(first, &key) {
-            Some((badge, station, at)) if badge == scan.badge_id && station == scan.station_name && at == scan.scanned_at => {
+            Some((badge, station, at))
+                if badge == scan.badge_id && at == scan.scanned_at && same_station(&station, &scan.station_name) =>
+            {
                 Stored::Duplicate
             }
             // Another row under this key, or (never expected: keys are not deleted) none at all:
@@ -737,6 +774,96 @@ impl HubStorage for PostgresStorage {
         self.with_client(async |c| state(c, "clear_epoch").await)
     }
 
+    fn check_writable(&self, now: &str) -> Result<()> {
+        self.with_client(async |c| set_state(c, "health_write_at", now).await)
+    }
+
+    fn station_clear_epoch(&self, station: &str) -> Result<Option<String>> {
+        self.with_client(async |c| {
+            Ok(c.query_opt("SELECT clear_epoch FROM station_epochs WHERE station_name = $1", &[&station]).await?.map(|r| r.get(0)))
+        })
+    }
+
+    fn recent_clears(&self, limit: u64) -> Result<Vec<ClearRecord>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT clear_epoch, station_name, deleted, cleared_by, cleared_at FROM clears ORDER BY id DESC LIMIT $1",
+                    &[&to_int(limit)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ClearRecord {
+                    clear_epoch: r.get(0),
+                    station_name: r.get(1),
+                    deleted: count(r.get(2)),
+                    cleared_by: r.get(3),
+                    cleared_at: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn refresh_interval(&self) -> Result<Option<u64>> {
+        self.with_client(async |c| Ok(state(c, "refresh_interval").await?.and_then(|v| v.parse().ok())))
+    }
+
+    fn set_refresh_interval(&self, seconds: u64, _now: &str) -> Result<()> {
+        self.with_client(async |c| set_state(c, "refresh_interval", &seconds.to_string()).await)
+    }
+
+    fn rename_station(&self, old: &str, new: &str, now: &str) -> Result<RenameOutcome> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            let scans_updated = tx.execute("UPDATE scans SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            if tx.query_opt("SELECT 1 FROM stations WHERE station_name = $1", &[&old]).await?.is_some() {
+                tx.execute("DELETE FROM stations WHERE station_name = $1", &[&new]).await?;
+                tx.execute("UPDATE stations SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            }
+            if tx.query_opt("SELECT 1 FROM station_epochs WHERE station_name = $1", &[&old]).await?.is_some() {
+                tx.execute("DELETE FROM station_epochs WHERE station_name = $1", &[&new]).await?;
+                tx.execute("UPDATE station_epochs SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            }
+            let keys_moved = tx.execute("UPDATE api_keys SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            // Earlier names of `old` now lead to `new` too (dropping rows that would then repeat).
+            tx.execute(
+                "DELETE FROM station_renames r WHERE r.new_name = $1 AND EXISTS \
+                 (SELECT 1 FROM station_renames x WHERE x.old_name = r.old_name AND x.new_name = $2)",
+                &[&old, &new],
+            )
+            .await?;
+            tx.execute("UPDATE station_renames SET new_name = $2 WHERE new_name = $1", &[&old, &new]).await?;
+            tx.execute(
+                "INSERT INTO station_renames (old_name, new_name, renamed_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (old_name, new_name) DO UPDATE SET renamed_at = excluded.renamed_at",
+                &[&old, &new, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(RenameOutcome { scans_updated, keys_moved })
+        })
+    }
+
+    fn recent_scan_elsewhere(
+        &self,
+        badge_id: &str,
+        since: &str,
+        exclude_station: Option<&str>,
+    ) -> Result<Option<RecentScan>> {
+        self.with_client(async |c| {
+            let row = c
+                .query_opt(
+                    "SELECT station_name, scanned_at FROM scans WHERE cleared_at IS NULL AND badge_id = $1 \
+                     AND scanned_at >= $2 AND ($3::text IS NULL OR station_name <> $3) \
+                     ORDER BY scanned_at COLLATE \"C\" DESC LIMIT 1",
+                    &[&badge_id, &since, &exclude_station],
+                )
+                .await?;
+            Ok(row.map(|r| RecentScan { station_name: r.get(0), scanned_at: r.get(1) }))
+        })
+    }
+
     fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome> {
         self.block_on(async {
             let mut attempt = 1;
@@ -761,12 +888,13 @@ impl HubStorage for PostgresStorage {
         self.with_client(async |c| {
             c.execute(
                 "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
                  local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
                  oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at",
+                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
+                 reported_station_epoch = excluded.reported_station_epoch",
                 &[
                     &hb.station_name,
                     &hb.last_clear_epoch,
@@ -777,6 +905,7 @@ impl HubStorage for PostgresStorage {
                     &hb.app_version,
                     &hb.clock_offset_millis,
                     &now,
+                    &hb.station_clear_epoch,
                 ],
             )
             .await
@@ -788,8 +917,10 @@ impl HubStorage for PostgresStorage {
         self.with_client(async |c| {
             let rows = c
                 .query(
-                    "SELECT station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
-                     app_version, clock_offset_millis, last_seen_at FROM stations ORDER BY station_name",
+                    "SELECT s.station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
+                     app_version, clock_offset_millis, last_seen_at, reported_station_epoch, e.clear_epoch \
+                     FROM stations s LEFT JOIN station_epochs e ON e.station_name = s.station_name \
+                     ORDER BY s.station_name COLLATE \"C\"",
                     &[],
                 )
                 .await?;
@@ -805,6 +936,8 @@ impl HubStorage for PostgresStorage {
                     app_version: r.get(6),
                     clock_offset_millis: r.get(7),
                     last_seen_at: r.get(8),
+                    reported_station_epoch: r.get(9),
+                    station_clear_epoch: r.get(10),
                 })
                 .collect())
         })
@@ -819,7 +952,7 @@ impl HubStorage for PostgresStorage {
             let tx = c.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROSTER_LOCK]).await?;
             if state(tx.client(), "roster_hash").await?.as_deref() == Some(hash) {
-                return Ok(RosterOutcome { saved: 0, skipped: true });
+                return Ok(RosterOutcome { saved: units.len() as u64, skipped: true });
             }
             tx.execute("DELETE FROM roster_units", &[]).await?;
             let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
@@ -847,7 +980,7 @@ impl HubStorage for PostgresStorage {
             let stations = tx
                 .query(
                     "SELECT station_name, count(*), count(DISTINCT badge_id), max(scanned_at) FROM scans \
-                     WHERE cleared_at IS NULL GROUP BY station_name ORDER BY station_name",
+                     WHERE cleared_at IS NULL GROUP BY station_name ORDER BY station_name COLLATE \"C\"",
                     &[],
                 )
                 .await?
@@ -857,7 +990,8 @@ impl HubStorage for PostgresStorage {
             let business_units = tx
                 .query(
                     "WITH scanned AS (SELECT business_unit AS name, count(DISTINCT badge_id) AS n FROM scans \
-                                      WHERE cleared_at IS NULL AND business_unit IS NOT NULL GROUP BY business_unit), \
+                                      WHERE cleared_at IS NULL AND business_unit IS NOT NULL AND business_unit <> '' \
+                                      GROUP BY business_unit), \
                           names AS (SELECT name FROM roster_units UNION SELECT name FROM scanned) \
                      SELECT names.name, coalesce(roster_units.registered, 0), coalesce(scanned.n, 0) FROM names \
                      LEFT JOIN roster_units ON roster_units.name = names.name \
@@ -868,8 +1002,21 @@ impl HubStorage for PostgresStorage {
                 .iter()
                 .map(|r| UnitScans { name: r.get(0), registered: count(r.get(1)), unique: count(r.get(2)) })
                 .collect();
+            let unmatched = tx
+                .query_one(
+                    "SELECT count(DISTINCT badge_id) FROM scans \
+                     WHERE cleared_at IS NULL AND (business_unit IS NULL OR business_unit = '')",
+                    &[],
+                )
+                .await?;
             tx.commit().await?;
-            Ok(Stats { total_scans: count(totals.get(0)), unique_badges: count(totals.get(1)), stations, business_units })
+            Ok(Stats {
+                total_scans: count(totals.get(0)),
+                unique_badges: count(totals.get(1)),
+                stations,
+                business_units,
+                unmatched_unique: count(unmatched.get(0)),
+            })
         })
     }
 
@@ -884,7 +1031,7 @@ impl HubStorage for PostgresStorage {
             let rows = c
                 .query(
                     "SELECT badge_id, legacy_id, station_name, scanned_at, matched, business_unit, scan_source FROM scans \
-                     WHERE cleared_at IS NULL ORDER BY scanned_at COLLATE \"C\" DESC, id DESC LIMIT $1",
+                     WHERE cleared_at IS NULL ORDER BY scanned_at COLLATE \"C\", id LIMIT $1",
                     &[&to_int(limit)],
                 )
                 .await?;
@@ -908,24 +1055,39 @@ impl HubStorage for PostgresStorage {
             let tx = c.transaction().await?;
             // Clears on two replicas at once still get two distinct, increasing epochs.
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLEAR_LOCK]).await?;
-            let clear_epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
-            let deleted = match station {
+            let (clear_epoch, deleted) = match station {
                 Some(name) => {
+                    // The station's own epoch moves; the global one (which TrackAttendance
+                    // kiosks watch) does not.
+                    let previous = tx
+                        .query_opt("SELECT clear_epoch FROM station_epochs WHERE station_name = $1", &[&name])
+                        .await?
+                        .map(|r| r.get::<_, String>(0));
+                    let epoch = next_epoch(previous.as_deref(), now);
+                    let deleted = tx
+                        .execute(
+                            "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 \
+                             WHERE cleared_at IS NULL AND station_name = $3",
+                            &[&now, &epoch, &name],
+                        )
+                        .await?;
                     tx.execute(
-                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL AND station_name = $3",
-                        &[&now, &clear_epoch, &name],
+                        "INSERT INTO station_epochs (station_name, clear_epoch) VALUES ($1, $2) \
+                         ON CONFLICT (station_name) DO UPDATE SET clear_epoch = excluded.clear_epoch",
+                        &[&name, &epoch],
                     )
-                    .await?
+                    .await?;
+                    (epoch, deleted)
                 }
                 None => {
-                    tx.execute(
-                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL",
-                        &[&now, &clear_epoch],
-                    )
-                    .await?
+                    let epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
+                    let deleted = tx
+                        .execute("UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL", &[&now, &epoch])
+                        .await?;
+                    set_state(tx.client(), "clear_epoch", &epoch).await?;
+                    (epoch, deleted)
                 }
             };
-            set_state(tx.client(), "clear_epoch", &clear_epoch).await?;
             tx.execute(
                 "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) VALUES ($1, $2, $3, $4, $5)",
                 &[&clear_epoch, &station, &to_int(deleted), &cleared_by, &now],

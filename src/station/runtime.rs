@@ -164,25 +164,29 @@ impl StationRuntime {
             let thread = thread.to_owned();
             move |source| RuntimeError::Spawn { thread, source }
         };
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             setup.store,
             setup.clock.clone(),
             setup.roster.clone(),
             setup.duplicates,
             setup.station_name.as_deref(),
         )?;
+        // The sync engine measures the hub clock; the recorder stamps scans with it.
+        let hub_anchor = crate::clock::HubTimeAnchor::new();
+        recorder.set_hub_anchor(hub_anchor.clone());
         let counters = recorder.counters();
         let station = recorder.station().clone();
         let recorder = recorder.spawn(reads_rx, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("recorder"))?;
         let sync = match setup.sync {
             Some(settings) => {
-                let engine = SyncEngine::new(
+                let mut engine = SyncEngine::new(
                     Store::open(&database)?,
                     settings,
                     counters.clone(),
                     EpochAdopter::Recorder(recorder.commander()),
                     setup.clock.clone(),
                 );
+                engine.set_hub_anchor(hub_anchor);
                 Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
             }
             None => None,
