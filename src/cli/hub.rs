@@ -91,6 +91,31 @@ enum HubCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Copy a hub database to another (SQLite to PostgreSQL or back): every scan exactly once, resumable after a
+    /// crash (run it again), counts verified at the end. Stop the hub that uses --from first.
+    Migrate {
+        /// The hub database to copy: a SQLite file or a postgres:// URL
+        #[arg(long, value_name = "PATH_OR_URL")]
+        from: String,
+        /// The hub database to fill (empty, or the target of an interrupted migrate from the same source)
+        #[arg(long, value_name = "PATH_OR_URL")]
+        to: String,
+        /// Scans per transaction
+        #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
+        chunk: usize,
+    },
+    /// Import a TrackAttendance API database (its scans, station_heartbeat, roster_summary and roster_meta tables)
+    /// into this hub's database (--database), keeping their idempotency keys and clear epoch. Run it again right
+    /// before the switch: it adds only what is new, and otherwise changes nothing.
+    #[command(name = "import-trackattendance")]
+    ImportTrackattendance {
+        /// The TrackAttendance database: postgres://USER:PASSWORD@HOST:PORT/DBNAME (read only)
+        #[arg(value_name = "URL")]
+        url: String,
+        /// Scans per transaction
+        #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
+        chunk: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +159,80 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
             let storage = server::open_storage(&database).context("cannot open the hub database")?;
             keys(storage.as_ref(), command)
         }
+        Some(HubCommand::Migrate { from, to, chunk }) => migrate(&from, &to, chunk),
+        Some(HubCommand::ImportTrackattendance { url, chunk }) => import_trackattendance(&url, &database, chunk),
     }
+}
+
+/// A progress bar on a terminal, else a line now and then.
+fn copy_progress(what: &'static str) -> impl FnMut(u64, u64) -> bool {
+    use std::io::IsTerminal as _;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} scans  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut last_line = std::time::Instant::now();
+    move |done, total| {
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total.max(done));
+                bar.set_position(done);
+            }
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("{what}: {done} of {total} scans");
+                last_line = std::time::Instant::now();
+            }
+            None => {}
+        }
+        true
+    }
+}
+
+fn migrate(from: &str, to: &str, chunk: usize) -> anyhow::Result<ExitCode> {
+    if from.trim() == to.trim() {
+        return Err(crate::hub::migrate::CopyError::SameDatabase.into());
+    }
+    let (from_shown, to_shown) = (server::database_for_logs(from), server::database_for_logs(to));
+    let source = server::open_storage(from).with_context(|| format!("cannot open --from {from_shown}"))?;
+    let target = server::open_storage(to).with_context(|| format!("cannot open --to {to_shown}"))?;
+    let report = crate::hub::migrate::migrate(source.as_ref(), target.as_ref(), &from_shown, chunk, &mut copy_progress("migrate"))
+        .with_context(|| format!("migrating {from_shown} to {to_shown}"))?;
+    let (live, cleared) = report.target_totals;
+    println!(
+        "migrated {from_shown} to {to_shown}: {} scans copied in this run; counts verified: {live} live and {cleared} \
+         cleared scans in both",
+        report.added
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_trackattendance(url: &str, database: &str, chunk: usize) -> anyhow::Result<ExitCode> {
+    if !server::postgres::is_postgres_url(url) {
+        bail!("the TrackAttendance database must be a postgres:// URL (the DATABASE_URL of its API service)");
+    }
+    let shown = server::database_for_logs(url);
+    let source = server::postgres::TrackAttendanceSource::open(url)
+        .with_context(|| format!("cannot read the TrackAttendance database {shown}"))?;
+    let target = server::open_storage(database).context("cannot open the hub database (--database)")?;
+    let report = crate::hub::migrate::import_trackattendance(&source, target.as_ref(), chunk, &mut copy_progress("import"))
+        .with_context(|| format!("importing {shown}"))?;
+    println!(
+        "imported {shown} into {}: {} of its {} scans were new here ({} read in this run), {} stations, {} roster \
+         units; the hub now holds {} live scans",
+        server::database_for_logs(database),
+        report.scans.added,
+        report.source_scans,
+        report.scans.read,
+        report.tables.stations.len(),
+        report.tables.roster_units.len(),
+        report.scans.target_totals.0
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn env_value(name: &str) -> Option<String> {

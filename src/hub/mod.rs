@@ -33,6 +33,7 @@ pub mod auth;
 pub mod export;
 pub mod ratelimit;
 mod routes;
+pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
 pub mod storage;

@@ -50,9 +50,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
 use super::storage::{
-    BatchItem, ClearOutcome, ClearRecord, HubStorage, IngestOutcome, NewScan, RecentScan, RenameOutcome, RequestKey,
-    Result, RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError, Stored, UnitScans,
-    batch_response,
+    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, NewScan, RawScan,
+    RecentScan, RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats,
+    StorageError, Stored, StoredRequest, UnitScans, batch_response,
 };
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use crate::clock::{format_utc_millis, parse_utc};
@@ -294,39 +294,6 @@ impl PostgresStorage {
             work(&mut client).await.map_err(StorageError::from)
         })
     }
-
-    /// All scans, live and cleared, with `id > after`, oldest first: the
-    /// source side of `hub migrate`.
-    pub fn raw_scans(&self, after: i64, limit: usize) -> Result<Vec<RawScan>> {
-        self.with_client(async |c| {
-            let rows = c
-                .query(
-                    "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
-                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > $1 \
-                     ORDER BY id LIMIT $2",
-                    &[&after, &(limit as i64)],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|r| RawScan {
-                    id: r.get(0),
-                    idempotency_key: decode_key(r.get(1)),
-                    badge_id: r.get(2),
-                    station_name: r.get(3),
-                    scanned_at: r.get(4),
-                    business_unit: r.get(5),
-                    scan_source: r.get(6),
-                    matched: r.get(7),
-                    legacy_id: r.get(8),
-                    meta: r.get(9),
-                    received_at: r.get(10),
-                    cleared_at: r.get(11),
-                    cleared_epoch: r.get(12),
-                })
-                .collect())
-        })
-    }
 }
 
 impl Drop for PostgresStorage {
@@ -338,37 +305,6 @@ impl Drop for PostgresStorage {
             runtime.shutdown_background();
         }
     }
-}
-
-/// A scan row as stored, for copying a hub database (`hub migrate`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawScan {
-    /// Row id in its source database.
-    pub id: i64,
-    /// The key as the station sent it.
-    pub idempotency_key: String,
-    /// Badge.
-    pub badge_id: String,
-    /// Station.
-    pub station_name: String,
-    /// Canonical UTC millis.
-    pub scanned_at: String,
-    /// Business unit.
-    pub business_unit: Option<String>,
-    /// Scan source.
-    pub scan_source: String,
-    /// Roster match.
-    pub matched: bool,
-    /// Legacy id.
-    pub legacy_id: Option<String>,
-    /// Meta JSON.
-    pub meta: Option<String>,
-    /// When the hub stored it.
-    pub received_at: String,
-    /// When it was cleared, if it was.
-    pub cleared_at: Option<String>,
-    /// The epoch its clear started.
-    pub cleared_epoch: Option<String>,
 }
 
 /// Applies the missing migrations under a session advisory lock on a
@@ -1133,6 +1069,377 @@ impl HubStorage for PostgresStorage {
             let stmt = c.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_sha256 = $1")).await?;
             Ok(c.query_opt(&stmt, &[&key_sha256]).await?.as_ref().map(key_from_row))
         })
+    }
+
+    fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > $1 \
+                     ORDER BY id LIMIT $2",
+                    &[&after_id, &(limit as i64)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| RawScan {
+                    id: r.get(0),
+                    idempotency_key: decode_key(r.get(1)),
+                    badge_id: r.get(2),
+                    station_name: r.get(3),
+                    scanned_at: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                    matched: r.get(7),
+                    legacy_id: r.get(8),
+                    meta: r.get(9),
+                    received_at: r.get(10),
+                    cleared_at: r.get(11),
+                    cleared_epoch: r.get(12),
+                })
+                .collect())
+        })
+    }
+
+    fn copy_in_scans(&self, scans: &[RawScan], cursor_key: &str, cursor: i64) -> Result<u64> {
+        // In source order, so row ids (which break ties in exports) keep it; a
+        // copy has one writer, so lock order does not matter here.
+        let sorted: Vec<&RawScan> = scans.iter().collect();
+        let keys: Vec<Vec<u8>> = sorted.iter().map(|s| encode_key(&s.idempotency_key)).collect();
+        let col = |f: fn(&RawScan) -> &str| sorted.iter().map(|s| f(s)).collect::<Vec<&str>>();
+        let opt = |f: fn(&RawScan) -> Option<&str>| sorted.iter().map(|s| f(s)).collect::<Vec<Option<&str>>>();
+        let (badge, station, at, source, received) = (
+            col(|s| &s.badge_id),
+            col(|s| &s.station_name),
+            col(|s| &s.scanned_at),
+            col(|s| &s.scan_source),
+            col(|s| &s.received_at),
+        );
+        let (unit, legacy, meta, cleared_at, cleared_epoch) = (
+            opt(|s| s.business_unit.as_deref()),
+            opt(|s| s.legacy_id.as_deref()),
+            opt(|s| s.meta.as_deref()),
+            opt(|s| s.cleared_at.as_deref()),
+            opt(|s| s.cleared_epoch.as_deref()),
+        );
+        let matched: Vec<bool> = sorted.iter().map(|s| s.matched).collect();
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            let added = tx
+                .execute(
+                    "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch) \
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                     $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    &[&keys, &badge, &station, &at, &unit, &source, &matched, &legacy, &meta, &received, &cleared_at, &cleared_epoch],
+                )
+                .await?;
+            set_state(tx.client(), cursor_key, &cursor.to_string()).await?;
+            tx.commit().await?;
+            Ok(added)
+        })
+    }
+
+    fn copy_tables(&self) -> Result<HubTables> {
+        let stations = self.stations()?;
+        let api_keys = self.station_keys(None)?;
+        let mut clears = self.recent_clears(i64::MAX as u64)?;
+        clears.reverse();
+        self.with_client(async |c| {
+            let pairs = async |sql: &str| -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+                Ok(c.query(sql, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+            };
+            let state = pairs(&format!("SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' ORDER BY key")).await?;
+            let station_epochs = pairs("SELECT station_name, clear_epoch FROM station_epochs ORDER BY station_name").await?;
+            let roster_units = c
+                .query("SELECT name, registered FROM roster_units ORDER BY name", &[])
+                .await?
+                .iter()
+                .map(|r| BusinessUnitCount { name: r.get(0), registered: count(r.get(1)) })
+                .collect();
+            let station_renames = c
+                .query("SELECT old_name, new_name, renamed_at FROM station_renames ORDER BY renamed_at", &[])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let requests = c
+                .query("SELECT scope, request_key, body_sha256, response, created_at FROM batch_requests", &[])
+                .await?
+                .iter()
+                .map(|r| StoredRequest {
+                    scope: r.get(0),
+                    request_key: r.get(1),
+                    body_sha256: r.get(2),
+                    response: r.get(3),
+                    created_at: r.get(4),
+                })
+                .collect();
+            Ok(HubTables { state, stations, api_keys, roster_units, clears, station_epochs, station_renames, requests })
+        })
+    }
+
+    fn copy_in_tables(&self, t: &HubTables) -> Result<()> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            for (key, value) in &t.state {
+                set_state(tx.client(), key, value).await?;
+            }
+            for hb in &t.stations {
+                tx.execute(
+                    "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+                     oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (station_name) DO UPDATE SET \
+                     last_clear_epoch = excluded.last_clear_epoch, local_scan_count = excluded.local_scan_count, \
+                     pending = excluded.pending, failed = excluded.failed, \
+                     oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
+                     clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
+                     reported_station_epoch = excluded.reported_station_epoch",
+                    &[
+                        &hb.station_name,
+                        &hb.last_clear_epoch,
+                        &to_int(hb.local_scan_count),
+                        &hb.pending.map(to_int),
+                        &hb.failed.map(to_int),
+                        &hb.oldest_pending_age_secs.map(to_int),
+                        &hb.app_version,
+                        &hb.clock_offset_millis,
+                        &hb.last_seen_at,
+                        &hb.reported_station_epoch,
+                    ],
+                )
+                .await?;
+            }
+            for k in &t.api_keys {
+                tx.execute(
+                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_sha256) DO NOTHING",
+                    &[&k.station_name, &k.key_sha256, &k.key_prefix, &k.created_at, &k.revoked_at],
+                )
+                .await?;
+            }
+            if !t.roster_units.is_empty() {
+                tx.execute("DELETE FROM roster_units", &[]).await?;
+                let names: Vec<&str> = t.roster_units.iter().map(|u| u.name.as_str()).collect();
+                let registered: Vec<i64> = t.roster_units.iter().map(|u| to_int(u.registered)).collect();
+                tx.execute(
+                    "INSERT INTO roster_units (name, registered) SELECT n, sum(r) FROM unnest($1::text[], $2::bigint[]) \
+                     AS u(n, r) GROUP BY n",
+                    &[&names, &registered],
+                )
+                .await?;
+            }
+            for cl in &t.clears {
+                tx.execute(
+                    "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) \
+                     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM clears WHERE clear_epoch = $1 \
+                     AND station_name IS NOT DISTINCT FROM $2 AND cleared_at = $5)",
+                    &[&cl.clear_epoch, &cl.station_name, &to_int(cl.deleted), &cl.cleared_by, &cl.cleared_at],
+                )
+                .await?;
+            }
+            for (station, epoch) in &t.station_epochs {
+                tx.execute(
+                    "INSERT INTO station_epochs (station_name, clear_epoch) VALUES ($1, $2) ON CONFLICT (station_name) \
+                     DO UPDATE SET clear_epoch = greatest(station_epochs.clear_epoch, excluded.clear_epoch)",
+                    &[station, epoch],
+                )
+                .await?;
+            }
+            for (old, new, at) in &t.station_renames {
+                tx.execute(
+                    "INSERT INTO station_renames (old_name, new_name, renamed_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (old_name, new_name) DO NOTHING",
+                    &[old, new, at],
+                )
+                .await?;
+            }
+            for r in &t.requests {
+                tx.execute(
+                    "INSERT INTO batch_requests (scope, request_key, body_sha256, response, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, request_key) DO NOTHING",
+                    &[&r.scope, &r.request_key, &r.body_sha256, &r.response, &r.created_at],
+                )
+                .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn scan_totals(&self) -> Result<(u64, u64)> {
+        self.with_client(async |c| {
+            let r = c
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE cleared_at IS NULL), count(*) FILTER (WHERE cleared_at IS NOT NULL) \
+                     FROM scans",
+                    &[],
+                )
+                .await?;
+            Ok((count(r.get(0)), count(r.get(1))))
+        })
+    }
+
+    fn state_value(&self, key: &str) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, key).await)
+    }
+}
+
+/// A TrackAttendance API database (its `public` tables `scans`,
+/// `station_heartbeat`, `roster_summary` and `roster_meta`, see that
+/// project's `Postgres-schema.sql`), read for `hub import-trackattendance`.
+/// Read only: nothing is written to it.
+pub struct TrackAttendanceSource {
+    database: String,
+    client: tokio_postgres::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for TrackAttendanceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackAttendanceSource").field("database", &self.database).finish_non_exhaustive()
+    }
+}
+
+/// Canonical UTC milliseconds of a `timestamptz` column, in SQL.
+fn utc_millis_sql(column: &str) -> String {
+    format!(r#"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#)
+}
+
+impl TrackAttendanceSource {
+    /// Connects (read-only session) to a TrackAttendance database.
+    pub fn open(url: &str) -> Result<TrackAttendanceSource> {
+        let database = super::database_for_logs(url);
+        let mut config: Config = url.trim().parse().map_err(|e| connect_error(&database, format!("not a valid URL: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT).application_name("badgestation-import");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Backend(format!("cannot start the PostgreSQL driver: {e}")))?;
+        let client = runtime.block_on(async {
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+                StorageError::Connect { database: database.clone(), detail: describe(&e) }
+            })?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client.batch_execute("SET default_transaction_read_only = on").await.map_err(StorageError::from)?;
+            let missing = client
+                .query_one(
+                    "SELECT count(*) FROM unnest(ARRAY['scans', 'station_heartbeat', 'roster_summary', 'roster_meta']) t \
+                     WHERE to_regclass('public.' || t) IS NULL",
+                    &[],
+                )
+                .await
+                .map_err(StorageError::from)?;
+            if missing.get::<_, i64>(0) > 0 {
+                return Err(StorageError::Backend(format!(
+                    "{database} is not a TrackAttendance API database: it lacks the tables scans, station_heartbeat, \
+                     roster_summary or roster_meta in the public schema; give the URL of the database its \
+                     DATABASE_URL names"
+                )));
+            }
+            Ok(client)
+        })?;
+        Ok(TrackAttendanceSource { database, client, runtime })
+    }
+
+    /// Their scans with `id > after_id`, oldest first, as hub rows (live:
+    /// TrackAttendance deletes scans when it clears).
+    pub fn scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
+        let sql = format!(
+            "SELECT id, idempotency_key, badge_id, station_name, {scanned}, business_unit, \
+             coalesce(scan_source, 'manual'), \
+             CASE WHEN jsonb_typeof(meta->'matched') = 'boolean' THEN (meta->'matched')::boolean ELSE false END, \
+             CASE WHEN jsonb_typeof(meta->'legacy_id') = 'string' THEN meta->>'legacy_id' END, \
+             meta::text, {created} FROM public.scans WHERE id > $1 ORDER BY id LIMIT $2",
+            scanned = utc_millis_sql("scanned_at"),
+            created = utc_millis_sql("created_at"),
+        );
+        self.runtime.block_on(async {
+            let rows = self.client.query(&sql, &[&after_id, &(limit as i64)]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| RawScan {
+                    id: r.get(0),
+                    idempotency_key: r.get(1),
+                    badge_id: r.get(2),
+                    station_name: r.get(3),
+                    scanned_at: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                    matched: r.get(7),
+                    legacy_id: r.get(8),
+                    meta: r.get(9),
+                    received_at: r.get(10),
+                    cleared_at: None,
+                    cleared_epoch: None,
+                })
+                .collect())
+        })
+    }
+
+    /// How many scans they hold.
+    pub fn scan_count(&self) -> Result<u64> {
+        self.runtime.block_on(async { Ok(count(self.client.query_one("SELECT count(*) FROM public.scans", &[]).await?.get(0))) })
+    }
+
+    /// Their heartbeats, roster summary, roster hash, clear epoch and
+    /// dashboard refresh interval, as hub tables.
+    pub fn tables(&self) -> Result<HubTables> {
+        self.runtime.block_on(async {
+            let c = &self.client;
+            let stations = c
+                .query(
+                    &format!(
+                        "SELECT station_name, last_clear_epoch, local_scan_count, {seen} FROM public.station_heartbeat \
+                         ORDER BY station_name",
+                        seen = utc_millis_sql("last_seen_at")
+                    ),
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| StationRow {
+                    station_name: r.get(0),
+                    last_clear_epoch: r.get(1),
+                    local_scan_count: count(i64::from(r.get::<_, i32>(2))),
+                    last_seen_at: r.get(3),
+                    pending: None,
+                    failed: None,
+                    oldest_pending_age_secs: None,
+                    app_version: None,
+                    clock_offset_millis: None,
+                    reported_station_epoch: None,
+                    station_clear_epoch: None,
+                })
+                .collect();
+            let roster_units = c
+                .query("SELECT business_unit, registered FROM public.roster_summary ORDER BY business_unit", &[])
+                .await?
+                .iter()
+                .map(|r| BusinessUnitCount { name: r.get(0), registered: count(i64::from(r.get::<_, i32>(1))) })
+                .collect();
+            let mut state = Vec::new();
+            for r in c.query("SELECT key, value FROM public.roster_meta ORDER BY key", &[]).await? {
+                let (key, value): (String, String) = (r.get(0), r.get(1));
+                let ours = match key.as_str() {
+                    "hash" => "roster_hash",
+                    "clear_epoch" => "clear_epoch",
+                    "dashboard_refresh_interval" => "refresh_interval",
+                    _ => continue,
+                };
+                state.push((ours.to_owned(), value));
+            }
+            Ok(HubTables { state, stations, roster_units, ..HubTables::default() })
+        })
+    }
+
+    /// The URL without its password.
+    #[must_use]
+    pub fn database(&self) -> &str {
+        &self.database
     }
 }
 

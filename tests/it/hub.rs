@@ -1521,4 +1521,208 @@ mod postgres_only {
         // duplicates, hence at most.)
         assert!(saved_in_200s.load(Ordering::SeqCst) <= BATCHES * BATCH);
     }
+
+    /// Fills a hub with one of everything: hex and text keys, a per-station
+    /// key, heartbeats, a roster summary, a clear of one station and of all,
+    /// scans after the clears, an `Idempotency-Key` batch.
+    fn fill(hub: &TestHub) -> Vec<Value> {
+        let events: Vec<Value> = (0..40)
+            .map(|i| {
+                let key = if i % 2 == 0 { format!("{:064x}", i + 1) } else { format!("key-fill-{i:03}") };
+                event(&key, &format!("{}", 100 + i % 13), if i % 3 == 0 { "A" } else { "B" })
+            })
+            .collect();
+        assert_eq!(hub.batch(MASTER, &events[..20]).status, 200);
+        hub.add_station_key("A");
+        hub.heartbeat(MASTER, "A", None);
+        hub.post("/v1/roster/summary", Some(MASTER), &json!({"business_units": [{"name": "Operations", "registered": 30}]}));
+        let station = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_STATION)];
+        assert_eq!(hub.request("DELETE", "/v1/admin/clear-station?station=A", Some(MASTER), &station, None).status, 200);
+        let all = [(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_SCANS)];
+        assert_eq!(hub.request("DELETE", "/v1/admin/clear-scans", Some(MASTER), &all, None).status, 200);
+        let body = json!({ "events": &events[20..] }).to_string();
+        let reply = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", "fill-1")], Some(body.as_bytes()));
+        assert_eq!(counts(&reply), (20, 0, 0));
+        events
+    }
+
+    fn storage(database: &str) -> std::sync::Arc<dyn badgestation::hub::storage::HubStorage> {
+        badgestation::hub::open_storage(database).unwrap()
+    }
+
+    /// What must survive a migration: totals, tables (heartbeats, keys
+    /// without their row ids, clears, epochs, roster, request keys), and
+    /// every scan as exported.
+    fn snapshot(database: &str) -> (Value, (u64, u64), String, Vec<badgestation::api::ExportScan>) {
+        let s = storage(database);
+        let mut tables = s.copy_tables().unwrap();
+        for key in &mut tables.api_keys {
+            key.id = 0;
+        }
+        let raw: Vec<String> = s.copy_scans_after(0, 1000).unwrap().into_iter().map(|mut r| {
+            r.id = 0;
+            format!("{r:?}")
+        }).collect();
+        let mut raw = raw;
+        raw.sort();
+        (json!(raw), s.scan_totals().unwrap(), format!("{tables:?}"), s.export(1000).unwrap())
+    }
+
+    /// `hub migrate` copies a SQLite hub to PostgreSQL and back: every scan
+    /// (live and cleared, with its key, times and epoch), the keys, clears,
+    /// epochs, heartbeats, roster and Idempotency-Key responses. A copy
+    /// interrupted after its first chunk resumes and still stores each scan
+    /// once; running it again copies nothing; a hub on the copy answers the
+    /// old uploads as duplicates, replays the old request key and accepts
+    /// the station key; a non-empty target is refused.
+    #[test]
+    fn migrate_copies_a_hub_both_ways_exactly_once_and_resumes() {
+        let Some(backend) = Backend::postgres() else { return };
+        let mut sqlite_hub = start(Backend::Sqlite);
+        let events = fill(&sqlite_hub);
+        sqlite_hub.shutdown();
+        let source = sqlite_hub.database.clone();
+        let dir = tempfile::tempdir().unwrap();
+        let pg_db = TestDb::new(backend, dir.path());
+
+        // A "crash" after the first chunk of 7 scans.
+        let interrupted = badgestation::hub::migrate::migrate(
+            storage(&source).as_ref(),
+            storage(&pg_db.url).as_ref(),
+            &source,
+            7,
+            &mut |_, _| false,
+        );
+        assert!(matches!(interrupted, Err(badgestation::hub::migrate::CopyError::Interrupted { copied: 7 })), "{interrupted:?}");
+        // The first 7 rows were among those cleared later.
+        assert_eq!(storage(&pg_db.url).scan_totals().unwrap(), (0, 7), "one chunk committed");
+
+        let run = |from: &str, to: &str| {
+            common::run(common::command(dir.path()).args(["hub", "migrate", "--chunk", "7", "--from", from, "--to", to]))
+        };
+        let out = run(&source, &pg_db.url);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        assert!(common::stdout(&out).contains("counts verified: 20 live and 20 cleared"), "{}", common::stdout(&out));
+        assert_eq!(snapshot(&pg_db.url), snapshot(&source), "everything copied, nothing twice");
+
+        let again = run(&source, &pg_db.url);
+        assert!(common::stdout(&again).contains(": 0 scans copied"), "{}", common::stdout(&again));
+        assert_eq!(snapshot(&pg_db.url), snapshot(&source));
+
+        let back = dir.path().join("back.db").display().to_string();
+        let out = run(&pg_db.url, &back);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        assert_eq!(snapshot(&back), snapshot(&source), "and back again");
+
+        let fresh = run(&source, &back.replace("back.db", "other.db"));
+        assert!(fresh.status.success(), "a new file is an empty target");
+        let refused = common::run(common::command(dir.path()).args(["hub", "migrate", "--from", &pg_db.url, "--to", &source]));
+        assert!(!refused.status.success());
+        assert!(common::stderr(&refused).contains("already holds"), "{}", common::stderr(&refused));
+
+        let hub = start_on(&pg_db.url, tempfile::tempdir().unwrap(), |_| {});
+        assert_eq!(counts(&hub.batch(MASTER, &events[..20])), (0, 20, 0), "old uploads are duplicates");
+        let body = json!({ "events": &events[20..] }).to_string();
+        let replay = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", "fill-1")], Some(body.as_bytes()));
+        assert_eq!(replay.header("idempotent-replayed").as_deref(), Some("true"));
+        assert_eq!(hub.scan_count(), 20);
+    }
+
+    /// A TrackAttendance API database, as its Postgres-schema.sql (written
+    /// out here: CI cannot fetch it) and its server's start-up migrations
+    /// create it.
+    const TRACKATTENDANCE_SCHEMA: &str = "
+        CREATE TABLE scans (
+          id bigserial PRIMARY KEY,
+          idempotency_key text NOT NULL UNIQUE,
+          station_name text NOT NULL,
+          badge_id text NOT NULL,
+          scanned_at timestamptz NOT NULL,
+          meta jsonb,
+          business_unit text,
+          scan_source text NOT NULL DEFAULT 'manual',
+          created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX idx_scans_badge_id ON scans (badge_id);
+        CREATE TABLE roster_summary (business_unit text PRIMARY KEY, registered integer NOT NULL,
+                                     updated_at timestamptz NOT NULL DEFAULT now());
+        CREATE TABLE roster_meta (key text PRIMARY KEY, value text NOT NULL);
+        CREATE TABLE station_heartbeat (station_name text PRIMARY KEY, last_clear_epoch text,
+                                        local_scan_count integer NOT NULL DEFAULT 0,
+                                        last_seen_at timestamptz NOT NULL DEFAULT now());
+    ";
+
+    /// `hub import-trackattendance` reads a TrackAttendance database into a
+    /// hub (SQLite and PostgreSQL targets): scans with their keys (a kiosk
+    /// resending after the switch gets `duplicate`), times in UTC
+    /// milliseconds, meta, units; the clear epoch (kiosks must not see a
+    /// change), roster hash and summary, heartbeats, refresh interval.
+    /// Running it again changes nothing; a scan added at the source since is
+    /// picked up by the next run.
+    #[test]
+    fn import_trackattendance_keeps_their_keys_and_changes_nothing_the_second_time() {
+        let Some(backend) = Backend::postgres() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let ta = TestDb::new(backend, dir.path());
+        pg::execute(&ta.url, TRACKATTENDANCE_SCHEMA);
+        let hex_key = "ab".repeat(32);
+        pg::execute(
+            &ta.url,
+            &format!(
+                "INSERT INTO scans (idempotency_key, station_name, badge_id, scanned_at, meta, business_unit, scan_source) VALUES
+                 ('{hex_key}', 'Main Gate', '101117', '2026-11-21 17:15:30.123+07', '{{\"matched\": true, \"legacy_id\": \"L-1\", \"local_id\": 1}}', 'Operations', 'badge'),
+                 ('Main Gate-2-1763700000', 'Main Gate', '101118', '2026-11-21 10:16:00Z', NULL, NULL, 'manual'),
+                 ('kiosk2-key-0003', 'Hall', '101117', '2026-11-21 10:17:00.5Z', '{{\"matched\": false}}', 'Operations', 'badge');
+                 INSERT INTO roster_summary (business_unit, registered) VALUES ('Operations', 30), ('Finance', 12);
+                 INSERT INTO roster_meta (key, value) VALUES ('hash', 'abcdef0123456789'),
+                   ('clear_epoch', '2026-11-20T08:00:00.000Z'), ('dashboard_refresh_interval', '30');
+                 INSERT INTO station_heartbeat (station_name, last_clear_epoch, local_scan_count) VALUES
+                   ('Main Gate', '2026-11-20T08:00:00.000Z', 2), ('Hall', NULL, 1);"
+            ),
+        );
+        let kiosk_event = json!({
+            "idempotency_key": hex_key, "badge_id": "101117", "station_name": "Main Gate",
+            "scanned_at": "2026-11-21T10:15:30.123Z", "meta": {"matched": true, "legacy_id": "L-1", "local_id": 1},
+            "business_unit": "Operations", "scan_source": "badge",
+        });
+        for target_backend in [Backend::Sqlite, backend] {
+            let target_dir = tempfile::tempdir().unwrap();
+            let target = TestDb::new(target_backend, target_dir.path());
+            let import = || {
+                common::run(
+                    common::command(dir.path())
+                        .args(["hub", "import-trackattendance", &ta.url, "--database", &target.url]),
+                )
+            };
+            let out = import();
+            assert!(out.status.success(), "{}", common::stderr(&out));
+            assert!(common::stdout(&out).contains("3 of its 3 scans were new"), "{}", common::stdout(&out));
+            assert!(!common::stdout(&out).contains(ta.url.rsplit_once('@').unwrap().0), "no password shown");
+
+            let before = snapshot(&target.url);
+            let hub = start_on(&target.url, tempfile::tempdir().unwrap(), |_| {});
+            assert_eq!(hub.get("/", None).json()["clear_epoch"], "2026-11-20T08:00:00.000Z", "kiosks see no clear");
+            assert_eq!(hub.get("/v1/roster/hash", Some(MASTER)).json()["hash"], "abcdef0123456789");
+            assert_eq!(hub.get("/v1/dashboard/public/config", None).json()["refresh_interval"], 30);
+            assert_eq!(hub.status()["stations"].as_array().unwrap().len(), 2);
+            let export: api::Export = serde_json::from_slice(&hub.get("/v1/dashboard/export", Some(MASTER)).body).unwrap();
+            let first = &export.scans[0];
+            assert_eq!((first.scanned_at.as_str(), first.badge_id.as_str()), ("2026-11-21T10:15:30.123Z", "101117"));
+            assert_eq!((first.matched, first.legacy_id.as_deref(), first.business_unit.as_deref()), (true, Some("L-1"), Some("Operations")));
+            assert_eq!(export.scans[2].scanned_at, "2026-11-21T10:17:00.500Z");
+            let stats = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
+            assert_eq!(stats["total_scans"], 3);
+            assert_eq!(statuses(&hub.batch(MASTER, &[kiosk_event.clone()])), ["duplicate"], "their key is kept");
+            drop(hub);
+
+            let out = import();
+            assert!(common::stdout(&out).contains("0 of its 3 scans were new"), "{}", common::stdout(&out));
+            assert_eq!(snapshot(&target.url), before, "a second run changes nothing");
+
+            pg::execute(&ta.url, "INSERT INTO scans (idempotency_key, station_name, badge_id, scanned_at) VALUES ('late-key-0001', 'Hall', '7', now())");
+            let out = import();
+            assert!(common::stdout(&out).contains("1 of its 4 scans were new"), "{}", common::stdout(&out));
+            pg::execute(&ta.url, "DELETE FROM scans WHERE idempotency_key = 'late-key-0001'");
+        }
+    }
 }
