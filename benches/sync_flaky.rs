@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock};
 use badgestation::hub::{Hub, HubConfig};
-use badgestation::station::config::{AutoSyncConfig, RetryConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::{AutoSyncConfig, RetryConfig};
 use badgestation::station::counters::SharedCounters;
 use badgestation::station::store::Store;
 use badgestation::station::sync::{EpochAdopter, SyncEngine, SyncEvent, SyncSettings};
