@@ -1,10 +1,13 @@
 //! The hub: the cloud API server that stations upload to (`badgestation hub`).
 //!
 //! It implements API v1 (`../shared/API.md`) including the **\[ext\]** parts,
-//! on axum/tokio, over a [`storage::HubStorage`] backend (SQLite now,
-//! PostgreSQL later). Apart from its database it keeps no state that matters
-//! (rate-limit buckets are per process), so several hub processes can share
-//! one PostgreSQL database.
+//! on axum/tokio, over a [`storage::HubStorage`] backend: SQLite (one file,
+//! one process) or PostgreSQL (one or more processes). Apart from its
+//! database it keeps no state that matters, so several hub processes can
+//! share one PostgreSQL database. What lives in process memory is a cache
+//! with a stated staleness or a per-process limit: the dashboard figures
+//! (at most [`STATS_MAX_AGE`] old) and the rate-limit buckets (each replica
+//! counts on its own). `Idempotency-Key` responses are in the database.
 //!
 //! ```text
 //!  stations ──HTTP──▶ hyper + axum (tokio worker threads "hub"; header/idle timeout)
@@ -15,6 +18,8 @@
 //!                                                                            │ bounded queue
 //!                                                                            ▼
 //!                          SQLite: "hub-sqlite-writer" thread, batches atomic, group commit
+//!                          PostgreSQL: deadpool of tokio-postgres connections ("hub-pg" runtime),
+//!                                      one INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING per batch
 //! ```
 //!
 //! * [`Hub::start`] binds, opens the database and serves on its own tokio
@@ -26,7 +31,9 @@
 //! * `routes` — the HTTP layer; [`validate`] — body rules of API.md;
 //!   [`auth`] — master and per-station keys; [`ratelimit`] — per-key token
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
-//!   backend; [`export`] — CSV/XLSX files for the dashboard.
+//!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
+//!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
+//!   CSV/XLSX files for the dashboard.
 //! * `dashboard.html` — the static page at `/dashboard/`.
 
 pub mod auth;
