@@ -525,15 +525,38 @@ const EXISTING: &str =
     "SELECT idempotency_key, badge_id, station_name, scanned_at FROM scans WHERE idempotency_key = ANY($1::bytea[])";
 
 /// Inserts the batch's scans and says what happened to each (in order).
-async fn store_scans(client: &tokio_postgres::Client, items: &[BatchItem], now: &str) -> Result<Vec<Stored>, tokio_postgres::Error> {
+/// The statements of a batch, prepared once per connection (deadpool's
+/// statement cache), so a batch costs one round trip, not a prepare as well.
+struct BatchStatements {
+    insert: tokio_postgres::Statement,
+    existing: tokio_postgres::Statement,
+    renames: tokio_postgres::Statement,
+}
+
+impl BatchStatements {
+    async fn prepare(cache: &deadpool_postgres::StatementCache, client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(BatchStatements {
+            insert: cache.prepare(client, INSERT_BATCH).await?,
+            existing: cache.prepare(client, EXISTING).await?,
+            renames: cache.prepare(client, RENAMES).await?,
+        })
+    }
+}
+
+async fn store_scans(
+    client: &tokio_postgres::Client,
+    statements: &BatchStatements,
+    items: &[BatchItem],
+    now: &str,
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
     let (c, slots, firsts) = columns(items);
     if firsts.is_empty() {
         return Ok(Vec::new());
     }
-    let insert = client.prepare(INSERT_BATCH).await?;
+    let insert = &statements.insert;
     let inserted_rows = client
         .query(
-            &insert,
+            insert,
             &[
                 &c.keys,
                 &c.badge,
@@ -555,13 +578,13 @@ async fn store_scans(client: &tokio_postgres::Client, items: &[BatchItem], now: 
     let mut stored_rows: HashMap<Vec<u8>, (String, String, String)> = HashMap::new();
     let mut renamed: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     if !others.is_empty() {
-        for r in client.query(EXISTING, &[&others]).await? {
+        for r in client.query(&statements.existing, &[&others]).await? {
             stored_rows.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
         }
         let mut stations: Vec<&str> = firsts.iter().map(|s| s.station_name.as_str()).collect();
         stations.sort_unstable();
         stations.dedup();
-        for r in client.query(RENAMES, &[&stations]).await? {
+        for r in client.query(&statements.renames, &[&stations]).await? {
             renamed.insert((r.get(0), r.get(1)));
         }
     }
@@ -610,7 +633,12 @@ impl PostgresStorage {
         let mut client = self.client().await?;
         let Some(rk) = request_key else {
             // One statement is one transaction: no BEGIN/COMMIT round trips.
-            return Ok(store_scans(&client, items, now).await.map(|stored| IngestOutcome::Applied(batch_response(items, &stored))));
+            return Ok(async {
+                let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
+                let stored = store_scans(&client, &statements, items, now).await?;
+                Ok(IngestOutcome::Applied(batch_response(items, &stored)))
+            }
+            .await);
         };
         Ok(async {
             let tx = client.transaction().await?;
@@ -638,7 +666,8 @@ impl PostgresStorage {
                     IngestOutcome::KeyReused
                 });
             }
-            let stored = store_scans(tx.client(), items, now).await?;
+            let statements = BatchStatements::prepare(&tx.statement_cache, tx.client()).await?;
+            let stored = store_scans(tx.client(), &statements, items, now).await?;
             let response = batch_response(items, &stored);
             let json = serde_json::to_string(&response).unwrap_or_default();
             tx.execute(
