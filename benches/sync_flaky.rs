@@ -21,9 +21,8 @@ use badgestation::clock::{SharedClock, SystemClock};
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::Secret;
 use badgestation::station::config::{AutoSyncConfig, RetryConfig};
-use badgestation::station::counters::SharedCounters;
 use badgestation::station::store::Store;
-use badgestation::station::sync::{EpochAdopter, SyncEngine, SyncEvent, SyncSettings};
+use badgestation::station::sync::{RecorderLink, SyncEngine, SyncEvent, SyncSettings};
 
 const KEY: &str = "bench-master-key-0123456789abcdef0123456789";
 const SCANS: u32 = 2_000;
@@ -44,6 +43,7 @@ fn main() {
     fixtures::populate_scans(&path, SCANS, 1);
     let mut config = HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
     config.rate_limit = None;
+    config.listen = "127.0.0.1:0".parse().expect("addr");
     let hub = Hub::start(&config).expect("hub");
     let proxy = faultproxy::FaultProxy::start(hub.addr());
     proxy.set_random(rate, seed, &faultproxy::FLAKY_LINK);
@@ -73,9 +73,7 @@ fn main() {
     };
     let clock: SharedClock = SystemClock::shared();
     let store = Store::open(&path).expect("store");
-    let (counters, _) = store.count(chrono::Utc::now()).expect("count");
-    let counters = SharedCounters::new(counters);
-    let engine = SyncEngine::new(store, settings, counters, EpochAdopter::Direct, clock);
+    let engine = SyncEngine::new(store, settings, RecorderLink::Direct, clock);
     let (events_tx, events) = crossbeam_channel::unbounded::<SyncEvent>();
     let started = Instant::now();
     let worker = badgestation::station::sync::spawn(engine, events_tx, badgestation::model::noop_waker()).expect("worker");

@@ -57,8 +57,8 @@ pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
 pub mod limits {
     /// `idempotency_key`: characters, inclusive.
     pub const KEY_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
-    /// `badge_id`: characters, inclusive.
-    pub const BADGE_CHARS: std::ops::RangeInclusive<usize> = 1..=128;
+    /// `badge_id`: characters, inclusive (the recorder's own limit).
+    pub const BADGE_CHARS: std::ops::RangeInclusive<usize> = 1..=crate::model::MAX_BADGE_LEN;
     /// `station_name`: characters, inclusive.
     pub const STATION_CHARS: std::ops::RangeInclusive<usize> = 1..=128;
     /// `scanned_at`: the years a hub accepts.
@@ -244,8 +244,19 @@ pub struct HeartbeatResponse {
     /// **\[ext\]** This station's own clear epoch (set by `clear-station`),
     /// `null` if it was never cleared alone. Absent on servers without
     /// [`EXT_STATION_EPOCH`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub station_clear_epoch: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`: tells "the server
+/// said null" from "the server does not know the field".
+#[allow(clippy::option_option, reason = "absent, null and a value are three different answers")]
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /v1/stations/status`.
@@ -362,8 +373,25 @@ pub struct DashboardStats {
     /// People registered in the roster summary (the sum of `registered`).
     #[serde(default)]
     pub total_registered: u64,
+    /// **\[ext\]** The latest clears, newest first, both kinds (of all
+    /// stations, and of one station alone); only with a key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_clears: Vec<ClearInfo>,
     /// Hub clock.
     pub timestamp: String,
+}
+
+/// One clear in [`DashboardStats::recent_clears`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearInfo {
+    /// When (hub clock).
+    pub cleared_at: String,
+    /// The station cleared alone; `null` for a clear of all stations.
+    pub station: Option<String>,
+    /// Scans archived by it.
+    pub deleted: u64,
+    /// The epoch it set (the global one, or the station's own).
+    pub clear_epoch: String,
 }
 
 /// The business-unit row of scans without a business unit (TrackAttendance's name).
@@ -558,6 +586,21 @@ mod tests {
         // sha256("Finance:12|Ops:3")
         let expected = crate::model::hex(&Sha256::digest(b"Finance:12|Ops:3"));
         assert_eq!(roster_summary_hash(&a), expected[..16]);
+    }
+
+    #[test]
+    fn heartbeat_answer_tells_null_from_absent() {
+        let absent: HeartbeatResponse = serde_json::from_str(r#"{"ok":true}"#).unwrap();
+        assert_eq!(absent.station_clear_epoch, None);
+        let null: HeartbeatResponse = serde_json::from_str(r#"{"ok":true,"station_clear_epoch":null}"#).unwrap();
+        assert_eq!(null.station_clear_epoch, Some(None));
+    }
+
+    #[test]
+    fn clean_text_trims_cuts_and_cleans() {
+        assert_eq!(limits::clean_text("  Ops\0\n North\t", 256), ("Ops North".to_owned(), true));
+        assert_eq!(limits::clean_text("Ops", 256), ("Ops".to_owned(), false));
+        assert_eq!(limits::clean_text(&"é".repeat(300), 256).0.chars().count(), 256);
     }
 
     #[test]

@@ -194,8 +194,11 @@ mod tests {
 /// Both sides must read the monotonic time from the same [`Clock`].
 #[derive(Debug, Clone, Default)]
 pub struct HubTimeAnchor {
-    inner: Arc<Mutex<Option<(DateTime<Utc>, Duration)>>>,
+    inner: Arc<Mutex<Option<Anchor>>>,
 }
+
+/// The hub's clock and the monotonic time it was read at.
+type Anchor = (DateTime<Utc>, Duration);
 
 impl HubTimeAnchor {
     /// An anchor that knows nothing yet.
@@ -214,10 +217,9 @@ impl HubTimeAnchor {
     #[must_use]
     pub fn hub_time_at(&self, mono: Duration) -> Option<DateTime<Utc>> {
         let (hub_time, at) = (*self.inner.lock().unwrap_or_else(PoisonError::into_inner))?;
-        let since = if mono >= at {
-            chrono::Duration::from_std(mono - at).ok()?
-        } else {
-            -chrono::Duration::from_std(at - mono).ok()?
+        let since = match mono.checked_sub(at) {
+            Some(later) => chrono::Duration::from_std(later).ok()?,
+            None => -chrono::Duration::from_std(at.saturating_sub(mono)).ok()?,
         };
         Some(truncate_millis(hub_time + since))
     }

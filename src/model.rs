@@ -32,7 +32,9 @@ pub fn noop_waker() -> Waker {
     Arc::new(|| {})
 }
 
-/// The longest badge id the station accepts (and the API allows).
+/// The longest badge id the station accepts and the hub's own limit (the
+/// api module's `limits::BADGE_CHARS` is built from it), so the recorder
+/// never stores a scan its hub would refuse.
 pub const MAX_BADGE_LEN: usize = 128;
 
 /// How a badge reached the station. Stored in `scans.scan_source` and sent
@@ -339,9 +341,8 @@ impl ScanRecord {
     }
 }
 
-/// The operator's counters. The recorder and the sync worker keep them up to
-/// date after each commit (see [`crate::station::counters::SharedCounters`]); events
-/// carry a snapshot.
+/// The operator's counters. The station's recorder keeps them up to date
+/// after each commit, its own and the sync worker's; events carry a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
     /// Scans stored today (local calendar day), current epoch.

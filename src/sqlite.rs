@@ -7,7 +7,7 @@
 //! `user_version` before anything is written, switches to WAL with
 //! `synchronous=FULL` (a commit that returned is on disk), and applies the
 //! schema's migrations in one transaction. The station store
-//! ([`crate::station::store`]) and the hub's SQLite backend map
+//! and the hub's SQLite backend map
 //! [`OpenError`] into their own error types, whose messages say what to do.
 
 use std::path::{Path, PathBuf};

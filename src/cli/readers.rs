@@ -11,14 +11,14 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::thread::JoinHandle;
+use crate::worker::WorkerThread;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use chrono::Local;
 use crossbeam_channel::{Receiver, select};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::{Handle, Signals};
+use signal_hook::iterator::Signals;
 
 use super::Context;
 use crate::clock::SystemClock;
@@ -33,8 +33,7 @@ use crate::station::runtime::{StationEvent, StationRuntime};
 /// SIGINT and SIGTERM as a channel, from a thread named `signals`.
 struct StopSignals {
     received: Receiver<i32>,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
+    _thread: WorkerThread,
 }
 
 impl StopSignals {
@@ -44,9 +43,7 @@ impl StopSignals {
         let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install the SIGINT/SIGTERM handlers")?;
         let handle = signals.handle();
         let (tx, received) = crossbeam_channel::bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
+        let thread = WorkerThread::spawn("signals", move || handle.close(), move || {
                 let mut seen = false;
                 for signal in signals.forever() {
                     if seen {
@@ -58,16 +55,7 @@ impl StopSignals {
                 }
             })
             .context("cannot start the signal thread")?;
-        Ok(StopSignals { received, handle, thread: Some(thread) })
-    }
-}
-
-impl Drop for StopSignals {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        Ok(StopSignals { received, _thread: thread })
     }
 }
 

@@ -14,9 +14,9 @@ use chrono::Local;
 use super::Context;
 use crate::clock::parse_utc;
 use crate::station::roster::import::{HASH_SETTING, IMPORTED_AT_SETTING, SOURCE_SETTING};
-use crate::station::roster::summary::upload_and_log;
+use crate::station::sync::roster_summary::{SummaryUpload, upload_and_log};
 use crate::station::roster::{
-    ImportOptions, ImportOutcome, Roster, SharedRoster, SummaryUpload, business_unit_summary,
+    ImportOptions, ImportOutcome, Roster, SharedRoster, business_unit_summary,
     import_roster,
 };
 
@@ -50,6 +50,16 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
         report.duration.as_secs_f64(),
         report.previous_people
     );
+    if let Some(first) = report.cleaned_cells.first() {
+        println!(
+            "warning: {} roster cells were trimmed or cleaned (control characters, or longer than {} characters), \
+             first row {} {}; the people were imported",
+            report.cleaned_cells.len(),
+            crate::station::roster::import::MAX_ROSTER_TEXT_CHARS,
+            first.row,
+            first.column
+        );
+    }
     if report.formula_cells > 0 {
         println!("{} roster cells are formulas; their saved results were used", report.formula_cells);
     }

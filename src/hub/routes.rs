@@ -33,7 +33,7 @@ use super::ratelimit::{RateLimiter, retry_after_secs};
 use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, Stats, StorageError};
 use super::validate::{self, BodyError};
 use crate::api::{
-    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
+    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, ClearInfo, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
     ClearStationResponse, DashboardConfig, DashboardStats, DuplicateCheck, EXT_CLEARED_UPLOAD, EXT_STATION_EPOCH,
     ErrorBody, EventStatus, Export, Health, HeartbeatResponse, RenameRequest, RenameResponse, RosterHash,
     RosterSummaryResponse, ScanCount, ServiceStatus, StationStats, StationStatus, StationsStatus, UNMATCHED_UNIT,
@@ -74,7 +74,23 @@ pub(crate) struct AppState {
     pub root_cache: std::sync::Mutex<Option<(Instant, Option<String>)>>,
     /// The last write check of `/healthz`, and when.
     pub health_cache: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// Key lookups per client address, checked *before* the database.
+    pub lookup_limiter: RateLimiter,
+    /// Station keys found valid recently (SHA-256 → caller, when): while an
+    /// address is over its lookup limit, these still get in without a
+    /// lookup, so a flood of unknown keys from an address does not stop a
+    /// real station there. Used only then (otherwise every request looks its
+    /// key up, so a revocation applies at once); entries live
+    /// [`KNOWN_KEY_MAX_AGE`]; a rename through this hub clears them.
+    pub known_keys: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
+
+/// The client's address, set per connection by the accept loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub std::net::IpAddr);
+
+/// How long a station key found valid skips the lookup.
+pub(crate) const KNOWN_KEY_MAX_AGE: Duration = Duration::from_mins(5);
 
 /// How long `GET /` reuses the clear epoch it read.
 pub(crate) const ROOT_CACHE_MAX_AGE: Duration = Duration::from_secs(1);
@@ -284,12 +300,46 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
         .and_then(bearer_token)
         .map(str::to_owned);
     let Some(token) = token else { return ApiError::Unauthorized.into_response() };
+    let digest = super::auth::key_digest(&token);
     let caller = if state.keys.is_master(&token) {
         Caller::Master
     } else {
+        // The per-address limit in front of the database: each key lookup costs one.
+        let address = request.extensions().get::<ClientAddr>().map_or_else(|| "unknown".to_owned(), |a| a.0.to_string());
+        if let Err(wait) = state.lookup_limiter.check(&format!("addr:{address}"), Instant::now()) {
+            // Over the limit (a flood of unknown keys from this address?): a station key
+            // found valid recently still gets in, without a lookup.
+            let known = state
+                .known_keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&digest)
+                .filter(|(_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE)
+                .map(|(caller, _)| caller.clone());
+            if let Some(caller) = known {
+                request.extensions_mut().insert(caller.clone());
+                let mut response = next.run(request).await;
+                response.extensions_mut().insert(caller);
+                return response;
+            }
+            let secs = retry_after_secs(wait);
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many requests with unrecognised API keys from {address}; retry after {secs} s"),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return response;
+        }
         let st = state.clone();
         match blocking(move || st.keys.check(&token, st.storage.as_ref())).await {
-            Ok(Verdict::Allowed(caller)) => caller,
+            Ok(Verdict::Allowed(caller)) => {
+                let mut known = state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if known.len() > 10_000 {
+                    known.retain(|_, (_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE);
+                }
+                known.insert(digest, (caller.clone(), Instant::now()));
+                caller
+            }
             Ok(Verdict::Unknown) => return ApiError::Unauthorized.into_response(),
             Ok(Verdict::Revoked { station, revoked_at }) => {
                 return ApiError::Forbidden(format!(
@@ -353,14 +403,13 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
         .as_ref()
         .filter(|(at, _)| at.elapsed() < ROOT_CACHE_MAX_AGE)
         .map(|(_, epoch)| epoch.clone());
-    let clear_epoch = match cached {
-        Some(epoch) => epoch,
-        None => {
-            let st = state.clone();
-            let epoch = blocking(move || st.storage.clear_epoch()).await?;
-            remember_epoch(&state, epoch.clone());
-            epoch
-        }
+    let clear_epoch = if let Some(epoch) = cached {
+        epoch
+    } else {
+        let st = state.clone();
+        let epoch = blocking(move || st.storage.clear_epoch()).await?;
+        remember_epoch(&state, epoch.clone());
+        epoch
     };
     Ok(Json(ServiceStatus {
         status: "ok".to_owned(),
@@ -376,13 +425,13 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
 /// `503 {"ok":false,"db":"not writable"}`, since every batch would fail.
 async fn healthz(State(state): State<Shared>) -> Response {
     let mut cache = state.health_cache.lock().await;
-    let verdict = match cache.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_CACHE_MAX_AGE) {
-        Some((_, verdict)) => verdict.clone(),
-        None => {
-            let st = state.clone();
-            let verdict = match blocking(move || st.storage.ping().and_then(|()| st.storage.check_writable(&now_text())))
-                .await
-            {
+    let fresh = cache.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_CACHE_MAX_AGE).map(|(_, v)| v.clone());
+    let verdict = if let Some(verdict) = fresh {
+        verdict
+    } else {
+        let st = state.clone();
+        let verdict =
+            match blocking(move || st.storage.ping().and_then(|()| st.storage.check_writable(&now_text()))).await {
                 Ok(()) => Ok(()),
                 Err(ApiError::Storage(StorageError::DiskFull)) => Err("not writable".to_owned()),
                 Err(error) => {
@@ -390,9 +439,8 @@ async fn healthz(State(state): State<Shared>) -> Response {
                     Err("disconnected".to_owned())
                 }
             };
-            *cache = Some((Instant::now(), verdict.clone()));
-            verdict
-        }
+        *cache = Some((Instant::now(), verdict.clone()));
+        verdict
     };
     drop(cache);
     match verdict {
@@ -483,6 +531,16 @@ async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, 
         (timestamp, figures)
     };
     drop(cache);
+    let recent_clears = if public {
+        Vec::new()
+    } else {
+        let storage = state.storage.clone();
+        blocking(move || storage.recent_clears(10))
+            .await?
+            .into_iter()
+            .map(|c| ClearInfo { cleared_at: c.cleared_at, station: c.station_name, deleted: c.deleted, clear_epoch: c.clear_epoch })
+            .collect()
+    };
     let mut business_units: Vec<BusinessUnitStats> = figures
         .business_units
         .iter()
@@ -511,6 +569,7 @@ async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, 
             })
             .collect(),
         total_registered: figures.business_units.iter().map(|u| u.registered).sum(),
+        recent_clears,
         business_units,
         timestamp,
     })
@@ -930,7 +989,10 @@ async fn rename_station(
         )));
     }
     let (o, n) = (old.clone(), new.clone());
-    let outcome = blocking(move || state.storage.rename_station(&o, &n, &now_text())).await?;
+    let st = state.clone();
+    let outcome = blocking(move || st.storage.rename_station(&o, &n, &now_text())).await?;
+    // Keys of the station now belong to the new name.
+    state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     tracing::info!(
         caller = caller.label(),
         old,

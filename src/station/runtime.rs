@@ -7,12 +7,13 @@
 //! roster watcher, and hands out
 //!
 //! * **one event stream**, [`StationRuntime::events`]: every worker sends
-//!   its events as a [`StationEvent`] into one bounded channel (each worker
-//!   is generic over `E: From<its event>`, so there is no forwarding thread)
-//!   and calls the [`Waker`] after each;
+//!   its events as a [`StationEvent`] into one unbounded channel (each
+//!   worker is generic over `E: From<its event>`, so there is no forwarding
+//!   thread) and calls the [`Waker`] after each. Unbounded on purpose: the
+//!   recorder must never wait for a UI that stops painting;
 //! * **a sender of reads**, [`StationRuntime::wedge_sender`], for the GUI's
 //!   keyboard-wedge input (see [`crate::station::reader::wedge`]);
-//! * the recorder's command handle and the shared counters.
+//! * the recorder's command handle and a read-only view of its counters.
 //!
 //! [`StationRuntime::shutdown`] stops the readers first (so no read is
 //! cut off between a reader and the recorder), then the sync worker and the
@@ -32,7 +33,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::station::config::{Config, DuplicateConfig};
-use crate::station::counters::SharedCounters;
+use crate::station::recorder::SharedCounters;
 use crate::model::{RawRead, ScanEvent, Waker};
 use crate::station::reader::profile::ProfileSet;
 use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderHandle, ReaderLinks, SetupError};
@@ -40,7 +41,7 @@ use crate::station::recorder::{READ_CHANNEL_CAPACITY, Recorder, RecorderCommand,
 use crate::station::roster::{Roster, SharedRoster};
 use crate::station::roster::watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 use crate::station::store::{StationInfo, Store, StoreError};
-use crate::station::sync::{self, EpochAdopter, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
+use crate::station::sync::{self, RecorderLink, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
 
 /// Capacity of a reader-only event channel (`readers test`). The station's
 /// own event stream is unbounded; see [`StationRuntime::start`].
@@ -182,11 +183,11 @@ impl StationRuntime {
                 let mut engine = SyncEngine::new(
                     Store::open(&database)?,
                     settings,
-                    counters.clone(),
-                    EpochAdopter::Recorder(recorder.commander()),
+                    RecorderLink::Recorder { commander: recorder.commander(), counters: counters.clone() },
                     setup.clock.clone(),
                 );
                 engine.set_hub_anchor(hub_anchor);
+                engine.keep_roster_summary(setup.roster.clone());
                 Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
             }
             None => None,

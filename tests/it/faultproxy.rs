@@ -43,9 +43,9 @@ pub enum Fault {
 pub const FLAKY_LINK: [Fault; 5] = [Fault::Reset, Fault::LostReply, Fault::Truncated, Fault::TooMany, Fault::BadGateway];
 
 struct Plan {
-    scripted: VecDeque<Fault>,
-    /// Only requests whose path starts with this meet scripted faults.
-    scripted_path: Option<String>,
+    /// Faults for the next requests, each for any path (`None`) or for one
+    /// path exactly (query string ignored).
+    scripted: VecDeque<(Option<String>, Fault)>,
     rate: f64,
     mix: Vec<Fault>,
     rng: fastrand::Rng,
@@ -69,7 +69,6 @@ impl FaultProxy {
         listener.set_nonblocking(true).expect("nonblocking");
         let plan = Arc::new(Mutex::new(Plan {
             scripted: VecDeque::new(),
-            scripted_path: None,
             rate: 0.0,
             mix: FLAKY_LINK.to_vec(),
             rng: fastrand::Rng::with_seed(1),
@@ -85,7 +84,9 @@ impl FaultProxy {
                     match listener.accept() {
                         Ok((client, _)) => {
                             let (p, f, r) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r));
-                            std::thread::spawn(move || serve(client, upstream, &p, &f, &r));
+                            let _ = std::thread::Builder::new()
+                                .name("fault-proxy-conn".into())
+                                .spawn(move || serve(client, upstream, &p, &f, &r));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
@@ -109,12 +110,11 @@ impl FaultProxy {
         plan.rng = fastrand::Rng::with_seed(seed);
     }
 
-    /// The next requests (whose path starts with `path`, when given) meet
-    /// these faults, in order, before any random ones.
+    /// The next requests (to exactly `path`, when given) meet these faults,
+    /// in order, before any random ones.
     pub fn script(&self, path: Option<&str>, faults: &[Fault]) {
         let mut plan = self.plan.lock().unwrap();
-        plan.scripted.extend(faults.iter().copied());
-        plan.scripted_path = path.map(str::to_owned);
+        plan.scripted.extend(faults.iter().map(|f| (path.map(str::to_owned), *f)));
     }
 
     /// Faults injected so far.
@@ -203,9 +203,10 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>, faults
     requests.fetch_add(1, Ordering::SeqCst);
     let fault = {
         let mut plan = plan.lock().unwrap();
-        let scripted_applies = plan.scripted_path.as_deref().is_none_or(|p| path.starts_with(p));
-        if scripted_applies && !plan.scripted.is_empty() {
-            plan.scripted.pop_front()
+        let bare = path.split('?').next().unwrap_or_default();
+        let scripted = plan.scripted.iter().position(|(p, _)| p.as_deref().is_none_or(|p| p == bare));
+        if let Some(i) = scripted {
+            plan.scripted.remove(i).map(|(_, fault)| fault)
         } else if plan.rate > 0.0 && plan.rng.f64() < plan.rate {
             let n = plan.mix.len();
             let i = plan.rng.usize(..n);

@@ -5,10 +5,16 @@
 
 mod common;
 mod fakehub;
+mod faultproxy;
+#[cfg(feature = "hub")]
+mod fleet;
+#[cfg(feature = "hub")]
+mod hublimits;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "hub")]
 mod hub;
+mod layers;
 #[cfg(feature = "hub")]
 mod pg;
 mod readers;

@@ -360,3 +360,22 @@ fn error_message(body: &str) -> String {
         trimmed.chars().take(300).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, problem 5: the hub's own message is kept (the standard error
+    /// body's `error` is only the reason phrase, "Bad Request"); a page that
+    /// is not the API's JSON is not the hub's verdict.
+    #[test]
+    fn the_hub_message_is_kept_and_pages_are_not_verdicts() {
+        let standard = r#"{"statusCode":400,"error":"Bad Request","message":"events: at most 2000 events per batch"}"#;
+        assert_eq!(error_message(standard), "events: at most 2000 events per batch");
+        let batch = r#"{"error":"body: not valid JSON","saved":0,"duplicates":0,"errors":3}"#;
+        assert_eq!(hub_error_message(batch).as_deref(), Some("body: not valid JSON"));
+        assert_eq!(hub_error_message("<html><body>413 Request Entity Too Large</body></html>"), None);
+        assert!(HubError::Incomplete { status: 200, detail: "eof".into() }.is_transient(), "a truncated 200 is retried");
+        assert!(!HubError::Intermediary { status: 413, detail: "page".into() }.is_transient());
+    }
+}

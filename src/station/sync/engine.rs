@@ -18,6 +18,7 @@
 //!   again, at most `SYNC_RETRY_MAX_ATTEMPTS` times per sync.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -30,9 +31,10 @@ use crate::api::{
     ScanUpload,
 };
 use crate::clock::{HubTimeAnchor, SharedClock, format_utc_millis, parse_utc};
-use crate::station::counters::SharedCounters;
 use crate::model::{Counters, ScanRecord};
-use crate::station::recorder::{RecorderCommander, RecorderStopped};
+use super::roster_summary::upload_and_log;
+use crate::station::roster::{Roster, SharedRoster};
+use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
 use crate::station::store::sync_state::{EpochChange, EpochKind, Failure, adopt};
 use crate::station::store::{Store, StoreError, SyncLogEntry};
 
@@ -51,14 +53,24 @@ pub trait SyncContext {
     }
 }
 
-/// How a new clear epoch is adopted.
+/// How the engine reaches the station's recorder, which owns the counters
+/// and the write path for scans.
 #[derive(Debug, Clone)]
-pub enum EpochAdopter {
-    /// On the engine's own connection (the CLI, where no recorder runs).
+pub enum RecorderLink {
+    /// No recorder runs (the CLI): a new clear epoch is adopted on the
+    /// engine's own connection, and events carry counts read from the
+    /// database.
     Direct,
-    /// Through the recorder thread, so archiving is serialised with scan
-    /// inserts and the recorder stamps new scans with the new epoch at once.
-    Recorder(RecorderCommander),
+    /// The recorder thread: a new clear epoch is adopted through it (so
+    /// archiving is serialised with scan inserts and new scans get the new
+    /// epoch at once), and every sync-state change the engine commits is
+    /// reported to it ([`crate::station::recorder::Recorder::apply_sync`]).
+    Recorder {
+        /// Runs jobs on the recorder thread.
+        commander: RecorderCommander,
+        /// The recorder's counters, read-only.
+        counters: SharedCounters,
+    },
 }
 
 /// Why a sync did not complete.
@@ -159,8 +171,7 @@ pub struct SyncEngine {
     store: Store,
     client: HubClient,
     settings: SyncSettings,
-    counters: SharedCounters,
-    epochs: EpochAdopter,
+    recorder: RecorderLink,
     clock: SharedClock,
     online: Option<bool>,
     auth_rejected: Option<u16>,
@@ -185,6 +196,13 @@ pub struct SyncEngine {
     run_progress: bool,
     /// Whether the batches being sent are archived scans (sent as cleared).
     uploading_cleared: bool,
+    /// Whether the hub answered anything in the current run (even an
+    /// error): the link works at times, so retries get a larger budget.
+    hub_answered: bool,
+    /// The roster whose business-unit summary to keep on the hub, and the
+    /// one last uploaded (compared by identity: an import swaps in a new one).
+    roster: Option<SharedRoster>,
+    summary_sent_for: Option<Arc<Roster>>,
 }
 
 /// Extra consecutive attempts a run allows once the hub has answered in it:
@@ -204,8 +222,7 @@ impl SyncEngine {
     pub fn new(
         store: Store,
         settings: SyncSettings,
-        counters: SharedCounters,
-        epochs: EpochAdopter,
+        recorder: RecorderLink,
         clock: SharedClock,
     ) -> SyncEngine {
         let client = client_for(&settings);
@@ -216,8 +233,7 @@ impl SyncEngine {
             store,
             client,
             settings,
-            counters,
-            epochs,
+            recorder,
             clock,
             online: None,
             auth_rejected: None,
@@ -232,7 +248,17 @@ impl SyncEngine {
             hub_anchor: HubTimeAnchor::new(),
             run_progress: false,
             uploading_cleared: false,
+            hub_answered: false,
+            roster: None,
+            summary_sent_for: None,
         }
+    }
+
+    /// Keeps the business-unit summary of `roster` on the hub: after each
+    /// heartbeat, when the roster in use is not the one last uploaded (an
+    /// import swapped it, or the last upload failed), it is uploaded.
+    pub fn keep_roster_summary(&mut self, roster: SharedRoster) {
+        self.roster = Some(roster);
     }
 
     /// Shares the measurement of the hub clock with the recorder (give it the
@@ -293,8 +319,12 @@ impl SyncEngine {
     /// Updates reachability and the API-key pause from a call's outcome.
     fn observe<T>(&mut self, result: &Result<T, HubError>, ctx: &mut dyn SyncContext) {
         match result {
-            Ok(_) => self.set_online(true, ctx),
+            Ok(_) => {
+                self.hub_answered = true;
+                self.set_online(true, ctx);
+            }
             Err(e) => {
+                self.hub_answered |= e.reached_hub();
                 self.set_online(e.reached_hub(), ctx);
                 if let HubError::Auth { status } = e {
                     if self.auth_rejected.is_none() {
@@ -359,8 +389,8 @@ impl SyncEngine {
             EpochKind::Global => self.seen_hub,
             EpochKind::Station => self.seen_station_epoch,
         };
-        let (change, counters) = match &self.epochs {
-            EpochAdopter::Recorder(commander) => {
+        let (change, counters) = match &self.recorder {
+            RecorderLink::Recorder { commander, .. } => {
                 let epoch = epoch.to_owned();
                 commander.exclusive(move |recorder| -> Result<(EpochChange, Counters), StoreError> {
                     let change = adopt(recorder.store_mut().conn(), kind, &epoch, cutoff.as_ref(), &now, archive)?;
@@ -368,10 +398,9 @@ impl SyncEngine {
                     Ok((change, recorder.counters().snapshot()))
                 })??
             }
-            EpochAdopter::Direct => {
+            RecorderLink::Direct => {
                 let change = adopt(self.store.conn(), kind, epoch, cutoff.as_ref(), &now, archive)?;
                 let (counters, _) = self.store.count(now)?;
-                self.counters.update(|c| *c = counters);
                 (change, counters)
             }
         };
@@ -434,10 +463,11 @@ impl SyncEngine {
         ctx: &mut dyn SyncContext,
     ) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
-        let pending = self.counters.snapshot().pending;
+        let pending = self.store.pending_count()?;
         ctx.emit(SyncEvent::Started { trigger, pending });
         let max_batches = if trigger == SyncTrigger::Manual { Some(1) } else { max_batches };
         self.run_progress = false;
+        self.hub_answered = false;
         let result = self
             .with_retries(ctx, |engine, ctx| engine.probe(ctx).map(|_| ()))
             .and_then(|()| {
@@ -449,14 +479,14 @@ impl SyncEngine {
                     Ok(())
                 }
             })
-            .and_then(|()| self.drain(trigger, max_batches, ctx))
+            .and_then(|()| self.drain(trigger, pending, max_batches, ctx))
             .and_then(|report| {
                 if self.hub_has(EXT_CLEARED_UPLOAD) {
                     self.drain_cleared(ctx)?;
                 }
                 Ok(report)
             });
-        let counters = self.counters.snapshot();
+        let counters = self.counters()?;
         match result {
             Ok(mut report) => {
                 report.remaining = counters.pending;
@@ -507,6 +537,7 @@ impl SyncEngine {
     fn drain(
         &mut self,
         trigger: SyncTrigger,
+        pending_at_start: u64,
         max_batches: Option<u32>,
         ctx: &mut dyn SyncContext,
     ) -> Result<SyncReport, SyncError> {
@@ -539,7 +570,8 @@ impl SyncEngine {
                             batches: report.batches,
                             synced: report.synced,
                             failed: report.failed,
-                            remaining: self.counters.snapshot().pending,
+                            // An estimate for the progress bar; decisions read the database.
+                            remaining: pending_at_start.saturating_sub(report.synced + report.failed),
                         });
                     }
                     Err(error) => {
@@ -632,10 +664,14 @@ impl SyncEngine {
 
     /// Consecutive failed attempts a run allows before giving up:
     /// `SYNC_RETRY_MAX_ATTEMPTS`, plus [`FLAKY_LINK_EXTRA_ATTEMPTS`] once the
-    /// hub has answered in this run.
+    /// hub has answered in this run (the link works at times).
     fn attempt_budget(&self) -> u32 {
         let base = self.settings.max_attempts();
-        if self.run_progress && self.settings.retry.enabled { base + FLAKY_LINK_EXTRA_ATTEMPTS } else { base }
+        if (self.run_progress || self.hub_answered) && self.settings.retry.enabled {
+            base + FLAKY_LINK_EXTRA_ATTEMPTS
+        } else {
+            base
+        }
     }
 
     /// Runs `step` (a probe, a heartbeat), retrying transient failures with
@@ -728,9 +764,8 @@ impl SyncEngine {
                     }
                 };
                 let synced = self.store.mark_synced(&confirmed, &now)?;
-                self.counters.mark_synced(synced);
                 let failed = self.store.mark_failed(&failures)?;
-                self.counters.mark_failed(failed);
+                self.report_to_recorder(SyncChange { synced, failed, reset: 0 })?;
                 for f in &failures {
                     tracing::warn!(seq = f.seq, error = %f.error, "the hub rejected a scan; marked failed");
                 }
@@ -750,7 +785,7 @@ impl SyncEngine {
                 if let [only] = scans {
                     let failure = Failure { seq: only.seq, error: format!("rejected by the hub: {message}") };
                     let failed = self.store.mark_failed(&[failure])?;
-                    self.counters.mark_failed(failed);
+                    self.report_to_recorder(SyncChange { synced: 0, failed, reset: 0 })?;
                     tracing::warn!(seq = only.seq, %message, "the hub rejected a scan; marked failed");
                     return Ok(Sent { synced: 0, failed: 1, unanswered: 0 });
                 }
@@ -771,14 +806,16 @@ impl SyncEngine {
             return Ok(());
         }
         self.probe(ctx)?;
-        self.send_heartbeat(ctx)
+        self.send_heartbeat(ctx)?;
+        self.upload_roster_summary_if_changed(ctx);
+        Ok(())
     }
 
     /// `POST /v1/stations/heartbeat`, and adoption of this station's own
     /// clear epoch when the answer carries it (extension `station_clear_epoch`).
     fn send_heartbeat(&mut self, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
         let station = self.store.station()?;
-        let counters = self.counters.snapshot();
+        let counters = self.counters()?;
         let oldest = self.store.oldest_pending_at()?;
         let now = self.clock.now_utc();
         let heartbeat = Heartbeat {
@@ -807,13 +844,30 @@ impl SyncEngine {
         Ok(())
     }
 
+    fn upload_roster_summary_if_changed(&mut self, ctx: &mut dyn SyncContext) {
+        let Some(roster) = self.roster.as_ref().map(SharedRoster::current) else { return };
+        if roster.is_empty() || self.summary_sent_for.as_ref().is_some_and(|sent| Arc::ptr_eq(sent, &roster)) {
+            return;
+        }
+        let result = upload_and_log(&self.store, &self.client, &roster);
+        if result.is_ok() {
+            self.summary_sent_for = Some(roster);
+        }
+        ctx.emit(SyncEvent::RosterSummary(result.map_err(|e| e.to_string())));
+    }
+
     /// The auto-sync check, run every `AUTO_SYNC_CHECK_INTERVAL_SECONDS`:
     /// syncs everything pending when the station has been idle long enough,
     /// or — the drain watchdog — when the oldest pending scan has waited
     /// several intervals on a station that is never idle. Returns the sync's
     /// result if one ran.
     pub fn auto_check(&mut self, ctx: &mut dyn SyncContext) -> Option<Result<SyncReport, SyncError>> {
-        let pending = self.counters.snapshot().pending;
+        // From the database, not the counters: another process (`reset-failed`,
+        // `sync`) may have changed the backlog since the recorder last counted.
+        let pending = match self.pending_and_recount() {
+            Ok(pending) => pending,
+            Err(error) => return Some(Err(error)),
+        };
         let oldest = match self.store.oldest_pending_at() {
             Ok(oldest) => oldest,
             Err(error) => return Some(Err(error.into())),
@@ -827,7 +881,11 @@ impl SyncEngine {
         if self.cooldown_until.is_some_and(|until| now_mono < until) {
             return None;
         }
-        let idle_for = self.counters.last_scan_mono().map_or(now_mono, |t| now_mono.saturating_sub(t));
+        let last_scan = match &self.recorder {
+            RecorderLink::Recorder { counters, .. } => counters.last_scan_mono(),
+            RecorderLink::Direct => None,
+        };
+        let idle_for = last_scan.map_or(now_mono, |t| now_mono.saturating_sub(t));
         let trigger = if idle_for >= Duration::from_secs(auto.idle_secs) {
             SyncTrigger::Auto
         } else {
@@ -845,10 +903,53 @@ impl SyncEngine {
     /// Puts failed scans back to pending. Returns how many.
     pub fn reset_failed(&mut self, ctx: &mut dyn SyncContext) -> Result<u64, SyncError> {
         let count = self.store.reset_failed()?;
-        let counters = self.counters.reset_failed(count);
+        self.report_to_recorder(SyncChange { synced: 0, failed: 0, reset: count })?;
+        let counters = self.counters()?;
         tracing::info!(count, "failed scans put back to pending");
         ctx.emit(SyncEvent::FailedReset { count, counters });
         Ok(count)
+    }
+
+    /// The counters as the operator sees them: the recorder's, or counted
+    /// from the database when no recorder runs.
+    fn counters(&self) -> Result<Counters, SyncError> {
+        match &self.recorder {
+            RecorderLink::Recorder { counters, .. } => Ok(counters.snapshot()),
+            RecorderLink::Direct => Ok(self.store.count(self.clock.now_utc())?.0),
+        }
+    }
+
+    /// Tells the recorder, the counters' only writer, what this engine just
+    /// committed. Waits for it (between two reads), so the events the engine
+    /// sends next carry counts that include the change.
+    fn report_to_recorder(&self, change: SyncChange) -> Result<(), SyncError> {
+        if let RecorderLink::Recorder { commander, .. } = &self.recorder {
+            commander.exclusive(move |recorder| recorder.apply_sync(change))?;
+        }
+        Ok(())
+    }
+
+    /// The live pending scans in the database. When the database shows that
+    /// another process synced or reset scans, the recorder recounts.
+    fn pending_and_recount(&self) -> Result<u64, SyncError> {
+        // Read before the database: a scan the recorder commits in between
+        // only makes the database's pending count larger, never smaller.
+        let known = match &self.recorder {
+            RecorderLink::Recorder { counters, .. } => Some(counters.snapshot()),
+            RecorderLink::Direct => None,
+        };
+        let pending = self.store.pending_count()?;
+        if let (Some(known), RecorderLink::Recorder { commander, .. }) = (known, &self.recorder) {
+            // Only this engine marks scans failed in this process, so any other
+            // difference in `failed`, or fewer pending than counted, was made
+            // by another process.
+            let failed = self.store.failed_count()?;
+            if failed != known.failed || pending < known.pending {
+                tracing::info!(pending, failed, "sync states changed outside this station process; recounting");
+                commander.exclusive(Recorder::reload)?.map_err(SyncError::from)?;
+            }
+        }
+        Ok(pending)
     }
 
     /// When the last sync succeeded.
