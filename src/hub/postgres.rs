@@ -351,18 +351,16 @@ async fn migrate(config: &Config, database: &str) -> Result<()> {
 
 /// The server's message when there is one, else the driver's.
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        }
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
     }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// Whether an error means the database is out of reach (or restarting), as
@@ -465,19 +463,18 @@ enum Slot<'a> {
     Repeat { first: &'a NewScan, scan: &'a NewScan },
 }
 
-fn columns<'a>(items: &'a [BatchItem]) -> (Columns, Vec<Slot<'a>>, Vec<&'a NewScan>) {
+fn columns(items: &[BatchItem]) -> (Columns, Vec<Slot<'_>>, Vec<&NewScan>) {
     let mut firsts: Vec<&NewScan> = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut slots = Vec::new();
     for item in items {
         let BatchItem::Scan(scan) = item else { continue };
-        match seen.get(scan.idempotency_key.as_str()) {
-            Some(&i) => slots.push(Slot::Repeat { first: firsts[i], scan }),
-            None => {
-                seen.insert(&scan.idempotency_key, firsts.len());
-                slots.push(Slot::First(firsts.len()));
-                firsts.push(scan);
-            }
+        if let Some(&i) = seen.get(scan.idempotency_key.as_str()) {
+            slots.push(Slot::Repeat { first: firsts[i], scan });
+        } else {
+            seen.insert(&scan.idempotency_key, firsts.len());
+            slots.push(Slot::First(firsts.len()));
+            firsts.push(scan);
         }
     }
     let mut order: Vec<(Vec<u8>, &NewScan)> = firsts.iter().map(|s| (encode_key(&s.idempotency_key), *s)).collect();
@@ -1020,38 +1017,35 @@ impl HubStorage for PostgresStorage {
             let tx = c.transaction().await?;
             // Clears on two replicas at once still get two distinct, increasing epochs.
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLEAR_LOCK]).await?;
-            let (clear_epoch, deleted) = match station {
-                Some(name) => {
-                    // The station's own epoch moves; the global one (which TrackAttendance
-                    // kiosks watch) does not.
-                    let previous = tx
-                        .query_opt("SELECT clear_epoch FROM station_epochs WHERE station_name = $1", &[&name])
-                        .await?
-                        .map(|r| r.get::<_, String>(0));
-                    let epoch = next_epoch(previous.as_deref(), now);
-                    let deleted = tx
-                        .execute(
-                            "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 \
-                             WHERE cleared_at IS NULL AND station_name = $3",
-                            &[&now, &epoch, &name],
-                        )
-                        .await?;
-                    tx.execute(
-                        "INSERT INTO station_epochs (station_name, clear_epoch) VALUES ($1, $2) \
-                         ON CONFLICT (station_name) DO UPDATE SET clear_epoch = excluded.clear_epoch",
-                        &[&name, &epoch],
+            let (clear_epoch, deleted) = if let Some(name) = station {
+                // The station's own epoch moves; the global one (which TrackAttendance
+                // kiosks watch) does not.
+                let previous = tx
+                    .query_opt("SELECT clear_epoch FROM station_epochs WHERE station_name = $1", &[&name])
+                    .await?
+                    .map(|r| r.get::<_, String>(0));
+                let epoch = next_epoch(previous.as_deref(), now);
+                let deleted = tx
+                    .execute(
+                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 \
+                         WHERE cleared_at IS NULL AND station_name = $3",
+                        &[&now, &epoch, &name],
                     )
                     .await?;
-                    (epoch, deleted)
-                }
-                None => {
-                    let epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
-                    let deleted = tx
-                        .execute("UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL", &[&now, &epoch])
-                        .await?;
-                    set_state(tx.client(), "clear_epoch", &epoch).await?;
-                    (epoch, deleted)
-                }
+                tx.execute(
+                    "INSERT INTO station_epochs (station_name, clear_epoch) VALUES ($1, $2) \
+                     ON CONFLICT (station_name) DO UPDATE SET clear_epoch = excluded.clear_epoch",
+                    &[&name, &epoch],
+                )
+                .await?;
+                (epoch, deleted)
+            } else {
+                let epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
+                let deleted = tx
+                    .execute("UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL", &[&now, &epoch])
+                    .await?;
+                set_state(tx.client(), "clear_epoch", &epoch).await?;
+                (epoch, deleted)
             };
             tx.execute(
                 "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) VALUES ($1, $2, $3, $4, $5)",

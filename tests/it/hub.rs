@@ -1750,7 +1750,7 @@ mod postgres_only {
             assert_eq!(export.scans[2].scanned_at, "2026-11-21T10:17:00.500Z");
             let stats = hub.get("/v1/dashboard/stats", Some(MASTER)).json();
             assert_eq!(stats["total_scans"], 3);
-            assert_eq!(statuses(&hub.batch(MASTER, &[kiosk_event.clone()])), ["duplicate"], "their key is kept");
+            assert_eq!(statuses(&hub.batch(MASTER, std::slice::from_ref(&kiosk_event))), ["duplicate"], "their key is kept");
             drop(hub);
 
             let out = import();
