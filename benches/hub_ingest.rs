@@ -18,7 +18,17 @@
 //!
 //! Environment: `HUB_BENCH_SCANS` (scans per case, default 200000),
 //! `HUB_BENCH_THREADS` (client threads, default 8), `HUB_BENCH_PRELOAD`
-//! (scans stored before the last case, default 1000000; 0 skips it).
+//! (scans stored before the last case, default 1000000; 0 skips it),
+//! `HUB_BENCH_SQLITE=0` skips the SQLite cases.
+//!
+//! **PostgreSQL** cases run when `HUB_BENCH_PG_URL` names a server (a
+//! superuser URL, e.g. from `PG_TEST_DURABLE=1 scripts/pg_test_cluster.sh
+//! start DIR`); each case gets a new database. Batch 1000 on a fresh
+//! database; the same with `HUB_BENCH_PG_PRELOAD` scans already stored
+//! (default 10000000, generated inside PostgreSQL, the key index built after
+//! the load); two replicas (two hubs, two pools, one database) ingesting
+//! together; and the latency of single 100-event batches sent to one replica
+//! while the other ingests at full speed.
 //! Results go in BENCHMARKS.md ("Hub ingest").
 
 use std::sync::Arc;
@@ -127,6 +137,12 @@ fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let scans = if measuring { env_usize("HUB_BENCH_SCANS", 200_000) } else { 2000 };
     let threads = env_usize("HUB_BENCH_THREADS", 8);
+    if let Ok(url) = std::env::var("HUB_BENCH_PG_URL") {
+        postgres_cases(&url, measuring, scans, threads);
+    }
+    if std::env::var("HUB_BENCH_SQLITE").is_ok_and(|v| v == "0") {
+        return;
+    }
     println!("hub ingest: {scans} scans per case, {threads} client threads, SQLite (WAL, synchronous=FULL), loopback");
     for batch in [100, 1000] {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -191,4 +207,129 @@ fn run_case(dir: &std::path::Path, batch: usize, scans: usize, threads: usize, l
     let run = send_all(&url, &fresh, batch, threads, "duplicates");
     report("retries (all duplicates)", batch, &run);
     hub.shutdown();
+}
+
+// ------------------------------------------------------------------ PostgreSQL
+
+/// Runs SQL on `url` on a connection of its own.
+fn pg_execute(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        drop(client);
+        let _ = driver.await;
+    });
+}
+
+/// `url` with its database name replaced.
+fn with_dbname(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let (authority, _) = rest.split_once('/').unwrap_or((rest, ""));
+    format!("{scheme}://{authority}/{name}")
+}
+
+/// A new database for one case.
+fn pg_database(admin: &str, name: &str) -> String {
+    pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"));
+    with_dbname(admin, name)
+}
+
+fn start_hub(database: &str) -> Hub {
+    let mut config = HubConfig::new(database, Secret::new(MASTER_KEY));
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    Hub::start(&config).expect("start hub")
+}
+
+fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
+    println!("hub ingest: {scans} scans per case, {threads} client threads, PostgreSQL, loopback");
+    let batch = 1000;
+
+    let url = pg_database(admin, "bench_fresh");
+    let hub = start_hub(&url);
+    let warm = Arc::new(bodies("pg-warm", batch, batch * threads * 2));
+    send_all(&hub.url(), &warm, batch, threads, "saved");
+    let fresh = Arc::new(bodies("pg-fresh", batch, scans));
+    report("pg: new scans", batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
+    report("pg: retries (all duplicates)", batch, &send_all(&hub.url(), &fresh, batch, threads, "duplicates"));
+    hub.shutdown();
+
+    // Two replicas on one database, half the clients each.
+    let url = pg_database(admin, "bench_replicas");
+    let (a, b) = (start_hub(&url), start_hub(&url));
+    send_all(&a.url(), &warm, batch, threads, "saved");
+    let halves = [Arc::new(bodies("pg-rep-a", batch, scans / 2)), Arc::new(bodies("pg-rep-b", batch, scans / 2))];
+    let started = Instant::now();
+    let senders: Vec<_> = [(a.url(), halves[0].clone()), (b.url(), halves[1].clone())]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (url, bodies))| {
+            std::thread::Builder::new()
+                .name(format!("bench-replica-{i}"))
+                .spawn(move || send_all(&url, &bodies, batch, (threads / 2).max(1), "saved"))
+                .expect("spawn")
+        })
+        .collect();
+    let runs: Vec<Run> = senders.into_iter().map(|s| s.join().expect("replica sender")).collect();
+    let elapsed = started.elapsed();
+    let total: usize = runs.iter().map(|r| r.scans).sum();
+    println!(
+        "{:<28} batch {batch:>5}: {:>9.0} scans/s  ({total} scans in {:.2} s, {} clients per replica)",
+        "pg: two replicas combined",
+        total as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        (threads / 2).max(1)
+    );
+
+    // One 100-event batch at a time to replica B while replica A ingests at full speed.
+    let load = Arc::new(bodies("pg-rep-load", batch, scans));
+    let loader = {
+        let url = a.url();
+        std::thread::Builder::new()
+            .name("bench-replica-load".into())
+            .spawn(move || send_all(&url, &load, batch, threads, "saved"))
+            .expect("spawn")
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let singles = Arc::new(bodies("pg-rep-single", 100, if measuring { 20_000 } else { 500 }));
+    let single_run = send_all(&b.url(), &singles, 100, 1, "saved");
+    let load_run = loader.join().expect("loader");
+    report("pg: single 100 while loaded", 100, &single_run);
+    report("pg: the load meanwhile", batch, &load_run);
+    a.shutdown();
+    b.shutdown();
+
+    // Many scans already stored: generated inside PostgreSQL (sha256 keys like the stations'),
+    // with the unique key index built after the load, as a restore would.
+    let preload = if measuring { env_usize("HUB_BENCH_PG_PRELOAD", 10_000_000) } else { 2000 };
+    if preload > 0 {
+        let url = pg_database(admin, "bench_preloaded");
+        drop(badgestation::hub::open_storage(&url).expect("create the schema"));
+        let started = Instant::now();
+        pg_execute(
+            &url,
+            &format!(
+                "SET search_path = badgestation;
+                 ALTER TABLE scans DROP CONSTRAINT scans_idempotency_key_key;
+                 INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source,
+                                    matched, legacy_id, meta, received_at)
+                 SELECT sha256(('preload-' || n)::text::bytea), lpad((4000000 + n % 50000)::text, 10, '0'),
+                        'Gate ' || (n % 8), '2026-11-20T10:00:00.000Z', 'Business unit ' || (n % 40), 'badge', true,
+                        lpad((4000000 + n % 50000)::text, 10, '0'), '{{\"matched\":true}}', '2026-11-20T10:00:00.000Z'
+                 FROM generate_series(1, {preload}) AS n;
+                 ALTER TABLE scans ADD CONSTRAINT scans_idempotency_key_key UNIQUE (idempotency_key);
+                 VACUUM ANALYZE scans;"
+            ),
+        );
+        println!("(preloaded {preload} scans into PostgreSQL in {:.1} s)", started.elapsed().as_secs_f64());
+        let hub = start_hub(&url);
+        send_all(&hub.url(), &warm, batch, threads, "saved");
+        let fresh = Arc::new(bodies("pg-after-preload", batch, scans));
+        report(&format!("pg: new scans, {}k stored", preload / 1000), batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
+        hub.shutdown();
+    }
+    for name in ["bench_fresh", "bench_replicas", "bench_preloaded"] {
+        pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
 }

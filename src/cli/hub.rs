@@ -26,10 +26,12 @@ use crate::hub::{self as server, Hub, HubConfig, RateLimit};
 /// `key` (`hub --database PATH key add S` and `hub key add S --database
 /// PATH`); the server's own options are refused with a subcommand.
 #[derive(Debug, Args)]
+#[command(after_long_help = HUB_HELP)]
 pub struct HubArgs {
     #[command(subcommand)]
     command: Option<HubCommand>,
-    /// Hub database: a SQLite file path or sqlite: URL [env: HUB_DATABASE] [default: DATA_DIR/hub.db]
+    /// Hub database: a SQLite file path (one hub process), or a postgres://USER:PASSWORD@HOST:PORT/DBNAME URL
+    /// (one or more hub processes) [env: HUB_DATABASE_URL] [default: DATA_DIR/hub.db]
     #[arg(long, global = true, value_name = "PATH_OR_URL")]
     database: Option<String>,
     #[command(flatten)]
@@ -67,6 +69,10 @@ struct ServeArgs {
     /// [default: 120]
     #[arg(long, value_name = "N")]
     key_lookups_per_minute: Option<u32>,
+    /// PostgreSQL only: most database connections this process opens; requests that find them all busy for
+    /// 5 s get 503 [env: HUB_DATABASE_POOL_SIZE] [default: 16]
+    #[arg(long, value_name = "N")]
+    database_pool_size: Option<usize>,
 }
 
 impl ServeArgs {
@@ -77,8 +83,32 @@ impl ServeArgs {
             || self.request_timeout_secs.is_some()
             || self.rate_limit_per_minute.is_some()
             || self.rate_limit_burst.is_some()
+            || self.max_connections.is_some()
+            || self.key_lookups_per_minute.is_some()
+            || self.database_pool_size.is_some()
     }
 }
+
+/// The long help of `badgestation hub`: backends and replicas.
+const HUB_HELP: &str = "\
+Backends:
+  SQLite (default): --database hub.db. One file, one hub process; the right choice for one site.
+  PostgreSQL: --database postgres://hub:PASSWORD@db:5432/hub (or HUB_DATABASE_URL). The hub creates its
+    tables in the schema `badgestation` and migrates them at start (safe when several hubs start at once).
+    Each process opens at most --database-pool-size connections (default 16): keep the sum over all
+    processes below PostgreSQL's max_connections. TLS connections are not supported yet: run the hub
+    next to the database or through a TLS tunnel.
+
+Replicas (PostgreSQL only): run two or more `badgestation hub` processes with the same --database and
+the same master key, and put any reverse proxy in front (nginx: an upstream with both addresses;
+HAProxy: a backend with both servers; health check GET /healthz, which answers 503 while the database is
+unreachable). Replicas share everything through the database. Per process, not shared: the rate limit
+(each replica counts on its own, so N replicas allow up to N times --rate-limit-per-minute) and the
+dashboard figures cache (at most 2 s old).
+
+Moving in:
+  badgestation hub migrate --from hub.db --to postgres://...      copy a hub database (either direction)
+  badgestation hub import-trackattendance postgres://...          import a TrackAttendance API database";
 
 #[derive(Debug, Subcommand)]
 enum HubCommand {
@@ -86,6 +116,31 @@ enum HubCommand {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Copy a hub database to another (SQLite to PostgreSQL or back): every scan exactly once, resumable after a
+    /// crash (run it again), counts verified at the end. Stop the hub that uses --from first.
+    Migrate {
+        /// The hub database to copy: a SQLite file or a postgres:// URL
+        #[arg(long, value_name = "PATH_OR_URL")]
+        from: String,
+        /// The hub database to fill (empty, or the target of an interrupted migrate from the same source)
+        #[arg(long, value_name = "PATH_OR_URL")]
+        to: String,
+        /// Scans per transaction
+        #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
+        chunk: usize,
+    },
+    /// Import a TrackAttendance API database (its scans, station_heartbeat, roster_summary and roster_meta tables)
+    /// into this hub's database (--database), keeping their idempotency keys and clear epoch. Run it again right
+    /// before the switch: it adds only what is new, and otherwise changes nothing.
+    #[command(name = "import-trackattendance")]
+    ImportTrackattendance {
+        /// The TrackAttendance database: postgres://USER:PASSWORD@HOST:PORT/DBNAME (read only)
+        #[arg(value_name = "URL")]
+        url: String,
+        /// Scans per transaction
+        #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
+        chunk: usize,
     },
 }
 
@@ -118,8 +173,10 @@ impl HubArgs {
 
 /// Runs `badgestation hub ...`.
 pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
+    // HUB_DATABASE was this variable's first name; it still works.
     let database = args
         .database
+        .or_else(|| env_value("HUB_DATABASE_URL"))
         .or_else(|| env_value("HUB_DATABASE"))
         .unwrap_or_else(|| ctx.config.data_dir.join("hub.db").display().to_string());
     match args.command {
@@ -131,7 +188,80 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
             let storage = server::open_storage(&database).context("cannot open the hub database")?;
             keys(storage.as_ref(), command)
         }
+        Some(HubCommand::Migrate { from, to, chunk }) => migrate(&from, &to, chunk),
+        Some(HubCommand::ImportTrackattendance { url, chunk }) => import_trackattendance(&url, &database, chunk),
     }
+}
+
+/// A progress bar on a terminal, else a line now and then.
+fn copy_progress(what: &'static str) -> impl FnMut(u64, u64) -> bool {
+    use std::io::IsTerminal as _;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} scans  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut last_line = std::time::Instant::now();
+    move |done, total| {
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total.max(done));
+                bar.set_position(done);
+            }
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("{what}: {done} of {total} scans");
+                last_line = std::time::Instant::now();
+            }
+            None => {}
+        }
+        true
+    }
+}
+
+fn migrate(from: &str, to: &str, chunk: usize) -> anyhow::Result<ExitCode> {
+    if from.trim() == to.trim() {
+        return Err(crate::hub::migrate::CopyError::SameDatabase.into());
+    }
+    let (from_shown, to_shown) = (server::database_for_logs(from), server::database_for_logs(to));
+    let source = server::open_storage(from).with_context(|| format!("cannot open --from {from_shown}"))?;
+    let target = server::open_storage(to).with_context(|| format!("cannot open --to {to_shown}"))?;
+    let report = crate::hub::migrate::migrate(source.as_ref(), target.as_ref(), &from_shown, chunk, &mut copy_progress("migrate"))
+        .with_context(|| format!("migrating {from_shown} to {to_shown}"))?;
+    let (live, cleared) = report.target_totals;
+    println!(
+        "migrated {from_shown} to {to_shown}: {} scans copied in this run; counts verified: {live} live and {cleared} \
+         cleared scans in both",
+        report.added
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_trackattendance(url: &str, database: &str, chunk: usize) -> anyhow::Result<ExitCode> {
+    if !server::postgres::is_postgres_url(url) {
+        bail!("the TrackAttendance database must be a postgres:// URL (the DATABASE_URL of its API service)");
+    }
+    let shown = server::database_for_logs(url);
+    let source = server::postgres::TrackAttendanceSource::open(url)
+        .with_context(|| format!("cannot read the TrackAttendance database {shown}"))?;
+    let target = server::open_storage(database).context("cannot open the hub database (--database)")?;
+    let report = crate::hub::migrate::import_trackattendance(&source, target.as_ref(), chunk, &mut copy_progress("import"))
+        .with_context(|| format!("importing {shown}"))?;
+    println!(
+        "imported {shown} into {}: {} of its {} scans were new here ({} read in this run), {} stations, {} roster \
+         units; the hub now holds {} live scans",
+        server::database_for_logs(database),
+        report.scans.added,
+        report.source_scans,
+        report.scans.read,
+        report.tables.stations.len(),
+        report.tables.roster_units.len(),
+        report.scans.target_totals.0
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn env_value(name: &str) -> Option<String> {
@@ -200,6 +330,13 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
         config.lookup_limit = RateLimit { per_minute, burst: (per_minute / 2).max(1) };
     }
+    if let Some(size) = setting(args.database_pool_size, "HUB_DATABASE_POOL_SIZE")? {
+        if size == 0 {
+            bail!("--database-pool-size must be at least 1 (default 16)");
+        }
+        config.pool.size = size;
+    }
+
     let hub = Hub::start(&config).with_context(|| format!("cannot start the hub on {}", config.listen))?;
     tracing::info!(
         addr = %hub.addr(),

@@ -1,10 +1,13 @@
 //! The hub: the cloud API server that stations upload to (`badgestation hub`).
 //!
 //! It implements API v1 (`../shared/API.md`) including the **\[ext\]** parts,
-//! on axum/tokio, over a [`storage::HubStorage`] backend (SQLite now,
-//! PostgreSQL later). Apart from its database it keeps no state that matters
-//! (rate-limit buckets are per process), so several hub processes can share
-//! one PostgreSQL database.
+//! on axum/tokio, over a [`storage::HubStorage`] backend: SQLite (one file,
+//! one process) or PostgreSQL (one or more processes). Apart from its
+//! database it keeps no state that matters, so several hub processes can
+//! share one PostgreSQL database. What lives in process memory is a cache
+//! with a stated staleness or a per-process limit: the dashboard figures
+//! (at most [`STATS_MAX_AGE`] old) and the rate-limit buckets (each replica
+//! counts on its own). `Idempotency-Key` responses are in the database.
 //!
 //! ```text
 //!  stations ──HTTP──▶ hyper + axum (tokio worker threads "hub"; header/idle timeout)
@@ -15,6 +18,8 @@
 //!                                                                            │ bounded queue
 //!                                                                            ▼
 //!                          SQLite: "hub-sqlite-writer" thread, batches atomic, group commit
+//!                          PostgreSQL: deadpool of tokio-postgres connections ("hub-pg" runtime),
+//!                                      one INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING per batch
 //! ```
 //!
 //! * [`Hub::start`] binds, opens the database and serves on its own tokio
@@ -26,13 +31,17 @@
 //! * `routes` — the HTTP layer; [`validate`] — body rules of API.md;
 //!   [`auth`] — master and per-station keys; [`ratelimit`] — per-key token
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
-//!   backend; [`export`] — CSV/XLSX files for the dashboard.
+//!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
+//!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
+//!   CSV/XLSX files for the dashboard.
 //! * `dashboard.html` — the static page at `/dashboard/`.
 
 pub mod auth;
 pub mod export;
 pub mod ratelimit;
 mod routes;
+pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 pub mod storage;
 pub mod validate;
@@ -83,8 +92,10 @@ const PURGE_INTERVAL: Duration = Duration::from_hours(1);
 pub struct HubConfig {
     /// Address to bind; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// A SQLite file path, or a `sqlite:` URL.
+    /// A SQLite file path, a `sqlite:` URL, or a `postgres://` URL.
     pub database: String,
+    /// PostgreSQL connection pool (ignored for SQLite).
+    pub pool: postgres::PoolOptions,
     /// The master API key.
     pub master_key: Secret,
     /// Largest request body in bytes.
@@ -113,6 +124,7 @@ impl HubConfig {
         HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: database.into(),
+            pool: postgres::PoolOptions::default(),
             master_key,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -151,33 +163,39 @@ pub enum HubError {
     Runtime(std::io::Error),
 }
 
-/// Opens the storage named by `--database`: a SQLite path or `sqlite:` URL.
+/// Opens the storage named by `--database`: a `postgres://` URL, or a
+/// SQLite path or `sqlite:` URL, with the default pool.
 pub fn open_storage(database: &str) -> Result<Arc<dyn HubStorage>, HubError> {
-    let lower = database.to_ascii_lowercase();
-    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-        return Err(HubError::UnsupportedDatabase(
-            "this build of the hub stores data in SQLite only (PostgreSQL support is a later release); \
-             pass --database with a file path such as hub.db"
-                .to_owned(),
-        ));
+    open_storage_with(database, postgres::PoolOptions::default())
+}
+
+/// [`open_storage`] with pool settings (used by PostgreSQL only).
+pub fn open_storage_with(database: &str, pool: postgres::PoolOptions) -> Result<Arc<dyn HubStorage>, HubError> {
+    if postgres::is_postgres_url(database) {
+        return Ok(Arc::new(postgres::PostgresStorage::open(database.trim(), pool)?));
     }
+    let lower = database.to_ascii_lowercase();
     let path = database
         .strip_prefix("sqlite://")
         .or_else(|| database.strip_prefix("sqlite:"))
         .unwrap_or(database);
     if path.is_empty() {
-        return Err(HubError::UnsupportedDatabase("--database is empty; give a SQLite file path".to_owned()));
+        return Err(HubError::UnsupportedDatabase(
+            "--database is empty; give a SQLite file path or a postgres:// URL".to_owned(),
+        ));
     }
     if lower.contains("://") && !lower.starts_with("sqlite://") {
         return Err(HubError::UnsupportedDatabase(format!(
-            "--database {database:?} is a URL this hub does not know; give a SQLite file path"
+            "--database {:?} is a URL this hub does not know; give a SQLite file path or a \
+             postgres://USER:PASSWORD@HOST:PORT/DBNAME URL",
+            database_for_logs(database)
         )));
     }
     Ok(Arc::new(sqlite::SqliteStorage::open(&PathBuf::from(path))?))
 }
 
-/// The database setting as it may appear in logs: a URL's password (a later
-/// `postgres://user:secret@host/db`) is replaced by `***`.
+/// The database setting as it may appear in logs: a URL's password
+/// (`postgres://user:secret@host/db`) is replaced by `***`.
 #[must_use]
 pub fn database_for_logs(database: &str) -> String {
     let Some((scheme, rest)) = database.split_once("://") else { return database.to_owned() };
@@ -209,7 +227,7 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Opens the database named in `config`, binds and starts serving.
     pub fn start(config: &HubConfig) -> Result<Hub, HubError> {
-        let storage = open_storage(&config.database)?;
+        let storage = open_storage_with(&config.database, config.pool)?;
         Self::start_with_storage(config, storage)
     }
 
@@ -478,13 +496,15 @@ mod tests {
     }
 
     #[test]
-    fn only_sqlite_databases_open_in_this_build() {
+    fn database_settings_pick_the_backend() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        assert!(open_storage(&format!("sqlite://{}", path.display())).is_ok());
+        assert_eq!(open_storage(&format!("sqlite://{}", path.display())).unwrap().backend(), "sqlite");
         assert!(path.exists());
-        let err = open_storage("postgres://u:p@localhost/hub").err().unwrap();
-        assert!(err.to_string().contains("--database"), "{err}");
-        assert!(open_storage("mysql://x").is_err());
+        let err = open_storage("mysql://u:secret@x/db").err().unwrap().to_string();
+        assert!(err.contains("postgres://") && !err.contains("secret"), "{err}");
+        // Nothing listens on port 1: a clear message naming the variable, and no password.
+        let err = open_storage("postgres://hub:secret@127.0.0.1:1/hub").err().unwrap().to_string();
+        assert!(err.contains("HUB_DATABASE_URL") && err.contains("--database") && !err.contains("secret"), "{err}");
     }
 }

@@ -197,6 +197,13 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(message) => error_response(StatusCode::FORBIDDEN, message),
             ApiError::BadRequest(message) => error_response(StatusCode::BAD_REQUEST, message),
             ApiError::Status(status, message) => error_response(status, message),
+            ApiError::Storage(StorageError::Unavailable(detail)) => {
+                tracing::warn!(detail, "hub database unavailable; answered 503");
+                unavailable(error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the hub's database is busy or unreachable; retry later",
+                ))
+            }
             ApiError::Storage(error) => {
                 tracing::error!(%error, "hub database failure");
                 error_response(
@@ -211,6 +218,15 @@ impl IntoResponse for ApiError {
         }
     }
 }
+
+/// Adds `Retry-After` to a `503`.
+fn unavailable(mut response: Response) -> Response {
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_UNAVAILABLE_SECS));
+    response
+}
+
+/// What a `503` for an unavailable database tells clients to wait.
+const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 2;
 
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
@@ -681,6 +697,10 @@ async fn batch(
         Ok(BatchStep::Empty) => Json(serde_json::json!({ "saved": 0, "duplicates": 0, "errors": 0 })).into_response(),
         Ok(BatchStep::Invalid(e)) if e.forbidden => batch_error(StatusCode::FORBIDDEN, e.message, e.events),
         Ok(BatchStep::Invalid(e)) => batch_error(StatusCode::BAD_REQUEST, e.message, e.events),
+        Ok(BatchStep::Failed { events, error: StorageError::Unavailable(detail) }) => {
+            tracing::warn!(caller = label, detail, events, "batch not stored: database unavailable; answered 503");
+            unavailable(batch_error(StatusCode::SERVICE_UNAVAILABLE, "Database unavailable; retry later", events))
+        }
         Ok(BatchStep::Failed { events, error }) => {
             tracing::error!(caller = label, %error, events, "batch not stored");
             batch_error(StatusCode::INTERNAL_SERVER_ERROR, "Failed to process batch", events)

@@ -44,8 +44,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::storage::{
-    BatchItem, ClearOutcome, ClearRecord, HubStorage, IngestOutcome, RecentScan, RenameOutcome, RequestKey, Result,
-    RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError, Stored, UnitScans, batch_response,
+    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
+    RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError,
+    Stored, StoredRequest, UnitScans, batch_response,
 };
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use crate::clock::{format_utc_millis, parse_utc};
@@ -549,26 +550,33 @@ enum StoredKey<'a> {
 
 impl<'a> StoredKey<'a> {
     fn new(key: &'a str) -> Self {
-        fn nibble(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
-            }
+        match hex_key_bytes(key) {
+            Some(bytes) => StoredKey::Sha256(bytes),
+            None => StoredKey::Text(key),
         }
-        let bytes = key.as_bytes();
-        if bytes.len() != 64 {
-            return StoredKey::Text(key);
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => out[i] = hi << 4 | lo,
-                _ => return StoredKey::Text(key),
-            }
-        }
-        StoredKey::Sha256(out)
     }
+}
+
+/// The 32 bytes of a key of exactly 64 lowercase hex digits (a SHA-256, as
+/// BadgeStation stations send), `None` for any other key. Both backends store
+/// such keys compactly.
+pub(crate) fn hex_key_bytes(key: &str) -> Option<[u8; 32]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let bytes = key.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
 }
 
 impl rusqlite::ToSql for StoredKey<'_> {
@@ -922,6 +930,191 @@ impl HubStorage for SqliteStorage {
                 .query_row([key_sha256], key_from_row)
                 .optional()
         })
+    }
+
+    fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, matched, \
+                 legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            stmt.query_map(params![after_id, limit as i64], |r| {
+                let key = match r.get_ref(1)? {
+                    rusqlite::types::ValueRef::Blob(bytes) => crate::model::hex(bytes),
+                    other => other.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, other.data_type(), Box::new(e)))?.to_owned(),
+                };
+                Ok(RawScan {
+                    id: r.get(0)?,
+                    idempotency_key: key,
+                    badge_id: r.get(2)?,
+                    station_name: r.get(3)?,
+                    scanned_at: r.get(4)?,
+                    business_unit: r.get(5)?,
+                    scan_source: r.get(6)?,
+                    matched: r.get(7)?,
+                    legacy_id: r.get(8)?,
+                    meta: r.get(9)?,
+                    received_at: r.get(10)?,
+                    cleared_at: r.get(11)?,
+                    cleared_epoch: r.get(12)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn copy_in_scans(&self, scans: &[RawScan], cursor_key: &str, cursor: i64) -> Result<u64> {
+        let (scans, cursor_key) = (scans.to_vec(), cursor_key.to_owned());
+        self.write(move |tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                 matched, legacy_id, meta, received_at, cleared_at, cleared_epoch) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (idempotency_key) DO NOTHING",
+            )?;
+            let mut added = 0;
+            for s in &scans {
+                added += insert.execute(params![
+                    StoredKey::new(&s.idempotency_key),
+                    s.badge_id,
+                    s.station_name,
+                    s.scanned_at,
+                    s.business_unit,
+                    s.scan_source,
+                    s.matched,
+                    s.legacy_id,
+                    s.meta,
+                    s.received_at,
+                    s.cleared_at,
+                    s.cleared_epoch
+                ])? as u64;
+            }
+            set_state(tx, &cursor_key, &cursor.to_string())?;
+            Ok(added)
+        })
+    }
+
+    fn copy_tables(&self) -> Result<HubTables> {
+        let stations = self.stations()?;
+        let api_keys = self.station_keys(None)?;
+        let mut clears = self.recent_clears(u64::MAX >> 1)?;
+        clears.reverse();
+        self.read(move |c| {
+            let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
+                c.prepare(sql)?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+            };
+            let state = pairs(&format!("SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' ORDER BY key"))?;
+            let roster_units = c
+                .prepare("SELECT name, registered FROM roster_units ORDER BY name")?
+                .query_map([], |r| Ok(BusinessUnitCount { name: r.get(0)?, registered: count(r.get(1)?) }))?
+                .collect::<rusqlite::Result<_>>()?;
+            let station_epochs = pairs("SELECT station_name, clear_epoch FROM station_epochs ORDER BY station_name")?;
+            let station_renames = c
+                .prepare("SELECT old_name, new_name, renamed_at FROM station_renames ORDER BY renamed_at")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let requests = c
+                .prepare("SELECT scope, request_key, body_sha256, response, created_at FROM batch_requests")?
+                .query_map([], |r| {
+                    Ok(StoredRequest {
+                        scope: r.get(0)?,
+                        request_key: r.get(1)?,
+                        body_sha256: r.get(2)?,
+                        response: r.get(3)?,
+                        created_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(HubTables { state, stations, api_keys, roster_units, clears, station_epochs, station_renames, requests })
+        })
+    }
+
+    fn copy_in_tables(&self, tables: &HubTables) -> Result<()> {
+        let t = tables.clone();
+        self.write(move |tx| {
+            for (key, value) in &t.state {
+                set_state(tx, key, value)?;
+            }
+            for hb in &t.stations {
+                tx.execute(
+                    "INSERT OR REPLACE INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+                     oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        hb.station_name,
+                        hb.last_clear_epoch,
+                        to_sql_int(hb.local_scan_count),
+                        hb.pending.map(to_sql_int),
+                        hb.failed.map(to_sql_int),
+                        hb.oldest_pending_age_secs.map(to_sql_int),
+                        hb.app_version,
+                        hb.clock_offset_millis,
+                        hb.last_seen_at,
+                        hb.reported_station_epoch
+                    ],
+                )?;
+            }
+            for k in &t.api_keys {
+                tx.execute(
+                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key_sha256) DO NOTHING",
+                    params![k.station_name, k.key_sha256, k.key_prefix, k.created_at, k.revoked_at],
+                )?;
+            }
+            if !t.roster_units.is_empty() {
+                tx.execute("DELETE FROM roster_units", [])?;
+                for u in &t.roster_units {
+                    tx.execute(
+                        "INSERT INTO roster_units (name, registered) VALUES (?1, ?2) \
+                         ON CONFLICT (name) DO UPDATE SET registered = registered + excluded.registered",
+                        params![u.name, to_sql_int(u.registered)],
+                    )?;
+                }
+            }
+            for cl in &t.clears {
+                tx.execute(
+                    "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) \
+                     SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM clears WHERE clear_epoch = ?1 \
+                     AND station_name IS ?2 AND cleared_at = ?5)",
+                    params![cl.clear_epoch, cl.station_name, to_sql_int(cl.deleted), cl.cleared_by, cl.cleared_at],
+                )?;
+            }
+            for (station, epoch) in &t.station_epochs {
+                tx.execute(
+                    "INSERT INTO station_epochs (station_name, clear_epoch) VALUES (?1, ?2) \
+                     ON CONFLICT (station_name) DO UPDATE SET clear_epoch = max(clear_epoch, excluded.clear_epoch)",
+                    params![station, epoch],
+                )?;
+            }
+            for (old, new, at) in &t.station_renames {
+                tx.execute(
+                    "INSERT INTO station_renames (old_name, new_name, renamed_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (old_name, new_name) DO NOTHING",
+                    params![old, new, at],
+                )?;
+            }
+            for r in &t.requests {
+                tx.execute(
+                    "INSERT INTO batch_requests (scope, request_key, body_sha256, response, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (scope, request_key) DO NOTHING",
+                    params![r.scope, r.request_key, r.body_sha256, r.response, r.created_at],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn scan_totals(&self) -> Result<(u64, u64)> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT count(*) FILTER (WHERE cleared_at IS NULL), count(*) FILTER (WHERE cleared_at IS NOT NULL) FROM scans",
+                [],
+                |r| Ok((count(r.get(0)?), count(r.get(1)?))),
+            )
+        })
+    }
+
+    fn state_value(&self, key: &str) -> Result<Option<String>> {
+        self.read(|c| state(c, key))
     }
 }
 

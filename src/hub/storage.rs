@@ -3,9 +3,9 @@
 //! [`HubStorage`] is a synchronous trait. The HTTP handlers call it from
 //! tokio's blocking pool (`spawn_blocking`), never on the async threads, so
 //! a backend may block on disk or on a network round trip. The embedded
-//! backend is [`super::sqlite::SqliteStorage`]; a PostgreSQL backend (a later
-//! issue) implements the same trait with the `postgres` sync client and the
-//! HTTP code does not change.
+//! backend is [`super::sqlite::SqliteStorage`]; [`super::postgres::PostgresStorage`]
+//! implements the same trait for PostgreSQL (and several hub processes), and
+//! the HTTP code does not know which one it talks to.
 //!
 //! Invariants every backend keeps:
 //!
@@ -82,6 +82,37 @@ pub enum StorageError {
         /// What this build writes.
         supported: i64,
     },
+    /// A PostgreSQL database could not be reached or logged into at start.
+    #[error(
+        "cannot connect to the hub database {database}: {detail}. Check the host, port, user, password and database \
+         name in HUB_DATABASE_URL (or --database), e.g. postgres://hub:PASSWORD@db.example:5432/hub, and that \
+         PostgreSQL accepts connections from this machine"
+    )]
+    Connect {
+        /// The URL, without its password.
+        database: String,
+        /// What the server or the network said.
+        detail: String,
+    },
+    /// A PostgreSQL database written by a newer hub.
+    #[error(
+        "the hub database {database} has schema version {found}, but this build knows only up to {supported}; run \
+         the newer BadgeStation that wrote it (nothing was changed), or point HUB_DATABASE_URL (--database) at \
+         another database"
+    )]
+    TooNewDatabase {
+        /// The URL, without its password.
+        database: String,
+        /// Its schema version.
+        found: i64,
+        /// What this build writes.
+        supported: i64,
+    },
+    /// The database is out of reach for now (restarting, unreachable, or
+    /// every pooled connection busy): retry later. The HTTP layer answers
+    /// `503` with `Retry-After`.
+    #[error("hub database unavailable: {0}")]
+    Unavailable(String),
     /// The disk is full; the write did not happen.
     #[error("the disk holding the hub database is full; nothing was stored — free disk space on the hub")]
     DiskFull,
@@ -408,7 +439,106 @@ pub trait HubStorage: Send + Sync {
 
     /// The key whose hash is `key_sha256`, revoked or not.
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>>;
+
+    // ---- copying a hub database (`hub migrate`, `hub import-trackattendance`)
+
+    /// Up to `limit` scans, live and cleared, with row id above `after_id`,
+    /// in id order.
+    fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>>;
+
+    /// Stores copied scans as they are (cleared ones stay cleared), skipping
+    /// keys already stored, and sets the state value `cursor_key` to
+    /// `cursor`, in one transaction: a copy that crashes resumes after the
+    /// last chunk that committed. Returns how many scans were new.
+    fn copy_in_scans(&self, scans: &[RawScan], cursor_key: &str, cursor: i64) -> Result<u64>;
+
+    /// Everything but the scans.
+    fn copy_tables(&self) -> Result<HubTables>;
+
+    /// Stores copied tables: state values, heartbeat rows and the roster
+    /// summary replace what is there; keys, clears, per-station epochs,
+    /// renames and `Idempotency-Key` responses already present are kept.
+    /// Running it twice changes nothing.
+    fn copy_in_tables(&self, tables: &HubTables) -> Result<()>;
+
+    /// Scans stored: (live, cleared).
+    fn scan_totals(&self) -> Result<(u64, u64)>;
+
+    /// A value of the hub's state table (clear epoch, roster hash, copy
+    /// cursors).
+    fn state_value(&self, key: &str) -> Result<Option<String>>;
 }
+
+/// A scan row as stored, for copying between hub databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawScan {
+    /// Row id in its source database (only orders the copy).
+    pub id: i64,
+    /// The key as the station sent it.
+    pub idempotency_key: String,
+    /// Badge.
+    pub badge_id: String,
+    /// Station.
+    pub station_name: String,
+    /// Canonical UTC millis.
+    pub scanned_at: String,
+    /// Business unit.
+    pub business_unit: Option<String>,
+    /// `badge`, `manual`, `lookup`.
+    pub scan_source: String,
+    /// Roster match.
+    pub matched: bool,
+    /// Legacy id.
+    pub legacy_id: Option<String>,
+    /// Meta JSON.
+    pub meta: Option<String>,
+    /// When the hub first stored it.
+    pub received_at: String,
+    /// When it was cleared, if it was.
+    pub cleared_at: Option<String>,
+    /// The epoch of that clear.
+    pub cleared_epoch: Option<String>,
+}
+
+/// A stored `Idempotency-Key` response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRequest {
+    /// `master` or `station:<name>`.
+    pub scope: String,
+    /// The header value.
+    pub request_key: String,
+    /// SHA-256 of the body.
+    pub body_sha256: String,
+    /// The response JSON.
+    pub response: String,
+    /// When it was stored.
+    pub created_at: String,
+}
+
+/// Every table of a hub database but the scans.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HubTables {
+    /// State values (clear epoch, roster hash, refresh interval, ...),
+    /// without copy cursors.
+    pub state: Vec<(String, String)>,
+    /// Heartbeat rows.
+    pub stations: Vec<StationRow>,
+    /// Per-station keys (hashes only).
+    pub api_keys: Vec<StationKey>,
+    /// Roster summary.
+    pub roster_units: Vec<BusinessUnitCount>,
+    /// The clears audit trail, oldest first.
+    pub clears: Vec<ClearRecord>,
+    /// Per-station clear epochs: (station, epoch).
+    pub station_epochs: Vec<(String, String)>,
+    /// Renames: (old, new, renamed_at).
+    pub station_renames: Vec<(String, String, String)>,
+    /// `Idempotency-Key` responses.
+    pub requests: Vec<StoredRequest>,
+}
+
+/// State keys that are copy cursors (never copied themselves).
+pub const CURSOR_PREFIX: &str = "copy_cursor:";
 
 /// What happened to one event that reached storage: how a backend reports
 /// an event so that every backend builds the same response.

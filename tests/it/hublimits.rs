@@ -14,8 +14,8 @@ use std::time::Duration;
 use badgestation::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use badgestation::hub::sqlite::SqliteStorage;
 use badgestation::hub::storage::{
-    BatchItem, ClearOutcome, ClearRecord, HubStorage, IngestOutcome, RecentScan, RenameOutcome, RequestKey, Result,
-    RosterOutcome, StationKey, StationRow, Stats, StorageError,
+    BatchItem, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
+    RequestKey, Result, RosterOutcome, StationKey, StationRow, Stats, StorageError,
 };
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::Secret;
@@ -195,6 +195,24 @@ impl HubStorage for Watched {
     }
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
         self.inner.find_station_key(key_sha256)
+    }
+    fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
+        self.inner.copy_scans_after(after_id, limit)
+    }
+    fn copy_in_scans(&self, scans: &[RawScan], cursor_key: &str, cursor: i64) -> Result<u64> {
+        self.write(|| self.inner.copy_in_scans(scans, cursor_key, cursor))
+    }
+    fn copy_tables(&self) -> Result<HubTables> {
+        self.inner.copy_tables()
+    }
+    fn copy_in_tables(&self, tables: &HubTables) -> Result<()> {
+        self.write(|| self.inner.copy_in_tables(tables))
+    }
+    fn scan_totals(&self) -> Result<(u64, u64)> {
+        self.inner.scan_totals()
+    }
+    fn state_value(&self, key: &str) -> Result<Option<String>> {
+        self.inner.state_value(key)
     }
 }
 

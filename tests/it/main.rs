@@ -16,6 +16,8 @@ mod gui;
 #[cfg(feature = "hub")]
 mod hub;
 mod layers;
+#[cfg(feature = "hub")]
+mod pg;
 mod readers;
 mod readme;
 mod roster;

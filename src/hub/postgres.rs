@@ -1,0 +1,1497 @@
+//! The PostgreSQL hub backend, for sites that outgrow one SQLite file and for
+//! running several hub processes (replicas) behind a load balancer.
+//!
+//! **Driver and pool:** tokio-postgres with deadpool-postgres. The
+//! [`HubStorage`] trait is synchronous (the HTTP layer calls it from tokio's
+//! blocking pool), so this backend owns a small tokio runtime of its own
+//! (`hub-pg` threads) that drives the connections, and each trait call
+//! blocks on its future there. The CLI (`hub key`, `hub migrate`) uses the
+//! same code without a runtime of its own.
+//!
+//! **Stateless replicas:** everything a replica needs lives in the database:
+//! scans, clear epochs, heartbeats, keys, the roster summary and the
+//! `Idempotency-Key` responses. Two replicas uploading the same keys at once
+//! store each scan once: the `UNIQUE` key index decides, and `ON CONFLICT DO
+//! NOTHING` waits for the other transaction instead of failing. Batches
+//! insert their keys in sorted order, so two batches with overlapping keys
+//! lock them in the same order and cannot deadlock; a deadlock or
+//! serialization failure is retried all the same.
+//!
+//! **Schema:** our tables live in the `badgestation` schema, so the hub can
+//! share a database with a TrackAttendance API (whose tables are `public.scans`
+//! and friends) during a switch-over. Migrations are versioned
+//! (`badgestation.schema_version`) and run at start under an advisory lock,
+//! so two hubs starting at once apply each migration once; a database of a
+//! newer version is refused untouched.
+//!
+//! **Keys** are `bytea`: the 64-hex-digit keys stations send are stored as
+//! their 32 bytes, any other key as `0xFF` + its UTF-8 (see [`encode_key`]),
+//! one-to-one, so the `UNIQUE` index on the stored form is one on the keys.
+//!
+//! **A batch is one statement:** `INSERT … SELECT FROM unnest($arrays) ON
+//! CONFLICT DO NOTHING RETURNING key`, one round trip for up to 2000 events,
+//! atomic by itself; keys that were not inserted are looked up in a second
+//! query to tell a duplicate from a key conflict. With an `Idempotency-Key`
+//! the batch runs in a transaction that first claims the request key, so a
+//! replay arriving at another replica waits for the first and then replays.
+//!
+//! **Faults:** a pool that stays exhausted for `pool_wait`, or a database
+//! that cannot be reached, is [`StorageError::Unavailable`] (the HTTP layer
+//! answers `503` with `Retry-After`). A connection that broke (PostgreSQL
+//! restarted) fails the request it carried, whose transaction PostgreSQL
+//! rolled back, and is replaced by a new one on the next request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Config, NoTls};
+
+use super::storage::{
+    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, NewScan, RawScan,
+    RecentScan, RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats,
+    StorageError, Stored, StoredRequest, UnitScans, batch_response,
+};
+use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
+use crate::clock::{format_utc_millis, parse_utc};
+
+/// The schema that holds the hub's tables.
+pub const SCHEMA: &str = "badgestation";
+
+/// Connections per hub process unless told otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// How long a request waits for a free connection before it gets `503`.
+pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long connecting to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Attempts of a batch that hit a deadlock or serialization failure.
+const TRANSIENT_ATTEMPTS: u32 = 3;
+
+/// Advisory lock ids ("BSH1" plus a number), one per kind of work that must
+/// not run twice at once across replicas.
+const MIGRATION_LOCK: i64 = 0x4253_4831_0001;
+const CLEAR_LOCK: i64 = 0x4253_4831_0002;
+const ROSTER_LOCK: i64 = 0x4253_4831_0003;
+
+/// Schema migrations: `MIGRATIONS[i]` takes version `i` to `i + 1`, each in
+/// one transaction. Never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema, the SQLite backend's tables in PostgreSQL types.
+    r#"
+    CREATE TABLE scans (
+        id               bigserial PRIMARY KEY,
+        -- Unique over live and cleared rows: a key is stored once, forever (see encode_key).
+        idempotency_key  bytea NOT NULL UNIQUE,
+        badge_id         text NOT NULL,
+        station_name     text NOT NULL,
+        -- Canonical UTC milliseconds (2026-11-21T10:15:30.123Z), compared byte-wise like SQLite does,
+        -- whatever the database's collation.
+        scanned_at       text COLLATE "C" NOT NULL,
+        business_unit    text,
+        scan_source      text NOT NULL,
+        matched          boolean NOT NULL,
+        legacy_id        text,
+        meta             text,
+        received_at      text NOT NULL,
+        cleared_at       text,
+        cleared_epoch    text
+    );
+    CREATE INDEX scans_live ON scans (id) WHERE cleared_at IS NULL;
+    CREATE VIEW archived_scans AS SELECT * FROM scans WHERE cleared_at IS NOT NULL;
+
+    CREATE TABLE stations (
+        station_name             text PRIMARY KEY,
+        last_clear_epoch         text,
+        local_scan_count         bigint NOT NULL,
+        pending                  bigint,
+        failed                   bigint,
+        oldest_pending_age_secs  bigint,
+        app_version              text,
+        clock_offset_millis      bigint,
+        last_seen_at             text NOT NULL
+    );
+
+    CREATE TABLE api_keys (
+        id            bigserial PRIMARY KEY,
+        station_name  text NOT NULL,
+        key_sha256    text NOT NULL UNIQUE,
+        key_prefix    text NOT NULL,
+        created_at    text NOT NULL,
+        revoked_at    text
+    );
+    CREATE INDEX api_keys_station ON api_keys (station_name);
+
+    CREATE TABLE batch_requests (
+        scope        text NOT NULL,
+        request_key  text NOT NULL,
+        body_sha256  text NOT NULL,
+        response     text NOT NULL,
+        created_at   text NOT NULL,
+        PRIMARY KEY (scope, request_key)
+    );
+    CREATE INDEX batch_requests_created ON batch_requests (created_at);
+
+    CREATE TABLE roster_units (
+        name        text PRIMARY KEY,
+        registered  bigint NOT NULL
+    );
+
+    CREATE TABLE hub_state (
+        key    text PRIMARY KEY,
+        value  text NOT NULL
+    );
+
+    CREATE TABLE clears (
+        id            bigserial PRIMARY KEY,
+        clear_epoch   text NOT NULL,
+        station_name  text,
+        deleted       bigint NOT NULL,
+        cleared_by    text NOT NULL,
+        cleared_at    text NOT NULL
+    );
+    "#,
+    // 2: per-station clear epochs, station renames (as SQLite's migration 2).
+    r"
+    CREATE TABLE station_epochs (
+        station_name  text PRIMARY KEY,
+        clear_epoch   text NOT NULL
+    );
+    ALTER TABLE stations ADD COLUMN reported_station_epoch text;
+    CREATE TABLE station_renames (
+        old_name    text NOT NULL,
+        new_name    text NOT NULL,
+        renamed_at  text NOT NULL,
+        PRIMARY KEY (old_name, new_name)
+    );
+    ",
+];
+
+/// The schema version this build writes.
+#[must_use]
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Pool settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Most connections this process opens.
+    pub size: usize,
+    /// How long a request waits for a free connection before `503`.
+    pub wait: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions { size: DEFAULT_POOL_SIZE, wait: DEFAULT_POOL_WAIT }
+    }
+}
+
+/// The hub's PostgreSQL database.
+pub struct PostgresStorage {
+    /// The URL without its password, for messages.
+    database: String,
+    pool: Pool,
+    /// Drives the connections; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage").field("database", &self.database).finish_non_exhaustive()
+    }
+}
+
+/// Whether `database` names a PostgreSQL database rather than a SQLite file.
+#[must_use]
+pub fn is_postgres_url(database: &str) -> bool {
+    let lower = database.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+fn connect_error(database: &str, detail: impl std::fmt::Display) -> StorageError {
+    StorageError::Connect { database: database.to_owned(), detail: detail.to_string() }
+}
+
+/// Parses a URL into a driver config whose connections use our schema.
+fn parse_config(url: &str) -> Result<Config> {
+    let shown = super::database_for_logs(url);
+    let mut config: Config = url.trim().parse().map_err(|e| connect_error(&shown, format!("not a valid URL: {e}")))?;
+    if config.get_dbname().is_none() {
+        return Err(connect_error(&shown, "the URL names no database (add /DBNAME after the host)"));
+    }
+    let search_path = format!("-c search_path={SCHEMA}");
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {search_path}"),
+        _ => search_path,
+    };
+    config.options(options);
+    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("badgestation-hub");
+    }
+    Ok(config)
+}
+
+impl PostgresStorage {
+    /// Connects, migrates the schema (under an advisory lock) and opens the
+    /// pool. A wrong URL or password is [`StorageError::Connect`], a newer
+    /// schema [`StorageError::TooNewDatabase`].
+    pub fn open(url: &str, options: PoolOptions) -> Result<PostgresStorage> {
+        let database = super::database_for_logs(url);
+        let config = parse_config(url)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hub-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Backend(format!("cannot start the PostgreSQL driver's threads: {e}")))?;
+        runtime.block_on(migrate(&config, &database))?;
+        let manager =
+            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(options.size.max(1))
+            .wait_timeout(Some(options.wait))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StorageError::Backend(format!("cannot build the connection pool: {e}")))?;
+        Ok(PostgresStorage { database, pool, runtime: Some(runtime) })
+    }
+
+    /// The URL without its password.
+    #[must_use]
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Runs `future` on the driver's runtime, blocking this thread.
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        match &self.runtime {
+            Some(runtime) => runtime.handle().block_on(future),
+            // Unreachable: the runtime is only taken in Drop.
+            None => unreachable!("PostgresStorage used while dropping"),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| pool_error(&e))
+    }
+
+    /// Runs `work` with a pooled connection.
+    fn with_client<T, F>(&self, work: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T, tokio_postgres::Error>,
+    {
+        self.block_on(async {
+            let mut client = self.client().await?;
+            work(&mut client).await.map_err(StorageError::from)
+        })
+    }
+}
+
+impl Drop for PostgresStorage {
+    fn drop(&mut self) {
+        self.pool.close();
+        // Not shutdown_timeout: the storage may be dropped on another
+        // runtime's thread, where blocking is not allowed.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Applies the missing migrations under a session advisory lock on a
+/// connection of its own (closing it releases the lock, whatever happens).
+async fn migrate(config: &Config, database: &str) -> Result<()> {
+    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| connect_error(database, describe(&e)))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let result: Result<Result<()>, tokio_postgres::Error> = async {
+        client.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {SCHEMA}; CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version \
+                 (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .await?;
+        let row = client.query_one(&format!("SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version"), &[]).await?;
+        let found: i64 = row.get(0);
+        let latest = schema_version();
+        if found > latest {
+            return Ok(Err(StorageError::TooNewDatabase { database: database.to_owned(), found, supported: latest }));
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = client.transaction().await?;
+            tx.batch_execute(&format!("SET LOCAL search_path = {SCHEMA}")).await?;
+            tx.batch_execute(sql).await?;
+            tx.execute(&format!("INSERT INTO {SCHEMA}.schema_version (version) VALUES ($1)"), &[&(index as i64 + 1)])
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = index + 1, "hub database schema migrated");
+        }
+        client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+        Ok(Ok(()))
+    }
+    .await;
+    drop(client);
+    let _ = driver.await;
+    match result {
+        Ok(outcome) => outcome,
+        Err(e) => Err(StorageError::from(e)),
+    }
+}
+
+/// The server's message when there is one, else the driver's.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
+}
+
+/// Whether an error means the database is out of reach (or restarting), as
+/// opposed to a failed statement.
+fn unreachable_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let text = code.code();
+            text.starts_with("08") // connection exception
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+        }
+        // No SQLSTATE: an I/O error or a closed socket.
+        None => true,
+    }
+}
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code() == Some(&SqlState::DISK_FULL) {
+            StorageError::DiskFull
+        } else if unreachable_error(&e) {
+            StorageError::Unavailable(format!("PostgreSQL is not reachable: {}", describe(&e)))
+        } else {
+            StorageError::Backend(describe(&e))
+        }
+    }
+}
+
+fn pool_error(e: &PoolError) -> StorageError {
+    match e {
+        PoolError::Timeout(_) => StorageError::Unavailable(
+            "every database connection stayed busy for the pool's wait time; raise --database-pool-size (and \
+             PostgreSQL's max_connections) or add replicas"
+                .to_owned(),
+        ),
+        PoolError::Backend(e) => StorageError::Unavailable(format!("cannot connect to PostgreSQL: {}", describe(e))),
+        other => StorageError::Backend(other.to_string()),
+    }
+}
+
+fn transient(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+/// How an idempotency key is stored: the 64 lowercase hex digits stations
+/// send as their 32 bytes; any other key as the byte `0xFF` followed by its
+/// UTF-8, with a second `0xFF` when that would make exactly 32 bytes.
+///
+/// One-to-one: a 32-byte value always comes from a hex key, every other value
+/// starts with `0xFF` (never part of UTF-8, so the prefix is unambiguous).
+#[must_use]
+pub fn encode_key(key: &str) -> Vec<u8> {
+    if let Some(bytes) = super::sqlite::hex_key_bytes(key) {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(key.len() + 2);
+    out.push(0xFF);
+    if key.len() + 1 == 32 {
+        out.push(0xFF);
+    }
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The key [`encode_key`] stored.
+#[must_use]
+pub fn decode_key(stored: &[u8]) -> String {
+    if stored.len() == 32 {
+        return crate::model::hex(stored);
+    }
+    let text = stored.strip_prefix(&[0xFF, 0xFF]).or_else(|| stored.strip_prefix(&[0xFF])).unwrap_or(stored);
+    String::from_utf8_lossy(text).into_owned()
+}
+
+/// The batch's scans as column arrays, sorted by stored key (lock order),
+/// and where each input scan went.
+struct Columns {
+    keys: Vec<Vec<u8>>,
+    badge: Vec<String>,
+    station: Vec<String>,
+    scanned_at: Vec<String>,
+    business_unit: Vec<Option<String>>,
+    scan_source: Vec<String>,
+    matched: Vec<bool>,
+    legacy_id: Vec<Option<String>>,
+    meta: Vec<Option<String>>,
+    cleared: Vec<bool>,
+}
+
+/// What each scan of the batch (in order) is, before the database answers:
+/// the first of its key in the batch, or a repeat of an earlier scan.
+enum Slot<'a> {
+    First(usize),
+    Repeat { first: &'a NewScan, scan: &'a NewScan },
+}
+
+fn columns(items: &[BatchItem]) -> (Columns, Vec<Slot<'_>>, Vec<&NewScan>) {
+    let mut firsts: Vec<&NewScan> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut slots = Vec::new();
+    for item in items {
+        let BatchItem::Scan(scan) = item else { continue };
+        if let Some(&i) = seen.get(scan.idempotency_key.as_str()) {
+            slots.push(Slot::Repeat { first: firsts[i], scan });
+        } else {
+            seen.insert(&scan.idempotency_key, firsts.len());
+            slots.push(Slot::First(firsts.len()));
+            firsts.push(scan);
+        }
+    }
+    let mut order: Vec<(Vec<u8>, &NewScan)> = firsts.iter().map(|s| (encode_key(&s.idempotency_key), *s)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut c = Columns {
+        keys: Vec::with_capacity(order.len()),
+        badge: Vec::with_capacity(order.len()),
+        station: Vec::with_capacity(order.len()),
+        scanned_at: Vec::with_capacity(order.len()),
+        business_unit: Vec::with_capacity(order.len()),
+        scan_source: Vec::with_capacity(order.len()),
+        matched: Vec::with_capacity(order.len()),
+        legacy_id: Vec::with_capacity(order.len()),
+        meta: Vec::with_capacity(order.len()),
+        cleared: Vec::with_capacity(order.len()),
+    };
+    for (key, s) in order {
+        c.keys.push(key);
+        c.badge.push(s.badge_id.clone());
+        c.station.push(s.station_name.clone());
+        c.scanned_at.push(s.scanned_at.clone());
+        c.business_unit.push(s.business_unit.clone());
+        c.scan_source.push(s.scan_source.clone());
+        c.matched.push(s.matched);
+        c.legacy_id.push(s.legacy_id.clone());
+        c.meta.push(s.meta.clone());
+        c.cleared.push(s.cleared);
+    }
+    (c, slots, firsts)
+}
+
+/// A scan the station archived before uploading it arrives as cleared
+/// (`cleared_at` = now), the others live.
+const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
+     scan_source, matched, legacy_id, meta, received_at, cleared_at) \
+     SELECT k, b, s, t, bu, src, m, l, meta, $10, CASE WHEN c THEN $10 END FROM unnest($1::bytea[], $2::text[], \
+     $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $11::bool[]) \
+     AS u(k, b, s, t, bu, src, m, l, meta, c) ORDER BY k \
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key";
+
+/// The names the batch's stations were renamed to.
+const RENAMES: &str = "SELECT old_name, new_name FROM station_renames WHERE old_name = ANY($1::text[])";
+
+const EXISTING: &str =
+    "SELECT idempotency_key, badge_id, station_name, scanned_at FROM scans WHERE idempotency_key = ANY($1::bytea[])";
+
+/// Inserts the batch's scans and says what happened to each (in order).
+/// The statements of a batch, prepared once per connection (deadpool's
+/// statement cache), so a batch costs one round trip, not a prepare as well.
+struct BatchStatements {
+    insert: tokio_postgres::Statement,
+    existing: tokio_postgres::Statement,
+    renames: tokio_postgres::Statement,
+}
+
+impl BatchStatements {
+    async fn prepare(cache: &deadpool_postgres::StatementCache, client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
+        Ok(BatchStatements {
+            insert: cache.prepare(client, INSERT_BATCH).await?,
+            existing: cache.prepare(client, EXISTING).await?,
+            renames: cache.prepare(client, RENAMES).await?,
+        })
+    }
+}
+
+async fn store_scans(
+    client: &tokio_postgres::Client,
+    statements: &BatchStatements,
+    items: &[BatchItem],
+    now: &str,
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    let (c, slots, firsts) = columns(items);
+    if firsts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let insert = &statements.insert;
+    let inserted_rows = client
+        .query(
+            insert,
+            &[
+                &c.keys,
+                &c.badge,
+                &c.station,
+                &c.scanned_at,
+                &c.business_unit,
+                &c.scan_source,
+                &c.matched,
+                &c.legacy_id,
+                &c.meta,
+                &now,
+                &c.cleared,
+            ],
+        )
+        .await?;
+    let inserted: std::collections::HashSet<Vec<u8>> = inserted_rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+    // Keys that were already there: a duplicate or a conflict, judged against the stored row.
+    let others: Vec<Vec<u8>> = c.keys.iter().filter(|k| !inserted.contains(*k)).cloned().collect();
+    let mut stored_rows: HashMap<Vec<u8>, (String, String, String)> = HashMap::new();
+    let mut renamed: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    if !others.is_empty() {
+        for r in client.query(&statements.existing, &[&others]).await? {
+            stored_rows.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+        }
+        let mut stations: Vec<&str> = firsts.iter().map(|s| s.station_name.as_str()).collect();
+        stations.sort_unstable();
+        stations.dedup();
+        for r in client.query(&statements.renames, &[&stations]).await? {
+            renamed.insert((r.get(0), r.get(1)));
+        }
+    }
+    // The same station: the same name, or the name it was renamed to.
+    let same_station = |stored: &str, sent: &str| stored == sent || renamed.contains(&(sent.to_owned(), stored.to_owned()));
+    // What is stored under a key now: this batch's first scan of it, or the row found.
+    let stored_content = |first: &NewScan, key: &Vec<u8>| -> Option<(String, String, String)> {
+        if inserted.contains(key) {
+            Some((first.badge_id.clone(), first.station_name.clone(), first.scanned_at.clone()))
+        } else {
+            stored_rows.get(key).cloned()
+        }
+    };
+    let judge = |first: &NewScan, scan: &NewScan, is_first: bool| {
+        let key = encode_key(&first.idempotency_key);
+        if is_first && inserted.contains(&key) {
+            return Stored::Saved;
+        }
+        match stored_content(first, &key) {
+            Some((badge, station, at))
+                if badge == scan.badge_id && at == scan.scanned_at && same_station(&station, &scan.station_name) =>
+            {
+                Stored::Duplicate
+            }
+            // Another row under this key, or (never expected: keys are not deleted) none at all:
+            // either way this scan was not stored, and a conflict says so.
+            _ => Stored::KeyConflict,
+        }
+    };
+    Ok(slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::First(i) => judge(firsts[*i], firsts[*i], true),
+            Slot::Repeat { first, scan } => judge(first, scan, false),
+        })
+        .collect())
+}
+
+impl PostgresStorage {
+    async fn ingest_once(
+        &self,
+        items: &[BatchItem],
+        request_key: Option<&RequestKey>,
+        now: &str,
+    ) -> Result<Result<IngestOutcome, tokio_postgres::Error>> {
+        let mut client = self.client().await?;
+        let Some(rk) = request_key else {
+            // One statement is one transaction: no BEGIN/COMMIT round trips.
+            return Ok(async {
+                let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
+                let stored = store_scans(&client, &statements, items, now).await?;
+                Ok(IngestOutcome::Applied(batch_response(items, &stored)))
+            }
+            .await);
+        };
+        Ok(async {
+            let tx = client.transaction().await?;
+            // Claim the request key first: a concurrent request with the same key (on any
+            // replica) waits here for this transaction, then sees its stored response.
+            let claimed = tx
+                .execute(
+                    "INSERT INTO batch_requests (scope, request_key, body_sha256, response, created_at) \
+                     VALUES ($1, $2, $3, '', $4) ON CONFLICT DO NOTHING",
+                    &[&rk.scope, &rk.key, &rk.body_sha256, &now],
+                )
+                .await?;
+            if claimed == 0 {
+                let row = tx
+                    .query_one(
+                        "SELECT body_sha256, response FROM batch_requests WHERE scope = $1 AND request_key = $2",
+                        &[&rk.scope, &rk.key],
+                    )
+                    .await?;
+                let (body_sha256, response): (String, String) = (row.get(0), row.get(1));
+                tx.rollback().await?;
+                return Ok(if body_sha256 == rk.body_sha256 {
+                    IngestOutcome::Replayed(response)
+                } else {
+                    IngestOutcome::KeyReused
+                });
+            }
+            let statements = BatchStatements::prepare(&tx.statement_cache, tx.client()).await?;
+            let stored = store_scans(tx.client(), &statements, items, now).await?;
+            let response = batch_response(items, &stored);
+            let json = serde_json::to_string(&response).unwrap_or_default();
+            tx.execute(
+                "UPDATE batch_requests SET response = $3 WHERE scope = $1 AND request_key = $2",
+                &[&rk.scope, &rk.key, &json],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(IngestOutcome::Applied(response))
+        }
+        .await)
+    }
+}
+
+fn count(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
+fn to_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A new epoch later than both `now` and the previous one (as the SQLite
+/// backend does).
+fn next_epoch(previous: Option<&str>, now: &str) -> String {
+    let Ok(now_at) = parse_utc(now) else { return now.to_owned() };
+    match previous.and_then(|p| parse_utc(p).ok()) {
+        Some(prev) if prev >= now_at => format_utc_millis(&(prev + chrono::Duration::milliseconds(1))),
+        _ => format_utc_millis(&now_at),
+    }
+}
+
+async fn state(c: &tokio_postgres::Client, key: &str) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(c.query_opt("SELECT value FROM hub_state WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
+}
+
+async fn set_state(c: &tokio_postgres::Client, key: &str, value: &str) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO hub_state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )
+    .await?;
+    Ok(())
+}
+
+const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at";
+
+fn key_from_row(r: &tokio_postgres::Row) -> StationKey {
+    StationKey {
+        id: r.get(0),
+        station_name: r.get(1),
+        key_sha256: r.get(2),
+        key_prefix: r.get(3),
+        created_at: r.get(4),
+        revoked_at: r.get(5),
+    }
+}
+
+impl HubStorage for PostgresStorage {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.with_client(async |c| c.simple_query("SELECT 1").await.map(|_| ()))
+    }
+
+    fn clear_epoch(&self) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, "clear_epoch").await)
+    }
+
+    fn check_writable(&self, now: &str) -> Result<()> {
+        self.with_client(async |c| set_state(c, "health_write_at", now).await)
+    }
+
+    fn station_clear_epoch(&self, station: &str) -> Result<Option<String>> {
+        self.with_client(async |c| {
+            Ok(c.query_opt("SELECT clear_epoch FROM station_epochs WHERE station_name = $1", &[&station]).await?.map(|r| r.get(0)))
+        })
+    }
+
+    fn recent_clears(&self, limit: u64) -> Result<Vec<ClearRecord>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT clear_epoch, station_name, deleted, cleared_by, cleared_at FROM clears ORDER BY id DESC LIMIT $1",
+                    &[&to_int(limit)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ClearRecord {
+                    clear_epoch: r.get(0),
+                    station_name: r.get(1),
+                    deleted: count(r.get(2)),
+                    cleared_by: r.get(3),
+                    cleared_at: r.get(4),
+                })
+                .collect())
+        })
+    }
+
+    fn refresh_interval(&self) -> Result<Option<u64>> {
+        self.with_client(async |c| Ok(state(c, "refresh_interval").await?.and_then(|v| v.parse().ok())))
+    }
+
+    fn set_refresh_interval(&self, seconds: u64, _now: &str) -> Result<()> {
+        self.with_client(async |c| set_state(c, "refresh_interval", &seconds.to_string()).await)
+    }
+
+    fn rename_station(&self, old: &str, new: &str, now: &str) -> Result<RenameOutcome> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            let scans_updated = tx.execute("UPDATE scans SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            if tx.query_opt("SELECT 1 FROM stations WHERE station_name = $1", &[&old]).await?.is_some() {
+                tx.execute("DELETE FROM stations WHERE station_name = $1", &[&new]).await?;
+                tx.execute("UPDATE stations SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            }
+            if tx.query_opt("SELECT 1 FROM station_epochs WHERE station_name = $1", &[&old]).await?.is_some() {
+                tx.execute("DELETE FROM station_epochs WHERE station_name = $1", &[&new]).await?;
+                tx.execute("UPDATE station_epochs SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            }
+            let keys_moved = tx.execute("UPDATE api_keys SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            // Earlier names of `old` now lead to `new` too (dropping rows that would then repeat).
+            tx.execute(
+                "DELETE FROM station_renames r WHERE r.new_name = $1 AND EXISTS \
+                 (SELECT 1 FROM station_renames x WHERE x.old_name = r.old_name AND x.new_name = $2)",
+                &[&old, &new],
+            )
+            .await?;
+            tx.execute("UPDATE station_renames SET new_name = $2 WHERE new_name = $1", &[&old, &new]).await?;
+            tx.execute(
+                "INSERT INTO station_renames (old_name, new_name, renamed_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (old_name, new_name) DO UPDATE SET renamed_at = excluded.renamed_at",
+                &[&old, &new, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(RenameOutcome { scans_updated, keys_moved })
+        })
+    }
+
+    fn recent_scan_elsewhere(
+        &self,
+        badge_id: &str,
+        since: &str,
+        exclude_station: Option<&str>,
+    ) -> Result<Option<RecentScan>> {
+        self.with_client(async |c| {
+            let row = c
+                .query_opt(
+                    "SELECT station_name, scanned_at FROM scans WHERE cleared_at IS NULL AND badge_id = $1 \
+                     AND scanned_at >= $2 AND ($3::text IS NULL OR station_name <> $3) \
+                     ORDER BY scanned_at COLLATE \"C\" DESC LIMIT 1",
+                    &[&badge_id, &since, &exclude_station],
+                )
+                .await?;
+            Ok(row.map(|r| RecentScan { station_name: r.get(0), scanned_at: r.get(1) }))
+        })
+    }
+
+    fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome> {
+        self.block_on(async {
+            let mut attempt = 1;
+            loop {
+                match self.ingest_once(&items, request_key.as_ref(), &now).await? {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(e) if transient(&e) && attempt < TRANSIENT_ATTEMPTS => {
+                        tracing::debug!(error = %describe(&e), attempt, "batch hit a lock conflict; retrying");
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(StorageError::from(e)),
+                }
+            }
+        })
+    }
+
+    fn purge_request_keys(&self, before: &str) -> Result<u64> {
+        self.with_client(async |c| c.execute("DELETE FROM batch_requests WHERE created_at < $1", &[&before]).await)
+    }
+
+    fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
+        self.with_client(async |c| {
+            c.execute(
+                "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
+                 local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
+                 oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
+                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
+                 reported_station_epoch = excluded.reported_station_epoch",
+                &[
+                    &hb.station_name,
+                    &hb.last_clear_epoch,
+                    &to_int(hb.local_scan_count),
+                    &hb.pending.map(to_int),
+                    &hb.failed.map(to_int),
+                    &hb.oldest_pending_age_secs.map(to_int),
+                    &hb.app_version,
+                    &hb.clock_offset_millis,
+                    &now,
+                    &hb.station_clear_epoch,
+                ],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn stations(&self) -> Result<Vec<StationRow>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT s.station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
+                     app_version, clock_offset_millis, last_seen_at, reported_station_epoch, e.clear_epoch \
+                     FROM stations s LEFT JOIN station_epochs e ON e.station_name = s.station_name \
+                     ORDER BY s.station_name COLLATE \"C\"",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| StationRow {
+                    station_name: r.get(0),
+                    last_clear_epoch: r.get(1),
+                    local_scan_count: count(r.get(2)),
+                    pending: r.get::<_, Option<i64>>(3).map(count),
+                    failed: r.get::<_, Option<i64>>(4).map(count),
+                    oldest_pending_age_secs: r.get::<_, Option<i64>>(5).map(count),
+                    app_version: r.get(6),
+                    clock_offset_millis: r.get(7),
+                    last_seen_at: r.get(8),
+                    reported_station_epoch: r.get(9),
+                    station_clear_epoch: r.get(10),
+                })
+                .collect())
+        })
+    }
+
+    fn roster_hash(&self) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, "roster_hash").await)
+    }
+
+    fn save_roster_summary(&self, units: &[BusinessUnitCount], hash: &str, now: &str) -> Result<RosterOutcome> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROSTER_LOCK]).await?;
+            if state(tx.client(), "roster_hash").await?.as_deref() == Some(hash) {
+                return Ok(RosterOutcome { saved: units.len() as u64, skipped: true });
+            }
+            tx.execute("DELETE FROM roster_units", &[]).await?;
+            let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+            let registered: Vec<i64> = units.iter().map(|u| to_int(u.registered)).collect();
+            tx.execute(
+                "INSERT INTO roster_units (name, registered) SELECT n, sum(r) FROM unnest($1::text[], $2::bigint[]) \
+                 AS u(n, r) GROUP BY n",
+                &[&names, &registered],
+            )
+            .await?;
+            set_state(tx.client(), "roster_hash", hash).await?;
+            set_state(tx.client(), "roster_updated_at", now).await?;
+            tx.commit().await?;
+            Ok(RosterOutcome { saved: units.len() as u64, skipped: false })
+        })
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        self.with_client(async |c| {
+            // One snapshot, so the totals and the rows agree even while batches land.
+            let tx = c.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
+            let totals = tx
+                .query_one("SELECT count(*), count(DISTINCT badge_id) FROM scans WHERE cleared_at IS NULL", &[])
+                .await?;
+            let stations = tx
+                .query(
+                    "SELECT station_name, count(*), count(DISTINCT badge_id), max(scanned_at) FROM scans \
+                     WHERE cleared_at IS NULL GROUP BY station_name ORDER BY station_name COLLATE \"C\"",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| StationScans { name: r.get(0), scans: count(r.get(1)), unique: count(r.get(2)), last_scan: r.get(3) })
+                .collect();
+            let business_units = tx
+                .query(
+                    "WITH scanned AS (SELECT business_unit AS name, count(DISTINCT badge_id) AS n FROM scans \
+                                      WHERE cleared_at IS NULL AND business_unit IS NOT NULL AND business_unit <> '' \
+                                      GROUP BY business_unit), \
+                          names AS (SELECT name FROM roster_units UNION SELECT name FROM scanned) \
+                     SELECT names.name, coalesce(roster_units.registered, 0), coalesce(scanned.n, 0) FROM names \
+                     LEFT JOIN roster_units ON roster_units.name = names.name \
+                     LEFT JOIN scanned ON scanned.name = names.name ORDER BY names.name COLLATE \"C\"",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| UnitScans { name: r.get(0), registered: count(r.get(1)), unique: count(r.get(2)) })
+                .collect();
+            let unmatched = tx
+                .query_one(
+                    "SELECT count(DISTINCT badge_id) FROM scans \
+                     WHERE cleared_at IS NULL AND (business_unit IS NULL OR business_unit = '')",
+                    &[],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(Stats {
+                total_scans: count(totals.get(0)),
+                unique_badges: count(totals.get(1)),
+                stations,
+                business_units,
+                unmatched_unique: count(unmatched.get(0)),
+            })
+        })
+    }
+
+    fn scan_count(&self) -> Result<u64> {
+        self.with_client(async |c| {
+            Ok(count(c.query_one("SELECT count(*) FROM scans WHERE cleared_at IS NULL", &[]).await?.get(0)))
+        })
+    }
+
+    fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT badge_id, legacy_id, station_name, scanned_at, matched, business_unit, scan_source FROM scans \
+                     WHERE cleared_at IS NULL ORDER BY scanned_at COLLATE \"C\", id LIMIT $1",
+                    &[&to_int(limit)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| ExportScan {
+                    badge_id: r.get(0),
+                    legacy_id: r.get(1),
+                    station_name: r.get(2),
+                    scanned_at: r.get(3),
+                    matched: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            // Clears on two replicas at once still get two distinct, increasing epochs.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLEAR_LOCK]).await?;
+            let (clear_epoch, deleted) = if let Some(name) = station {
+                // The station's own epoch moves; the global one (which TrackAttendance
+                // kiosks watch) does not.
+                let previous = tx
+                    .query_opt("SELECT clear_epoch FROM station_epochs WHERE station_name = $1", &[&name])
+                    .await?
+                    .map(|r| r.get::<_, String>(0));
+                let epoch = next_epoch(previous.as_deref(), now);
+                let deleted = tx
+                    .execute(
+                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 \
+                         WHERE cleared_at IS NULL AND station_name = $3",
+                        &[&now, &epoch, &name],
+                    )
+                    .await?;
+                tx.execute(
+                    "INSERT INTO station_epochs (station_name, clear_epoch) VALUES ($1, $2) \
+                     ON CONFLICT (station_name) DO UPDATE SET clear_epoch = excluded.clear_epoch",
+                    &[&name, &epoch],
+                )
+                .await?;
+                (epoch, deleted)
+            } else {
+                let epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
+                let deleted = tx
+                    .execute("UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL", &[&now, &epoch])
+                    .await?;
+                set_state(tx.client(), "clear_epoch", &epoch).await?;
+                (epoch, deleted)
+            };
+            tx.execute(
+                "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&clear_epoch, &station, &to_int(deleted), &cleared_by, &now],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(ClearOutcome { deleted, clear_epoch })
+        })
+    }
+
+    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        self.with_client(async |c| {
+            c.execute(
+                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at) VALUES ($1, $2, $3, $4)",
+                &[&station, &key_sha256, &key_prefix, &now],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn station_keys(&self, station: Option<&str>) -> Result<Vec<StationKey>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE $1::text IS NULL OR station_name = $1 ORDER BY id"),
+                    &[&station],
+                )
+                .await?;
+            Ok(rows.iter().map(key_from_row).collect())
+        })
+    }
+
+    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
+        self.with_client(async |c| {
+            c.execute("UPDATE api_keys SET revoked_at = $1 WHERE station_name = $2 AND revoked_at IS NULL", &[&now, &station])
+                .await
+        })
+    }
+
+    fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
+        self.with_client(async |c| {
+            let stmt = c.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_sha256 = $1")).await?;
+            Ok(c.query_opt(&stmt, &[&key_sha256]).await?.as_ref().map(key_from_row))
+        })
+    }
+
+    fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
+        self.with_client(async |c| {
+            let rows = c
+                .query(
+                    "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > $1 \
+                     ORDER BY id LIMIT $2",
+                    &[&after_id, &(limit as i64)],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| RawScan {
+                    id: r.get(0),
+                    idempotency_key: decode_key(r.get(1)),
+                    badge_id: r.get(2),
+                    station_name: r.get(3),
+                    scanned_at: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                    matched: r.get(7),
+                    legacy_id: r.get(8),
+                    meta: r.get(9),
+                    received_at: r.get(10),
+                    cleared_at: r.get(11),
+                    cleared_epoch: r.get(12),
+                })
+                .collect())
+        })
+    }
+
+    fn copy_in_scans(&self, scans: &[RawScan], cursor_key: &str, cursor: i64) -> Result<u64> {
+        // In source order, so row ids (which break ties in exports) keep it; a
+        // copy has one writer, so lock order does not matter here.
+        let sorted: Vec<&RawScan> = scans.iter().collect();
+        let keys: Vec<Vec<u8>> = sorted.iter().map(|s| encode_key(&s.idempotency_key)).collect();
+        let col = |f: fn(&RawScan) -> &str| sorted.iter().map(|s| f(s)).collect::<Vec<&str>>();
+        let opt = |f: fn(&RawScan) -> Option<&str>| sorted.iter().map(|s| f(s)).collect::<Vec<Option<&str>>>();
+        let (badge, station, at, source, received) = (
+            col(|s| &s.badge_id),
+            col(|s| &s.station_name),
+            col(|s| &s.scanned_at),
+            col(|s| &s.scan_source),
+            col(|s| &s.received_at),
+        );
+        let (unit, legacy, meta, cleared_at, cleared_epoch) = (
+            opt(|s| s.business_unit.as_deref()),
+            opt(|s| s.legacy_id.as_deref()),
+            opt(|s| s.meta.as_deref()),
+            opt(|s| s.cleared_at.as_deref()),
+            opt(|s| s.cleared_epoch.as_deref()),
+        );
+        let matched: Vec<bool> = sorted.iter().map(|s| s.matched).collect();
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            let added = tx
+                .execute(
+                    "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch) \
+                     SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                     $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    &[&keys, &badge, &station, &at, &unit, &source, &matched, &legacy, &meta, &received, &cleared_at, &cleared_epoch],
+                )
+                .await?;
+            set_state(tx.client(), cursor_key, &cursor.to_string()).await?;
+            tx.commit().await?;
+            Ok(added)
+        })
+    }
+
+    fn copy_tables(&self) -> Result<HubTables> {
+        let stations = self.stations()?;
+        let api_keys = self.station_keys(None)?;
+        let mut clears = self.recent_clears(i64::MAX as u64)?;
+        clears.reverse();
+        self.with_client(async |c| {
+            let pairs = async |sql: &str| -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+                Ok(c.query(sql, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
+            };
+            let state = pairs(&format!("SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' ORDER BY key")).await?;
+            let station_epochs = pairs("SELECT station_name, clear_epoch FROM station_epochs ORDER BY station_name").await?;
+            let roster_units = c
+                .query("SELECT name, registered FROM roster_units ORDER BY name", &[])
+                .await?
+                .iter()
+                .map(|r| BusinessUnitCount { name: r.get(0), registered: count(r.get(1)) })
+                .collect();
+            let station_renames = c
+                .query("SELECT old_name, new_name, renamed_at FROM station_renames ORDER BY renamed_at", &[])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let requests = c
+                .query("SELECT scope, request_key, body_sha256, response, created_at FROM batch_requests", &[])
+                .await?
+                .iter()
+                .map(|r| StoredRequest {
+                    scope: r.get(0),
+                    request_key: r.get(1),
+                    body_sha256: r.get(2),
+                    response: r.get(3),
+                    created_at: r.get(4),
+                })
+                .collect();
+            Ok(HubTables { state, stations, api_keys, roster_units, clears, station_epochs, station_renames, requests })
+        })
+    }
+
+    fn copy_in_tables(&self, t: &HubTables) -> Result<()> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            for (key, value) in &t.state {
+                set_state(tx.client(), key, value).await?;
+            }
+            for hb in &t.stations {
+                tx.execute(
+                    "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+                     oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (station_name) DO UPDATE SET \
+                     last_clear_epoch = excluded.last_clear_epoch, local_scan_count = excluded.local_scan_count, \
+                     pending = excluded.pending, failed = excluded.failed, \
+                     oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
+                     clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
+                     reported_station_epoch = excluded.reported_station_epoch",
+                    &[
+                        &hb.station_name,
+                        &hb.last_clear_epoch,
+                        &to_int(hb.local_scan_count),
+                        &hb.pending.map(to_int),
+                        &hb.failed.map(to_int),
+                        &hb.oldest_pending_age_secs.map(to_int),
+                        &hb.app_version,
+                        &hb.clock_offset_millis,
+                        &hb.last_seen_at,
+                        &hb.reported_station_epoch,
+                    ],
+                )
+                .await?;
+            }
+            for k in &t.api_keys {
+                tx.execute(
+                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_sha256) DO NOTHING",
+                    &[&k.station_name, &k.key_sha256, &k.key_prefix, &k.created_at, &k.revoked_at],
+                )
+                .await?;
+            }
+            if !t.roster_units.is_empty() {
+                tx.execute("DELETE FROM roster_units", &[]).await?;
+                let names: Vec<&str> = t.roster_units.iter().map(|u| u.name.as_str()).collect();
+                let registered: Vec<i64> = t.roster_units.iter().map(|u| to_int(u.registered)).collect();
+                tx.execute(
+                    "INSERT INTO roster_units (name, registered) SELECT n, sum(r) FROM unnest($1::text[], $2::bigint[]) \
+                     AS u(n, r) GROUP BY n",
+                    &[&names, &registered],
+                )
+                .await?;
+            }
+            for cl in &t.clears {
+                tx.execute(
+                    "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) \
+                     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM clears WHERE clear_epoch = $1 \
+                     AND station_name IS NOT DISTINCT FROM $2 AND cleared_at = $5)",
+                    &[&cl.clear_epoch, &cl.station_name, &to_int(cl.deleted), &cl.cleared_by, &cl.cleared_at],
+                )
+                .await?;
+            }
+            for (station, epoch) in &t.station_epochs {
+                tx.execute(
+                    "INSERT INTO station_epochs (station_name, clear_epoch) VALUES ($1, $2) ON CONFLICT (station_name) \
+                     DO UPDATE SET clear_epoch = greatest(station_epochs.clear_epoch, excluded.clear_epoch)",
+                    &[station, epoch],
+                )
+                .await?;
+            }
+            for (old, new, at) in &t.station_renames {
+                tx.execute(
+                    "INSERT INTO station_renames (old_name, new_name, renamed_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (old_name, new_name) DO NOTHING",
+                    &[old, new, at],
+                )
+                .await?;
+            }
+            for r in &t.requests {
+                tx.execute(
+                    "INSERT INTO batch_requests (scope, request_key, body_sha256, response, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, request_key) DO NOTHING",
+                    &[&r.scope, &r.request_key, &r.body_sha256, &r.response, &r.created_at],
+                )
+                .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn scan_totals(&self) -> Result<(u64, u64)> {
+        self.with_client(async |c| {
+            let r = c
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE cleared_at IS NULL), count(*) FILTER (WHERE cleared_at IS NOT NULL) \
+                     FROM scans",
+                    &[],
+                )
+                .await?;
+            Ok((count(r.get(0)), count(r.get(1))))
+        })
+    }
+
+    fn state_value(&self, key: &str) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, key).await)
+    }
+}
+
+/// A TrackAttendance API database (its `public` tables `scans`,
+/// `station_heartbeat`, `roster_summary` and `roster_meta`, see that
+/// project's `Postgres-schema.sql`), read for `hub import-trackattendance`.
+/// Read only: nothing is written to it.
+pub struct TrackAttendanceSource {
+    database: String,
+    client: tokio_postgres::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for TrackAttendanceSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackAttendanceSource").field("database", &self.database).finish_non_exhaustive()
+    }
+}
+
+/// Canonical UTC milliseconds of a `timestamptz` column, in SQL.
+fn utc_millis_sql(column: &str) -> String {
+    format!(r#"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"#)
+}
+
+impl TrackAttendanceSource {
+    /// Connects (read-only session) to a TrackAttendance database.
+    pub fn open(url: &str) -> Result<TrackAttendanceSource> {
+        let database = super::database_for_logs(url);
+        let mut config: Config = url.trim().parse().map_err(|e| connect_error(&database, format!("not a valid URL: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT).application_name("badgestation-import");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Backend(format!("cannot start the PostgreSQL driver: {e}")))?;
+        let client = runtime.block_on(async {
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+                StorageError::Connect { database: database.clone(), detail: describe(&e) }
+            })?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            client.batch_execute("SET default_transaction_read_only = on").await.map_err(StorageError::from)?;
+            let missing = client
+                .query_one(
+                    "SELECT count(*) FROM unnest(ARRAY['scans', 'station_heartbeat', 'roster_summary', 'roster_meta']) t \
+                     WHERE to_regclass('public.' || t) IS NULL",
+                    &[],
+                )
+                .await
+                .map_err(StorageError::from)?;
+            if missing.get::<_, i64>(0) > 0 {
+                return Err(StorageError::Backend(format!(
+                    "{database} is not a TrackAttendance API database: it lacks the tables scans, station_heartbeat, \
+                     roster_summary or roster_meta in the public schema; give the URL of the database its \
+                     DATABASE_URL names"
+                )));
+            }
+            Ok(client)
+        })?;
+        Ok(TrackAttendanceSource { database, client, runtime })
+    }
+
+    /// Their scans with `id > after_id`, oldest first, as hub rows (live:
+    /// TrackAttendance deletes scans when it clears).
+    pub fn scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
+        let sql = format!(
+            "SELECT id, idempotency_key, badge_id, station_name, {scanned}, business_unit, \
+             coalesce(scan_source, 'manual'), \
+             CASE WHEN jsonb_typeof(meta->'matched') = 'boolean' THEN (meta->'matched')::boolean ELSE false END, \
+             CASE WHEN jsonb_typeof(meta->'legacy_id') = 'string' THEN meta->>'legacy_id' END, \
+             meta::text, {created} FROM public.scans WHERE id > $1 ORDER BY id LIMIT $2",
+            scanned = utc_millis_sql("scanned_at"),
+            created = utc_millis_sql("created_at"),
+        );
+        self.runtime.block_on(async {
+            let rows = self.client.query(&sql, &[&after_id, &(limit as i64)]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| RawScan {
+                    id: r.get(0),
+                    idempotency_key: r.get(1),
+                    badge_id: r.get(2),
+                    station_name: r.get(3),
+                    scanned_at: r.get(4),
+                    business_unit: r.get(5),
+                    scan_source: r.get(6),
+                    matched: r.get(7),
+                    legacy_id: r.get(8),
+                    meta: r.get(9),
+                    received_at: r.get(10),
+                    cleared_at: None,
+                    cleared_epoch: None,
+                })
+                .collect())
+        })
+    }
+
+    /// How many scans they hold.
+    pub fn scan_count(&self) -> Result<u64> {
+        self.runtime.block_on(async { Ok(count(self.client.query_one("SELECT count(*) FROM public.scans", &[]).await?.get(0))) })
+    }
+
+    /// Their heartbeats, roster summary, roster hash, clear epoch and
+    /// dashboard refresh interval, as hub tables.
+    pub fn tables(&self) -> Result<HubTables> {
+        self.runtime.block_on(async {
+            let c = &self.client;
+            let stations = c
+                .query(
+                    &format!(
+                        "SELECT station_name, last_clear_epoch, local_scan_count, {seen} FROM public.station_heartbeat \
+                         ORDER BY station_name",
+                        seen = utc_millis_sql("last_seen_at")
+                    ),
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| StationRow {
+                    station_name: r.get(0),
+                    last_clear_epoch: r.get(1),
+                    local_scan_count: count(i64::from(r.get::<_, i32>(2))),
+                    last_seen_at: r.get(3),
+                    pending: None,
+                    failed: None,
+                    oldest_pending_age_secs: None,
+                    app_version: None,
+                    clock_offset_millis: None,
+                    reported_station_epoch: None,
+                    station_clear_epoch: None,
+                })
+                .collect();
+            let roster_units = c
+                .query("SELECT business_unit, registered FROM public.roster_summary ORDER BY business_unit", &[])
+                .await?
+                .iter()
+                .map(|r| BusinessUnitCount { name: r.get(0), registered: count(i64::from(r.get::<_, i32>(1))) })
+                .collect();
+            let mut state = Vec::new();
+            for r in c.query("SELECT key, value FROM public.roster_meta ORDER BY key", &[]).await? {
+                let (key, value): (String, String) = (r.get(0), r.get(1));
+                let ours = match key.as_str() {
+                    "hash" => "roster_hash",
+                    "clear_epoch" => "clear_epoch",
+                    "dashboard_refresh_interval" => "refresh_interval",
+                    _ => continue,
+                };
+                state.push((ours.to_owned(), value));
+            }
+            Ok(HubTables { state, stations, roster_units, ..HubTables::default() })
+        })
+    }
+
+    /// The URL without its password.
+    #[must_use]
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_encode_one_to_one() {
+        let hex64 = "0f".repeat(32);
+        assert_eq!(encode_key(&hex64).len(), 32, "hex keys are compact");
+        assert_eq!(decode_key(&encode_key(&hex64)), hex64);
+        // Text keys of every length round-trip, and none encodes to 32 bytes (a hex key's length).
+        for len in 8..=128 {
+            let key: String = "k".repeat(len);
+            let stored = encode_key(&key);
+            assert_ne!(stored.len(), 32, "{len}");
+            assert_eq!(decode_key(&stored), key);
+        }
+        assert_ne!(encode_key(&hex64.to_uppercase()), encode_key(&hex64), "upper-case hex is another key");
+        assert_eq!(decode_key(&encode_key(&hex64.to_uppercase())), hex64.to_uppercase());
+    }
+
+    #[test]
+    fn urls_are_checked_and_use_our_schema() {
+        let config = parse_config("postgres://hub:pw@localhost:5432/hub?options=-c%20statement_timeout%3D5000").unwrap();
+        assert_eq!(config.get_options(), Some("-c statement_timeout=5000 -c search_path=badgestation"));
+        let err = parse_config("postgres://hub:secret@localhost:5432").unwrap_err().to_string();
+        assert!(err.contains("no database") && !err.contains("secret"), "{err}");
+        assert!(is_postgres_url("postgresql://x/y") && is_postgres_url("POSTGRES://x/y") && !is_postgres_url("hub.db"));
+    }
+}
