@@ -250,9 +250,22 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the database could not switch to WAL mode; readers may block the recorder");
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", synchronous_mode())?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
+}
+
+/// `FULL`, except in a build with the test-only `lab` feature when
+/// `BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF=1` is set: the power-cut lab
+/// (`scripts/lab.sh`) turns durability off on purpose to show that its
+/// check catches lost acknowledged scans. Release builds do not have it.
+fn synchronous_mode() -> &'static str {
+    #[cfg(feature = "lab")]
+    if std::env::var_os("BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF").is_some_and(|v| v == "1") {
+        tracing::warn!("BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF=1: synchronous=OFF, acknowledged scans can be lost");
+        return "OFF";
+    }
+    "FULL"
 }
 
 #[cfg(test)]
