@@ -33,7 +33,7 @@ guest_powercut() {
         net_up
         export CLOUD_API_URL="http://$LAB_hub" CLOUD_API_KEY="$LAB_key" STATION_NAME=lab-gate
         # Upload in the background while scans are recorded, so cuts land during syncs.
-        ( while :; do badgestation sync --all > /dev/null 2>&1; sleep 0.2; done ) &
+        ( sleep 1; while :; do badgestation sync --all > /dev/null 2>&1; sleep 0.2; done ) &
     fi
     if out=$(badgestation status 2>&1); then
         echo "LAB-OPEN ok $(echo "$out" | grep '^Total:' | tr -s ' ')"
@@ -43,12 +43,12 @@ guest_powercut() {
         return
     fi
     echo "LAB-RECORDING"
-    # Back to back, 100 badges per `scan` process: each is committed, then
+    # Back to back, 500 badges per `scan` process: each is committed, then
     # its line printed, before the next is read.
     n=1
     while :; do
-        badgestation scan $(awk -v b="$LAB_boot" -v s="$n" 'BEGIN { for (i = s; i < s + 100; i++) print "P" b "N" i }') 2>&1
-        n=$((n + 100))
+        badgestation scan $(awk -v b="$LAB_boot" -v s="$n" 'BEGIN { for (i = s; i < s + 500; i++) print "P" b "N" i }') 2>&1
+        n=$((n + 500))
     done
 }
 
@@ -290,8 +290,9 @@ guest_two_readers() {
     start_station "wedge=wedge-hid:ffff:0035,gate=rdm6300:1a86:7523"
     wait_line 'reader (wedge|gate): connected' 2 20 || { fail "both readers should connect"; show_station; return; }
     type_badge wedge 0001111111 &
+    typer=$!
     send_frame ser "$RDM6300_FRAME"
-    wait
+    wait $typer
     wait_line 'scan   recorded' 2 15 || fail "expected two scans"
     stop_station
     show_station
