@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use badgestation::station::config::Secret;
+use badgestation::model::Secret;
 use badgestation::hub::{Hub, HubConfig};
 use sha2::{Digest, Sha256};
 

@@ -26,14 +26,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock};
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
-use badgestation::station::counters::SharedCounters;
+use badgestation::model::Secret;
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig};
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent};
 use badgestation::station::recorder::Recorder;
 use badgestation::station::roster::SharedRoster;
 use badgestation::station::store::Store;
-use badgestation::station::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
+use badgestation::station::sync::{RecorderLink, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
 const KEY: &str = "bench-master-key-0123456789abcdef0123456789";
 
@@ -89,11 +89,10 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
     let url = external.clone().unwrap_or_else(|| hub.as_ref().map(Hub::url).unwrap_or_default());
     let clock: SharedClock = SystemClock::shared();
     let store = Store::open(&path).expect("store");
-    let (counters, _) = store.count(chrono::Utc::now()).expect("count");
-    let counters = SharedCounters::new(counters);
-    let mut engine =
-        SyncEngine::new(store, settings(&url, &key, batch_size, dir.path()), counters, EpochAdopter::Direct, Arc::clone(&clock));
+    let mut link = RecorderLink::Direct;
 
+    // As in the station runtime: with a recorder running, the engine reports
+    // each batch's marks to it (the counters' owner).
     let recording = record_meanwhile.then(|| {
         let recorder = Recorder::new(
             Store::open(&path).expect("store"),
@@ -105,7 +104,9 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
         .expect("recorder");
         let (reads, reads_rx) = crossbeam_channel::bounded(1024);
         let (events_tx, events) = crossbeam_channel::unbounded::<ScanEvent>();
+        let counters = recorder.counters();
         let handle = recorder.spawn(reads_rx, events_tx, badgestation::model::noop_waker()).expect("spawn");
+        link = RecorderLink::Recorder { commander: handle.commander(), counters };
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -129,6 +130,7 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
         (stop, thread)
     });
 
+    let mut engine = SyncEngine::new(store, settings(&url, &key, batch_size, dir.path()), link, Arc::clone(&clock));
     let started = Instant::now();
     let report = engine.sync(SyncTrigger::ManualAll, None, &mut Quiet).expect("sync");
     let took = started.elapsed();

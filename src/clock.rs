@@ -134,6 +134,13 @@ pub fn local_day_start_utc(at: DateTime<Utc>) -> DateTime<Utc> {
         .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
 }
 
+/// Local time with milliseconds (`2026-11-21 11:15:30.123`), for people
+/// reading a terminal or a log.
+#[must_use]
+pub fn format_local_millis(at: &DateTime<Utc>) -> String {
+    at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
 /// "3 min", "2 h 5 min", "4 d 3 h": a short human age for status lines.
 #[must_use]
 pub fn human_duration(d: Duration) -> String {

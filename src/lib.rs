@@ -79,4 +79,6 @@ pub mod gui;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;
+pub mod sqlite;
 pub mod station;
+pub mod worker;

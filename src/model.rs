@@ -320,6 +320,18 @@ pub struct ScanRecord {
 }
 
 impl ScanRecord {
+    /// "Name (business unit)", or "not in roster".
+    #[must_use]
+    pub fn who(&self) -> String {
+        match &self.person {
+            Some(p) => match p.business_unit.as_deref().filter(|b| !b.is_empty()) {
+                Some(bu) => format!("{} ({bu})", p.full_name),
+                None => p.full_name.clone(),
+            },
+            None => "not in roster".to_owned(),
+        }
+    }
+
     /// Whether the badge matched the roster at scan time.
     #[must_use]
     pub fn matched(&self) -> bool {
@@ -412,6 +424,35 @@ pub enum ScanEvent {
 }
 
 impl ScanEvent {
+    /// The line `scan`, `run --headless` and the logs print for this event;
+    /// `None` for events that are not about a read.
+    #[must_use]
+    pub fn log_line(&self) -> Option<String> {
+        use crate::clock::{format_local_millis as local, human_duration};
+        Some(match self {
+            ScanEvent::Recorded { scan, .. } => {
+                format!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), scan.who())
+            }
+            ScanEvent::DuplicateWarned { scan, earlier, .. } => format!(
+                "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
+                scan.seq,
+                scan.badge_id,
+                local(&scan.scanned_at),
+                scan.who(),
+                human_duration(earlier.age),
+                local(&earlier.scanned_at)
+            ),
+            ScanEvent::Blocked { badge_id, earlier, .. } => format!(
+                "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
+                human_duration(earlier.age),
+                local(&earlier.scanned_at)
+            ),
+            ScanEvent::Rejected { text, reason, .. } => format!("rejected           {text:?}: {reason}"),
+            ScanEvent::StoreFailed { badge_id, error } => format!("NOT STORED         {badge_id}: {error}"),
+            ScanEvent::CountersChanged(_) => return None,
+        })
+    }
+
     /// The stored scan, for the two variants that stored one.
     #[must_use]
     pub fn stored_scan(&self) -> Option<&ScanRecord> {
@@ -437,6 +478,48 @@ impl ScanEvent {
 #[must_use]
 pub fn escape_for_display(text: &str) -> String {
     text.chars().flat_map(char::escape_debug).collect()
+}
+
+/// A value that must never be printed or logged.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that needs it (an HTTP header, a
+    /// PIN comparison).
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Whether `candidate` is this secret, in time that does not depend on
+    /// where the two differ (a PIN or key guessed byte by byte learns nothing).
+    #[must_use]
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+    /// Whether a non-empty value is set.
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() { "<set>" } else { "<unset>" })
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() { "set" } else { "unset" })
+    }
 }
 
 #[cfg(test)]

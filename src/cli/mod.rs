@@ -18,7 +18,6 @@ mod station;
 mod sync;
 
 #[cfg(feature = "gui")]
-pub(crate) use station::scan_line;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -11,22 +11,21 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::thread::JoinHandle;
+use crate::worker::WorkerThread;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use chrono::Local;
 use crossbeam_channel::{Receiver, select};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::{Handle, Signals};
+use signal_hook::iterator::Signals;
 
 use super::Context;
-use super::station::scan_line;
 use crate::clock::SystemClock;
 use crate::model::noop_waker;
 use crate::station::reader::hidraw::{HidNode, find_node, hid_nodes};
 use crate::station::reader::profile::{NamedProfile, ProfileSet};
-use crate::station::reader::spec::{ReaderSpec, Target, UsbId};
+use crate::station::config::readers::{ReaderSpec, Target, UsbId};
 use crate::station::reader::sysfs::Sysfs;
 use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderLinks, Transport};
 use crate::station::runtime::{StationEvent, StationRuntime};
@@ -34,8 +33,7 @@ use crate::station::runtime::{StationEvent, StationRuntime};
 /// SIGINT and SIGTERM as a channel, from a thread named `signals`.
 struct StopSignals {
     received: Receiver<i32>,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
+    _thread: WorkerThread,
 }
 
 impl StopSignals {
@@ -45,9 +43,7 @@ impl StopSignals {
         let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install the SIGINT/SIGTERM handlers")?;
         let handle = signals.handle();
         let (tx, received) = crossbeam_channel::bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
+        let thread = WorkerThread::spawn("signals", move || handle.close(), move || {
                 let mut seen = false;
                 for signal in signals.forever() {
                     if seen {
@@ -59,16 +55,7 @@ impl StopSignals {
                 }
             })
             .context("cannot start the signal thread")?;
-        Ok(StopSignals { received, handle, thread: Some(thread) })
-    }
-}
-
-impl Drop for StopSignals {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        Ok(StopSignals { received, _thread: thread })
     }
 }
 
@@ -79,7 +66,7 @@ fn now() -> String {
 /// The line `run --headless` prints for an event, if any.
 fn event_line(event: &StationEvent) -> Option<String> {
     match event {
-        StationEvent::Scan(scan) => scan_line(scan).map(|line| format!("{} scan   {line}", now())),
+        StationEvent::Scan(scan) => scan.log_line().map(|line| format!("{} scan   {line}", now())),
         StationEvent::Reader(reader) => Some(format!("{} {reader}", now())),
         // The backlog is reported every check interval; it would only be noise here.
         StationEvent::Sync(crate::station::sync::SyncEvent::Backlog { .. }) => None,

@@ -14,9 +14,9 @@ use chrono::Local;
 use super::Context;
 use crate::clock::parse_utc;
 use crate::station::roster::import::{HASH_SETTING, IMPORTED_AT_SETTING, SOURCE_SETTING};
-use crate::station::roster::summary::upload_and_log;
+use crate::station::sync::roster_summary::{SummaryUpload, upload_and_log};
 use crate::station::roster::{
-    ImportOptions, ImportOutcome, Roster, SharedRoster, SummaryUpload, business_unit_summary,
+    ImportOptions, ImportOutcome, Roster, SharedRoster, business_unit_summary,
     import_roster,
 };
 

@@ -1,39 +1,24 @@
 //! Station commands: `scan`, `status`, `scans list`, `config check`, and
-//! what a bare `badgestation` does. [`scan_line`] is also used by
-//! `run --headless`.
+//! what a bare `badgestation` does.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 
 use super::Context;
-use crate::clock::{SystemClock, human_duration};
-use crate::model::{RawRead, ScanEvent, ScanRecord, SyncStatus};
+use crate::clock::{SystemClock, format_local_millis, human_duration};
+use crate::model::{RawRead, SyncStatus};
 use crate::station::recorder::Recorder;
 use crate::station::roster::{Roster, SharedRoster};
 
 /// Local time for people reading a terminal.
 pub(super) fn local(at: &DateTime<Utc>) -> String {
-    at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    format_local_millis(at)
 }
 
 fn ago(at: &DateTime<Utc>) -> String {
     let age = (Utc::now() - *at).to_std().unwrap_or_default();
     format!("{} ago", human_duration(age))
-}
-
-fn who(scan: &ScanRecord) -> String {
-    match &scan.person {
-        Some(p) => {
-            let mut s = p.full_name.clone();
-            if let Some(bu) = p.business_unit.as_deref().filter(|b| !b.is_empty()) {
-                let _ = write!(s, " ({bu})");
-            }
-            s
-        }
-        None => "not in roster".to_owned(),
-    }
 }
 
 /// `badgestation` with no command: the operator window when the `gui`
@@ -66,7 +51,7 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         let event = recorder.record(&RawRead::manual(badge.as_str()));
         // One line per read, printed only after the recorder returned, i.e.
         // after the commit: a line on stdout means the scan is on disk.
-        if let Some(line) = scan_line(&event) {
+        if let Some(line) = event.log_line() {
             println!("{line}");
         }
         all_stored &= event.stored_scan().is_some();
@@ -80,33 +65,6 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         c.scans_today, c.unique_today, c.total, c.pending, c.synced, c.failed
     );
     Ok(if all_stored { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-/// The line printed for a scan event by `scan` and `run --headless`; `None`
-/// for events that are not about a read.
-pub(crate) fn scan_line(event: &ScanEvent) -> Option<String> {
-    Some(match event {
-        ScanEvent::Recorded { scan, .. } => {
-            format!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), who(scan))
-        }
-        ScanEvent::DuplicateWarned { scan, earlier, .. } => format!(
-            "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
-            scan.seq,
-            scan.badge_id,
-            local(&scan.scanned_at),
-            who(scan),
-            human_duration(earlier.age),
-            local(&earlier.scanned_at)
-        ),
-        ScanEvent::Blocked { badge_id, earlier, .. } => format!(
-            "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
-            human_duration(earlier.age),
-            local(&earlier.scanned_at)
-        ),
-        ScanEvent::Rejected { text, reason, .. } => format!("rejected           {text:?}: {reason}"),
-        ScanEvent::StoreFailed { badge_id, error } => format!("NOT STORED         {badge_id}: {error}"),
-        ScanEvent::CountersChanged(_) => return None,
-    })
 }
 
 /// `badgestation status`
@@ -158,8 +116,8 @@ pub fn list_scans(ctx: &Context, status: Option<SyncStatus>, limit: u32) -> anyh
     println!("{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  who / last error", "#", "scanned at (local)", "badge", "source", "status", "try");
     for s in &scans {
         let detail = match (&s.last_error, s.sync_status) {
-            (Some(error), SyncStatus::Failed | SyncStatus::Pending) => format!("{} — {error}", who(s)),
-            _ => who(s),
+            (Some(error), SyncStatus::Failed | SyncStatus::Pending) => format!("{} — {error}", s.who()),
+            _ => s.who(),
         };
         println!(
             "{:>7}  {:<23}  {:<20}  {:<7}  {:<8}  {:>3}  {detail}",

@@ -14,10 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Context;
 use crate::clock::{SystemClock, human_duration};
-use crate::station::counters::SharedCounters;
 use crate::model::SyncStatus;
 use crate::station::store::Store;
-use crate::station::sync::{EpochAdopter, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
+use crate::station::sync::{RecorderLink, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
 fn sync_off(ctx: &Context) -> ExitCode {
     println!(
@@ -104,6 +103,7 @@ impl SyncContext for CliContext {
             | SyncEvent::Connectivity { .. }
             | SyncEvent::FailedReset { .. }
             | SyncEvent::Backlog { .. } => {}
+            SyncEvent::RosterSummary(_) => self.line(&event.to_string()),
         }
     }
 
@@ -116,8 +116,7 @@ impl SyncContext for CliContext {
 
 fn engine(ctx: &Context, settings: SyncSettings) -> anyhow::Result<SyncEngine> {
     let store = ctx.open_store()?;
-    let (counters, _) = store.count(Utc::now())?;
-    Ok(SyncEngine::new(store, settings, SharedCounters::new(counters), EpochAdopter::Direct, SystemClock::shared()))
+    Ok(SyncEngine::new(store, settings, RecorderLink::Direct, SystemClock::shared()))
 }
 
 /// `badgestation sync [--all] [--max-batches N]`

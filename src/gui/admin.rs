@@ -24,7 +24,8 @@ use egui::{Id, RichText};
 use super::StationApp;
 use super::state::Tone;
 use super::theme;
-use crate::station::config::{Config, Secret, Source};
+use crate::model::Secret;
+use crate::station::config::{Config, Source};
 use crate::station::export::{ExportOptions, ExportScope};
 use crate::station::sync::SyncCommand;
 
@@ -77,7 +78,8 @@ impl PinGate {
         if let Some(remaining) = self.locked_for(now) {
             return PinOutcome::StillLocked { remaining };
         }
-        if same(entered.trim().as_bytes(), pin.expose().as_bytes()) {
+        // Constant time: the time taken does not tell how many leading digits were right.
+        if pin.matches(entered.trim()) {
             *self = PinGate::default();
             return PinOutcome::Unlocked;
         }
@@ -92,12 +94,6 @@ impl PinGate {
         tracing::warn!(secs = lockout.as_secs(), "admin PIN entered wrongly {ATTEMPTS_BEFORE_LOCKOUT} times; locked");
         PinOutcome::LockedOut { lockout }
     }
-}
-
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell how many leading digits were right.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A background job as the panel shows it.

@@ -22,10 +22,10 @@
 
 use std::io::ErrorKind;
 use std::process::{Child, Command, Stdio};
-use std::thread::JoinHandle;
+use crate::worker::WorkerThread;
 use std::time::Duration;
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::RecvTimeoutError;
 
 /// How often the X screensaver is reset (below the usual 10 min timeout and
 /// below the shortest X default of 1 min after `xset s 60`).
@@ -34,8 +34,7 @@ pub const RESET_INTERVAL: Duration = Duration::from_secs(50);
 /// Holds the inhibitor and the reset thread; dropping it releases both.
 #[derive(Debug)]
 pub struct KeepAwake {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: Option<WorkerThread>,
 }
 
 impl KeepAwake {
@@ -43,8 +42,7 @@ impl KeepAwake {
     /// logs why and keeps nothing (the station runs on).
     #[must_use]
     pub fn start() -> KeepAwake {
-        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::Builder::new().name("keep-awake".into()).spawn(move || {
+        let thread = WorkerThread::spawn_stoppable("keep-awake", move |stopped| {
             let mut inhibitor = inhibit();
             let reset = std::env::var_os("DISPLAY").is_some();
             loop {
@@ -63,20 +61,11 @@ impl KeepAwake {
             }
         });
         match thread {
-            Ok(thread) => KeepAwake { stop: Some(stop), thread: Some(thread) },
+            Ok(thread) => KeepAwake { _thread: Some(thread) },
             Err(error) => {
                 tracing::warn!(%error, "cannot start the keep-awake thread; the screen may blank");
-                KeepAwake { stop: None, thread: None }
+                KeepAwake { _thread: None }
             }
-        }
-    }
-}
-
-impl Drop for KeepAwake {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
         }
     }
 }

@@ -153,7 +153,7 @@ impl StationApp {
             tracing::info!("stopping the station: readers first, then the recorder records what is queued");
             runtime.shutdown(|event| {
                 if let StationEvent::Scan(scan) = &event
-                    && let Some(line) = crate::cli::scan_line(scan)
+                    && let Some(line) = scan.log_line()
                 {
                     tracing::info!("during shutdown: {line}");
                 }

@@ -549,6 +549,8 @@ impl ScreenState {
                 self.set_counters(*counters);
                 self.sync_message(format!("{count} failed scans put back to pending"), Tone::Neutral, now);
             }
+            // Logged by the runtime's event log; nothing for the operator.
+            SyncEvent::RosterSummary(_) => {}
             SyncEvent::Backlog { pending, oldest_pending_at } => {
                 self.sync.oldest_pending_at = if *pending == 0 { None } else { *oldest_pending_at };
             }
@@ -565,7 +567,6 @@ impl ScreenState {
                 self.show_notice(format!("Roster not updated: {message}"), Tone::Attention, now);
             }
             // Summary uploads are an admin's concern; the log has them.
-            RosterEvent::SummaryUploaded(_) | RosterEvent::SummaryFailed(_) => {}
         }
     }
 }

@@ -20,8 +20,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::storage::{HubStorage, StorageError};
-use crate::station::config::Secret;
+use crate::model::Secret;
 use crate::model::hex;
+use subtle::ConstantTimeEq as _;
 
 /// The environment variable that can hold the master key.
 pub const MASTER_KEY_ENV: &str = "HUB_API_KEY";
@@ -90,17 +91,6 @@ fn warn_if_readable_by_others(_path: &Path) {}
 #[must_use]
 pub fn key_digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-#[must_use]
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // black_box keeps the optimiser from turning the fold into an early exit.
-    std::hint::black_box(diff) == 0
 }
 
 /// A new per-station key: `bsk_` and 64 hex digits from two v4 UUIDs (244
@@ -197,7 +187,7 @@ impl KeyChecker {
     /// Whether `token` is the master key (constant time, no I/O).
     #[must_use]
     pub fn is_master(&self, token: &str) -> bool {
-        constant_time_eq(&key_digest(token), &self.master_digest)
+        bool::from(key_digest(token).ct_eq(&self.master_digest))
     }
 
     /// Checks a bearer token. Blocking: unless it is the master key, this
@@ -213,7 +203,7 @@ impl KeyChecker {
         let Some(key) = storage.find_station_key(&hex_digest)? else {
             return Ok(Verdict::Unknown);
         };
-        if !constant_time_eq(key.key_sha256.as_bytes(), hex_digest.as_bytes()) {
+        if !bool::from(key.key_sha256.as_bytes().ct_eq(hex_digest.as_bytes())) {
             return Ok(Verdict::Unknown);
         }
         Ok(match key.revoked_at {
@@ -233,13 +223,6 @@ pub fn bearer_token(header: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_eq_is_equality() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
 
     #[test]
     fn bearer_tokens() {

@@ -5,53 +5,45 @@
 //! first. Built in memory on the blocking pool; an export is capped at
 //! 100 000 rows by the route.
 
-use std::fmt::Write as _;
-
 use crate::api::ExportScan;
 
 /// Column headings, shared by both formats.
 const COLUMNS: [&str; 7] =
     ["badge_id", "legacy_id", "station_name", "scanned_at", "matched", "business_unit", "scan_source"];
 
-/// One CSV field: quoted when needed, and made inert when a spreadsheet would
-/// read it as a formula (a badge or station name starting with `=`, `+`, `-`,
-/// `@`, tab or CR is prefixed with `'`, as OWASP advises for CSV exports).
-fn csv_field(out: &mut String, value: &str) {
-    let inert = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let needs_quotes = inert || value.contains([',', '"', '\n', '\r']);
-    if needs_quotes {
-        out.push('"');
-        if inert {
-            out.push('\'');
-        }
-        out.push_str(&value.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(value);
-    }
+/// A text cell made inert for spreadsheets: a value starting with `=`, `+`,
+/// `-`, `@`, tab or CR would be read as a formula, so it gets a leading `'`,
+/// as OWASP advises for CSV exports. Quoting is left to the `csv` writer.
+fn inert(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}").into() } else { value.into() }
 }
 
 /// The export as CSV (RFC 4180, CRLF line ends, UTF-8 with a byte-order mark
 /// so that Excel reads names in any script correctly).
 #[must_use]
 pub fn to_csv(scans: &[ExportScan]) -> String {
-    let mut out = String::with_capacity(64 + scans.len() * 96);
-    out.push('\u{feff}');
-    out.push_str(&COLUMNS.join(","));
-    out.push_str("\r\n");
+    let mut out = Vec::with_capacity(64 + scans.len() * 96);
+    out.extend_from_slice("\u{feff}".as_bytes());
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+    // Writing to a Vec cannot fail; the expects below state that, not input.
+    writer.write_record(COLUMNS).expect("CSV into memory");
     for s in scans {
-        csv_field(&mut out, &s.badge_id);
-        out.push(',');
-        csv_field(&mut out, s.legacy_id.as_deref().unwrap_or(""));
-        out.push(',');
-        csv_field(&mut out, &s.station_name);
-        let _ = write!(out, ",{},{},", s.scanned_at, s.matched);
-        csv_field(&mut out, s.business_unit.as_deref().unwrap_or(""));
-        out.push(',');
-        csv_field(&mut out, &s.scan_source);
-        out.push_str("\r\n");
+        let matched = if s.matched { "true" } else { "false" };
+        writer
+            .write_record([
+                inert(&s.badge_id).as_ref(),
+                &inert(s.legacy_id.as_deref().unwrap_or("")),
+                &inert(&s.station_name),
+                &s.scanned_at,
+                matched,
+                &inert(s.business_unit.as_deref().unwrap_or("")),
+                &inert(&s.scan_source),
+            ])
+            .expect("CSV into memory");
     }
-    out
+    let bytes = writer.into_inner().expect("CSV into memory");
+    // Every field came from a `&str`, so the bytes are UTF-8.
+    String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
 }
 
 /// The export as an XLSX workbook with one sheet, `Scans`. Every text cell is

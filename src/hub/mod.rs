@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use crate::station::config::Secret;
+use crate::model::Secret;
 pub use ratelimit::RateLimit;
 pub use routes::MAX_EXPORT_ROWS;
 use storage::{HubStorage, StorageError};

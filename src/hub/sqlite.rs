@@ -164,6 +164,9 @@ const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// The hub's schema, for [`crate::sqlite::open`].
+const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema { application_id: APPLICATION_ID, migrations: MIGRATIONS };
+
 /// The hub's SQLite database.
 pub struct SqliteStorage {
     path: PathBuf,
@@ -208,52 +211,19 @@ impl From<rusqlite::Error> for StorageError {
     }
 }
 
-/// The first 16 bytes of every SQLite 3 file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
 impl SqliteStorage {
     /// Opens (creating if missing) the hub database at `path` and migrates
     /// it. Refuses damaged files, other programs' databases and newer schemas
     /// without touching them.
     pub fn open(path: &Path) -> Result<SqliteStorage> {
         let open_error = |detail: String| StorageError::Open { path: path.to_path_buf(), detail };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        check_header(path)?;
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_error(e.to_string()))?;
-        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
-            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-                StorageError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }
-            }
-            Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => open_error(e.to_string()),
-            _ => StorageError::from(e),
-        };
-        let (version, application_id, tables): (i64, i32, i64) = conn
-            .query_row(
-                "SELECT user_version, application_id, (SELECT count(*) FROM sqlite_master) \
-                 FROM pragma_user_version, pragma_application_id",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .map_err(classify)?;
-        if application_id != APPLICATION_ID && (application_id != 0 || tables > 0) {
-            return Err(StorageError::Foreign { path: path.to_path_buf(), application_id });
-        }
-        let latest = MIGRATIONS.len() as i64;
-        if version > latest {
-            return Err(StorageError::TooNew { path: path.to_path_buf(), found: version, supported: latest });
-        }
-        configure(&conn).map_err(classify)?;
-        // The writer gets a larger page cache: it touches the key index on every insert.
-        conn.pragma_update(None, "cache_size", -65_536).map_err(classify)?;
-        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES).map_err(classify)?;
-        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES).map_err(classify)?;
-        migrate(&mut conn).map_err(classify)?;
+        let conn = crate::sqlite::open(path, &SCHEMA, |conn| {
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            // The writer gets a larger page cache: it touches the key index on every insert.
+            conn.pragma_update(None, "cache_size", -65_536)?;
+            conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+            conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
+        })?;
         let (jobs, queue) = crossbeam_channel::bounded(WRITE_QUEUE);
         let writer = std::thread::Builder::new()
             .name("hub-sqlite-writer".to_owned())
@@ -275,7 +245,8 @@ impl SqliteStorage {
 
     fn open_reader(&self) -> Result<Connection> {
         let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        configure(&conn)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        crate::sqlite::set_durable(&conn)?;
         // A read connection must never write, whatever a query bug would do.
         conn.pragma_update(None, "query_only", true)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -488,40 +459,20 @@ fn apply_batch(
     Ok(IngestOutcome::Applied(response))
 }
 
-/// Refuses a file that exists, is not empty and is not SQLite.
-fn check_header(path: &Path) -> Result<()> {
-    use std::io::Read;
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(StorageError::Open { path: path.to_path_buf(), detail: e.to_string() }),
-    };
-    let mut header = Vec::with_capacity(16);
-    (&mut file)
-        .take(16)
-        .read_to_end(&mut header)
-        .map_err(|e| StorageError::Open { path: path.to_path_buf(), detail: e.to_string() })?;
-    if !header.is_empty() && header != SQLITE_HEADER {
-        return Err(StorageError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "the file does not start with the SQLite header".to_owned(),
-        });
+impl From<crate::sqlite::OpenError> for StorageError {
+    fn from(e: crate::sqlite::OpenError) -> Self {
+        use crate::sqlite::OpenError;
+        match e {
+            OpenError::CreateDir { path, source } => {
+                StorageError::Open { path: path.clone(), detail: format!("cannot create {}: {source}", path.display()) }
+            }
+            OpenError::Unreadable { path, detail } => StorageError::Open { path, detail },
+            OpenError::Corrupt { path, detail } => StorageError::Corrupt { path, detail },
+            OpenError::Foreign { path, application_id } => StorageError::Foreign { path, application_id },
+            OpenError::TooNew { path, found, supported } => StorageError::TooNew { path, found, supported },
+            OpenError::Sqlite(e) => StorageError::from(e),
+        }
     }
-    Ok(())
-}
-
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(mode, "the hub database could not switch to WAL mode; dashboard reads will block uploads");
-    }
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(())
-}
-
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    crate::station::store::schema::apply_migrations(conn, MIGRATIONS, APPLICATION_ID).map(|_| ())
 }
 
 /// SQLite integers are i64; counts are never negative.
@@ -916,7 +867,7 @@ mod tests {
     fn a_failing_batch_in_a_group_rolls_back_alone() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = Connection::open(dir.path().join("hub.db")).unwrap();
-        migrate(&mut conn).unwrap();
+        crate::sqlite::apply_migrations(&mut conn, &SCHEMA).unwrap();
         // Storing an Idempotency-Key response now fails, after the batch's scans are inserted.
         conn.execute_batch(
             "DROP TABLE batch_requests; CREATE VIEW batch_requests AS SELECT '' AS scope, '' AS request_key, \

@@ -10,18 +10,23 @@
 //! instead, and carries on with that value. `badgestation config check`
 //! prints every [`Setting`] with its [`Source`] and exits non-zero when there
 //! were problems. Secrets (`CLOUD_API_KEY`, `ADMIN_PIN`) are kept in
-//! [`Secret`], whose `Debug` and `Display` only say whether they are set.
+//! [`Secret`](crate::model::Secret), whose `Debug` and `Display` only say whether they are set.
 //!
 //! Adding a variable is one call on [`Loader`] inside [`Config::from_sources`];
 //! the call order is the order `config check` prints.
+
+pub mod readers;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::model::DuplicateAction;
-use crate::station::reader::spec::{ReaderSpec, parse_readers};
+use crate::model::{DuplicateAction, Secret};
+use readers::{ReaderSpec, parse_readers};
+
+/// The roster file the station looks for in its data directory.
+pub const ROSTER_FILE_NAME: &str = "employee.xlsx";
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
@@ -47,41 +52,6 @@ impl fmt::Display for Source {
             Source::Environment => "environment",
             Source::Flag => "flag",
         })
-    }
-}
-
-/// A value that must never be printed or logged.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    #[must_use]
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The secret itself, for the one place that needs it (an HTTP header, a
-    /// PIN comparison).
-    #[must_use]
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// Whether a non-empty value is set.
-    #[must_use]
-    pub fn is_set(&self) -> bool {
-        !self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_set() { "<set>" } else { "<unset>" })
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.is_set() { "set" } else { "unset" })
     }
 }
 
@@ -403,7 +373,7 @@ impl Config {
     /// The roster file the station imports: `employee.xlsx` in the data directory.
     #[must_use]
     pub fn roster_path(&self) -> PathBuf {
-        self.data_dir.join(crate::station::roster::ROSTER_FILE_NAME)
+        self.data_dir.join(ROSTER_FILE_NAME)
     }
 
     /// Where exports are written by default.

@@ -4,7 +4,6 @@
 //! ([`crate::cli`]) sit on top of this; the hub never uses it.
 
 pub mod config;
-pub mod counters;
 pub mod export;
 pub mod reader;
 pub mod recorder;

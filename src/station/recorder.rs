@@ -21,7 +21,6 @@
 //! wrote, folds those rows into its duplicate map and counters first.
 
 use std::collections::{HashMap, HashSet};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +29,9 @@ use rusqlite::{Transaction, TransactionBehavior};
 
 use crate::clock::{SharedClock, local_day_start_utc, truncate_millis};
 use crate::station::config::DuplicateConfig;
-use crate::station::counters::SharedCounters;
+mod counters;
+
+pub use counters::SharedCounters;
 use crate::model::{
     Counters, DuplicateAction, EarlierScan, RawRead, ScanEvent, ScanRecord, Waker, escape_for_display, sanitize_badge,
 };
@@ -38,6 +39,7 @@ use crate::station::roster::SharedRoster;
 use crate::station::store::checkpoint::{CHECKPOINT_INTERVAL, Checkpointer};
 use crate::station::store::scans::{NewScan, insert_blocked, insert_scan, max_seq};
 use crate::station::store::{StationInfo, Store, StoreError};
+use crate::worker::WorkerThread;
 
 /// Capacity of the read channel. Readers block (back-pressure) only if the
 /// recorder is this far behind, which at well under a millisecond per scan
@@ -53,9 +55,6 @@ pub enum RecorderCommand {
     SetDuplicates(DuplicateConfig),
     /// Stamp new scans with this station name (and store it).
     SetStationName(String),
-    /// Recount the counters from the database (after another process
-    /// changed sync states).
-    Recount,
     /// Run `job` on the recorder's connection, between two reads, and send
     /// back its result. Used for writes that must be serialised with scan
     /// inserts, such as archiving an old clear epoch.
@@ -69,11 +68,21 @@ impl std::fmt::Debug for RecorderCommand {
         match self {
             RecorderCommand::SetDuplicates(d) => f.debug_tuple("SetDuplicates").field(d).finish(),
             RecorderCommand::SetStationName(n) => f.debug_tuple("SetStationName").field(n).finish(),
-            RecorderCommand::Recount => f.write_str("Recount"),
             RecorderCommand::Exclusive(_) => f.write_str("Exclusive(..)"),
             RecorderCommand::Shutdown => f.write_str("Shutdown"),
         }
     }
+}
+
+/// Sync-state changes the sync worker committed, for [`Recorder::apply_sync`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncChange {
+    /// Scans that went from pending to synced.
+    pub synced: u64,
+    /// Scans that went from pending to failed.
+    pub failed: u64,
+    /// Failed scans put back to pending.
+    pub reset: u64,
 }
 
 /// When a badge was last stored, on both clocks.
@@ -171,7 +180,18 @@ impl Recorder {
         }
     }
 
-    /// The shared counters this recorder updates.
+    /// Applies what the sync worker committed on its own connection to the
+    /// counters (the recorder is their only writer) and returns them.
+    pub fn apply_sync(&mut self, change: SyncChange) -> Counters {
+        self.counters.update(|c| {
+            let settled = change.synced + change.failed;
+            c.pending = (c.pending + change.reset).saturating_sub(settled);
+            c.failed = c.failed.saturating_sub(change.reset) + change.failed;
+            c.synced += change.synced;
+        })
+    }
+
+    /// A read-only view of the counters this recorder keeps.
     #[must_use]
     pub fn counters(&self) -> SharedCounters {
         self.counters.clone()
@@ -380,9 +400,17 @@ impl Recorder {
             }
         };
         let (commands, command_rx) = crossbeam_channel::bounded(16);
-        let thread =
-            std::thread::Builder::new().name("recorder".into()).spawn(move || self.run(&reads, &command_rx, &events, &waker))?;
-        Ok(RecorderHandle { commands, thread: Some(thread), checkpointer })
+        // A `Shutdown` command, not a hang-up: the sync worker holds
+        // commanders too, and the reads queued before it are still recorded.
+        let stop = commands.clone();
+        let thread = WorkerThread::spawn(
+            "recorder",
+            move || {
+                let _ = stop.send(RecorderCommand::Shutdown);
+            },
+            move || self.run(&reads, &command_rx, &events, &waker),
+        )?;
+        Ok(RecorderHandle { commands, thread, checkpointer })
     }
 
     fn run<E: From<ScanEvent>>(
@@ -415,10 +443,6 @@ impl Recorder {
                             tracing::error!(%error, "cannot rename the station");
                         }
                     }
-                    Ok(RecorderCommand::Recount) => match self.reload() {
-                        Ok(()) => emit(ScanEvent::CountersChanged(self.counters.snapshot())),
-                        Err(error) => tracing::error!(%error, "cannot recount the counters"),
-                    },
                     Ok(RecorderCommand::Exclusive(job)) => job(&mut self),
                     Ok(RecorderCommand::Shutdown) | Err(_) => break,
                 },
@@ -441,9 +465,9 @@ impl Recorder {
 #[derive(Debug)]
 pub struct RecorderHandle {
     commands: Sender<RecorderCommand>,
-    thread: Option<JoinHandle<()>>,
-    /// Dropped after the recorder thread has stopped, so the last checkpoint
-    /// sees every commit.
+    /// Declared before the checkpointer, so it is dropped (stopped and
+    /// joined) first, and the last checkpoint sees every commit.
+    thread: WorkerThread,
     checkpointer: Option<Checkpointer>,
 }
 
@@ -468,25 +492,12 @@ impl RecorderHandle {
         RecorderCommander { commands: self.commands.clone() }
     }
 
-    /// Records what is queued, stops the thread and waits for it.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        let _ = self.commands.send(RecorderCommand::Shutdown);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the recorder thread panicked");
-        }
-        drop(self.checkpointer.take());
-    }
-}
-
-impl Drop for RecorderHandle {
-    fn drop(&mut self) {
-        self.stop();
+    /// Records what is queued, stops the thread and waits for it, then runs
+    /// the last checkpoint.
+    pub fn shutdown(self) {
+        let RecorderHandle { commands, thread, checkpointer } = self;
+        thread.join();
+        drop((checkpointer, commands));
     }
 }
 

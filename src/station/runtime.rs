@@ -32,7 +32,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::station::config::{Config, DuplicateConfig};
-use crate::station::counters::SharedCounters;
+use crate::station::recorder::SharedCounters;
 use crate::model::{RawRead, ScanEvent, Waker};
 use crate::station::reader::profile::ProfileSet;
 use crate::station::reader::{self, ReaderConfig, ReaderEvent, ReaderHandle, ReaderLinks, SetupError};
@@ -40,7 +40,7 @@ use crate::station::recorder::{READ_CHANNEL_CAPACITY, Recorder, RecorderCommand,
 use crate::station::roster::{Roster, SharedRoster};
 use crate::station::roster::watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 use crate::station::store::{StationInfo, Store, StoreError};
-use crate::station::sync::{self, EpochAdopter, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
+use crate::station::sync::{self, RecorderLink, SyncCommand, SyncEngine, SyncEvent, SyncHandle, SyncSettings};
 
 /// Capacity of a reader-only event channel (`readers test`). The station's
 /// own event stream is unbounded; see [`StationRuntime::start`].
@@ -176,13 +176,13 @@ impl StationRuntime {
         let recorder = recorder.spawn(reads_rx, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("recorder"))?;
         let sync = match setup.sync {
             Some(settings) => {
-                let engine = SyncEngine::new(
+                let mut engine = SyncEngine::new(
                     Store::open(&database)?,
                     settings,
-                    counters.clone(),
-                    EpochAdopter::Recorder(recorder.commander()),
+                    RecorderLink::Recorder { commander: recorder.commander(), counters: counters.clone() },
                     setup.clock.clone(),
                 );
+                engine.keep_roster_summary(setup.roster.clone());
                 Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
             }
             None => None,

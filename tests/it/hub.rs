@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use badgestation::api::{self, BusinessUnitCount};
-use badgestation::station::config::Secret;
+use badgestation::model::Secret;
 use badgestation::hub::{Hub, HubConfig, RateLimit};
 use serde_json::{Value, json};
 

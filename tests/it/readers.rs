@@ -20,7 +20,7 @@ use badgestation::station::config::DuplicateConfig;
 use badgestation::model::{DuplicateAction, ScanSource, noop_waker};
 use badgestation::station::reader::em4100::Tag;
 use badgestation::station::reader::profile::ProfileSet;
-use badgestation::station::reader::spec::parse_readers;
+use badgestation::station::config::readers::parse_readers;
 use badgestation::station::reader::{ReaderConfig, ReaderError, ReaderEvent};
 use badgestation::station::roster::{Roster, SharedRoster};
 use badgestation::station::runtime::{StationEvent, StationRuntime, StationSetup};

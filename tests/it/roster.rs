@@ -12,17 +12,17 @@ use std::time::Duration;
 
 use badgestation::api::{BusinessUnitCount, roster_summary_hash};
 use badgestation::clock::{ManualClock, SharedClock, format_utc_millis, parse_utc};
-use badgestation::station::config::{DuplicateConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::DuplicateConfig;
 use badgestation::station::export::{self, ExportOptions, ExportScope, HEADERS, export_scans};
 use badgestation::model::{DuplicateAction, Person, RawRead, ScanEvent, ScanRecord, SyncStatus};
 use badgestation::station::recorder::Recorder;
 use badgestation::station::roster::import::{HASH_SETTING, ProblemKind, report_path};
-use badgestation::station::roster::summary::upload_and_log;
+use badgestation::station::sync::roster_summary::{SummaryUpload, upload_and_log, upload_summary};
 use badgestation::station::sync::client::{HubClient, HubError};
 use badgestation::station::roster::{
     ImportError, ImportOptions, ImportOutcome, ImportReport, Roster, RosterEvent, RosterWatcher, SharedRoster,
-    SummaryUpload, WatcherConfig, business_unit_summary, import_roster,
-    upload_summary,
+    WatcherConfig, business_unit_summary, import_roster,
 };
 use badgestation::station::store::Store;
 use calamine::{Data, Reader, Xlsx};
@@ -682,7 +682,6 @@ fn the_watcher_reimports_on_change_and_stops_cleanly() {
         path: path.clone(),
         poll_interval: Duration::from_millis(40),
         options: ImportOptions { strict: true, force: false },
-        summary: None,
     };
     let watcher = RosterWatcher::spawn(
         config,

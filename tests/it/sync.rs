@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock, format_utc_millis};
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig, Secret};
+use badgestation::model::Secret;
+use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent, SyncStatus};
 use badgestation::station::recorder::Recorder;
 use badgestation::station::roster::SharedRoster;
 use badgestation::station::store::Store;
 use badgestation::station::sync::{
-    EpochAdopter, FailureKind, SyncCommand, SyncContext, SyncEngine, SyncError, SyncEvent, SyncSettings, SyncTrigger,
+    RecorderLink, FailureKind, SyncCommand, SyncContext, SyncEngine, SyncError, SyncEvent, SyncSettings, SyncTrigger,
 };
 
 use crate::fakehub::{Fault, FakeHub, State};
@@ -90,7 +91,7 @@ impl Station {
         .unwrap();
         let mut s = settings(url, dir.path());
         tweak(&mut s);
-        let engine = SyncEngine::new(Store::open(&path).unwrap(), s, recorder.counters(), EpochAdopter::Direct, clock);
+        let engine = SyncEngine::new(Store::open(&path).unwrap(), s, RecorderLink::Direct, clock);
         Station { _dir: dir, path, recorder, engine }
     }
 
@@ -525,8 +526,7 @@ fn worker_auto_syncs_and_stops_promptly() {
     let engine = SyncEngine::new(
         Store::open(&path).unwrap(),
         settings(&hub.url(), dir.path()),
-        recorder.counters(),
-        EpochAdopter::Direct,
+        RecorderLink::Direct,
         clock,
     );
     let (tx, rx) = crossbeam_channel::unbounded::<SyncEvent>();
@@ -693,22 +693,33 @@ fn auto_sync_idle_rule_and_drain_watchdog() {
     let path = dir.path().join("badgestation.db");
     let manual = ManualClock::new(chrono::Utc::now());
     let clock: SharedClock = Arc::new(manual.clone());
-    let mut recorder = recorder_on(&path, Arc::clone(&clock));
+    // A running recorder thread, as in the station: the idle rule reads the
+    // time of its last scan from the counters it owns.
+    let (reads, reads_rx) = crossbeam_channel::bounded(16);
+    let (events_tx, events) = crossbeam_channel::unbounded::<ScanEvent>();
+    let recorder = recorder_on(&path, Arc::clone(&clock));
+    let counters = recorder.counters();
+    let recorder_thread = recorder.spawn(reads_rx, events_tx, badgestation::model::noop_waker()).unwrap();
+    let link = RecorderLink::Recorder { commander: recorder_thread.commander(), counters };
+    let record = |text: String| {
+        reads.send(RawRead::manual(text)).unwrap();
+        assert!(events.recv_timeout(Duration::from_secs(5)).unwrap().stored_scan().is_some());
+    };
     let mut s = settings(&hub.url(), dir.path());
     s.auto.idle_secs = 30;
     s.auto.check_interval_secs = 10;
     s.auto.min_pending_scans = 3;
     let mut engine =
-        SyncEngine::new(Store::open(&path).unwrap(), s, recorder.counters(), EpochAdopter::Direct, Arc::clone(&clock));
+        SyncEngine::new(Store::open(&path).unwrap(), s, link, Arc::clone(&clock));
     let mut rec = Recording::default();
 
-    recorder.record(&RawRead::manual("1"));
-    recorder.record(&RawRead::manual("2"));
+    record("1".into());
+    record("2".into());
     manual.advance(Duration::from_secs(5));
     assert!(engine.auto_check(&mut rec).is_none(), "2 pending < AUTO_SYNC_MIN_PENDING_SCANS=3");
     assert!(matches!(rec.events.last(), Some(SyncEvent::Backlog { pending: 2, oldest_pending_at: Some(_) })));
 
-    recorder.record(&RawRead::manual("3"));
+    record("3".into());
     manual.advance(Duration::from_secs(10));
     assert!(engine.auto_check(&mut rec).is_none(), "only 10 s idle < 30 s, oldest waited 15 s < 3 × 10 s");
     manual.advance(Duration::from_secs(20));
@@ -721,7 +732,7 @@ fn auto_sync_idle_rule_and_drain_watchdog() {
     let mut rec = Recording::default();
     let mut synced_by_watchdog = None;
     for i in 0..10 {
-        recorder.record(&RawRead::manual(format!("busy-{i}")));
+        record(format!("busy-{i}"));
         manual.advance(Duration::from_secs(5));
         if let Some(result) = engine.auto_check(&mut rec) {
             synced_by_watchdog = Some((i, result.unwrap().synced));
@@ -840,6 +851,58 @@ mod real_hub {
         reply.body_mut().read_json::<serde_json::Value>().unwrap()["count"].as_u64().unwrap()
     }
 
+    /// The sync engine keeps the roster's business-unit summary on the hub:
+    /// after a heartbeat it uploads the roster in use, does not upload the same
+    /// roster again, and uploads again once an import swapped in a new one.
+    #[test]
+    fn the_engine_uploads_the_summary_of_each_new_roster_after_a_heartbeat() {
+        use badgestation::model::Person;
+        use badgestation::station::roster::Roster;
+        let hub_dir = tempfile::tempdir().unwrap();
+        let hub = hub_at(hub_dir.path(), "127.0.0.1:0".parse().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("badgestation.db");
+        let person = |id: &str, unit: &str| Person {
+            legacy_id: id.into(),
+            full_name: format!("P {id}"),
+            business_unit: Some(unit.into()),
+            position: None,
+            email: None,
+        };
+        let roster = SharedRoster::new(Roster::from_people(vec![person("1", "Finance"), person("2", "Sales")]));
+        let mut s = settings(&hub.url(), dir.path());
+        s.api_key = Secret::new(MASTER);
+        let mut engine = SyncEngine::new(Store::open(&path).unwrap(), s, RecorderLink::Direct, SystemClock::shared());
+        engine.keep_roster_summary(roster.clone());
+        let hub_hash = || -> Option<String> {
+            let mut reply = ureq::get(format!("{}/v1/roster/hash", hub.url()))
+                .header("Authorization", format!("Bearer {MASTER}"))
+                .call()
+                .unwrap();
+            reply.body_mut().read_json::<serde_json::Value>().unwrap()["hash"].as_str().map(str::to_owned)
+        };
+        let roster_logs = || -> i64 {
+            Store::open(&path)
+                .unwrap()
+                .conn()
+                .query_row("SELECT count(*) FROM sync_log WHERE direction = 'roster'", [], |r| r.get(0))
+                .unwrap()
+        };
+
+        let mut rec = Recording::default();
+        engine.heartbeat(&mut rec).unwrap();
+        let first = hub_hash().expect("the summary reached the hub");
+        assert!(rec.events.iter().any(|e| matches!(e, SyncEvent::RosterSummary(Ok(_)))), "{:?}", rec.events);
+        engine.heartbeat(&mut rec).unwrap();
+        assert_eq!(roster_logs(), 1, "the same roster is not uploaded twice");
+
+        roster.replace(Roster::from_people(vec![person("1", "Finance"), person("3", "Legal")]));
+        engine.heartbeat(&mut rec).unwrap();
+        assert_eq!(roster_logs(), 2);
+        assert_ne!(hub_hash().unwrap(), first, "the new roster's counts replaced the old ones");
+        hub.shutdown();
+    }
+
     /// Hub down at start, then up; then the hub dies and restarts on its
     /// database between two syncs: every scan ends at the hub exactly once
     /// (the hub's own count equals the station's synced count), and a second
@@ -878,8 +941,6 @@ mod real_hub {
             .execute("UPDATE scans SET sync_status = 'pending'", [])
             .unwrap();
         station.engine.store().conn().execute_batch("SELECT 1").unwrap();
-        let (counts, _) = Store::open(&station.path).unwrap().count(chrono::Utc::now()).unwrap();
-        station.recorder.counters().update(|c| *c = counts);
         let report = station.sync_all().0.unwrap();
         assert_eq!(report.synced, 130, "confirmed again as duplicates");
         assert_eq!(hub_count(&hub), 130, "still once");
@@ -948,7 +1009,7 @@ fn shutdown_stops_a_long_drain_between_batches() {
     s.batch_size = 5;
     s.auto.enabled = false;
     hub.push_faults((0..20).map(|_| Fault::Delay(Duration::from_millis(150))));
-    let engine = SyncEngine::new(Store::open(&path).unwrap(), s, recorder.counters(), EpochAdopter::Direct, clock);
+    let engine = SyncEngine::new(Store::open(&path).unwrap(), s, RecorderLink::Direct, clock);
     let (tx, rx) = crossbeam_channel::unbounded::<SyncEvent>();
     let handle = badgestation::station::sync::spawn(engine, tx, badgestation::model::noop_waker()).unwrap();
     assert!(handle.send(SyncCommand::SyncAll { max_batches: None }));
@@ -964,4 +1025,55 @@ fn shutdown_stops_a_long_drain_between_batches() {
     let pending = Store::open(&path).unwrap().pending_count().unwrap();
     assert!(pending >= 80, "most of the drain was left for later: {pending} pending");
     check_invariant(&path, &hub.state(), false);
+}
+
+/// Auto-sync decides from the database, and the counters follow what another
+/// process did: after a second process marks every pending scan synced (a
+/// CLI `sync` while the window runs), the auto-sync check sees nothing
+/// pending and the recorder, the counters' only writer, recounts; after that
+/// process puts failed scans back (`reset-failed`), the check sees them.
+#[test]
+fn auto_sync_and_counters_follow_another_process() {
+    let hub = FakeHub::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badgestation.db");
+    let clock: SharedClock = SystemClock::shared();
+    let (reads, reads_rx) = crossbeam_channel::bounded(16);
+    let (events_tx, events) = crossbeam_channel::unbounded::<ScanEvent>();
+    let recorder = recorder_on(&path, Arc::clone(&clock));
+    let counters = recorder.counters();
+    let recorder_thread = recorder.spawn(reads_rx, events_tx, badgestation::model::noop_waker()).unwrap();
+    for i in 0..4 {
+        reads.send(RawRead::manual(format!("P{i}"))).unwrap();
+        assert!(events.recv_timeout(Duration::from_secs(5)).unwrap().stored_scan().is_some());
+    }
+    assert_eq!(counters.snapshot().pending, 4);
+    let mut s = settings(&hub.url(), dir.path());
+    s.auto.min_pending_scans = 1;
+    let link = RecorderLink::Recorder { commander: recorder_thread.commander(), counters: counters.clone() };
+    let mut engine = SyncEngine::new(Store::open(&path).unwrap(), s, link, Arc::clone(&clock));
+
+    // Another process: two scans synced, two failed.
+    let other = Store::open(&path).unwrap();
+    other
+        .conn()
+        .execute_batch(
+            "UPDATE scans SET sync_status = 'synced' WHERE badge_id IN ('P0', 'P1');
+             UPDATE scans SET sync_status = 'failed', last_error = 'x' WHERE badge_id IN ('P2', 'P3');",
+        )
+        .unwrap();
+    let mut rec = Recording::default();
+    assert!(engine.auto_check(&mut rec).is_none(), "nothing pending in the database");
+    assert!(matches!(rec.events.last(), Some(SyncEvent::Backlog { pending: 0, .. })), "{:?}", rec.events.last());
+    let c = counters.snapshot();
+    assert_eq!((c.pending, c.synced, c.failed), (0, 2, 2), "the recorder recounted");
+
+    // Another process puts the failed scans back: the next check syncs them.
+    let mut other = other;
+    assert_eq!(other.reset_failed().unwrap(), 2);
+    let report = engine.auto_check(&mut rec).expect("a sync").unwrap();
+    assert_eq!(report.synced, 2);
+    let c = counters.snapshot();
+    assert_eq!((c.pending, c.synced, c.failed), (0, 4, 0));
+    drop(recorder_thread);
 }

@@ -39,7 +39,7 @@ use hidapi::{HidApi, HidDevice};
 
 use super::hid::keyboard_report_id;
 use super::profile::HidSettings;
-use super::spec::{Target, UsbId, UsbMatch};
+use crate::station::config::readers::{Target, UsbId, UsbMatch};
 use super::sysfs::Sysfs;
 use super::worker::{Connector, Opened, Port, PortRead};
 use super::{ReaderConfig, ReaderError};

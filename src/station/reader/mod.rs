@@ -36,7 +36,6 @@ pub mod magstripe;
 pub mod pipeline;
 pub mod profile;
 pub mod serial;
-pub mod spec;
 pub mod sysfs;
 pub mod wedge;
 pub mod wiegand;
@@ -44,7 +43,7 @@ mod worker;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::thread::JoinHandle;
+use crate::worker::WorkerThread;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
@@ -53,7 +52,7 @@ use crate::clock::SharedClock;
 use crate::model::{RawRead, Waker};
 
 pub use profile::{Profile, ProfileSet, Transport};
-pub use spec::{ReaderSpec, Target, UsbId, UsbMatch};
+pub use crate::station::config::readers::{ReaderSpec, Target, UsbId, UsbMatch};
 
 /// The longest wait between two attempts to find or open a device.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -414,9 +413,7 @@ pub struct ReaderLinks<E> {
 #[derive(Debug)]
 pub struct ReaderHandle {
     id: String,
-    /// Dropping it tells the thread to stop (it never carries a message).
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    thread: WorkerThread,
 }
 
 impl ReaderHandle {
@@ -428,27 +425,12 @@ impl ReaderHandle {
 
     /// Asks the thread to stop; it notices within one read timeout.
     pub fn request_stop(&mut self) {
-        self.stop.take();
+        self.thread.request_stop();
     }
 
     /// Stops the thread and waits for it.
-    pub fn join(mut self) {
-        self.finish();
-    }
-
-    fn finish(&mut self) {
-        self.request_stop();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!(reader = %self.id, "the reader thread panicked");
-        }
-    }
-}
-
-impl Drop for ReaderHandle {
-    fn drop(&mut self) {
-        self.finish();
+    pub fn join(self) {
+        self.thread.join();
     }
 }
 
@@ -457,9 +439,8 @@ pub fn spawn<E: From<ReaderEvent> + Send + 'static>(
     config: ReaderConfig,
     links: ReaderLinks<E>,
 ) -> std::io::Result<ReaderHandle> {
-    let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let id = config.id.clone();
-    let thread = std::thread::Builder::new().name(format!("reader {id}")).spawn(move || {
+    let thread = WorkerThread::spawn_stoppable(format!("reader {id}"), move |stop_rx| {
         let pipeline = pipeline::Pipeline::new(&config.profile);
         let hint = profile_hint(&config);
         let worker = worker::Worker::new(config.id.clone(), pipeline, hint, links, stop_rx);
@@ -468,7 +449,7 @@ pub fn spawn<E: From<ReaderEvent> + Send + 'static>(
             Transport::Hid => worker.run(hidraw::HidConnector::new(&config)),
         }
     })?;
-    Ok(ReaderHandle { id, stop: Some(stop), thread: Some(thread) })
+    Ok(ReaderHandle { id, thread })
 }
 
 /// What to check when frames keep failing, for [`ReaderError::BadFrames`].

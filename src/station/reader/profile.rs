@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::em4100::Em4100Output;
 use super::line::{Charset, TextRules};
-use super::spec::UsbId;
+use crate::station::config::readers::UsbId;
 use super::wiegand::{WiegandFormat, WiegandOutput};
 
 /// The built-in profiles: (name, TOML text).

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serialport::{ClearBuffer, DataBits, FlowControl, SerialPort, StopBits, TTYPort};
 
 use super::profile::{Parity, SerialSettings};
-use super::spec::{Target, UsbMatch};
+use crate::station::config::readers::{Target, UsbMatch};
 use super::sysfs::Sysfs;
 use super::worker::{Connector, Opened, Port, PortRead, READ_TIMEOUT};
 use super::{ReaderConfig, ReaderError};

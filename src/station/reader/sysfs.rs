@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::spec::{UsbId, UsbMatch};
+use crate::station::config::readers::{UsbId, UsbMatch};
 
 /// A USB device's identity as sysfs shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

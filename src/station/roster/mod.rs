@@ -14,8 +14,8 @@
 //!   An unchanged file (same SHA-256) is skipped.
 //! * [`watcher`] — a named thread that re-imports when the file changes while
 //!   the station runs (and once at start, if it changed while stopped).
-//! * [`summary`] — the business-unit head counts (never names) and their
-//!   upload to `/v1/roster/summary` with the hash dedupe of API.md.
+//! * [`summary`] — the business-unit head counts (never names) that the
+//!   sync module uploads.
 //!
 //! # Matching a badge
 //!
@@ -37,11 +37,9 @@ use std::sync::{Arc, PoisonError, RwLock};
 use crate::model::Person;
 
 pub use import::{ImportError, ImportOptions, ImportOutcome, ImportReport, import_roster};
-pub use summary::{SummaryUpload, business_unit_summary, upload_summary};
+pub use summary::business_unit_summary;
 pub use watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 
-/// The roster file the station looks for in its data directory.
-pub const ROSTER_FILE_NAME: &str = "employee.xlsx";
 
 /// An immutable roster, keyed by legacy id.
 #[derive(Debug, Clone, Default)]

@@ -1,26 +1,11 @@
-//! Business-unit head counts, and their upload to the hub.
-//!
-//! After a roster import (and once when the station starts) the station
-//! tells the hub how many people each business unit (`SL L1 Desc`) has, so
-//! the dashboard can show "registered" next to "checked in". Only names of
-//! units and counts leave the station, never people's names or ids.
-//!
-//! The upload honours the hash dedupe of API.md: `GET /v1/roster/hash`
-//! first, and `POST /v1/roster/summary` only when the hub's hash differs
-//! from [`roster_summary_hash`] of the summary. It goes through the sync module's
-//! [`HubClient`] (timeouts from `AUTO_SYNC_CONNECTION_TIMEOUT`). A failed upload is reported to the caller
-//! and logged in `sync_log` (direction `roster`); it never undoes or blocks
-//! the import that preceded it.
+//! Business-unit head counts of a roster: what the hub is told, so the
+//! dashboard can show "registered" next to "checked in". Counts only, never
+//! people's names or ids. The upload is the sync module's
+//! (`station::sync::roster_summary`).
 
 use std::collections::HashMap;
-use std::time::Instant;
-
-use chrono::Utc;
-
 use super::Roster;
-use crate::api::{BusinessUnitCount, RosterSummary, roster_summary_hash};
-use crate::station::sync::client::{HubClient, HubError};
-use crate::station::store::{Store, SyncLogEntry};
+use crate::api::BusinessUnitCount;
 
 /// The unit people without an `SL L1 Desc` are counted under.
 pub const UNASSIGNED: &str = "Unassigned";
@@ -54,73 +39,10 @@ pub fn business_unit_summary(roster: &Roster) -> Vec<BusinessUnitCount> {
     units
 }
 
-/// What an upload did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SummaryUpload {
-    /// The hub's hash equals ours: nothing was posted.
-    AlreadyCurrent {
-        /// The summary hash.
-        hash: String,
-    },
-    /// The summary was posted.
-    Posted {
-        /// The hash the hub reports.
-        hash: String,
-        /// Business units the hub stored.
-        saved: u64,
-        /// Whether the hub found it unchanged after all.
-        skipped: bool,
-    },
-}
-
-/// Uploads `units` unless the hub already has the same summary. A server
-/// without `GET /v1/roster/hash` (404) gets the POST anyway; it dedupes
-/// itself.
-pub fn upload_summary(client: &HubClient, units: &[BusinessUnitCount]) -> Result<SummaryUpload, HubError> {
-    let hash = roster_summary_hash(units);
-    match client.roster_hash() {
-        Ok(hub) if hub.hash.as_deref() == Some(hash.as_str()) => return Ok(SummaryUpload::AlreadyCurrent { hash }),
-        Ok(_) | Err(HubError::Rejected { status: 404, .. }) => {}
-        Err(error) => return Err(error),
-    }
-    let answer = client.roster_summary(&RosterSummary { business_units: units.to_vec() })?;
-    Ok(SummaryUpload::Posted { hash: answer.hash, saved: answer.saved, skipped: answer.skipped })
-}
-
-/// Summarises `roster`, uploads it and records the attempt in `sync_log`
-/// (direction `roster`). Failures are logged as warnings and returned for
-/// display; they change nothing else.
-pub fn upload_and_log(store: &Store, client: &HubClient, roster: &Roster) -> Result<SummaryUpload, HubError> {
-    let started_at = Utc::now();
-    let started = Instant::now();
-    let units = business_unit_summary(roster);
-    let result = upload_summary(client, &units);
-    let (status, error) = match &result {
-        Ok(SummaryUpload::AlreadyCurrent { .. }) => ("skipped", None),
-        Ok(SummaryUpload::Posted { .. }) => ("ok", None),
-        Err(e) if !e.reached_hub() => ("offline", result.as_ref().err().map(ToString::to_string)),
-        Err(e) => ("failed", Some(e.to_string())),
-    };
-    if let Some(error) = &error {
-        tracing::warn!("roster summary upload: {error}");
-    }
-    let entry = SyncLogEntry {
-        started_at,
-        direction: "roster".to_owned(),
-        records: units.len() as i64,
-        status: status.to_owned(),
-        error,
-        duration_millis: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-    };
-    if let Err(e) = store.log_sync(&entry) {
-        tracing::warn!("cannot record the roster summary upload in sync_log: {e}");
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::RosterSummary;
     use crate::model::Person;
 
     fn person(id: usize, unit: Option<&str>) -> Person {

@@ -11,27 +11,25 @@
 //! is not read half-written. A failed import is reported once and retried
 //! only when the file changes again.
 //!
-//! After each import, and once at start, the business-unit summary is
-//! uploaded when sync is on ([`super::summary`]); its failures are reported
-//! and otherwise ignored.
+//! The sync worker notices the new roster and uploads its business-unit
+//! summary (`station::sync::roster_summary`); the watcher never talks to the
+//! hub.
 //!
 //! Events leave on a bounded channel, followed by a call to the [`Waker`].
 //! Dropping the [`RosterWatcher`] (or [`RosterWatcher::shutdown`]) stops and
 //! joins the thread; an import in progress finishes first.
 
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, select, tick};
 
 use super::import::{ImportOptions, ImportOutcome, ImportReport, import_roster};
-use super::summary::{SummaryUpload, upload_and_log};
-use crate::station::sync::client::HubClient;
 use super::SharedRoster;
 use crate::station::config::Config;
 use crate::model::Waker;
 use crate::station::store::Store;
+use crate::worker::WorkerThread;
 
 /// How often the file is checked by default.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3);
@@ -45,21 +43,17 @@ pub struct WatcherConfig {
     pub poll_interval: Duration,
     /// Strict or lenient (`force` is ignored: the hash decides).
     pub options: ImportOptions,
-    /// Where to upload the business-unit summary; `None` while sync is off.
-    pub summary: Option<HubClient>,
 }
 
 impl WatcherConfig {
     /// `employee.xlsx` in the data directory, polled every
     /// [`DEFAULT_POLL_INTERVAL`], strict as `ROSTER_STRICT_VALIDATION` says,
-    /// uploading when `CLOUD_API_URL` is set.
     #[must_use]
     pub fn from_config(config: &Config) -> Self {
         WatcherConfig {
             path: config.roster_path(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             options: ImportOptions { strict: config.roster.strict_validation, force: false },
-            summary: HubClient::from_config(config),
         }
     }
 }
@@ -77,11 +71,6 @@ pub enum RosterEvent {
         /// The error, for an admin.
         message: String,
     },
-    /// The business-unit summary reached the hub (or it already had it).
-    SummaryUploaded(SummaryUpload),
-    /// The summary upload failed; it is tried again after the next import
-    /// or start. Nothing else is affected.
-    SummaryFailed(String),
 }
 
 impl std::fmt::Display for RosterEvent {
@@ -98,13 +87,6 @@ impl std::fmt::Display for RosterEvent {
             RosterEvent::ImportFailed { path, message } => {
                 write!(f, "roster import from {} failed, the previous roster stays: {message}", path.display())
             }
-            RosterEvent::SummaryUploaded(SummaryUpload::AlreadyCurrent { .. }) => {
-                f.write_str("roster summary: the hub already has these business-unit counts")
-            }
-            RosterEvent::SummaryUploaded(SummaryUpload::Posted { saved, .. }) => {
-                write!(f, "roster summary: sent {saved} business-unit counts to the hub")
-            }
-            RosterEvent::SummaryFailed(message) => write!(f, "roster summary not sent: {message}"),
         }
     }
 }
@@ -112,8 +94,7 @@ impl std::fmt::Display for RosterEvent {
 /// Owns the watcher thread; dropping it stops and joins the thread.
 #[derive(Debug)]
 pub struct RosterWatcher {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    thread: WorkerThread,
 }
 
 impl RosterWatcher {
@@ -128,9 +109,8 @@ impl RosterWatcher {
         events: Sender<E>,
         waker: Waker,
     ) -> std::io::Result<RosterWatcher> {
-        let (stop, stop_rx) = crossbeam_channel::bounded(1);
         let mut worker = Worker { config, store, roster, last_seen: None, waiting: None };
-        let thread = std::thread::Builder::new().name("roster-watcher".into()).spawn(move || {
+        let thread = WorkerThread::spawn_stoppable("roster-watcher", move |stop_rx| {
             let emit = |event: RosterEvent| {
                 // The receiver may be gone during shutdown; the import stands either way.
                 let _ = events.send(E::from(event));
@@ -138,29 +118,12 @@ impl RosterWatcher {
             };
             worker.run(&stop_rx, &emit);
         })?;
-        Ok(RosterWatcher { stop: Some(stop), thread: Some(thread) })
+        Ok(RosterWatcher { thread })
     }
 
     /// Stops the thread and waits for it (an import in progress finishes).
-    pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        // Dropping the sender disconnects the channel, which the thread
-        // takes as "stop" whether or not it is waiting on it right now.
-        self.stop.take();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the roster watcher thread panicked");
-        }
-    }
-}
-
-impl Drop for RosterWatcher {
-    fn drop(&mut self) {
-        self.stop_and_join();
+    pub fn shutdown(self) {
+        self.thread.join();
     }
 }
 
@@ -193,9 +156,6 @@ impl Worker {
             self.import(emit);
         } else {
             tracing::info!(path = %self.config.path.display(), "no roster file yet; the roster in use stays until one appears");
-        }
-        if !self.roster.current().is_empty() {
-            self.upload(emit);
         }
         let ticker = tick(self.config.poll_interval);
         loop {
@@ -239,21 +199,12 @@ impl Worker {
                     "roster imported"
                 );
                 emit(RosterEvent::Imported(report));
-                self.upload(emit);
             }
             Ok(ImportOutcome::Unchanged { .. }) => tracing::debug!("roster file unchanged"),
             Err(error) => {
                 tracing::warn!("roster import failed: {error}");
                 emit(RosterEvent::ImportFailed { path: self.config.path.clone(), message: error.to_string() });
             }
-        }
-    }
-
-    fn upload(&self, emit: &dyn Fn(RosterEvent)) {
-        let Some(client) = &self.config.summary else { return };
-        match upload_and_log(&self.store, client, &self.roster.current()) {
-            Ok(done) => emit(RosterEvent::SummaryUploaded(done)),
-            Err(error) => emit(RosterEvent::SummaryFailed(error.to_string())),
         }
     }
 }

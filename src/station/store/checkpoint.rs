@@ -9,11 +9,12 @@
 //! waits only for the WAL append and its fsync.
 
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, select, tick};
+use crossbeam_channel::{select, tick};
 use rusqlite::Connection;
+
+use crate::worker::WorkerThread;
 
 /// How often the WAL is folded into the database file.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
@@ -21,8 +22,7 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Owns the checkpoint thread; dropping it runs a last checkpoint and joins.
 #[derive(Debug)]
 pub struct Checkpointer {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: WorkerThread,
 }
 
 impl Checkpointer {
@@ -30,8 +30,7 @@ impl Checkpointer {
     pub fn spawn(path: PathBuf, interval: Duration) -> std::io::Result<Checkpointer> {
         let conn = Connection::open(&path).map_err(std::io::Error::other)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(std::io::Error::other)?;
-        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
+        let thread = WorkerThread::spawn_stoppable("checkpoint", move |stopped| {
             let ticker = tick(interval);
             let checkpoint = || {
                 if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
@@ -46,17 +45,6 @@ impl Checkpointer {
             }
             checkpoint();
         })?;
-        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the checkpoint thread panicked");
-        }
+        Ok(Checkpointer { _thread: thread })
     }
 }

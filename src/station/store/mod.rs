@@ -22,7 +22,7 @@ pub mod sync_state;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode};
 
 pub use scans::{NewScan, StatusCounts};
 pub use station::{StationInfo, SyncLogEntry};
@@ -128,48 +128,14 @@ pub struct Store {
     path: PathBuf,
 }
 
-/// The first 16 bytes of every SQLite 3 database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
-
 impl Store {
     /// Opens (creating if missing) the database at `path`, applying
     /// migrations. Refuses damaged, foreign or too-new files.
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_path_buf(), source })?;
-        }
-        let exists = check_header(path)?;
-        let flags = if exists {
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        };
-        let mut conn = Connection::open_with_flags(path, flags)
-            .map_err(|e| StoreError::Unreadable { path: path.to_path_buf(), detail: e.to_string() })?;
-        let classify = |e: rusqlite::Error| classify_open_error(path, e);
-
-        // Reading the schema is the first thing that touches the file's pages:
-        // a damaged file fails here, before anything is written.
-        let (version, application_id): (i64, i32) = conn
-            .query_row("SELECT user_version, application_id FROM pragma_user_version, pragma_application_id", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(classify)?;
-        let table_count: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)).map_err(classify)?;
-        if application_id != schema::APPLICATION_ID && (application_id != 0 || table_count > 0) {
-            return Err(StoreError::Foreign { path: path.to_path_buf(), application_id });
-        }
-        if version > schema::latest_version() {
-            return Err(StoreError::TooNew {
-                path: path.to_path_buf(),
-                found: version,
-                supported: schema::latest_version(),
-            });
-        }
-
-        configure(&mut conn).map_err(classify)?;
-        schema::migrate(&mut conn).map_err(classify)?;
+        let conn = crate::sqlite::open(path, &schema::SCHEMA, |conn| {
+            conn.busy_handler(Some(busy_poll))?;
+            conn.pragma_update(None, "foreign_keys", "ON")
+        })?;
         let store = Store { conn, path: path.to_path_buf() };
         store.ensure_station_row()?;
         Ok(store)
@@ -201,71 +167,18 @@ impl Store {
     }
 }
 
-/// Checks the first bytes of an existing file. Returns whether it exists.
-/// An empty file counts as new (SQLite would treat it the same way).
-fn check_header(path: &Path) -> Result<bool> {
-    use std::io::Read;
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(StoreError::Unreadable { path: path.to_path_buf(), detail: e.to_string() }),
-    };
-    let mut header = [0u8; 16];
-    let mut read = 0;
-    while read < header.len() {
-        match file.read(&mut header[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) => return Err(StoreError::Unreadable { path: path.to_path_buf(), detail: e.to_string() }),
+impl From<crate::sqlite::OpenError> for StoreError {
+    fn from(e: crate::sqlite::OpenError) -> Self {
+        use crate::sqlite::OpenError;
+        match e {
+            OpenError::CreateDir { path, source } => StoreError::CreateDir { path, source },
+            OpenError::Unreadable { path, detail } => StoreError::Unreadable { path, detail },
+            OpenError::Corrupt { path, detail } => StoreError::Corrupt { path, detail },
+            OpenError::Foreign { path, application_id } => StoreError::Foreign { path, application_id },
+            OpenError::TooNew { path, found, supported } => StoreError::TooNew { path, found, supported },
+            OpenError::Sqlite(e) => StoreError::from(e),
         }
     }
-    if read == 0 {
-        return Ok(true);
-    }
-    if read < header.len() || &header != SQLITE_HEADER {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "the file does not start with the SQLite header".to_owned(),
-        });
-    }
-    Ok(true)
-}
-
-fn classify_open_error(path: &Path, e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-            StoreError::Corrupt { path: path.to_path_buf(), detail: e.to_string() }
-        }
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly | ErrorCode::SystemIoFailure) => {
-            StoreError::Unreadable { path: path.to_path_buf(), detail: e.to_string() }
-        }
-        _ => StoreError::from(e),
-    }
-}
-
-/// Per-connection settings: WAL, full fsync on commit, a busy timeout.
-fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.busy_handler(Some(busy_poll))?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        tracing::warn!(mode, "the database could not switch to WAL mode; readers may block the recorder");
-    }
-    conn.pragma_update(None, "synchronous", synchronous_mode())?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(())
-}
-
-/// `FULL`, except in a build with the test-only `lab` feature when
-/// `BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF=1` is set: the power-cut lab
-/// (`scripts/lab.sh`) turns durability off on purpose to show that its
-/// check catches lost acknowledged scans. Release builds do not have it.
-fn synchronous_mode() -> &'static str {
-    #[cfg(feature = "lab")]
-    if std::env::var_os("BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF").is_some_and(|v| v == "1") {
-        tracing::warn!("BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF=1: synchronous=OFF, acknowledged scans can be lost");
-        return "OFF";
-    }
-    "FULL"
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! leaves the previous version intact. Never edit a migration that has
 //! shipped; append a new one.
 
-use rusqlite::Connection;
+use crate::sqlite::Schema;
 
 /// `PRAGMA application_id` of a BadgeStation station database ("BSG1"), so a
 /// random SQLite file handed to `--data-dir` is refused instead of modified.
@@ -114,31 +114,11 @@ pub const MIGRATIONS: &[&str] = &[
     ",
 ];
 
+/// The station's schema, for [`crate::sqlite::open`].
+pub const SCHEMA: Schema = Schema { application_id: APPLICATION_ID, migrations: MIGRATIONS };
+
 /// The schema version this build writes.
 #[must_use]
 pub fn latest_version() -> i64 {
-    MIGRATIONS.len() as i64
-}
-
-/// Applies the station migrations that `conn` lacks. Returns the version before.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<i64> {
-    apply_migrations(conn, MIGRATIONS, APPLICATION_ID)
-}
-
-/// Applies `migrations[user_version..]` in one transaction, each followed by
-/// its `user_version` bump, and stamps a new database with
-/// `application_id`. Shared by the station and the hub databases. Returns
-/// the version before.
-pub fn apply_migrations(conn: &mut Connection, migrations: &[&str], application_id: i32) -> rusqlite::Result<i64> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (index, sql) in migrations.iter().enumerate().skip(current.max(0) as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-    }
-    if current == 0 {
-        tx.pragma_update(None, "application_id", application_id)?;
-    }
-    tx.commit()?;
-    Ok(current)
+    SCHEMA.latest_version()
 }

@@ -15,7 +15,7 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::api::{BatchRequest, BatchResponse, Heartbeat, RosterHash, RosterSummary, RosterSummaryResponse, ServiceStatus};
-use crate::station::config::Secret;
+use crate::model::Secret;
 
 /// Why a call to the hub did not give an answer.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -18,6 +18,7 @@
 //!   again, at most `SYNC_RETRY_MAX_ATTEMPTS` times per sync.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -27,9 +28,10 @@ use super::client::{HubClient, HubError, StatusProbe};
 use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WATCHDOG_INTERVALS};
 use crate::api::{BatchRequest, BatchResponse, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
 use crate::clock::{SharedClock, format_utc_millis, parse_utc};
-use crate::station::counters::SharedCounters;
 use crate::model::{Counters, ScanRecord};
-use crate::station::recorder::{RecorderCommander, RecorderStopped};
+use super::roster_summary::upload_and_log;
+use crate::station::roster::{Roster, SharedRoster};
+use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
 use crate::station::store::sync_state::{EpochChange, Failure, adopt_epoch};
 use crate::station::store::{Store, StoreError, SyncLogEntry};
 
@@ -48,14 +50,24 @@ pub trait SyncContext {
     }
 }
 
-/// How a new clear epoch is adopted.
+/// How the engine reaches the station's recorder, which owns the counters
+/// and the write path for scans.
 #[derive(Debug, Clone)]
-pub enum EpochAdopter {
-    /// On the engine's own connection (the CLI, where no recorder runs).
+pub enum RecorderLink {
+    /// No recorder runs (the CLI): a new clear epoch is adopted on the
+    /// engine's own connection, and events carry counts read from the
+    /// database.
     Direct,
-    /// Through the recorder thread, so archiving is serialised with scan
-    /// inserts and the recorder stamps new scans with the new epoch at once.
-    Recorder(RecorderCommander),
+    /// The recorder thread: a new clear epoch is adopted through it (so
+    /// archiving is serialised with scan inserts and new scans get the new
+    /// epoch at once), and every sync-state change the engine commits is
+    /// reported to it ([`crate::station::recorder::Recorder::apply_sync`]).
+    Recorder {
+        /// Runs jobs on the recorder thread.
+        commander: RecorderCommander,
+        /// The recorder's counters, read-only.
+        counters: SharedCounters,
+    },
 }
 
 /// Why a sync did not complete.
@@ -152,8 +164,7 @@ pub struct SyncEngine {
     store: Store,
     client: HubClient,
     settings: SyncSettings,
-    counters: SharedCounters,
-    epochs: EpochAdopter,
+    recorder: RecorderLink,
     clock: SharedClock,
     online: Option<bool>,
     auth_rejected: Option<u16>,
@@ -166,6 +177,10 @@ pub struct SyncEngine {
     /// `settings`): a clear epoch that appears after that is a real clear,
     /// one seen at first contact is history.
     seen_hub: bool,
+    /// The roster whose business-unit summary to keep on the hub, and the
+    /// one last uploaded (compared by identity: an import swaps in a new one).
+    roster: Option<SharedRoster>,
+    summary_sent_for: Option<Arc<Roster>>,
 }
 
 /// The `settings` key recording that the hub was reached at least once.
@@ -177,8 +192,7 @@ impl SyncEngine {
     pub fn new(
         store: Store,
         settings: SyncSettings,
-        counters: SharedCounters,
-        epochs: EpochAdopter,
+        recorder: RecorderLink,
         clock: SharedClock,
     ) -> SyncEngine {
         let client = client_for(&settings);
@@ -188,8 +202,7 @@ impl SyncEngine {
             store,
             client,
             settings,
-            counters,
-            epochs,
+            recorder,
             clock,
             online: None,
             auth_rejected: None,
@@ -199,7 +212,16 @@ impl SyncEngine {
             clock_offset_millis: None,
             last_success_at,
             seen_hub,
+            roster: None,
+            summary_sent_for: None,
         }
+    }
+
+    /// Keeps the business-unit summary of `roster` on the hub: after each
+    /// heartbeat, when the roster in use is not the one last uploaded (an
+    /// import swapped it, or the last upload failed), it is uploaded.
+    pub fn keep_roster_summary(&mut self, roster: SharedRoster) {
+        self.roster = Some(roster);
     }
 
     /// The settings in force.
@@ -300,8 +322,8 @@ impl SyncEngine {
             .ok()
             .map(|t| t + chrono::Duration::milliseconds(self.clock_offset_millis.unwrap_or(0)));
         let seen_hub = self.seen_hub;
-        let (change, counters) = match &self.epochs {
-            EpochAdopter::Recorder(commander) => {
+        let (change, counters) = match &self.recorder {
+            RecorderLink::Recorder { commander, .. } => {
                 let epoch = epoch.to_owned();
                 commander.exclusive(move |recorder| -> Result<(EpochChange, Counters), StoreError> {
                     let change = adopt_epoch(recorder.store_mut().conn(), &epoch, cutoff.as_ref(), &now, seen_hub)?;
@@ -309,10 +331,9 @@ impl SyncEngine {
                     Ok((change, recorder.counters().snapshot()))
                 })??
             }
-            EpochAdopter::Direct => {
+            RecorderLink::Direct => {
                 let change = adopt_epoch(self.store.conn(), epoch, cutoff.as_ref(), &now, seen_hub)?;
                 let (counters, _) = self.store.count(now)?;
-                self.counters.update(|c| *c = counters);
                 (change, counters)
             }
         };
@@ -373,11 +394,11 @@ impl SyncEngine {
         ctx: &mut dyn SyncContext,
     ) -> Result<SyncReport, SyncError> {
         let started = Instant::now();
-        let pending = self.counters.snapshot().pending;
+        let pending = self.store.pending_count()?;
         ctx.emit(SyncEvent::Started { trigger, pending });
         let max_batches = if trigger == SyncTrigger::Manual { Some(1) } else { max_batches };
-        let result = self.probe(ctx).and_then(|_| self.drain(trigger, max_batches, ctx));
-        let counters = self.counters.snapshot();
+        let result = self.probe(ctx).and_then(|_| self.drain(trigger, pending, max_batches, ctx));
+        let counters = self.counters()?;
         match result {
             Ok(mut report) => {
                 report.remaining = counters.pending;
@@ -425,6 +446,7 @@ impl SyncEngine {
     fn drain(
         &mut self,
         trigger: SyncTrigger,
+        pending_at_start: u64,
         max_batches: Option<u32>,
         ctx: &mut dyn SyncContext,
     ) -> Result<SyncReport, SyncError> {
@@ -457,7 +479,8 @@ impl SyncEngine {
                             batches: report.batches,
                             synced: report.synced,
                             failed: report.failed,
-                            remaining: self.counters.snapshot().pending,
+                            // An estimate for the progress bar; decisions read the database.
+                            remaining: pending_at_start.saturating_sub(report.synced + report.failed),
                         });
                     }
                     Err(error) => {
@@ -567,9 +590,8 @@ impl SyncEngine {
                     None => (scans.iter().map(|s| s.seq).collect(), Vec::new(), 0),
                 };
                 let synced = self.store.mark_synced(&confirmed, &now)?;
-                self.counters.mark_synced(synced);
                 let failed = self.store.mark_failed(&failures)?;
-                self.counters.mark_failed(failed);
+                self.report_to_recorder(SyncChange { synced, failed, reset: 0 })?;
                 for f in &failures {
                     tracing::warn!(seq = f.seq, error = %f.error, "the hub rejected a scan; marked failed");
                 }
@@ -579,7 +601,7 @@ impl SyncEngine {
                 if let [only] = scans {
                     let failure = Failure { seq: only.seq, error: format!("rejected by the hub: {message}") };
                     let failed = self.store.mark_failed(&[failure])?;
-                    self.counters.mark_failed(failed);
+                    self.report_to_recorder(SyncChange { synced: 0, failed, reset: 0 })?;
                     tracing::warn!(seq = only.seq, %message, "the hub rejected a scan; marked failed");
                     return Ok(Sent { synced: 0, failed: 1, unanswered: 0 });
                 }
@@ -601,7 +623,7 @@ impl SyncEngine {
         }
         self.probe(ctx)?;
         let station = self.store.station()?;
-        let counters = self.counters.snapshot();
+        let counters = self.counters()?;
         let oldest = self.store.oldest_pending_at()?;
         let now = self.clock.now_utc();
         let heartbeat = Heartbeat {
@@ -616,7 +638,21 @@ impl SyncEngine {
         };
         let result = self.client.heartbeat(&heartbeat);
         self.observe(&result, ctx);
-        result.map_err(SyncError::from)
+        result?;
+        self.upload_roster_summary_if_changed(ctx);
+        Ok(())
+    }
+
+    fn upload_roster_summary_if_changed(&mut self, ctx: &mut dyn SyncContext) {
+        let Some(roster) = self.roster.as_ref().map(SharedRoster::current) else { return };
+        if roster.is_empty() || self.summary_sent_for.as_ref().is_some_and(|sent| Arc::ptr_eq(sent, &roster)) {
+            return;
+        }
+        let result = upload_and_log(&self.store, &self.client, &roster);
+        if result.is_ok() {
+            self.summary_sent_for = Some(roster);
+        }
+        ctx.emit(SyncEvent::RosterSummary(result.map_err(|e| e.to_string())));
     }
 
     /// The auto-sync check, run every `AUTO_SYNC_CHECK_INTERVAL_SECONDS`:
@@ -625,7 +661,12 @@ impl SyncEngine {
     /// several intervals on a station that is never idle. Returns the sync's
     /// result if one ran.
     pub fn auto_check(&mut self, ctx: &mut dyn SyncContext) -> Option<Result<SyncReport, SyncError>> {
-        let pending = self.counters.snapshot().pending;
+        // From the database, not the counters: another process (`reset-failed`,
+        // `sync`) may have changed the backlog since the recorder last counted.
+        let pending = match self.pending_and_recount() {
+            Ok(pending) => pending,
+            Err(error) => return Some(Err(error)),
+        };
         let oldest = match self.store.oldest_pending_at() {
             Ok(oldest) => oldest,
             Err(error) => return Some(Err(error.into())),
@@ -639,7 +680,11 @@ impl SyncEngine {
         if self.cooldown_until.is_some_and(|until| now_mono < until) {
             return None;
         }
-        let idle_for = self.counters.last_scan_mono().map_or(now_mono, |t| now_mono.saturating_sub(t));
+        let last_scan = match &self.recorder {
+            RecorderLink::Recorder { counters, .. } => counters.last_scan_mono(),
+            RecorderLink::Direct => None,
+        };
+        let idle_for = last_scan.map_or(now_mono, |t| now_mono.saturating_sub(t));
         let trigger = if idle_for >= Duration::from_secs(auto.idle_secs) {
             SyncTrigger::Auto
         } else {
@@ -657,10 +702,53 @@ impl SyncEngine {
     /// Puts failed scans back to pending. Returns how many.
     pub fn reset_failed(&mut self, ctx: &mut dyn SyncContext) -> Result<u64, SyncError> {
         let count = self.store.reset_failed()?;
-        let counters = self.counters.reset_failed(count);
+        self.report_to_recorder(SyncChange { synced: 0, failed: 0, reset: count })?;
+        let counters = self.counters()?;
         tracing::info!(count, "failed scans put back to pending");
         ctx.emit(SyncEvent::FailedReset { count, counters });
         Ok(count)
+    }
+
+    /// The counters as the operator sees them: the recorder's, or counted
+    /// from the database when no recorder runs.
+    fn counters(&self) -> Result<Counters, SyncError> {
+        match &self.recorder {
+            RecorderLink::Recorder { counters, .. } => Ok(counters.snapshot()),
+            RecorderLink::Direct => Ok(self.store.count(self.clock.now_utc())?.0),
+        }
+    }
+
+    /// Tells the recorder, the counters' only writer, what this engine just
+    /// committed. Waits for it (between two reads), so the events the engine
+    /// sends next carry counts that include the change.
+    fn report_to_recorder(&self, change: SyncChange) -> Result<(), SyncError> {
+        if let RecorderLink::Recorder { commander, .. } = &self.recorder {
+            commander.exclusive(move |recorder| recorder.apply_sync(change))?;
+        }
+        Ok(())
+    }
+
+    /// The live pending scans in the database. When the database shows that
+    /// another process synced or reset scans, the recorder recounts.
+    fn pending_and_recount(&self) -> Result<u64, SyncError> {
+        // Read before the database: a scan the recorder commits in between
+        // only makes the database's pending count larger, never smaller.
+        let known = match &self.recorder {
+            RecorderLink::Recorder { counters, .. } => Some(counters.snapshot()),
+            RecorderLink::Direct => None,
+        };
+        let pending = self.store.pending_count()?;
+        if let (Some(known), RecorderLink::Recorder { commander, .. }) = (known, &self.recorder) {
+            // Only this engine marks scans failed in this process, so any other
+            // difference in `failed`, or fewer pending than counted, was made
+            // by another process.
+            let failed = self.store.failed_count()?;
+            if failed != known.failed || pending < known.pending {
+                tracing::info!(pending, failed, "sync states changed outside this station process; recounting");
+                commander.exclusive(Recorder::reload)?.map_err(SyncError::from)?;
+            }
+        }
+        Ok(pending)
     }
 
     /// When the last sync succeeded.

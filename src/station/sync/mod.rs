@@ -20,6 +20,7 @@
 pub mod backoff;
 pub mod client;
 pub mod engine;
+pub mod roster_summary;
 pub mod epoch_backup;
 pub mod worker;
 
@@ -28,11 +29,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::station::config::{AutoSyncConfig, Config, RetryConfig, Secret};
+use crate::model::Secret;
+use crate::station::config::{AutoSyncConfig, Config, RetryConfig};
 use crate::model::Counters;
 use crate::station::store::sync_state::EpochChange;
 
-pub use engine::{EpochAdopter, SyncContext, SyncEngine, SyncError, SyncReport};
+pub use engine::{RecorderLink, SyncContext, SyncEngine, SyncError, SyncReport};
 pub use worker::{SyncHandle, spawn};
 
 /// How often the station tells the hub it is alive.
@@ -233,6 +235,10 @@ pub enum SyncEvent {
         /// Counters after.
         counters: Counters,
     },
+    /// The business-unit summary of a new roster reached the hub (or it
+    /// already had it), or could not be sent (tried again after the next
+    /// heartbeat). Nothing else depends on it.
+    RosterSummary(Result<roster_summary::SummaryUpload, String>),
     /// The backlog after an auto-sync check: how much waits and since when.
     Backlog {
         /// Pending scans.
@@ -290,6 +296,13 @@ impl std::fmt::Display for SyncEvent {
             SyncEvent::ClockOffset { .. } => f.write_str("clock agrees with the hub again"),
             SyncEvent::FailedReset { count, .. } => write!(f, "{count} failed scans put back to pending"),
             SyncEvent::Backlog { pending, .. } => write!(f, "{pending} scans pending"),
+            SyncEvent::RosterSummary(Ok(roster_summary::SummaryUpload::AlreadyCurrent { .. })) => {
+                f.write_str("roster summary: the hub already has these business-unit counts")
+            }
+            SyncEvent::RosterSummary(Ok(roster_summary::SummaryUpload::Posted { saved, .. })) => {
+                write!(f, "roster summary: sent {saved} business-unit counts to the hub")
+            }
+            SyncEvent::RosterSummary(Err(message)) => write!(f, "roster summary not sent: {message}"),
         }
     }
 }

@@ -8,7 +8,6 @@
 //! drop.
 
 use std::collections::VecDeque;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, after, select, tick};
@@ -16,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender, after, select, tick};
 use super::engine::{SyncContext, SyncEngine};
 use super::{SyncCommand, SyncEvent, SyncTrigger};
 use crate::model::Waker;
+use crate::worker::WorkerThread;
 
 /// Capacity of the command channel. Commands come from people (buttons,
 /// the CLI), so a handful is plenty; a full channel means the worker is busy
@@ -26,7 +26,7 @@ const COMMAND_CAPACITY: usize = 16;
 #[derive(Debug)]
 pub struct SyncHandle {
     commands: Sender<SyncCommand>,
-    thread: Option<JoinHandle<()>>,
+    thread: WorkerThread,
 }
 
 impl SyncHandle {
@@ -43,25 +43,8 @@ impl SyncHandle {
     }
 
     /// Stops the worker (cancelling a wait between retries) and joins it.
-    pub fn shutdown(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        // A blocking send: the queue may be full of sync requests, and the
-        // shutdown must get in behind them.
-        let _ = self.commands.send(SyncCommand::Shutdown);
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the sync thread panicked");
-        }
-    }
-}
-
-impl Drop for SyncHandle {
-    fn drop(&mut self) {
-        self.stop();
+    pub fn shutdown(self) {
+        self.thread.join();
     }
 }
 
@@ -74,11 +57,20 @@ pub fn spawn<E: From<SyncEvent> + Send + 'static>(
     waker: Waker,
 ) -> std::io::Result<SyncHandle> {
     let (commands, command_rx) = crossbeam_channel::bounded(COMMAND_CAPACITY);
-    let thread = std::thread::Builder::new().name("sync".into()).spawn(move || {
-        let mut ctx = ThreadContext { commands: command_rx, deferred: VecDeque::new(), stop: false, events, waker };
-        run(engine, &mut ctx);
-    })?;
-    Ok(SyncHandle { commands, thread: Some(thread) })
+    let stop = commands.clone();
+    let thread = WorkerThread::spawn(
+        "sync",
+        // A blocking send: the queue may be full of sync requests, and the
+        // shutdown must get in behind them.
+        move || {
+            let _ = stop.send(SyncCommand::Shutdown);
+        },
+        move || {
+            let mut ctx = ThreadContext { commands: command_rx, deferred: VecDeque::new(), stop: false, events, waker };
+            run(engine, &mut ctx);
+        },
+    )?;
+    Ok(SyncHandle { commands, thread })
 }
 
 struct ThreadContext<E> {

@@ -1,9 +1,10 @@
-//! The operator's counters, shared by the threads that change them.
+//! The operator's counters, owned by the recorder thread.
 //!
-//! The recorder adds each scan after its commit; the sync worker moves scans
-//! from pending to synced or failed after its commit. Both publish through
-//! [`SharedCounters`], and every event that changes a number carries a
-//! snapshot, so the UI never counts rows itself.
+//! Only the recorder changes them: it adds each scan after its commit, and
+//! applies what the sync worker reports after each of its commits
+//! ([`super::Recorder::apply_sync`], run on the recorder thread). Everyone
+//! else holds a read-only [`SharedCounters`], and every event that changes a
+//! number carries a snapshot, so the UI never counts rows itself.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -37,7 +38,7 @@ impl SharedCounters {
     }
 
     /// Applies `change` and returns the numbers after it.
-    pub fn update(&self, change: impl FnOnce(&mut Counters)) -> Counters {
+    pub(super) fn update(&self, change: impl FnOnce(&mut Counters)) -> Counters {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         change(&mut guard.counters);
         guard.counters
@@ -45,7 +46,7 @@ impl SharedCounters {
 
     /// Notes that a scan was stored at monotonic time `at` (the auto-sync
     /// idle rule reads it).
-    pub fn note_scan(&self, at: Duration) {
+    pub(super) fn note_scan(&self, at: Duration) {
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         guard.last_scan_mono = Some(guard.last_scan_mono.map_or(at, |t| t.max(at)));
     }
@@ -54,29 +55,5 @@ impl SharedCounters {
     #[must_use]
     pub fn last_scan_mono(&self) -> Option<Duration> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).last_scan_mono
-    }
-
-    /// `n` scans went from pending to synced.
-    pub fn mark_synced(&self, n: u64) -> Counters {
-        self.update(|c| {
-            c.pending = c.pending.saturating_sub(n);
-            c.synced += n;
-        })
-    }
-
-    /// `n` scans went from pending to failed.
-    pub fn mark_failed(&self, n: u64) -> Counters {
-        self.update(|c| {
-            c.pending = c.pending.saturating_sub(n);
-            c.failed += n;
-        })
-    }
-
-    /// `n` failed scans were put back to pending.
-    pub fn reset_failed(&self, n: u64) -> Counters {
-        self.update(|c| {
-            c.failed = c.failed.saturating_sub(n);
-            c.pending += n;
-        })
     }
 }
