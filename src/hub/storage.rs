@@ -82,6 +82,9 @@ pub enum StorageError {
         /// What this build writes.
         supported: i64,
     },
+    /// The write-ahead log holds commits SQLite would drop; refused, copies saved.
+    #[error(transparent)]
+    Wal(crate::sqlite::WalRefusal),
     /// The disk is full; the write did not happen.
     #[error("the disk holding the hub database is full; nothing was stored — free disk space on the hub")]
     DiskFull,

@@ -4,6 +4,7 @@
 //! `127.0.0.1:0`.
 
 mod common;
+mod damaged;
 mod fakehub;
 #[cfg(feature = "gui")]
 mod gui;
