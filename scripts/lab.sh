@@ -184,7 +184,7 @@ boot_guest() {
     [ -n "$disk" ] && drive=(-drive "file=$disk,format=raw,if=virtio,cache=writethrough")
     qemu-system-x86_64 -accel tcg -m 256 -smp 1 -nodefaults -no-reboot -display none -monitor none \
         -kernel "$VMLINUZ" -initrd "$INITRD" \
-        -append "console=ttyS0 panic=-1 quiet loglevel=1 $*" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=1 no_timer_check $*" \
         -serial "file:$log" "${drive[@]}" \
         -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
         > "$log.qemu" 2>&1 &
