@@ -8,54 +8,68 @@
 //! # Layout
 //!
 //! ```text
-//!  badge readers                      station process                                    hub
-//!  ─────────────   ┌──────────────────────────────────────────────────────────────┐   ──────────
-//!  serial (tty) ─▶ │ reader threads ──RawRead──▶ recorder thread ──ScanEvent──▶ UI │
-//!  HID (hidraw) ─▶ │ (one per device)  (bounded)  owns the write     (waker)  (egui) │
-//!  keyboard wedge ▶│ UI key events ───RawRead──▶  connection                        │
-//!                  │                                 │ commit, then event          │
-//!                  │                                 ▼                             │
-//!                  │                  sync worker thread ──HTTP──────────────────────┼─▶ POST /v1/scans/batch
-//!                  │                  (own connection)   ◀─────────────────────────────┼── GET / (epoch, clock)
-//!                  └──────────────────────────────────────────────────────────────┘
-//!  admin CLI (same library, no threads): status · scan · scans list · roster · export · config check · devices · hub
+//!  badge readers                        station process (station::runtime)                         hub
+//!  ─────────────   ┌─────────────────────────────────────────────────────────────────────┐   ──────────
+//!  serial (tty) ─▶ │ reader threads ──RawRead──▶ recorder thread ──ScanEvent──▶ UI / log   │
+//!  HID (hidraw) ─▶ │ (one per device)  (bounded)  owns the write      (unbounded,  (egui)     │
+//!  keyboard wedge ▶│ UI key events ───RawRead──▶  connection and      + waker)               │
+//!                  │                              the counters                               │
+//!                  │                                 │ commit, then event                    │
+//!                  │            checkpoint thread ◀──┤ (WAL folded in off the commit path)   │
+//!                  │                                 ▼ SyncChange (after each mark)          │
+//!                  │                  sync worker thread ──── per-batch upload thread ──HTTP──┼─▶ POST /v1/scans/batch
+//!                  │                  (own connection)  ◀────────────────────────────────────┼── GET /, heartbeat
+//!                  │                  roster watcher thread (employee.xlsx → roster swap)     │
+//!                  └─────────────────────────────────────────────────────────────────────┘
+//!  admin CLI (same library, no threads): status · scan · scans list · sync · roster · export · config check · devices · hub
 //! ```
 //!
-//! * [`model`] — the vocabulary: [`model::RawRead`] (untrusted badge text
-//!   from a reader), [`model::ScanRecord`] (a stored scan),
-//!   [`model::ScanEvent`] (the recorder's verdict), [`model::Counters`].
-//! * [`config`] — TrackAttendance's `.env` variables with defaults, ranges and
-//!   the source of every value.
-//! * [`store`] — the SQLite database (WAL, `synchronous=FULL`, migrations by
-//!   `user_version`) and its queries.
-//! * [`recorder`] — **the recorder thread**: sanitise, roster lookup,
-//!   duplicate rule on the monotonic clock, insert + commit, *then* the event.
-//!   It owns the only write connection for scans.
-//! * [`reader`] — **the reader threads**, one per device in `READERS`:
-//!   serial and hidraw, decoders (EM4100, lines, Wiegand, magstripe,
-//!   barcode, HID keyboard reports), debounce, hot-plug with backoff, reader
-//!   profiles (`hardware/readers/*.toml`), and the keyboard-wedge burst
-//!   detector the GUI feeds.
-//! * [`runtime`] — **the station runtime**: starts the recorder, the readers,
-//!   the sync worker and the roster watcher, merges their events into one
-//!   [`runtime::StationEvent`] stream, and shuts them down in order.
-//!   `run --headless` and the GUI both use it.
-//! * [`sync`] — **the sync worker thread**: batches of pending scans with their
-//!   stored idempotency keys, retries, auto-sync, heartbeats, clear epochs.
-//! * [`roster`] — the in-memory roster map, swapped atomically on import;
-//!   [`roster::import`] reads `employee.xlsx`, [`roster::watcher`] re-imports
-//!   it when it changes, [`roster::summary`] uploads business-unit counts.
-//! * [`export`] — every scan to an Excel file (constant memory, temp file
-//!   then rename), for the CLI, the GUI and epoch backups.
-//! * [`counters`] — the operator's counters, updated after each commit.
-//! * [`api`] — the wire types of cloud API v1, shared by sync worker and hub.
-//! * [`clock`] — wall and monotonic time, injectable for tests.
-//! * [`cli`] — the `badgestation` command line; `main.rs` only calls it.
+//! The code is laid out in layers; an arrow (`use crate::…`) only ever
+//! points down, and `tests/it/layers.rs` fails on a cycle or an upward arrow.
+//!
+//! * **The vocabulary**, used by everyone:
+//!   * [`model`] — [`model::RawRead`] (untrusted badge text from a reader),
+//!     [`model::ScanRecord`] (a stored scan), [`model::ScanEvent`] (the
+//!     recorder's verdict), [`model::Counters`], [`model::Secret`];
+//!   * [`clock`] — wall and monotonic time, injectable for tests;
+//!   * [`api`] — the wire types of cloud API v1, shared by sync and hub;
+//!   * [`worker`] — [`worker::WorkerThread`], the named thread every
+//!     long-lived worker runs on, stopped and joined when dropped.
+//! * **Shared storage**: [`sqlite`] — opening a station or hub database
+//!   (refusing damaged, foreign or newer files; WAL, `synchronous=FULL`;
+//!   migrations by `user_version`).
+//! * [`station`] — **everything a station runs**:
+//!   * storage and configuration: [`station::config`] (TrackAttendance's
+//!     `.env` variables with defaults, ranges and sources; the `READERS`
+//!     syntax) and [`station::store`] (the station database and its queries,
+//!     the **checkpoint thread**);
+//!   * [`station::recorder`] — **the recorder thread**: sanitise, roster
+//!     lookup, duplicate rule on the monotonic clock, insert + commit, *then*
+//!     the event. It owns the only write connection for scans and the
+//!     operator's counters;
+//!   * [`station::reader`] — **the reader threads**, one per device in
+//!     `READERS`: serial and hidraw, decoders, debounce, hot-plug with
+//!     backoff, reader profiles, and the keyboard-wedge burst detector;
+//!   * [`station::roster`] — the in-memory roster map, swapped atomically on
+//!     import; `employee.xlsx` import and the **roster watcher thread**;
+//!   * [`station::sync`] — **the sync worker thread**: batches of pending
+//!     scans with their stored idempotency keys, each sent on its own
+//!     **upload thread** while the previous one is marked, retries,
+//!     auto-sync, heartbeats, clear epochs, the business-unit summary;
+//!   * [`station::export`] — scans to an Excel file (constant memory);
+//!   * [`station::runtime`] — **the station runtime**: starts all of the
+//!     above, merges their events into one [`station::runtime::StationEvent`]
+//!     stream, and shuts them down in order. `run --headless` and the window
+//!     both use it.
 //! * `hub` (feature `hub`) — the cloud API server stations upload to: axum
-//!   routes over a storage trait with an embedded SQLite backend.
-//! * `gui` (feature `gui`) — **the operator window** (egui/eframe): renders
-//!   the runtime's events, feeds the keyboard wedge, admin panel, shutdown
-//!   flow. It runs on the same [`runtime`] as `run --headless`.
+//!   routes over a storage trait with an embedded SQLite backend. It uses
+//!   only the vocabulary and [`sqlite`], never a station module.
+//! * The front ends, on top, imported by nothing below them:
+//!   * `gui` (feature `gui`) — **the operator window** (egui/eframe) on the
+//!     station runtime: the screen from events, wedge capture, admin panel,
+//!     shutdown flow;
+//!   * [`cli`] — the `badgestation` command line (it opens the window for a
+//!     bare `badgestation`); `main.rs` only calls it.
 //!
 //! # The promises
 //!
@@ -68,8 +82,10 @@
 //! 5. The duplicate window is measured on a clock wall-clock jumps cannot
 //!    break.
 //!
-//! Threads talk over bounded crossbeam channels and call a [`model::Waker`]
-//! after each event, so a UI repaints only when something changed.
+//! Threads talk over crossbeam channels, bounded where back-pressure is
+//! wanted (reads, commands) and unbounded where a sender must never wait
+//! (the station's event stream), and call a [`model::Waker`] after each
+//! event, so a UI repaints only when something changed.
 
 pub mod api;
 pub mod cli;

@@ -339,9 +339,8 @@ impl ScanRecord {
     }
 }
 
-/// The operator's counters. The recorder and the sync worker keep them up to
-/// date after each commit (see [`crate::station::counters::SharedCounters`]); events
-/// carry a snapshot.
+/// The operator's counters. The station's recorder keeps them up to date
+/// after each commit, its own and the sync worker's; events carry a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
     /// Scans stored today (local calendar day), current epoch.

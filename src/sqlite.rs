@@ -12,7 +12,7 @@
 //! committed ones) is copied aside and the open refused, because SQLite's
 //! own recovery would drop those commits and its first checkpoint would
 //! delete the evidence. The station store
-//! ([`crate::station::store`]) and the hub's SQLite backend map
+//! and the hub's SQLite backend map
 //! [`OpenError`] into their own error types, whose messages say what to do.
 
 use std::path::{Path, PathBuf};

@@ -23,7 +23,7 @@ pub struct WorkerThread {
 
 impl std::fmt::Debug for WorkerThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerThread").field("name", &self.name).field("running", &self.thread.is_some()).finish()
+        f.debug_struct("WorkerThread").field("name", &self.name).field("running", &self.thread.is_some()).finish_non_exhaustive()
     }
 }
 

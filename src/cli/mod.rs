@@ -17,8 +17,6 @@ mod roster;
 mod station;
 mod sync;
 
-#[cfg(feature = "gui")]
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;

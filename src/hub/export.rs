@@ -20,6 +20,10 @@ fn inert(value: &str) -> std::borrow::Cow<'_, str> {
 
 /// The export as CSV (RFC 4180, CRLF line ends, UTF-8 with a byte-order mark
 /// so that Excel reads names in any script correctly).
+///
+/// # Panics
+///
+/// Never in practice: the CSV is written into memory, which cannot fail.
 #[must_use]
 pub fn to_csv(scans: &[ExportScan]) -> String {
     let mut out = Vec::with_capacity(64 + scans.len() * 96);

@@ -950,15 +950,6 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_station_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("badgestation.db");
-        drop(crate::station::store::Store::open(&path).unwrap());
-        let err = SqliteStorage::open(&path).unwrap_err();
-        assert!(matches!(err, StorageError::Foreign { .. }), "{err}");
-    }
-
-    #[test]
     fn refuses_a_file_that_is_not_sqlite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.db");

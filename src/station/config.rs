@@ -187,7 +187,7 @@ pub struct Config {
     pub station: StationConfig,
     /// Roster import.
     pub roster: RosterConfig,
-    /// `READERS`: the badge readers to run (syntax in [`crate::station::reader::spec`]).
+    /// `READERS`: the badge readers to run (syntax in [`readers`]).
     /// Entries that do not parse are left out and reported as problems.
     pub readers: Vec<ReaderSpec>,
     /// Every effective value with its source, in a stable order.

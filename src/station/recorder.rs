@@ -51,10 +51,6 @@ const TICK: Duration = Duration::from_secs(15);
 
 /// Commands to the recorder thread (besides reads).
 pub enum RecorderCommand {
-    /// Use a new duplicate rule from the next read on.
-    SetDuplicates(DuplicateConfig),
-    /// Stamp new scans with this station name (and store it).
-    SetStationName(String),
     /// Run `job` on the recorder's connection, between two reads, and send
     /// back its result. Used for writes that must be serialised with scan
     /// inserts, such as archiving an old clear epoch.
@@ -66,8 +62,6 @@ pub enum RecorderCommand {
 impl std::fmt::Debug for RecorderCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecorderCommand::SetDuplicates(d) => f.debug_tuple("SetDuplicates").field(d).finish(),
-            RecorderCommand::SetStationName(n) => f.debug_tuple("SetStationName").field(n).finish(),
             RecorderCommand::Exclusive(_) => f.write_str("Exclusive(..)"),
             RecorderCommand::Shutdown => f.write_str("Shutdown"),
         }
@@ -214,7 +208,7 @@ impl Recorder {
         &mut self.store
     }
 
-    /// Changes the duplicate rule.
+    /// Changes the duplicate rule from the next read on.
     pub fn set_duplicates(&mut self, duplicates: DuplicateConfig) {
         self.duplicates = duplicates;
     }
@@ -443,12 +437,6 @@ impl Recorder {
                     Err(_) => reads_open = never.clone(),
                 },
                 recv(commands) -> command => match command {
-                    Ok(RecorderCommand::SetDuplicates(d)) => self.set_duplicates(d),
-                    Ok(RecorderCommand::SetStationName(name)) => {
-                        if let Err(error) = self.set_station_name(&name) {
-                            tracing::error!(%error, "cannot rename the station");
-                        }
-                    }
                     Ok(RecorderCommand::Exclusive(job)) => job(&mut self),
                     Ok(RecorderCommand::Shutdown) | Err(_) => break,
                 },

@@ -7,12 +7,13 @@
 //! roster watcher, and hands out
 //!
 //! * **one event stream**, [`StationRuntime::events`]: every worker sends
-//!   its events as a [`StationEvent`] into one bounded channel (each worker
-//!   is generic over `E: From<its event>`, so there is no forwarding thread)
-//!   and calls the [`Waker`] after each;
+//!   its events as a [`StationEvent`] into one unbounded channel (each
+//!   worker is generic over `E: From<its event>`, so there is no forwarding
+//!   thread) and calls the [`Waker`] after each. Unbounded on purpose: the
+//!   recorder must never wait for a UI that stops painting;
 //! * **a sender of reads**, [`StationRuntime::wedge_sender`], for the GUI's
 //!   keyboard-wedge input (see [`crate::station::reader::wedge`]);
-//! * the recorder's command handle and the shared counters.
+//! * the recorder's command handle and a read-only view of its counters.
 //!
 //! [`StationRuntime::shutdown`] stops the readers first (so no read is
 //! cut off between a reader and the recorder), then the sync worker and the

@@ -1,10 +1,16 @@
-//! A small API v1 server for sync tests, with fault injection.
+//! The one hand-written API v1 server of the tests, for what the real hub
+//! cannot do on purpose: inject faults, speak the old API, and record every
+//! request it got.
 //!
 //! It speaks just enough HTTP/1.1 (one request per connection,
-//! `Connection: close`) to serve `GET /`, `POST /v1/scans/batch` and
-//! `POST /v1/stations/heartbeat` to the station's real HTTP client, over a
-//! real socket on `127.0.0.1`. It stores each idempotency key once and counts
-//! how many times each key was *inserted*, so a test can check "exactly once".
+//! `Connection: close`) to serve `GET /`, `POST /v1/scans/batch`,
+//! `POST /v1/stations/heartbeat`, `GET /v1/roster/hash` and
+//! `POST /v1/roster/summary` to the station's real HTTP client, over a real
+//! socket on `127.0.0.1`. It stores each idempotency key once and counts how
+//! many times each key was *inserted*, so a test can check "exactly once".
+//! Its duplicate rule is the hub's: a key already stored for the same badge,
+//! station and instant is a duplicate; for anything else it is a
+//! `key_conflict`.
 //!
 //! Faults are queued per batch request ([`Fault`]); with `ext = false` it
 //! behaves like the old TrackAttendance API: no per-event `results`, and one
@@ -38,6 +44,15 @@ pub enum Fault {
     Delay(Duration),
 }
 
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
 /// One stored scan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
@@ -67,6 +82,12 @@ pub struct State {
     pub batch_requests: u32,
     /// Badge ids containing this are invalid for this server.
     pub poison: String,
+    /// Every request, in order.
+    pub requests: Vec<Request>,
+    /// The roster summary's hash, as `GET /v1/roster/hash` reports it.
+    pub roster_hash: Option<String>,
+    /// The last roster summary posted.
+    pub roster_units: Value,
 }
 
 /// A running fake hub; dropping it stops it.
@@ -174,7 +195,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
         return;
     }
     let mut length = 0usize;
-    let mut auth = String::new();
+    let mut auth: Option<String> = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -185,7 +206,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
             length = v.trim().parse().unwrap_or(0);
         }
         if lower.starts_with("authorization:") {
-            line["authorization:".len()..].trim().clone_into(&mut auth);
+            auth = Some(line["authorization:".len()..].trim().to_owned());
         }
     }
     let mut body = vec![0u8; length];
@@ -194,6 +215,12 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
     }
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    state.lock().unwrap().requests.push(Request {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        authorization: auth.clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
 
     if method == "GET" && path == "/" {
         let s = state.lock().unwrap();
@@ -204,7 +231,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
         respond(&mut stream, 200, &[], &body);
         return;
     }
-    if state.lock().unwrap().reject_key || auth != "Bearer test-key" {
+    if state.lock().unwrap().reject_key || auth.as_deref() != Some("Bearer test-key") {
         respond(&mut stream, 401, &[], &json!({"statusCode":401,"error":"Unauthorized","message":"Unauthorized"}));
         return;
     }
@@ -215,6 +242,24 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
             respond(&mut stream, 200, &[], &json!({"ok":true}));
         }
         ("POST", "/v1/scans/batch") => batch(stream, state, &body),
+        ("GET", "/v1/roster/hash") => {
+            let hash = state.lock().unwrap().roster_hash.clone();
+            respond(&mut stream, 200, &[], &json!({ "hash": hash }));
+        }
+        ("POST", "/v1/roster/summary") => {
+            let Ok(summary) = serde_json::from_slice::<badgestation::api::RosterSummary>(&body) else {
+                respond(&mut stream, 400, &[], &json!({"error":"business_units: required array"}));
+                return;
+            };
+            let hash = badgestation::api::roster_summary_hash(&summary.business_units);
+            let mut s = state.lock().unwrap();
+            let skipped = s.roster_hash.as_deref() == Some(hash.as_str());
+            s.roster_hash = Some(hash.clone());
+            s.roster_units = serde_json::to_value(&summary.business_units).unwrap();
+            drop(s);
+            let saved = summary.business_units.len();
+            respond(&mut stream, 200, &[], &json!({"saved": saved, "skipped": skipped, "hash": hash}));
+        }
         _ => respond(&mut stream, 404, &[], &json!({"error":"not found"})),
     }
 }
@@ -264,6 +309,18 @@ fn batch(mut stream: TcpStream, state: &Mutex<State>, body: &[u8]) {
             results.push(json!({"idempotency_key": key, "status":"rejected", "error":"badge_id: invalid value"}));
             continue;
         }
+        // The hub's rule: the same badge, station and instant is the same
+        // scan, whatever else the event carries.
+        let instant = e["scanned_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        let same_scan = |existing: &Stored| {
+            existing.badge_id == e["badge_id"].as_str().unwrap_or("")
+                && existing.station_name == e["station_name"].as_str().unwrap_or("")
+                && chrono::DateTime::parse_from_rfc3339(&existing.scanned_at).ok().map(|t| t.with_timezone(&chrono::Utc))
+                    == instant
+        };
         let stored = Stored {
             badge_id: e["badge_id"].as_str().unwrap_or("").into(),
             station_name: e["station_name"].as_str().unwrap_or("").into(),
@@ -273,7 +330,7 @@ fn batch(mut stream: TcpStream, state: &Mutex<State>, body: &[u8]) {
             scan_source: e["scan_source"].clone(),
         };
         match s.scans.get(&key) {
-            Some(existing) if *existing == stored => {
+            Some(existing) if same_scan(existing) => {
                 duplicates += 1;
                 results.push(json!({"idempotency_key": key, "status":"duplicate", "error": null}));
             }

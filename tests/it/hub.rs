@@ -1046,3 +1046,21 @@ fn the_hub_binary_refuses_to_start_without_a_key_or_on_a_foreign_database() {
     let err = common::stderr(&out);
     assert!(err.contains("not a hub database") && err.contains("--database"), "{err}");
 }
+
+/// The hub refuses a station's database handed to `--database` (and leaves
+/// it as it was), and a station refuses a hub's.
+#[test]
+fn hub_and_station_refuse_each_others_databases() {
+    let dir = tempfile::tempdir().unwrap();
+    let station_db = dir.path().join("badgestation.db");
+    drop(badgestation::station::store::Store::open(&station_db).unwrap());
+    let before = std::fs::read(&station_db).unwrap();
+    let err = badgestation::hub::sqlite::SqliteStorage::open(&station_db).unwrap_err();
+    assert!(matches!(err, badgestation::hub::storage::StorageError::Foreign { .. }), "{err}");
+    assert_eq!(std::fs::read(&station_db).unwrap(), before, "left untouched");
+
+    let hub_db = dir.path().join("hub.db");
+    drop(badgestation::hub::sqlite::SqliteStorage::open(&hub_db).unwrap());
+    let err = badgestation::station::store::Store::open(&hub_db).unwrap_err();
+    assert!(matches!(err, badgestation::station::store::StoreError::Foreign { .. }), "{err}");
+}

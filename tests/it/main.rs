@@ -10,6 +10,7 @@ mod fakehub;
 mod gui;
 #[cfg(feature = "hub")]
 mod hub;
+mod layers;
 mod readers;
 mod roster;
 mod station;

@@ -4,7 +4,7 @@
 //! back with calamine, and a tiny HTTP server on 127.0.0.1:0 standing in
 //! for the hub.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,7 @@ use calamine::{Data, Reader, Xlsx};
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
 use crate::common::{command, run, stderr, stdout};
+use crate::fakehub::FakeHub;
 
 // ---------------------------------------------------------------------------
 // Helpers: writing rosters, importing them.
@@ -721,79 +722,11 @@ fn the_watcher_reimports_on_change_and_stops_cleanly() {
 }
 
 // ---------------------------------------------------------------------------
-// Business-unit summary upload, against a small HTTP server.
+// Business-unit summary upload, against the fake hub (it records requests).
 // ---------------------------------------------------------------------------
 
-/// One request the fake hub received.
-#[derive(Debug, Clone)]
-struct Received {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    body: String,
-}
-
-/// An HTTP/1.1 server on 127.0.0.1:0 that answers each connection with the
-/// next canned (status, body) and records what it got.
-struct FakeHub {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-fn fake_hub(responses: Vec<(u16, String)>) -> FakeHub {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&received);
-    std::thread::Builder::new()
-        .name("fake-hub".into())
-        .spawn(move || {
-            let mut responses = responses.into_iter();
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let mut parts = line.split_whitespace();
-                let method = parts.next().unwrap_or_default().to_owned();
-                let path = parts.next().unwrap_or_default().to_owned();
-                let (mut length, mut authorization) = (0, None);
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    let header = header.trim_end();
-                    if header.is_empty() {
-                        break;
-                    }
-                    let (name, value) = header.split_once(':').unwrap();
-                    match name.to_ascii_lowercase().as_str() {
-                        "content-length" => length = value.trim().parse().unwrap(),
-                        "authorization" => authorization = Some(value.trim().to_owned()),
-                        _ => {}
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                log.lock().unwrap().push(Received {
-                    method,
-                    path,
-                    authorization,
-                    body: String::from_utf8(body).unwrap(),
-                });
-                let (status, body) = responses.next().unwrap_or((500, "{\"error\":\"no more responses\"}".into()));
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        })
-        .unwrap();
-    FakeHub { url, received }
-}
-
 fn target(url: &str) -> HubClient {
-    HubClient::new(url, Secret::new("k-123"), Duration::from_secs(5), Duration::from_secs(5))
+    HubClient::new(url, Secret::new("test-key"), Duration::from_secs(5), Duration::from_secs(5))
 }
 
 fn units() -> Vec<BusinessUnitCount> {
@@ -808,13 +741,14 @@ fn units() -> Vec<BusinessUnitCount> {
 #[test]
 fn summary_upload_skips_when_the_hub_has_the_same_hash() {
     let hash = roster_summary_hash(&units());
-    let hub = fake_hub(vec![(200, format!("{{\"hash\":\"{hash}\"}}"))]);
-    let done = upload_summary(&target(&hub.url), &units()).unwrap();
+    let hub = FakeHub::start(true);
+    hub.state().roster_hash = Some(hash.clone());
+    let done = upload_summary(&target(&hub.url()), &units()).unwrap();
     assert_eq!(done, SummaryUpload::AlreadyCurrent { hash });
-    let received = hub.received.lock().unwrap().clone();
+    let received = hub.state().requests.clone();
     assert_eq!(received.len(), 1);
     assert_eq!((received[0].method.as_str(), received[0].path.as_str()), ("GET", "/v1/roster/hash"));
-    assert_eq!(received[0].authorization.as_deref(), Some("Bearer k-123"));
+    assert_eq!(received[0].authorization.as_deref(), Some("Bearer test-key"));
 }
 
 /// When the hub's hash differs, the counts are posted — business units and
@@ -830,16 +764,13 @@ fn summary_upload_posts_counts_only_when_the_hash_differs() {
     assert_eq!(summary, units());
 
     let hash = roster_summary_hash(&summary);
-    let hub = fake_hub(vec![
-        (200, "{\"hash\":null}".into()),
-        (200, format!("{{\"saved\":2,\"skipped\":false,\"hash\":\"{hash}\"}}")),
-    ]);
-    let done = upload_and_log(&store, &target(&hub.url), &shared.current()).unwrap();
+    let hub = FakeHub::start(true);
+    let done = upload_and_log(&store, &target(&hub.url()), &shared.current()).unwrap();
     assert_eq!(done, SummaryUpload::Posted { hash, saved: 2, skipped: false });
-    let received = hub.received.lock().unwrap().clone();
+    let received = hub.state().requests.clone();
     assert_eq!(received.len(), 2);
     assert_eq!((received[1].method.as_str(), received[1].path.as_str()), ("POST", "/v1/roster/summary"));
-    assert_eq!(received[1].authorization.as_deref(), Some("Bearer k-123"));
+    assert_eq!(received[1].authorization.as_deref(), Some("Bearer test-key"));
     let body: serde_json::Value = serde_json::from_str(&received[1].body).unwrap();
     assert_eq!(
         body,
@@ -864,13 +795,14 @@ fn summary_upload_failures_are_reported_not_fatal() {
     let err = upload_summary(&target(&closed), &units()).unwrap_err();
     assert!(matches!(err, HubError::Offline { .. }), "{err:?}");
 
-    let hub = fake_hub(vec![(401, "{\"statusCode\":401,\"error\":\"Unauthorized\",\"message\":\"Unauthorized\"}".into())]);
-    let err = upload_summary(&target(&hub.url), &units()).unwrap_err();
+    let hub = FakeHub::start(true);
+    hub.state().reject_key = true;
+    let err = upload_summary(&target(&hub.url()), &units()).unwrap_err();
     assert!(err.to_string().contains("check CLOUD_API_KEY"), "{err}");
 
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_url = format!("http://{}", silent.local_addr().unwrap());
-    let slow = HubClient::new(&silent_url, Secret::new("k-123"), Duration::from_secs(1), Duration::from_secs(1));
+    let slow = HubClient::new(&silent_url, Secret::new("test-key"), Duration::from_secs(1), Duration::from_secs(1));
     let err = upload_summary(&slow, &units()).unwrap_err();
     assert!(matches!(err, HubError::Timeout { .. }), "{err:?}");
     drop(silent);
@@ -881,7 +813,7 @@ fn summary_upload_failures_are_reported_not_fatal() {
     let out = run(command(dir.path())
         .args(["roster", "import"])
         .env("CLOUD_API_URL", &closed)
-        .env("CLOUD_API_KEY", "k-123")
+        .env("CLOUD_API_KEY", "test-key")
         .env("AUTO_SYNC_CONNECTION_TIMEOUT", "1"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("imported 3 people"), "{}", stdout(&out));

@@ -22,7 +22,7 @@
 //!   [`profile`] holds the reader profiles (`hardware/readers/*.toml`, built
 //!   in, plus the user's own in `DATA_DIR/readers/`).
 //!
-//! The station runtime ([`crate::station::runtime`]) starts one thread per configured
+//! The station runtime starts one thread per configured
 //! reader with [`spawn`]; `badgestation readers test` does the same without
 //! a recorder.
 

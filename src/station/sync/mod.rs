@@ -124,8 +124,6 @@ pub enum SyncCommand {
     },
     /// Put failed scans back to pending, then sync all.
     RetryFailed,
-    /// New settings (e.g. a corrected API key): also lifts the API-key pause.
-    Reconfigure(Box<SyncSettings>),
     /// Stop the worker.
     Shutdown,
 }

@@ -161,12 +161,6 @@ fn run<E: From<SyncEvent>>(mut engine: SyncEngine, ctx: &mut ThreadContext<E>) {
                     let _ = engine.sync(SyncTrigger::ManualAll, None, ctx);
                 }
             }
-            SyncCommand::Reconfigure(settings) => {
-                engine.reconfigure(*settings);
-                if let Err(error) = engine.heartbeat(ctx) {
-                    tracing::info!(%error, "heartbeat after reconfiguration failed");
-                }
-            }
             SyncCommand::Shutdown => break,
         }
     }
