@@ -164,6 +164,7 @@ fn preload_scans(db: &std::path::Path, count: usize) {
                     matched: true,
                     legacy_id: Some(text("badge_id")),
                     meta: Some(e["meta"].to_string()),
+                    cleared: false,
                 })
             })
             .collect();

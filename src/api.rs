@@ -35,6 +35,84 @@ pub struct ServiceStatus {
     /// The hub's clock (RFC 3339, UTC).
     #[serde(default)]
     pub timestamp: Option<String>,
+    /// **\[ext\]** The extensions this server implements, e.g.
+    /// [`EXT_STATION_EPOCH`] and [`EXT_CLEARED_UPLOAD`]. Absent on servers
+    /// without any (the old Node service): a station relies on an extension
+    /// only when it is listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+}
+
+/// **\[ext\]** The hub keeps a clear epoch per station and tells each station
+/// its own (heartbeat answer, `/v1/stations/status` row).
+pub const EXT_STATION_EPOCH: &str = "station_clear_epoch";
+/// **\[ext\]** The hub accepts events with `"cleared": true` and files them as
+/// cleared (archived scans a station never uploaded).
+pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
+
+/// The limits of an event's identity fields, shared by the hub (which
+/// rejects an event outside them) and the station's recorder (which refuses
+/// to record what its hub would refuse). Everything else about a scan is
+/// trimmed or cleaned rather than rejected.
+pub mod limits {
+    /// `idempotency_key`: characters, inclusive.
+    pub const KEY_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+    /// `badge_id`: characters, inclusive (the recorder's own limit).
+    pub const BADGE_CHARS: std::ops::RangeInclusive<usize> = 1..=crate::model::MAX_BADGE_LEN;
+    /// `station_name`: characters, inclusive.
+    pub const STATION_CHARS: std::ops::RangeInclusive<usize> = 1..=128;
+    /// `scanned_at`: the years a hub accepts.
+    pub const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
+    /// `business_unit`: longer values are cut to this many characters.
+    pub const BUSINESS_UNIT_CHARS: usize = 256;
+    /// `scan_source`: longer values are cut.
+    pub const SCAN_SOURCE_CHARS: usize = 32;
+    /// `meta`: at most this many keys are kept.
+    pub const META_KEYS: usize = 20;
+    /// `meta`: longer keys are dropped.
+    pub const META_KEY_CHARS: usize = 64;
+    /// `meta`: longer string values are cut.
+    pub const META_VALUE_CHARS: usize = 512;
+    /// `meta`: serialised size in bytes.
+    pub const META_BYTES: usize = 10 * 1024;
+
+    /// Metadata text (business unit, position, names, meta values) made safe
+    /// to store and show: control characters (NUL, newlines, tabs) become
+    /// spaces, runs of spaces collapse, the ends are trimmed, and the result
+    /// is cut to `max_chars` characters. Returns the text and whether it
+    /// changed (so callers can warn).
+    #[must_use]
+    pub fn clean_text(text: &str, max_chars: usize) -> (String, bool) {
+        let mut out = String::with_capacity(text.len().min(max_chars * 4));
+        let mut space = false;
+        let mut chars = 0;
+        for c in text.trim().chars() {
+            let c = if c.is_control() { ' ' } else { c };
+            if c == ' ' {
+                if space {
+                    continue;
+                }
+                space = true;
+            } else {
+                space = false;
+            }
+            if chars == max_chars {
+                break;
+            }
+            out.push(c);
+            chars += 1;
+        }
+        let trimmed_len = out.trim_end().len();
+        out.truncate(trimmed_len);
+        let changed = out != text;
+        (out, changed)
+    }
+
+    /// Whether an identity field's length (in characters) is within `range`.
+    #[must_use]
+    pub fn chars_within(text: &str, range: &std::ops::RangeInclusive<usize>) -> bool {
+        range.contains(&text.chars().count())
+    }
 }
 
 /// `GET /healthz`.
@@ -73,6 +151,11 @@ pub struct ScanUpload {
     /// `badge`, `manual` or `lookup` (the server defaults to `manual`).
     #[serde(default)]
     pub scan_source: Option<String>,
+    /// **\[ext\]** The station archived this scan (a clear it adopted) before
+    /// ever uploading it: the hub files it as cleared. Sent only to servers
+    /// that list [`EXT_CLEARED_UPLOAD`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleared: bool,
 }
 
 /// Per-event outcome **\[ext\]**.
@@ -148,6 +231,32 @@ pub struct Heartbeat {
     /// **\[ext\]** Station clock minus hub clock, as the station estimates it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_millis: Option<i64>,
+    /// **\[ext\]** The per-station clear epoch the station has adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station_clear_epoch: Option<String>,
+}
+
+/// The answer to `POST /v1/stations/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// `true`.
+    pub ok: bool,
+    /// **\[ext\]** This station's own clear epoch (set by `clear-station`),
+    /// `null` if it was never cleared alone. Absent on servers without
+    /// [`EXT_STATION_EPOCH`].
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub station_clear_epoch: Option<Option<String>>,
+}
+
+/// A field that is present (even as `null`) is `Some`: tells "the server
+/// said null" from "the server does not know the field".
+#[allow(clippy::option_option, reason = "absent, null and a value are three different answers")]
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /v1/stations/status`.
@@ -195,6 +304,10 @@ pub struct StationStatus {
     /// **\[ext\]**
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_millis: Option<i64>,
+    /// **\[ext\]** The hub's per-station clear epoch for this station (set by
+    /// `clear-station`), `null` if it was never cleared alone.
+    #[serde(default)]
+    pub station_clear_epoch: Option<String>,
 }
 
 /// `GET /v1/roster/hash`.
@@ -254,11 +367,35 @@ pub struct DashboardStats {
     /// One row per station that has scans, by name.
     pub stations: Vec<StationStats>,
     /// One row per business unit of the roster summary (plus any unit that
-    /// appears only in scans), by name.
+    /// appears only in scans), by name, then `Unmatched` (scans without a
+    /// business unit) when there are any.
     pub business_units: Vec<BusinessUnitStats>,
+    /// People registered in the roster summary (the sum of `registered`).
+    #[serde(default)]
+    pub total_registered: u64,
+    /// **\[ext\]** The latest clears, newest first, both kinds (of all
+    /// stations, and of one station alone); only with a key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_clears: Vec<ClearInfo>,
     /// Hub clock.
     pub timestamp: String,
 }
+
+/// One clear in [`DashboardStats::recent_clears`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearInfo {
+    /// When (hub clock).
+    pub cleared_at: String,
+    /// The station cleared alone; `null` for a clear of all stations.
+    pub station: Option<String>,
+    /// Scans archived by it.
+    pub deleted: u64,
+    /// The epoch it set (the global one, or the station's own).
+    pub clear_epoch: String,
+}
+
+/// The business-unit row of scans without a business unit (TrackAttendance's name).
+pub const UNMATCHED_UNIT: &str = "Unmatched";
 
 /// One station in [`DashboardStats`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,7 +405,8 @@ pub struct StationStats {
     /// Its scans; absent from the public stats.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scans: Option<u64>,
-    /// Distinct badges among its scans; absent from the public stats.
+    /// Distinct badges among its scans (public stats too: TrackAttendance's
+    /// scripts read it there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<u64>,
     /// Its newest `scanned_at`.
@@ -293,7 +431,7 @@ pub struct Export {
     pub total_records: u64,
     /// Hub clock when the export was taken.
     pub export_timestamp: String,
-    /// Newest first.
+    /// Oldest first, as TrackAttendance sends them.
     pub scans: Vec<ExportScan>,
     /// **\[ext\]** Whether `limit` cut the export short.
     #[serde(default)]
@@ -328,7 +466,67 @@ pub struct ScanCount {
     pub timestamp: String,
 }
 
-/// `DELETE /v1/admin/clear-scans` and `DELETE /v1/admin/clear-station`.
+/// `DELETE /v1/admin/clear-station`: clears one station, leaves the global
+/// epoch alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearStationResponse {
+    /// `true`.
+    pub ok: bool,
+    /// Scans of that station taken out of the counts (archived at the hub).
+    pub deleted: u64,
+    /// The station.
+    pub station: String,
+    /// What happened, for people.
+    pub message: String,
+    /// Hub clock.
+    pub timestamp: String,
+    /// **\[ext\]** The station's new own clear epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station_clear_epoch: Option<String>,
+}
+
+/// `GET /v1/dashboard/public/config` and `PUT /v1/dashboard/config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardConfig {
+    /// Seconds between dashboard refreshes; 0 = manual only, else 10–600.
+    pub refresh_interval: u64,
+}
+
+/// `PUT /v1/stations/rename` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameRequest {
+    /// The current name.
+    pub old_name: String,
+    /// The new name.
+    pub new_name: String,
+}
+
+/// `PUT /v1/stations/rename` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameResponse {
+    /// `true`.
+    pub ok: bool,
+    /// Scans now under the new name.
+    pub scans_updated: u64,
+}
+
+/// `GET /v1/scans/check-duplicate` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateCheck {
+    /// Whether another station scanned the badge within the window.
+    pub duplicate: bool,
+    /// The badge (when `duplicate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge_id: Option<String>,
+    /// Where (when `duplicate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station_name: Option<String>,
+    /// When (when `duplicate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<String>,
+}
+
+/// `DELETE /v1/admin/clear-scans`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClearResponse {
     /// `true`.
@@ -388,6 +586,21 @@ mod tests {
         // sha256("Finance:12|Ops:3")
         let expected = crate::model::hex(&Sha256::digest(b"Finance:12|Ops:3"));
         assert_eq!(roster_summary_hash(&a), expected[..16]);
+    }
+
+    #[test]
+    fn heartbeat_answer_tells_null_from_absent() {
+        let absent: HeartbeatResponse = serde_json::from_str(r#"{"ok":true}"#).unwrap();
+        assert_eq!(absent.station_clear_epoch, None);
+        let null: HeartbeatResponse = serde_json::from_str(r#"{"ok":true,"station_clear_epoch":null}"#).unwrap();
+        assert_eq!(null.station_clear_epoch, Some(None));
+    }
+
+    #[test]
+    fn clean_text_trims_cuts_and_cleans() {
+        assert_eq!(limits::clean_text("  Ops\0\n North\t", 256), ("Ops North".to_owned(), true));
+        assert_eq!(limits::clean_text("Ops", 256), ("Ops".to_owned(), false));
+        assert_eq!(limits::clean_text(&"é".repeat(300), 256).0.chars().count(), 256);
     }
 
     #[test]

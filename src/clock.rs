@@ -183,3 +183,44 @@ mod tests {
         assert_eq!(human_duration(Duration::from_hours(26)), "1 d 2 h");
     }
 }
+
+/// The hub's clock as last measured, tied to the monotonic clock: a
+/// wall-clock step on the station after the measurement does not change
+/// what it says. Shared between the sync engine (which sets it after each
+/// `GET /` probe) and the recorder (which stamps each new scan with the hub
+/// time it was taken at), so that which clear epoch a scan belongs to never
+/// depends on the station's wall clock (DESIGN.md, promise 4).
+///
+/// Both sides must read the monotonic time from the same [`Clock`].
+#[derive(Debug, Clone, Default)]
+pub struct HubTimeAnchor {
+    inner: Arc<Mutex<Option<Anchor>>>,
+}
+
+/// The hub's clock and the monotonic time it was read at.
+type Anchor = (DateTime<Utc>, Duration);
+
+impl HubTimeAnchor {
+    /// An anchor that knows nothing yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that the hub's clock read `hub_time` at monotonic time `mono`.
+    pub fn set(&self, hub_time: DateTime<Utc>, mono: Duration) {
+        *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = Some((hub_time, mono));
+    }
+
+    /// The hub's time at monotonic time `mono`, if the hub was ever measured
+    /// in this process.
+    #[must_use]
+    pub fn hub_time_at(&self, mono: Duration) -> Option<DateTime<Utc>> {
+        let (hub_time, at) = (*self.inner.lock().unwrap_or_else(PoisonError::into_inner))?;
+        let since = match mono.checked_sub(at) {
+            Some(later) => chrono::Duration::from_std(later).ok()?,
+            None => -chrono::Duration::from_std(at.saturating_sub(mono)).ok()?,
+        };
+        Some(truncate_millis(hub_time + since))
+    }
+}

@@ -32,7 +32,9 @@ pub fn noop_waker() -> Waker {
     Arc::new(|| {})
 }
 
-/// The longest badge id the station accepts (and the API allows).
+/// The longest badge id the station accepts and the hub's own limit (the
+/// api module's `limits::BADGE_CHARS` is built from it), so the recorder
+/// never stores a scan its hub would refuse.
 pub const MAX_BADGE_LEN: usize = 128;
 
 /// How a badge reached the station. Stored in `scans.scan_source` and sent

@@ -56,6 +56,15 @@ struct ServeArgs {
     /// limit]
     #[arg(long, value_name = "N")]
     rate_limit_burst: Option<u32>,
+    /// Open connections at most; at the cap a new connection closes the oldest idle one, so idle floods cannot lock
+    /// stations out (keep it well under `ulimit -n`) [env: HUB_MAX_CONNECTIONS] [default: 512]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// API-key lookups per client address per minute, checked before the database (burst: half of it); over it,
+    /// unknown keys get 429 while keys found valid recently still work [env: HUB_KEY_LOOKUPS_PER_MINUTE]
+    /// [default: 120]
+    #[arg(long, value_name = "N")]
+    key_lookups_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +172,18 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         (per_minute, burst) => Some(RateLimit { per_minute, burst: burst.unwrap_or(per_minute).max(1) }),
     };
 
+    if let Some(max) = setting(args.max_connections, "HUB_MAX_CONNECTIONS")? {
+        if max < 8 {
+            bail!("--max-connections {max} is too small; use at least 8 (default {})", server::DEFAULT_MAX_CONNECTIONS);
+        }
+        config.max_connections = max;
+    }
+    if let Some(per_minute) = setting(args.key_lookups_per_minute, "HUB_KEY_LOOKUPS_PER_MINUTE")? {
+        if per_minute == 0 {
+            bail!("--key-lookups-per-minute must be at least 1 (default {})", server::DEFAULT_LOOKUP_LIMIT.per_minute);
+        }
+        config.lookup_limit = RateLimit { per_minute, burst: (per_minute / 2).max(1) };
+    }
     let hub = Hub::start(&config).with_context(|| format!("cannot start the hub on {}", config.listen))?;
     tracing::info!(
         addr = %hub.addr(),
@@ -171,6 +192,8 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes = config.max_body_bytes,
         request_timeout_secs = config.request_timeout.as_secs(),
         rate_limit_per_minute = config.rate_limit.map_or(0, |r| r.per_minute),
+        max_connections = config.max_connections,
+        key_lookups_per_minute = config.lookup_limit.per_minute,
         "hub started"
     );
     let mut stdout = std::io::stdout().lock();

@@ -125,6 +125,12 @@ enum Command {
         command: ReadersCommand,
     },
     /// Run the cloud API server that stations upload to, or manage its API keys
+    ///
+    /// Limits in front of everything: at most --max-connections open connections (default 512; at the cap the
+    /// oldest idle one is closed), idle connections closed after --request-timeout-secs (default 30), at most
+    /// --key-lookups-per-minute API-key lookups per client address (default 120) before the database is asked,
+    /// GET / answered from a copy at most 1 s old, and GET /healthz reports 503 when the database cannot write
+    /// (e.g. a full disk), checked at most every 2 s.
     #[cfg(feature = "hub")]
     Hub(hub::HubArgs),
 }

@@ -50,6 +50,16 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
         report.duration.as_secs_f64(),
         report.previous_people
     );
+    if let Some(first) = report.cleaned_cells.first() {
+        println!(
+            "warning: {} roster cells were trimmed or cleaned (control characters, or longer than {} characters), \
+             first row {} {}; the people were imported",
+            report.cleaned_cells.len(),
+            crate::station::roster::import::MAX_ROSTER_TEXT_CHARS,
+            first.row,
+            first.column
+        );
+    }
     if report.formula_cells > 0 {
         println!("{} roster cells are formulas; their saved results were used", report.formula_cells);
     }

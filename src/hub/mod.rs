@@ -66,6 +66,16 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Dashboard figures are recomputed at most this often.
 pub const STATS_MAX_AGE: Duration = Duration::from_secs(2);
 
+/// Open connections the hub keeps at most. At the cap, a new connection
+/// closes the oldest idle one (preferring connections that never sent a
+/// request), so a flood of idle connections can neither exhaust file
+/// descriptors nor lock real stations out.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Key lookups (a presented key that is neither the master key nor a key
+/// recently found valid) per client address: the per-address limit in front
+/// of the database, so a flood of unknown keys costs no database work.
+pub const DEFAULT_LOOKUP_LIMIT: RateLimit = RateLimit { per_minute: 120, burst: 60 };
+
 /// How often old `Idempotency-Key` responses are purged.
 const PURGE_INTERVAL: Duration = Duration::from_hours(1);
 
@@ -90,6 +100,10 @@ pub struct HubConfig {
     pub shutdown_grace: Duration,
     /// How old the dashboard figures may be (zero: always fresh).
     pub stats_max_age: Duration,
+    /// Open connections at most ([`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// Key lookups per client address ([`DEFAULT_LOOKUP_LIMIT`]).
+    pub lookup_limit: RateLimit,
 }
 
 impl HubConfig {
@@ -107,6 +121,8 @@ impl HubConfig {
             offline_after: OFFLINE_AFTER,
             shutdown_grace: SHUTDOWN_GRACE,
             stats_max_age: STATS_MAX_AGE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            lookup_limit: DEFAULT_LOOKUP_LIMIT,
         }
     }
 }
@@ -227,10 +243,15 @@ impl Hub {
                 stats_max_age: config.stats_max_age,
             },
             stats_cache: tokio::sync::Mutex::new(None),
+            root_cache: std::sync::Mutex::new(None),
+            health_cache: tokio::sync::Mutex::new(None),
+            lookup_limiter: ratelimit::RateLimiter::new(config.lookup_limit),
+            known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = runtime.spawn(serve_connections(listener, app, stop_rx, config.request_timeout));
+        let limits = ConnectionLimits { header_timeout: config.request_timeout, max_connections: config.max_connections.max(1) };
+        let server = runtime.spawn(serve_connections(listener, app, stop_rx, limits));
         runtime.spawn(purge_request_keys(storage));
         Ok(Hub { addr, backend, grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
     }
@@ -305,6 +326,23 @@ impl Drop for Hub {
     }
 }
 
+/// How `serve_connections` bounds connections.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
+/// One open connection, as the accept loop sees it.
+struct Tracked {
+    /// Requests being handled on it now.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether it ever completed a request.
+    served: Arc<std::sync::atomic::AtomicBool>,
+    /// Closes it.
+    close: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 /// Accepts connections until `stop` fires, then lets every connection finish
 /// its request in flight and waits for them.
 ///
@@ -313,22 +351,34 @@ impl Drop for Hub {
 /// whenever a connection waits for its next request, idle keep-alive
 /// connections (and half-open ones whose station vanished) are closed after
 /// the same time instead of being held forever.
+///
+/// And a cap: at most `max_connections` are open. At the cap, a new
+/// connection closes the oldest idle one (no request in flight), preferring
+/// one that never sent a request; if every connection is busy, the new one
+/// is closed at once. A flood of idle connections thus recycles itself
+/// instead of exhausting file descriptors, and a station that connects still
+/// gets served.
 async fn serve_connections(
     listener: tokio::net::TcpListener,
     app: axum::Router,
     mut stop: tokio::sync::oneshot::Receiver<()>,
-    header_timeout: Duration,
+    limits: ConnectionLimits,
 ) {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let open: Arc<std::sync::Mutex<BTreeMap<u64, Tracked>>> = Arc::default();
+    let mut next_id = 0u64;
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(%error, "cannot accept a connection");
@@ -338,14 +388,62 @@ async fn serve_connections(
             },
             _ = &mut stop => break,
         };
+        let (stream, peer) = stream;
+        {
+            let mut conns = open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if conns.len() >= limits.max_connections {
+                let idle = |t: &Tracked| t.in_flight.load(Ordering::SeqCst) == 0;
+                let victim = conns
+                    .iter()
+                    .find(|(_, t)| idle(t) && !t.served.load(Ordering::SeqCst))
+                    .or_else(|| conns.iter().find(|(_, t)| idle(t)))
+                    .map(|(id, _)| *id);
+                let Some(mut old) = victim.and_then(|id| conns.remove(&id)) else {
+                    tracing::warn!(max = limits.max_connections, "every connection is busy; refusing a new one");
+                    drop(stream);
+                    continue;
+                };
+                if let Some(close) = old.close.take() {
+                    let _ = close.send(());
+                }
+            }
+        }
         // Responses are small and request/response: Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let served = Arc::new(AtomicBool::new(false));
+        let (close_tx, close_rx) = tokio::sync::oneshot::channel::<()>();
+        let id = next_id;
+        next_id += 1;
+        open.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Tracked { in_flight: in_flight.clone(), served: served.clone(), close: Some(close_tx) });
+        let client = routes::ClientAddr(peer.ip());
+        let tracked_app = app.clone().layer(axum::middleware::from_fn(move |mut request: axum::extract::Request, next: axum::middleware::Next| {
+            let (in_flight, served) = (in_flight.clone(), served.clone());
+            request.extensions_mut().insert(client);
+            async move {
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                let response = next.run(request).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                served.store(true, Ordering::SeqCst);
+                response
             }
+        }));
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(tracked_app));
+        let connection = graceful.watch(connection);
+        let open = open.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                }
+                // Closed to make room (it was idle): dropping it closes the socket.
+                _ = close_rx => {}
+            }
+            open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
         });
     }
     drop(listener);

@@ -23,7 +23,7 @@ use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -33,9 +33,11 @@ use super::ratelimit::{RateLimiter, retry_after_secs};
 use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, Stats, StorageError};
 use super::validate::{self, BodyError};
 use crate::api::{
-    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
-    DashboardStats, ErrorBody, EventStatus, Export, Health, RosterHash, RosterSummaryResponse, ScanCount,
-    ServiceStatus, StationStats, StationStatus, StationsStatus, roster_summary_hash,
+    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, ClearInfo, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
+    ClearStationResponse, DashboardConfig, DashboardStats, DuplicateCheck, EXT_CLEARED_UPLOAD, EXT_STATION_EPOCH,
+    ErrorBody, EventStatus, Export, Health, HeartbeatResponse, RenameRequest, RenameResponse, RosterHash,
+    RosterSummaryResponse, ScanCount, ServiceStatus, StationStats, StationStatus, StationsStatus, UNMATCHED_UNIT,
+    limits, roster_summary_hash,
 };
 use crate::clock::{format_utc_millis, parse_utc};
 use crate::model::hex;
@@ -66,7 +68,39 @@ pub(crate) struct AppState {
     pub settings: Settings,
     /// The last dashboard figures and when they were computed.
     pub stats_cache: tokio::sync::Mutex<Option<CachedStats>>,
+    /// The global clear epoch as last read, and when: `GET /` answers from
+    /// it for [`ROOT_CACHE_MAX_AGE`] (a clear through this process updates
+    /// it at once), so a flood of probes does not reach the database.
+    pub root_cache: std::sync::Mutex<Option<(Instant, Option<String>)>>,
+    /// The last write check of `/healthz`, and when.
+    pub health_cache: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// Key lookups per client address, checked *before* the database.
+    pub lookup_limiter: RateLimiter,
+    /// Station keys found valid recently (SHA-256 → caller, when): while an
+    /// address is over its lookup limit, these still get in without a
+    /// lookup, so a flood of unknown keys from an address does not stop a
+    /// real station there. Used only then (otherwise every request looks its
+    /// key up, so a revocation applies at once); entries live
+    /// [`KNOWN_KEY_MAX_AGE`]; a rename through this hub clears them.
+    pub known_keys: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
 }
+
+/// The client's address, set per connection by the accept loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientAddr(pub std::net::IpAddr);
+
+/// How long a station key found valid skips the lookup.
+pub(crate) const KNOWN_KEY_MAX_AGE: Duration = Duration::from_mins(5);
+
+/// How long `GET /` reuses the clear epoch it read.
+pub(crate) const ROOT_CACHE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// How long `/healthz` reuses its write check (each check is a small
+/// committed write).
+pub(crate) const HEALTH_CACHE_MAX_AGE: Duration = Duration::from_secs(2);
+
+/// The dashboard refresh interval until someone sets one (TrackAttendance's default).
+pub const DEFAULT_REFRESH_INTERVAL: u64 = 60;
 
 /// Dashboard figures as computed at one moment.
 pub(crate) struct CachedStats {
@@ -84,6 +118,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/stations/status", get(stations_status))
         .route("/v1/dashboard/public/stats", get(public_stats))
+        .route("/v1/dashboard/public/config", get(public_config))
         .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
         .route("/dashboard/", get(dashboard));
     let keyed = Router::new()
@@ -96,6 +131,9 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/admin/scan-count", get(scan_count))
         .route("/v1/admin/clear-scans", delete(clear_scans))
         .route("/v1/admin/clear-station", delete(clear_station))
+        .route("/v1/dashboard/config", put(put_config))
+        .route("/v1/stations/rename", put(rename_station))
+        .route("/v1/scans/check-duplicate", get(check_duplicate))
         // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.merge(keyed)
@@ -246,12 +284,46 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
         .and_then(bearer_token)
         .map(str::to_owned);
     let Some(token) = token else { return ApiError::Unauthorized.into_response() };
+    let digest = super::auth::key_digest(&token);
     let caller = if state.keys.is_master(&token) {
         Caller::Master
     } else {
+        // The per-address limit in front of the database: each key lookup costs one.
+        let address = request.extensions().get::<ClientAddr>().map_or_else(|| "unknown".to_owned(), |a| a.0.to_string());
+        if let Err(wait) = state.lookup_limiter.check(&format!("addr:{address}"), Instant::now()) {
+            // Over the limit (a flood of unknown keys from this address?): a station key
+            // found valid recently still gets in, without a lookup.
+            let known = state
+                .known_keys
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&digest)
+                .filter(|(_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE)
+                .map(|(caller, _)| caller.clone());
+            if let Some(caller) = known {
+                request.extensions_mut().insert(caller.clone());
+                let mut response = next.run(request).await;
+                response.extensions_mut().insert(caller);
+                return response;
+            }
+            let secs = retry_after_secs(wait);
+            let mut response = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many requests with unrecognised API keys from {address}; retry after {secs} s"),
+            );
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return response;
+        }
         let st = state.clone();
         match blocking(move || st.keys.check(&token, st.storage.as_ref())).await {
-            Ok(Verdict::Allowed(caller)) => caller,
+            Ok(Verdict::Allowed(caller)) => {
+                let mut known = state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if known.len() > 10_000 {
+                    known.retain(|_, (_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE);
+                }
+                known.insert(digest, (caller.clone(), Instant::now()));
+                caller
+            }
             Ok(Verdict::Unknown) => return ApiError::Unauthorized.into_response(),
             Ok(Verdict::Revoked { station, revoked_at }) => {
                 return ApiError::Forbidden(format!(
@@ -303,23 +375,63 @@ async fn not_found(request: Request) -> Response {
 
 // ---------------------------------------------------------------- open routes
 
+fn remember_epoch(state: &AppState, epoch: Option<String>) {
+    *state.root_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), epoch));
+}
+
 async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiError> {
-    let clear_epoch = blocking(move || state.storage.clear_epoch()).await?;
+    let cached = state
+        .root_cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < ROOT_CACHE_MAX_AGE)
+        .map(|(_, epoch)| epoch.clone());
+    let clear_epoch = if let Some(epoch) = cached {
+        epoch
+    } else {
+        let st = state.clone();
+        let epoch = blocking(move || st.storage.clear_epoch()).await?;
+        remember_epoch(&state, epoch.clone());
+        epoch
+    };
     Ok(Json(ServiceStatus {
         status: "ok".to_owned(),
         service: "badgestation-hub".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         clear_epoch,
         timestamp: Some(now_text()),
+        extensions: vec![EXT_STATION_EPOCH.to_owned(), EXT_CLEARED_UPLOAD.to_owned()],
     }))
 }
 
+/// Liveness *and* the ability to write: a hub whose disk is full answers
+/// `503 {"ok":false,"db":"not writable"}`, since every batch would fail.
 async fn healthz(State(state): State<Shared>) -> Response {
-    match blocking(move || state.storage.ping()).await {
+    let mut cache = state.health_cache.lock().await;
+    let fresh = cache.as_ref().filter(|(at, _)| at.elapsed() < HEALTH_CACHE_MAX_AGE).map(|(_, v)| v.clone());
+    let verdict = if let Some(verdict) = fresh {
+        verdict
+    } else {
+        let st = state.clone();
+        let verdict =
+            match blocking(move || st.storage.ping().and_then(|()| st.storage.check_writable(&now_text()))).await {
+                Ok(()) => Ok(()),
+                Err(ApiError::Storage(StorageError::DiskFull)) => Err("not writable".to_owned()),
+                Err(error) => {
+                    tracing::warn!(?error, "health check: the database does not answer");
+                    Err("disconnected".to_owned())
+                }
+            };
+        *cache = Some((Instant::now(), verdict.clone()));
+        verdict
+    };
+    drop(cache);
+    match verdict {
         Ok(()) => Json(Health { ok: true, db: "connected".to_owned() }).into_response(),
-        Err(error) => {
-            tracing::warn!(?error, "health check: the database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { ok: false, db: "disconnected".to_owned() })).into_response()
+        Err(db) => {
+            tracing::warn!(db, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { ok: false, db })).into_response()
         }
     }
 }
@@ -340,9 +452,14 @@ fn same_epoch(a: Option<&str>, b: Option<&str>) -> bool {
 fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
     let now = Utc::now();
     let age = parse_utc(&row.last_seen_at).ok().map(|seen| (now - seen).to_std().unwrap_or_default());
+    // A BadgeStation station (it sends the [ext] heartbeat fields) must also have
+    // adopted its own clear epoch; an old kiosk knows only the global one.
+    let own_epoch_ok = row.app_version.is_none()
+        || row.station_clear_epoch.is_none()
+        || same_epoch(row.reported_station_epoch.as_deref(), row.station_clear_epoch.as_deref());
     let status = match age {
         Some(age) if age < offline_after => {
-            if same_epoch(row.last_clear_epoch.as_deref(), hub_epoch) {
+            if same_epoch(row.last_clear_epoch.as_deref(), hub_epoch) && own_epoch_ok {
                 "ready"
             } else {
                 "pending"
@@ -362,6 +479,7 @@ fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Durat
         oldest_pending_age_secs: row.oldest_pending_age_secs,
         app_version: row.app_version,
         clock_offset_millis: row.clock_offset_millis,
+        station_clear_epoch: row.station_clear_epoch,
     }
 }
 
@@ -397,6 +515,29 @@ async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, 
         (timestamp, figures)
     };
     drop(cache);
+    let recent_clears = if public {
+        Vec::new()
+    } else {
+        let storage = state.storage.clone();
+        blocking(move || storage.recent_clears(10))
+            .await?
+            .into_iter()
+            .map(|c| ClearInfo { cleared_at: c.cleared_at, station: c.station_name, deleted: c.deleted, clear_epoch: c.clear_epoch })
+            .collect()
+    };
+    let mut business_units: Vec<BusinessUnitStats> = figures
+        .business_units
+        .iter()
+        .map(|u| BusinessUnitStats { name: u.name.clone(), registered: u.registered, unique: u.unique })
+        .collect();
+    // TrackAttendance's row for scans without a business unit.
+    if figures.unmatched_unique > 0 {
+        business_units.push(BusinessUnitStats {
+            name: UNMATCHED_UNIT.to_owned(),
+            registered: 0,
+            unique: figures.unmatched_unique,
+        });
+    }
     Ok(DashboardStats {
         total_scans: figures.total_scans,
         unique_badges: figures.unique_badges,
@@ -406,15 +547,14 @@ async fn dashboard_stats(state: Shared, public: bool) -> Result<DashboardStats, 
             .map(|s| StationStats {
                 name: s.name.clone(),
                 scans: (!public).then_some(s.scans),
-                unique: (!public).then_some(s.unique),
+                // Public too: TrackAttendance's multi-station scripts read it there.
+                unique: Some(s.unique),
                 last_scan: s.last_scan.clone(),
             })
             .collect(),
-        business_units: figures
-            .business_units
-            .iter()
-            .map(|u| BusinessUnitStats { name: u.name.clone(), registered: u.registered, unique: u.unique })
-            .collect(),
+        total_registered: figures.business_units.iter().map(|u| u.registered).sum(),
+        recent_clears,
+        business_units,
         timestamp,
     })
 }
@@ -449,6 +589,7 @@ fn batch_error(status: StatusCode, message: impl Into<String>, events: u64) -> R
 
 /// What the blocking half of a batch upload ended with.
 enum BatchStep {
+    Empty,
     Invalid(BodyError),
     Done(IngestOutcome),
     Failed { events: u64, error: StorageError },
@@ -487,10 +628,24 @@ async fn batch(
     let st = state.clone();
     let step = tokio::task::spawn_blocking(move || {
         // Parsing runs here too, in parallel across requests, before the write lock.
-        let items = match validate::parse_batch(&body, caller.station()) {
-            Ok(items) => items,
+        let items = match validate::parse_batch_cleaned(&body, caller.station()) {
+            Ok(parsed) => {
+                if parsed.cleaned > 0 {
+                    tracing::warn!(
+                        caller = caller.label(),
+                        events = parsed.cleaned,
+                        "metadata trimmed or cleaned (business unit, scan source or meta over API.md's limits); \
+                         the scans were stored"
+                    );
+                }
+                parsed.items
+            }
             Err(e) => return BatchStep::Invalid(e),
         };
+        if items.is_empty() {
+            // The kiosk's key check: nothing to store.
+            return BatchStep::Empty;
+        }
         let request_key = request_key.map(|key| RequestKey {
             scope: caller.label(),
             key,
@@ -524,6 +679,8 @@ async fn batch(
             "Idempotency-Key: already used with a different body; a new batch needs a new key",
             0,
         ),
+        Ok(BatchStep::Empty) => Json(serde_json::json!({ "saved": 0, "duplicates": 0, "errors": 0 })).into_response(),
+        Ok(BatchStep::Invalid(e)) if e.forbidden => batch_error(StatusCode::FORBIDDEN, e.message, e.events),
         Ok(BatchStep::Invalid(e)) => batch_error(StatusCode::BAD_REQUEST, e.message, e.events),
         Ok(BatchStep::Failed { events, error }) => {
             tracing::error!(caller = label, %error, events, "batch not stored");
@@ -563,7 +720,7 @@ async fn heartbeat(
     State(state): State<Shared>,
     Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<HeartbeatResponse>, ApiError> {
     let body = body_bytes(body, state.settings.max_body_bytes)?;
     let hb = validate::parse_heartbeat(&body)?;
     if let Some(own) = caller.station()
@@ -574,8 +731,12 @@ async fn heartbeat(
             hb.station_name
         )));
     }
-    blocking(move || state.storage.heartbeat(&hb, &now_text())).await?;
-    Ok(Json(serde_json::json!({ "ok": true })))
+    let own_epoch = blocking(move || {
+        state.storage.heartbeat(&hb, &now_text())?;
+        state.storage.station_clear_epoch(&hb.station_name)
+    })
+    .await?;
+    Ok(Json(HeartbeatResponse { ok: true, station_clear_epoch: Some(own_epoch) }))
 }
 
 async fn roster_hash(State(state): State<Shared>) -> Result<Json<RosterHash>, ApiError> {
@@ -678,25 +839,6 @@ fn require_confirmation(headers: &HeaderMap, expected: &str) -> Result<(), ApiEr
     }
 }
 
-async fn clear(state: Shared, caller: &Caller, station: Option<String>) -> Result<Json<ClearResponse>, ApiError> {
-    let by = caller.label();
-    let st = station.clone();
-    let outcome = blocking(move || state.storage.clear(st.as_deref(), &by, &now_text())).await?;
-    let scope = station.as_deref().map_or_else(|| "all stations".to_owned(), |s| format!("station {s:?}"));
-    tracing::info!(caller = caller.label(), scope, deleted = outcome.deleted, clear_epoch = outcome.clear_epoch, "scans cleared");
-    Ok(Json(ClearResponse {
-        ok: true,
-        deleted: outcome.deleted,
-        message: format!(
-            "cleared {} scans of {scope} (kept in the hub's archive); stations archive their own scans when they see \
-             the new clear epoch",
-            outcome.deleted
-        ),
-        clear_epoch: outcome.clear_epoch,
-        timestamp: now_text(),
-    }))
-}
-
 async fn clear_scans(
     State(state): State<Shared>,
     Extension(caller): Extension<Caller>,
@@ -704,19 +846,35 @@ async fn clear_scans(
 ) -> Result<Json<ClearResponse>, ApiError> {
     require_master(&caller)?;
     require_confirmation(&headers, CONFIRM_CLEAR_SCANS)?;
-    clear(state, &caller, None).await
+    let by = caller.label();
+    let st = state.clone();
+    let outcome = blocking(move || st.storage.clear(None, &by, &now_text())).await?;
+    remember_epoch(&state, Some(outcome.clear_epoch.clone()));
+    tracing::info!(caller = caller.label(), deleted = outcome.deleted, clear_epoch = outcome.clear_epoch, "all scans cleared");
+    Ok(Json(ClearResponse {
+        ok: true,
+        deleted: outcome.deleted,
+        message: format!(
+            "cleared {} scans of all stations (kept in the hub's archive); stations archive their own scans when \
+             they see the new clear epoch",
+            outcome.deleted
+        ),
+        clear_epoch: outcome.clear_epoch,
+        timestamp: now_text(),
+    }))
 }
 
-/// Clears one station's scans. Like `clear-scans` it moves the hub's one
-/// clear epoch (issue 3 asks both to), so every station, not only this one,
-/// archives its local scans and holds back old-epoch uploads when it sees
-/// the new epoch.
+/// Clears one station's scans. Unlike `clear-scans` it does **not** move the
+/// global clear epoch (TrackAttendance kiosks delete their local scans when
+/// that changes): the station gets its own epoch, which only it learns
+/// (heartbeat answer, its `/v1/stations/status` row), so no other station
+/// notices anything.
 async fn clear_station(
     State(state): State<Shared>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Json<ClearResponse>, ApiError> {
+) -> Result<Json<ClearStationResponse>, ApiError> {
     require_master(&caller)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let station = query
@@ -724,8 +882,132 @@ async fn clear_station(
         .filter(|s| !s.is_empty())
         .cloned()
         .ok_or_else(|| ApiError::BadRequest("station: required query parameter (?station=NAME)".to_owned()))?;
+    if !limits::chars_within(&station, &limits::STATION_CHARS) {
+        return Err(ApiError::BadRequest(format!(
+            "station: must be 1 to {} characters (got {})",
+            limits::STATION_CHARS.end(),
+            station.chars().count()
+        )));
+    }
     require_confirmation(&headers, CONFIRM_CLEAR_STATION)?;
-    clear(state, &caller, Some(station)).await
+    let by = caller.label();
+    let name = station.clone();
+    let outcome = blocking(move || state.storage.clear(Some(&name), &by, &now_text())).await?;
+    tracing::info!(
+        caller = caller.label(),
+        station,
+        deleted = outcome.deleted,
+        station_clear_epoch = outcome.clear_epoch,
+        "one station's scans cleared"
+    );
+    Ok(Json(ClearStationResponse {
+        ok: true,
+        deleted: outcome.deleted,
+        message: format!(
+            "cleared {} scans of station {station:?} (kept in the hub's archive); that station archives its own \
+             scans when it learns its new clear epoch, no other station is affected",
+            outcome.deleted
+        ),
+        station,
+        timestamp: now_text(),
+        station_clear_epoch: Some(outcome.clear_epoch),
+    }))
+}
+
+// ---------------------------------------------------------------- TrackAttendance parity routes
+
+async fn public_config(State(state): State<Shared>) -> Result<Json<DashboardConfig>, ApiError> {
+    let seconds = blocking(move || state.storage.refresh_interval()).await?;
+    Ok(Json(DashboardConfig { refresh_interval: seconds.unwrap_or(DEFAULT_REFRESH_INTERVAL) }))
+}
+
+async fn put_config(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DashboardConfig>, ApiError> {
+    let body = body_bytes(body, state.settings.max_body_bytes)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: not valid JSON ({e})")))?;
+    let seconds = value
+        .get("refresh_interval")
+        .and_then(serde_json::Value::as_u64)
+        .filter(|n| *n == 0 || (10..=600).contains(n))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "refresh_interval: must be 0 (manual refresh only) or a whole number of seconds from 10 to 600"
+                    .to_owned(),
+            )
+        })?;
+    blocking(move || state.storage.set_refresh_interval(seconds, &now_text())).await?;
+    Ok(Json(DashboardConfig { refresh_interval: seconds }))
+}
+
+async fn rename_station(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RenameResponse>, ApiError> {
+    let body = body_bytes(body, state.settings.max_body_bytes)?;
+    let request: RenameRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("body: must be {{\"old_name\": string, \"new_name\": string}} ({e})"))
+    })?;
+    let (old, new) = (request.old_name.trim().to_owned(), request.new_name.trim().to_owned());
+    for (field, value) in [("old_name", &old), ("new_name", &new)] {
+        if !limits::chars_within(value, &limits::STATION_CHARS) {
+            return Err(ApiError::BadRequest(format!(
+                "{field}: must be 1 to {} characters after trimming (got {})",
+                limits::STATION_CHARS.end(),
+                value.chars().count()
+            )));
+        }
+    }
+    if let Some(own) = caller.station()
+        && own != old
+    {
+        return Err(ApiError::Forbidden(format!(
+            "this API key belongs to station {own:?}; it can rename only that station (or use the master key)"
+        )));
+    }
+    let (o, n) = (old.clone(), new.clone());
+    let st = state.clone();
+    let outcome = blocking(move || st.storage.rename_station(&o, &n, &now_text())).await?;
+    // Keys of the station now belong to the new name.
+    state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    tracing::info!(
+        caller = caller.label(),
+        old,
+        new,
+        scans = outcome.scans_updated,
+        keys = outcome.keys_moved,
+        "station renamed"
+    );
+    Ok(Json(RenameResponse { ok: true, scans_updated: outcome.scans_updated }))
+}
+
+async fn check_duplicate(
+    State(state): State<Shared>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<DuplicateCheck>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let badge = query
+        .get("badge_id")
+        .map(|b| b.trim().to_owned())
+        .filter(|b| limits::chars_within(b, &limits::BADGE_CHARS))
+        .ok_or_else(|| ApiError::BadRequest("badge_id: required query parameter, 1 to 128 characters".to_owned()))?;
+    let minutes = query.get("window_minutes").and_then(|w| w.trim().parse::<i64>().ok()).unwrap_or(5).clamp(1, 60);
+    let exclude = query.get("exclude_station").filter(|s| !s.is_empty()).cloned();
+    let since = format_utc_millis(&(Utc::now() - chrono::Duration::minutes(minutes)));
+    let b = badge.clone();
+    let found = blocking(move || state.storage.recent_scan_elsewhere(&b, &since, exclude.as_deref())).await?;
+    Ok(Json(match found {
+        Some(scan) => DuplicateCheck {
+            duplicate: true,
+            badge_id: Some(badge),
+            station_name: Some(scan.station_name),
+            scanned_at: Some(scan.scanned_at),
+        },
+        None => DuplicateCheck { duplicate: false, badge_id: None, station_name: None, scanned_at: None },
+    }))
 }
 
 #[cfg(test)]
@@ -752,6 +1034,8 @@ mod tests {
             oldest_pending_age_secs: None,
             app_version: None,
             clock_offset_millis: None,
+            reported_station_epoch: None,
+            station_clear_epoch: None,
         }
     }
 

@@ -44,8 +44,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::storage::{
-    BatchItem, ClearOutcome, HubStorage, IngestOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow,
-    StationScans, Stats, StorageError, Stored, UnitScans, batch_response,
+    BatchItem, ClearOutcome, ClearRecord, HubStorage, IngestOutcome, RecentScan, RenameOutcome, RequestKey, Result,
+    RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError, Stored, UnitScans, batch_response,
 };
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use crate::clock::{format_utc_millis, parse_utc};
@@ -161,6 +161,23 @@ const MIGRATIONS: &[&str] = &[
         cleared_by    TEXT NOT NULL,
         cleared_at    TEXT NOT NULL
     );
+    ",
+    // 2: per-station clear epochs, station renames.
+    r"
+    -- The clear epoch of each station cleared alone (clear-station); the global one stays in hub_state.
+    CREATE TABLE station_epochs (
+        station_name  TEXT PRIMARY KEY,
+        clear_epoch   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    -- What a BadgeStation station says it adopted of its own epoch (heartbeat [ext]).
+    ALTER TABLE stations ADD COLUMN reported_station_epoch TEXT;
+    -- Renames, so an event re-sent under the old name is still the same scan.
+    CREATE TABLE station_renames (
+        old_name    TEXT NOT NULL,
+        new_name    TEXT NOT NULL,
+        renamed_at  TEXT NOT NULL,
+        PRIMARY KEY (old_name, new_name)
+    ) WITHOUT ROWID;
     ",
 ];
 
@@ -418,11 +435,13 @@ fn apply_batch(
     let mut stored = Vec::with_capacity(items.len());
     let mut insert = conn.prepare_cached(
         "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
-         scan_source, matched, legacy_id, meta, received_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (idempotency_key) DO NOTHING",
+         scan_source, matched, legacy_id, meta, received_at, cleared_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (idempotency_key) DO NOTHING",
     )?;
+    // The same scan: same badge and time, and the same station or the one it was renamed to.
     let mut existing = conn.prepare_cached(
-        "SELECT badge_id = ?2 AND station_name = ?3 AND scanned_at = ?4 FROM scans WHERE idempotency_key = ?1",
+        "SELECT badge_id = ?2 AND scanned_at = ?4 AND (station_name = ?3 OR station_name IN \
+         (SELECT new_name FROM station_renames WHERE old_name = ?3)) FROM scans WHERE idempotency_key = ?1",
     )?;
     for item in items {
         let BatchItem::Scan(s) = item else { continue };
@@ -437,7 +456,8 @@ fn apply_batch(
             s.matched,
             s.legacy_id,
             s.meta,
-            now
+            now,
+            s.cleared.then_some(now)
         ])?;
         stored.push(if inserted == 1 {
             Stored::Saved
@@ -488,6 +508,10 @@ fn to_sql_int(value: u64) -> i64 {
 
 fn state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM hub_state WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+fn station_epoch(conn: &Connection, station: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT clear_epoch FROM station_epochs WHERE station_name = ?1", [station], |r| r.get(0)).optional()
 }
 
 fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
@@ -580,8 +604,85 @@ impl HubStorage for SqliteStorage {
         self.read(|c| c.query_row("SELECT count(*) FROM hub_state", [], |_| Ok(())))
     }
 
+    fn check_writable(&self, now: &str) -> Result<()> {
+        let now = now.to_owned();
+        self.write(move |tx| Ok(set_state(tx, "health_write_at", &now)?))
+    }
+
     fn clear_epoch(&self) -> Result<Option<String>> {
         self.read(|c| state(c, "clear_epoch"))
+    }
+
+    fn station_clear_epoch(&self, station: &str) -> Result<Option<String>> {
+        self.read(|c| station_epoch(c, station))
+    }
+
+    fn recent_clears(&self, limit: u64) -> Result<Vec<ClearRecord>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT clear_epoch, station_name, deleted, cleared_by, cleared_at FROM clears ORDER BY id DESC LIMIT ?1",
+            )?
+            .query_map([to_sql_int(limit)], |r| {
+                Ok(ClearRecord {
+                    clear_epoch: r.get(0)?,
+                    station_name: r.get(1)?,
+                    deleted: count(r.get(2)?),
+                    cleared_by: r.get(3)?,
+                    cleared_at: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn refresh_interval(&self) -> Result<Option<u64>> {
+        self.read(|c| Ok(state(c, "refresh_interval")?.and_then(|v| v.parse().ok())))
+    }
+
+    fn set_refresh_interval(&self, seconds: u64, _now: &str) -> Result<()> {
+        self.write(move |tx| Ok(set_state(tx, "refresh_interval", &seconds.to_string())?))
+    }
+
+    fn rename_station(&self, old: &str, new: &str, now: &str) -> Result<RenameOutcome> {
+        let (old, new, now) = (old.to_owned(), new.to_owned(), now.to_owned());
+        self.write(move |tx| {
+            let scans_updated = tx.execute("UPDATE scans SET station_name = ?2 WHERE station_name = ?1", [&old, &new])? as u64;
+            if tx.query_row("SELECT count(*) FROM stations WHERE station_name = ?1", [&old], |r| r.get::<_, i64>(0))? > 0 {
+                tx.execute("DELETE FROM stations WHERE station_name = ?1", [&new])?;
+                tx.execute("UPDATE stations SET station_name = ?2 WHERE station_name = ?1", [&old, &new])?;
+            }
+            if station_epoch(tx, &old)?.is_some() {
+                tx.execute("DELETE FROM station_epochs WHERE station_name = ?1", [&new])?;
+                tx.execute("UPDATE station_epochs SET station_name = ?2 WHERE station_name = ?1", [&old, &new])?;
+            }
+            let keys_moved = tx.execute("UPDATE api_keys SET station_name = ?2 WHERE station_name = ?1", [&old, &new])? as u64;
+            // Earlier names of `old` now lead to `new` too.
+            tx.execute("UPDATE OR REPLACE station_renames SET new_name = ?2 WHERE new_name = ?1", [&old, &new])?;
+            tx.execute(
+                "INSERT INTO station_renames (old_name, new_name, renamed_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (old_name, new_name) DO UPDATE SET renamed_at = excluded.renamed_at",
+                [&old, &new, &now],
+            )?;
+            Ok(RenameOutcome { scans_updated, keys_moved })
+        })
+    }
+
+    fn recent_scan_elsewhere(
+        &self,
+        badge_id: &str,
+        since: &str,
+        exclude_station: Option<&str>,
+    ) -> Result<Option<RecentScan>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT station_name, scanned_at FROM scans WHERE cleared_at IS NULL AND badge_id = ?1 \
+                 AND scanned_at >= ?2 AND (?3 IS NULL OR station_name <> ?3) ORDER BY scanned_at DESC LIMIT 1",
+            )?
+            .query_row(params![badge_id, since, exclude_station], |r| {
+                Ok(RecentScan { station_name: r.get(0)?, scanned_at: r.get(1)? })
+            })
+            .optional()
+        })
     }
 
     fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome> {
@@ -600,12 +701,13 @@ impl HubStorage for SqliteStorage {
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                  ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
                  local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
                  oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at",
+                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
+                 reported_station_epoch = excluded.reported_station_epoch",
                 params![
                     hb.station_name,
                     hb.last_clear_epoch,
@@ -615,7 +717,8 @@ impl HubStorage for SqliteStorage {
                     hb.oldest_pending_age_secs.map(to_sql_int),
                     hb.app_version,
                     hb.clock_offset_millis,
-                    now
+                    now,
+                    hb.station_clear_epoch
                 ],
             )?;
             Ok(())
@@ -625,8 +728,9 @@ impl HubStorage for SqliteStorage {
     fn stations(&self) -> Result<Vec<StationRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
-                 app_version, clock_offset_millis, last_seen_at FROM stations ORDER BY station_name",
+                "SELECT s.station_name, last_clear_epoch, local_scan_count, pending, failed, oldest_pending_age_secs, \
+                 app_version, clock_offset_millis, last_seen_at, reported_station_epoch, e.clear_epoch \
+                 FROM stations s LEFT JOIN station_epochs e ON e.station_name = s.station_name ORDER BY s.station_name",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(StationRow {
@@ -639,6 +743,8 @@ impl HubStorage for SqliteStorage {
                     app_version: r.get(6)?,
                     clock_offset_millis: r.get(7)?,
                     last_seen_at: r.get(8)?,
+                    reported_station_epoch: r.get(9)?,
+                    station_clear_epoch: r.get(10)?,
                 })
             })?;
             rows.collect()
@@ -653,7 +759,7 @@ impl HubStorage for SqliteStorage {
         let (units, hash, now) = (units.to_vec(), hash.to_owned(), now.to_owned());
         self.write(move |tx| {
             if state(tx, "roster_hash")?.as_deref() == Some(hash.as_str()) {
-                return Ok(RosterOutcome { saved: 0, skipped: true });
+                return Ok(RosterOutcome { saved: units.len() as u64, skipped: true });
             }
             tx.execute("DELETE FROM roster_units", [])?;
             let mut insert = tx.prepare_cached(
@@ -697,7 +803,8 @@ impl HubStorage for SqliteStorage {
                 let business_units = c
                     .prepare_cached(
                         "WITH scanned AS (SELECT business_unit AS name, count(DISTINCT badge_id) AS n FROM scans \
-                                          WHERE cleared_at IS NULL AND business_unit IS NOT NULL GROUP BY business_unit), \
+                                          WHERE cleared_at IS NULL AND business_unit IS NOT NULL AND business_unit <> '' \
+                                          GROUP BY business_unit), \
                               names AS (SELECT name FROM roster_units UNION SELECT name FROM scanned) \
                          SELECT names.name, coalesce(roster_units.registered, 0), coalesce(scanned.n, 0) FROM names \
                          LEFT JOIN roster_units ON roster_units.name = names.name \
@@ -707,7 +814,13 @@ impl HubStorage for SqliteStorage {
                         Ok(UnitScans { name: r.get(0)?, registered: count(r.get(1)?), unique: count(r.get(2)?) })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Stats { total_scans, unique_badges, stations, business_units })
+                let unmatched_unique = c.query_row(
+                    "SELECT count(DISTINCT badge_id) FROM scans \
+                     WHERE cleared_at IS NULL AND (business_unit IS NULL OR business_unit = '')",
+                    [],
+                    |r| Ok(count(r.get(0)?)),
+                )?;
+                Ok(Stats { total_scans, unique_badges, stations, business_units, unmatched_unique })
             })();
             c.execute_batch("COMMIT")?;
             result
@@ -722,7 +835,7 @@ impl HubStorage for SqliteStorage {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT badge_id, legacy_id, station_name, scanned_at, matched, business_unit, scan_source FROM scans \
-                 WHERE cleared_at IS NULL ORDER BY scanned_at DESC, id DESC LIMIT ?1",
+                 WHERE cleared_at IS NULL ORDER BY scanned_at, id LIMIT ?1",
             )?;
             let rows = stmt.query_map([to_sql_int(limit)], |r| {
                 Ok(ExportScan {
@@ -742,18 +855,30 @@ impl HubStorage for SqliteStorage {
     fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome> {
         let (station, cleared_by, now) = (station.map(str::to_owned), cleared_by.to_owned(), now.to_owned());
         self.write(move |tx| {
-            let clear_epoch = next_epoch(state(tx, "clear_epoch")?.as_deref(), &now);
-            let deleted = match &station {
-                Some(name) => tx.execute(
+            let (clear_epoch, deleted) = if let Some(name) = &station {
+                // The station's own epoch moves; the global one (which TrackAttendance
+                // kiosks watch) does not.
+                let previous = station_epoch(tx, name)?;
+                let epoch = next_epoch(previous.as_deref(), &now);
+                let deleted = tx.execute(
                     "UPDATE scans SET cleared_at = ?1, cleared_epoch = ?2 WHERE cleared_at IS NULL AND station_name = ?3",
-                    params![now, clear_epoch, name],
-                )?,
-                None => tx.execute(
+                    params![now, epoch, name],
+                )?;
+                tx.execute(
+                    "INSERT INTO station_epochs (station_name, clear_epoch) VALUES (?1, ?2) \
+                     ON CONFLICT (station_name) DO UPDATE SET clear_epoch = excluded.clear_epoch",
+                    params![name, epoch],
+                )?;
+                (epoch, deleted as u64)
+            } else {
+                let epoch = next_epoch(state(tx, "clear_epoch")?.as_deref(), &now);
+                let deleted = tx.execute(
                     "UPDATE scans SET cleared_at = ?1, cleared_epoch = ?2 WHERE cleared_at IS NULL",
-                    params![now, clear_epoch],
-                )?,
-            } as u64;
-            set_state(tx, "clear_epoch", &clear_epoch)?;
+                    params![now, epoch],
+                )?;
+                set_state(tx, "clear_epoch", &epoch)?;
+                (epoch, deleted as u64)
+            };
             tx.execute(
                 "INSERT INTO clears (clear_epoch, station_name, deleted, cleared_by, cleared_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![clear_epoch, station, to_sql_int(deleted), cleared_by, now],
@@ -825,6 +950,7 @@ mod tests {
             matched: true,
             legacy_id: Some(badge.into()),
             meta: None,
+            cleared: false,
         })
     }
 
@@ -929,9 +1055,91 @@ mod tests {
         assert_eq!(next_epoch(Some("2026-11-22T00:00:00.000Z"), NOW), "2026-11-22T00:00:00.001Z");
         let (_dir, s) = open();
         let a = s.clear(None, "master", NOW).unwrap().clear_epoch;
-        let b = s.clear(Some("Gate"), "master", NOW).unwrap().clear_epoch;
+        let b = s.clear(None, "master", NOW).unwrap().clear_epoch;
         assert!(b > a, "{b} after {a}");
-        assert_eq!(s.clear_epoch().unwrap(), Some(b));
+        assert_eq!(s.clear_epoch().unwrap(), Some(b.clone()));
+        let g1 = s.clear(Some("Gate"), "master", NOW).unwrap().clear_epoch;
+        let g2 = s.clear(Some("Gate"), "master", NOW).unwrap().clear_epoch;
+        assert!(g2 > g1, "a station's own epoch moves forward too");
+        assert_eq!(s.station_clear_epoch("Gate").unwrap(), Some(g2));
+        assert_eq!(s.clear_epoch().unwrap(), Some(b), "clear-station leaves the global epoch alone");
+    }
+
+    fn at(key: &str, badge: &str, station: &str, time: &str, bu: Option<&str>) -> BatchItem {
+        let BatchItem::Scan(mut s) = scan(key, badge) else { unreachable!() };
+        s.station_name = station.into();
+        s.scanned_at = time.into();
+        s.business_unit = bu.map(str::to_owned);
+        BatchItem::Scan(s)
+    }
+
+    /// clear-station archives only that station's scans and moves only its
+    /// own epoch; a scan sent as cleared is kept but out of the counts.
+    #[test]
+    fn clear_station_is_per_station_and_cleared_uploads_are_filed_as_cleared() {
+        let (_dir, s) = open();
+        applied(s.ingest(vec![at("key-0001", "1", "A", NOW, None), at("key-0002", "2", "B", NOW, None)], None, NOW.into()).unwrap());
+        let out = s.clear(Some("A"), "master", NOW).unwrap();
+        assert_eq!(out.deleted, 1);
+        assert_eq!(s.clear_epoch().unwrap(), None, "global epoch untouched");
+        assert_eq!(s.station_clear_epoch("A").unwrap(), Some(out.clear_epoch));
+        assert_eq!(s.station_clear_epoch("B").unwrap(), None);
+        assert_eq!(s.scan_count().unwrap(), 1);
+        let BatchItem::Scan(mut archived) = at("key-0003", "3", "B", NOW, None) else { unreachable!() };
+        archived.cleared = true;
+        let r = applied(s.ingest(vec![BatchItem::Scan(archived)], None, NOW.into()).unwrap());
+        assert_eq!(r.saved, 1, "stored");
+        assert_eq!(s.scan_count().unwrap(), 1, "as cleared: not live");
+        let clears = s.recent_clears(10).unwrap();
+        assert_eq!(clears.len(), 1);
+        assert_eq!(clears[0].station_name.as_deref(), Some("A"));
+    }
+
+    /// Rename moves scans, keys and the own epoch; an event re-sent under the
+    /// old name is still the same scan.
+    #[test]
+    fn rename_moves_everything_and_old_name_retries_are_duplicates() {
+        let (_dir, s) = open();
+        applied(s.ingest(vec![at("key-0001", "1", "Old", NOW, None)], None, NOW.into()).unwrap());
+        s.add_station_key("Old", "ab", "bsk_ab", NOW).unwrap();
+        s.clear(Some("Old"), "master", NOW).unwrap();
+        applied(s.ingest(vec![at("key-0002", "2", "Old", NOW, None)], None, NOW.into()).unwrap());
+        let out = s.rename_station("Old", "New", NOW).unwrap();
+        assert_eq!(out, RenameOutcome { scans_updated: 2, keys_moved: 1 });
+        assert_eq!(s.find_station_key("ab").unwrap().unwrap().station_name, "New");
+        assert!(s.station_clear_epoch("New").unwrap().is_some());
+        assert_eq!(s.station_clear_epoch("Old").unwrap(), None);
+        let r = applied(s.ingest(vec![at("key-0002", "2", "Old", NOW, None)], None, NOW.into()).unwrap());
+        assert_eq!((r.duplicates, r.errors), (1, 0), "not a key conflict");
+    }
+
+    #[test]
+    fn duplicate_check_unmatched_and_oldest_first_export() {
+        let (_dir, s) = open();
+        applied(
+            s.ingest(
+                vec![
+                    at("key-0001", "7", "A", "2026-11-21T09:59:00.000Z", None),
+                    at("key-0002", "7", "B", "2026-11-21T09:58:00.000Z", Some("Ops")),
+                    at("key-0003", "8", "A", "2026-11-21T09:00:00.000Z", Some("")),
+                ],
+                None,
+                NOW.into(),
+            )
+            .unwrap(),
+        );
+        let found = s.recent_scan_elsewhere("7", "2026-11-21T09:55:00.000Z", Some("A")).unwrap().unwrap();
+        assert_eq!(found.station_name, "B");
+        assert_eq!(s.recent_scan_elsewhere("7", "2026-11-21T09:59:30.000Z", None).unwrap(), None);
+        assert_eq!(s.stats().unwrap().unmatched_unique, 2, "NULL and empty units are unmatched");
+        let times: Vec<String> = s.export(10).unwrap().into_iter().map(|e| e.scanned_at).collect();
+        let mut sorted = times.clone();
+        sorted.sort();
+        assert_eq!(times, sorted, "oldest first");
+        s.check_writable(NOW).unwrap();
+        assert_eq!(s.refresh_interval().unwrap(), None);
+        s.set_refresh_interval(30, NOW).unwrap();
+        assert_eq!(s.refresh_interval().unwrap(), Some(30));
     }
 
     #[test]
@@ -964,7 +1172,11 @@ mod tests {
         let (_dir, s) = open();
         let units = [BusinessUnitCount { name: "Ops".into(), registered: 3 }];
         assert_eq!(s.save_roster_summary(&units, "h1", NOW).unwrap(), RosterOutcome { saved: 1, skipped: false });
-        assert_eq!(s.save_roster_summary(&units, "h1", NOW).unwrap(), RosterOutcome { saved: 0, skipped: true });
+        assert_eq!(
+            s.save_roster_summary(&units, "h1", NOW).unwrap(),
+            RosterOutcome { saved: 1, skipped: true },
+            "a skipped summary reports its count, as TrackAttendance does"
+        );
         assert_eq!(s.roster_hash().unwrap().as_deref(), Some("h1"));
         applied(s.ingest(vec![scan("key-0001", "42"), scan("key-0002", "42")], None, NOW.into()).unwrap());
         let stats = s.stats().unwrap();

@@ -118,6 +118,12 @@ pub struct NewScan {
     pub legacy_id: Option<String>,
     /// `meta`, compact JSON, when sent.
     pub meta: Option<String>,
+    /// **\[ext\]** The station archived this scan locally (a clear it
+    /// adopted) before it was ever uploaded: store it *as cleared* (archived,
+    /// out of every count and export, key reserved), so the hub still ends
+    /// up holding every scan ever taken. A key already stored stays as it
+    /// is (live or cleared) and answers `duplicate`.
+    pub cleared: bool,
 }
 
 /// One event of a batch after validation.
@@ -180,6 +186,13 @@ pub struct StationRow {
     pub app_version: Option<String>,
     /// **\[ext\]**
     pub clock_offset_millis: Option<i64>,
+    /// **\[ext\]** The per-station clear epoch the station reported having
+    /// adopted (heartbeat field `station_clear_epoch`); `None` when it did
+    /// not send one (a TrackAttendance kiosk).
+    pub reported_station_epoch: Option<String>,
+    /// **\[ext\]** The hub's per-station clear epoch for this station
+    /// (set by `clear-station`), `None` if it was never cleared alone.
+    pub station_clear_epoch: Option<String>,
 }
 
 /// Per-station scan figures for the dashboard.
@@ -215,8 +228,12 @@ pub struct Stats {
     pub unique_badges: u64,
     /// By station name.
     pub stations: Vec<StationScans>,
-    /// By unit name.
+    /// By unit name (roster units and units seen in scans; not the
+    /// `Unmatched` row, which the HTTP layer builds from `unmatched_unique`).
     pub business_units: Vec<UnitScans>,
+    /// Distinct badges among live scans without a business unit (`NULL` or
+    /// empty): TrackAttendance's `Unmatched` row.
+    pub unmatched_unique: u64,
 }
 
 /// What a clear did.
@@ -224,17 +241,53 @@ pub struct Stats {
 pub struct ClearOutcome {
     /// Scans moved to the archive.
     pub deleted: u64,
-    /// The new clear epoch.
+    /// The new clear epoch: the global one for a clear of all stations, the
+    /// station's own (per-station) epoch for a clear of one station.
     pub clear_epoch: String,
+}
+
+/// The newest live scan of a badge at another station (the cross-station
+/// duplicate check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentScan {
+    /// Where it was scanned.
+    pub station_name: String,
+    /// When (canonical UTC millis).
+    pub scanned_at: String,
+}
+
+/// What a station rename did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenameOutcome {
+    /// Scans (live and cleared) now filed under the new name.
+    pub scans_updated: u64,
+    /// Per-station keys that followed the station to its new name.
+    pub keys_moved: u64,
 }
 
 /// What a roster summary upload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RosterOutcome {
-    /// Units stored (0 when skipped).
+    /// Units in the summary (also when skipped: TrackAttendance reports the
+    /// count either way).
     pub saved: u64,
     /// Whether the stored hash was already this one.
     pub skipped: bool,
+}
+
+/// One clear, as the audit trail has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearRecord {
+    /// The epoch it set (global, or the station's own).
+    pub clear_epoch: String,
+    /// The station cleared alone, `None` for a clear of all stations.
+    pub station_name: Option<String>,
+    /// Scans archived.
+    pub deleted: u64,
+    /// Who asked (`master`).
+    pub cleared_by: String,
+    /// When (canonical UTC millis).
+    pub cleared_at: String,
 }
 
 /// A per-station API key as stored (the key itself is never stored).
@@ -261,6 +314,12 @@ pub trait HubStorage: Send + Sync {
 
     /// Checks that the database answers.
     fn ping(&self) -> Result<()>;
+
+    /// Checks that the database can still *write* (a small committed write,
+    /// e.g. of `now` into a state row): `GET /healthz` must not say "ok"
+    /// while the disk is full and every batch fails. A full disk is
+    /// [`StorageError::DiskFull`].
+    fn check_writable(&self, now: &str) -> Result<()>;
 
     /// The current clear epoch, `None` before the first clear.
     fn clear_epoch(&self) -> Result<Option<String>>;
@@ -292,12 +351,54 @@ pub trait HubStorage: Send + Sync {
     /// Live scans.
     fn scan_count(&self) -> Result<u64>;
 
-    /// Up to `limit` live scans, newest first.
+    /// Up to `limit` live scans, oldest first (by `scanned_at`, then by
+    /// arrival), as TrackAttendance exports them.
     fn export(&self, limit: u64) -> Result<Vec<ExportScan>>;
 
-    /// Archives the live scans (of one station, or all) and moves the clear
-    /// epoch to a new value later than both `now` and the previous epoch.
+    /// Archives live scans and moves a clear epoch to a new value later than
+    /// both `now` and that epoch's previous value.
+    ///
+    /// * `station: None` (clear-scans): every live scan; moves the **global**
+    ///   epoch (what `GET /` shows).
+    /// * `station: Some(s)` (clear-station): the live scans of `s` only;
+    ///   moves **only `s`'s own epoch** ([`HubStorage::station_clear_epoch`]),
+    ///   never the global one, so no other station (TrackAttendance kiosks
+    ///   delete their local scans when the global epoch changes) notices.
+    ///
+    /// Both are logged in the clears audit trail (`cleared_by`).
     fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome>;
+
+    /// **\[ext\]** The per-station clear epoch of `station`, `None` if it
+    /// was never cleared alone.
+    fn station_clear_epoch(&self, station: &str) -> Result<Option<String>>;
+
+    /// The most recent clears, newest first, at most `limit`: for the
+    /// dashboard, which shows both kinds.
+    fn recent_clears(&self, limit: u64) -> Result<Vec<ClearRecord>>;
+
+    /// The dashboard refresh interval in seconds, `None` until set (the
+    /// HTTP layer answers 60 then).
+    fn refresh_interval(&self) -> Result<Option<u64>>;
+
+    /// Stores the dashboard refresh interval (already validated: 0 or
+    /// 10–600).
+    fn set_refresh_interval(&self, seconds: u64, now: &str) -> Result<()>;
+
+    /// Renames a station in one transaction: its scans (live and cleared),
+    /// its heartbeat row (replacing any row of `new`), its per-station clear
+    /// epoch and its per-station keys move to `new`. Events that later
+    /// arrive under the old name with a key already stored under the new
+    /// name count as the same scan (`duplicate`), not a key conflict.
+    fn rename_station(&self, old: &str, new: &str, now: &str) -> Result<RenameOutcome>;
+
+    /// The newest live scan of `badge_id` with `scanned_at >= since` at a
+    /// station other than `exclude_station`.
+    fn recent_scan_elsewhere(
+        &self,
+        badge_id: &str,
+        since: &str,
+        exclude_station: Option<&str>,
+    ) -> Result<Option<RecentScan>>;
 
     /// Stores a new per-station key (its hash only).
     fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()>;
@@ -374,6 +475,7 @@ mod tests {
             matched: false,
             legacy_id: None,
             meta: None,
+            cleared: false,
         })
     }
 

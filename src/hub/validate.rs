@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::storage::{BatchItem, NewScan};
-use crate::api::{BusinessUnitCount, Heartbeat, MAX_BATCH_EVENTS, ScanUpload};
+use crate::api::{BusinessUnitCount, Heartbeat, MAX_BATCH_EVENTS, ScanUpload, limits};
 use crate::clock::{format_utc_millis, parse_utc};
 
 /// At most this many business units in a roster summary.
@@ -30,12 +30,26 @@ pub struct BodyError {
     pub message: String,
     /// How many events the body held, when that much was readable.
     pub events: u64,
+    /// The request is fine but the key may not make it (a per-station key
+    /// uploading another station's scans): `403`, an auth problem the
+    /// station pauses on, not a verdict on the scans.
+    pub forbidden: bool,
 }
 
 impl BodyError {
     fn new(message: impl Into<String>) -> Self {
-        BodyError { message: message.into(), events: 0 }
+        BodyError { message: message.into(), events: 0, forbidden: false }
     }
+}
+
+/// A parsed batch: its items, and how many events had metadata trimmed or
+/// cleaned on the way (for one warning line per batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedBatch {
+    /// In request order.
+    pub items: Vec<BatchItem>,
+    /// Events whose business unit, scan source or meta was trimmed or cleaned.
+    pub cleaned: u64,
 }
 
 #[derive(Deserialize)]
@@ -45,9 +59,19 @@ struct Envelope<'a> {
 }
 
 /// Parses a batch body. `station_of_key` is the station a per-station API key
-/// belongs to (`None` for the master key): events of other stations are
-/// rejected one by one.
+/// belongs to (`None` for the master key): a batch holding events of another
+/// station is refused as a whole as [`BodyError::forbidden`] (a renamed
+/// station whose key was not moved: the station must pause, not fail its
+/// scans).
+///
+/// An empty batch (`{"events":[]}`) is valid: TrackAttendance kiosks post one
+/// to check their key before every sync.
 pub fn parse_batch(body: &[u8], station_of_key: Option<&str>) -> Result<Vec<BatchItem>, BodyError> {
+    parse_batch_cleaned(body, station_of_key).map(|parsed| parsed.items)
+}
+
+/// [`parse_batch`], also counting the events whose metadata was cleaned.
+pub fn parse_batch_cleaned(body: &[u8], station_of_key: Option<&str>) -> Result<ParsedBatch, BodyError> {
     let text = std::str::from_utf8(body).map_err(|e| BodyError::new(format!("body: not UTF-8 ({e})")))?;
     let not_json = |e: serde_json::Error| BodyError::new(format!("body: not valid JSON ({e})"));
     // serde would also read a struct from an array; only an object is a batch.
@@ -59,30 +83,46 @@ pub fn parse_batch(body: &[u8], station_of_key: Option<&str>) -> Result<Vec<Batc
     let events = envelope.events.ok_or_else(|| BodyError::new("events: required (an array of 1 to 2000 events)"))?;
     let raw: Vec<&RawValue> = serde_json::from_str(events.get())
         .map_err(|_| BodyError::new("events: must be an array of event objects"))?;
-    if raw.is_empty() || raw.len() > MAX_BATCH_EVENTS {
+    if raw.len() > MAX_BATCH_EVENTS {
         return Err(BodyError {
             message: format!(
-                "events: must hold 1 to {MAX_BATCH_EVENTS} events per batch (got {}); split the upload into smaller batches",
+                "events: at most {MAX_BATCH_EVENTS} events per batch (got {}); split the upload into smaller batches",
                 raw.len()
             ),
             events: raw.len() as u64,
+            forbidden: false,
         });
     }
-    Ok(raw.into_iter().map(|event| parse_event(event.get(), station_of_key)).collect())
+    let mut parsed = ParsedBatch { items: Vec::with_capacity(raw.len()), cleaned: 0 };
+    for event in raw {
+        let (item, cleaned) = parse_event(event.get(), station_of_key);
+        if let Some(reason) = match &item {
+            BatchItem::Rejected { reason, .. } if reason.starts_with(FOREIGN_STATION) => Some(reason.clone()),
+            _ => None,
+        } {
+            return Err(BodyError { message: reason, events: parsed.items.len() as u64 + 1, forbidden: true });
+        }
+        parsed.cleaned += u64::from(cleaned);
+        parsed.items.push(item);
+    }
+    Ok(parsed)
 }
 
-fn parse_event(raw: &str, station_of_key: Option<&str>) -> BatchItem {
+/// How the reason for an event of another station than the key's begins.
+const FOREIGN_STATION: &str = "station_name: this API key belongs to station";
+
+fn parse_event(raw: &str, station_of_key: Option<&str>) -> (BatchItem, bool) {
     match serde_json::from_str::<ScanUpload>(raw) {
         Ok(event) => {
             let key = event.idempotency_key.clone();
             match check_event(event, station_of_key) {
-                Ok(scan) => BatchItem::Scan(scan),
-                Err(reason) => BatchItem::Rejected { idempotency_key: key, reason },
+                Ok((scan, cleaned)) => (BatchItem::Scan(scan), cleaned),
+                Err(reason) => (BatchItem::Rejected { idempotency_key: key, reason }, false),
             }
         }
         Err(error) => {
             let (idempotency_key, reason) = diagnose_event(raw, &error);
-            BatchItem::Rejected { idempotency_key, reason }
+            (BatchItem::Rejected { idempotency_key, reason }, false)
         }
     }
 }
@@ -123,82 +163,114 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Str
     Ok(())
 }
 
-fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<NewScan, String> {
-    check_len("idempotency_key", &event.idempotency_key, 8, 128)?;
-    check_len("badge_id", &event.badge_id, 1, 128)?;
-    check_len("station_name", &event.station_name, 1, 128)?;
+/// Checks an event. Only its identity fields (key, badge, station, time) can
+/// reject it; its metadata is trimmed or cleaned instead (the `bool` says
+/// whether anything was), because a scan must never sink for a long
+/// business-unit name.
+fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<(NewScan, bool), String> {
+    check_len("idempotency_key", &event.idempotency_key, *limits::KEY_CHARS.start(), *limits::KEY_CHARS.end())?;
+    check_len("badge_id", &event.badge_id, *limits::BADGE_CHARS.start(), *limits::BADGE_CHARS.end())?;
+    check_len("station_name", &event.station_name, *limits::STATION_CHARS.start(), *limits::STATION_CHARS.end())?;
     if let Some(own) = station_of_key
         && own != event.station_name
     {
         return Err(format!(
-            "station_name: this API key belongs to station {own:?}, not {:?}; each station uploads with its own key \
-             (or the master key)",
+            "{FOREIGN_STATION} {own:?}, not {:?}; each station uploads with its own key (or the master key): \
+             if the station was renamed, rename it on the hub too (PUT /v1/stations/rename) so its key follows, \
+             or issue a key for the new name",
             event.station_name
         ));
     }
     let scanned_at = parse_utc(&event.scanned_at)
         .map_err(|e| format!("scanned_at: not an RFC 3339 date-time with offset, e.g. 2026-11-21T10:15:30.123Z ({e})"))?;
     let year = chrono::Datelike::year(&scanned_at);
-    if !(1970..=9999).contains(&year) {
+    if !limits::YEARS.contains(&year) {
         return Err(format!("scanned_at: year {year} is out of range (1970 to 9999)"));
     }
-    if let Some(bu) = &event.business_unit {
-        check_len("business_unit", bu, 0, 256)?;
-    }
-    let scan_source = match event.scan_source {
-        Some(s) if !s.is_empty() => {
-            check_len("scan_source", &s, 0, 32)?;
+    let mut cleaned = false;
+    let business_unit = event.business_unit.as_deref().and_then(|bu| {
+        let (text, changed) = limits::clean_text(bu, limits::BUSINESS_UNIT_CHARS);
+        cleaned |= changed;
+        (!text.is_empty()).then_some(text)
+    });
+    let scan_source = match event.scan_source.as_deref().map(|s| limits::clean_text(s, limits::SCAN_SOURCE_CHARS)) {
+        Some((s, changed)) if !s.is_empty() => {
+            cleaned |= changed;
             s
         }
         _ => "manual".to_owned(),
     };
-    let (matched, legacy_id, meta) = match &event.meta {
+    let (matched, legacy_id, meta) = match event.meta {
         Some(meta) => {
-            let json = check_meta(meta)?;
+            let (meta, changed) = clean_meta(meta);
+            cleaned |= changed;
             let matched = meta.get("matched").and_then(Value::as_bool).unwrap_or(false);
             let legacy_id = meta.get("legacy_id").and_then(Value::as_str).map(str::to_owned);
+            let json = serde_json::to_string(&meta).map_err(|e| format!("meta: {e}"))?;
             (matched, legacy_id, Some(json))
         }
         None => (false, None, None),
     };
-    Ok(NewScan {
-        idempotency_key: event.idempotency_key,
-        badge_id: event.badge_id,
-        station_name: event.station_name,
-        // Truncated to milliseconds: the unit stations store and the unit duplicates compare in.
-        scanned_at: format_utc_millis(&scanned_at),
-        business_unit: event.business_unit,
-        scan_source,
-        matched,
-        legacy_id,
-        meta,
-    })
+    Ok((
+        NewScan {
+            idempotency_key: event.idempotency_key,
+            badge_id: event.badge_id,
+            station_name: event.station_name,
+            // Truncated to milliseconds: the unit stations store and the unit duplicates compare in.
+            scanned_at: format_utc_millis(&scanned_at),
+            business_unit,
+            scan_source,
+            matched,
+            legacy_id,
+            meta,
+            cleared: event.cleared,
+        },
+        cleaned,
+    ))
 }
 
-/// Checks `meta` against API.md and returns it as compact JSON.
-fn check_meta(meta: &Map<String, Value>) -> Result<String, String> {
-    if meta.len() > 20 {
-        return Err(format!("meta: at most 20 keys (got {})", meta.len()));
-    }
+/// Makes `meta` fit API.md's shape instead of refusing the scan: keys over
+/// 64 characters are dropped, at most 20 keys are kept, nested values become
+/// their JSON text, strings are cleaned and cut to 512 characters, and while
+/// the whole is over 10 KB the longest string is cut in half.
+fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, bool) {
+    let mut changed = false;
+    let mut out = Map::new();
     for (key, value) in meta {
-        if key.chars().count() > 64 {
-            return Err(format!("meta: key {:?}… is longer than 64 characters", key.chars().take(16).collect::<String>()));
+        if key.chars().count() > limits::META_KEY_CHARS || out.len() == limits::META_KEYS {
+            changed = true;
+            continue;
         }
-        match value {
-            Value::String(s) if s.chars().count() > 512 => {
-                return Err(format!("meta.{key}: strings are at most 512 characters"));
+        let value = match value {
+            Value::String(text) => {
+                let (text, c) = limits::clean_text(&text, limits::META_VALUE_CHARS);
+                changed |= c;
+                Value::String(text)
             }
-            Value::Array(_) | Value::Object(_) => {
-                return Err(format!("meta.{key}: values must be a string, number, boolean or null (meta is flat)"));
+            nested @ (Value::Array(_) | Value::Object(_)) => {
+                changed = true;
+                Value::String(limits::clean_text(&nested.to_string(), limits::META_VALUE_CHARS).0)
             }
-            _ => {}
+            other => other,
+        };
+        out.insert(key, value);
+    }
+    while serde_json::to_string(&out).map_or(0, |j| j.len()) > limits::META_BYTES {
+        changed = true;
+        let longest = out
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.chars().count())))
+            .max_by_key(|(_, n)| *n);
+        match longest {
+            Some((key, n)) if n > 0 => {
+                if let Some(Value::String(s)) = out.get_mut(&key) {
+                    *s = s.chars().take(n / 2).collect();
+                }
+            }
+            _ => break,
         }
     }
-    let json = serde_json::to_string(meta).map_err(|e| format!("meta: {e}"))?;
-    if json.len() > 10 * 1024 {
-        return Err(format!("meta: at most 10 KB serialised (got {} bytes)", json.len()));
-    }
-    Ok(json)
+    (out, changed)
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, BodyError> {
@@ -253,6 +325,7 @@ pub fn parse_heartbeat(body: &[u8]) -> Result<Heartbeat, BodyError> {
         oldest_pending_age_secs: optional_u64(&map, "oldest_pending_age_secs")?,
         app_version: optional_string(&map, "app_version", 64)?,
         clock_offset_millis,
+        station_clear_epoch: optional_string(&map, "station_clear_epoch", 64)?,
     })
 }
 
@@ -348,9 +421,7 @@ mod tests {
         assert!(reason(one(r#"{"idempotency_key":"short"}"#)).starts_with("idempotency_key: must be 8 to 128"));
         assert!(reason(one(r#"{"scanned_at":"yesterday"}"#)).starts_with("scanned_at:"));
         assert!(reason(one(r#"{"scanned_at":"2026-11-21T10:15:30"}"#)).starts_with("scanned_at:"), "no offset");
-        assert!(reason(one(r#"{"meta":{"nested":{"a":1}}}"#)).starts_with("meta.nested:"));
         assert!(reason(one(r#"{"meta":[1]}"#)).starts_with("meta: must be an object"));
-        assert!(reason(one(r#"{"scan_source":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#)).starts_with("scan_source:"));
     }
 
     #[test]
@@ -363,22 +434,50 @@ mod tests {
         assert_eq!(items[0], BatchItem::Rejected { idempotency_key: String::new(), reason: "event: must be a JSON object".into() });
     }
 
-    #[test]
-    fn meta_limits() {
-        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i}"), Value::from(i))).collect();
-        assert!(reason(one(&format!(r#"{{"meta":{}}}"#, Value::Object(many)))).starts_with("meta: at most 20 keys"));
-        let long = "x".repeat(513);
-        assert!(reason(one(&format!(r#"{{"meta":{{"a":"{long}"}}}}"#))).contains("512"));
-        let big: Map<String, Value> = (0..20).map(|i| (format!("k{i}"), Value::from("y".repeat(510)))).collect();
-        assert!(reason(one(&format!(r#"{{"meta":{}}}"#, Value::Object(big)))).contains("10 KB"));
+    fn scan(item: BatchItem) -> NewScan {
+        match item {
+            BatchItem::Scan(s) => s,
+            BatchItem::Rejected { reason, .. } => panic!("expected a scan, got a rejection: {reason}"),
+        }
     }
 
+    /// Issue 10, problem 6: over-long or odd metadata is trimmed and
+    /// cleaned, never a reason to reject the scan.
+    #[test]
+    fn metadata_is_trimmed_not_rejected() {
+        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i:02}"), Value::from(i))).collect();
+        let meta: Map<String, Value> =
+            serde_json::from_str(&scan(one(&format!(r#"{{"meta":{}}}"#, Value::Object(many)))).meta.unwrap()).unwrap();
+        assert_eq!(meta.len(), 20, "at most 20 keys kept");
+        let long = "x".repeat(513);
+        let s = scan(one(&format!(r#"{{"meta":{{"a":"{long}"}}}}"#)));
+        assert!(s.meta.unwrap().contains(&"x".repeat(512)));
+        let big: Map<String, Value> = (0..20).map(|i| (format!("k{i}"), Value::from("y".repeat(510)))).collect();
+        let s = scan(one(&format!(r#"{{"meta":{}}}"#, Value::Object(big))));
+        assert!(s.meta.unwrap().len() <= 10 * 1024, "cut to 10 KB");
+        let s = scan(one(r#"{"meta":{"nested":{"a":1}}}"#));
+        assert_eq!(s.meta.as_deref(), Some(r#"{"nested":"{\"a\":1}"}"#), "nested values become text");
+        let bu = "B".repeat(300);
+        let s = scan(one(&format!(r#"{{"business_unit":"{bu}"}}"#)));
+        assert_eq!(s.business_unit.unwrap().chars().count(), 256, "business unit cut to 256");
+        let s = scan(one(r#"{"business_unit":"Ops\u0000\nNorth\t "}"#));
+        assert_eq!(s.business_unit.as_deref(), Some("Ops North"), "NUL and newlines cleaned");
+        let s = scan(one(r#"{"scan_source":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#));
+        assert_eq!(s.scan_source.len(), 32);
+        let body = format!(r#"{{"events":[{}]}}"#, event(&format!(r#"{{"business_unit":"{bu}"}}"#)));
+        assert_eq!(parse_batch_cleaned(body.as_bytes(), None).unwrap().cleaned, 1, "counted for the warning");
+    }
+
+    /// Issue 10, problem 7: a per-station key uploading another station's
+    /// scans (a renamed station) is an auth problem for the whole batch
+    /// (403), not a rejection of each scan.
     #[test]
     fn a_station_key_may_only_upload_its_own_station() {
         let body = format!(r#"{{"events":[{}]}}"#, event("{}"));
         assert!(matches!(parse_batch(body.as_bytes(), Some("Gate")).unwrap()[0], BatchItem::Scan(_)));
-        let r = reason(parse_batch(body.as_bytes(), Some("Hall")).unwrap().remove(0));
-        assert!(r.starts_with("station_name: this API key belongs to station \"Hall\""), "{r}");
+        let err = parse_batch(body.as_bytes(), Some("Hall")).unwrap_err();
+        assert!(err.forbidden);
+        assert!(err.message.starts_with("station_name: this API key belongs to station \"Hall\""), "{}", err.message);
     }
 
     #[test]
@@ -388,7 +487,7 @@ mod tests {
         assert!(msg(b"[1,2]").starts_with("body: must be a JSON object"), "{}", msg(b"[1,2]"));
         assert!(msg(b"{}").starts_with("events: required"));
         assert!(msg(br#"{"events":{}}"#).starts_with("events: must be an array"));
-        assert!(msg(br#"{"events":[]}"#).starts_with("events: must hold 1 to 2000"));
+        assert_eq!(parse_batch(br#"{"events":[]}"#, None).unwrap(), vec![], "the kiosk's key check is valid");
         let too_many = format!(r#"{{"events":[{}]}}"#, vec!["{}"; 2001].join(","));
         let err = parse_batch(too_many.as_bytes(), None).unwrap_err();
         assert!(err.message.contains("(got 2001)"));

@@ -620,11 +620,13 @@ impl Loader {
     fn station_name(&mut self, name: &'static str) -> Option<String> {
         let (text, source) = self.raw(name)?;
         let trimmed = text.trim();
-        if trimmed.chars().count() > 128 || trimmed.chars().any(char::is_control) {
+        // The hub's own limit on `station_name`: a name it would refuse would fail every scan.
+        let max = *crate::api::limits::STATION_CHARS.end();
+        if trimmed.chars().count() > max || trimmed.chars().any(char::is_control) {
             self.problem(
                 name,
                 source,
-                format!("{name}={trimmed:?} must be 1–128 characters without control characters; keeping the stored name"),
+                format!("{name}={trimmed:?} must be 1–{max} characters without control characters; keeping the stored name"),
             );
             self.record(name, "(invalid)".to_owned(), source);
             None

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::{Receiver, Sender, select, tick};
 use rusqlite::{Transaction, TransactionBehavior};
 
-use crate::clock::{SharedClock, local_day_start_utc, truncate_millis};
+use crate::clock::{HubTimeAnchor, SharedClock, local_day_start_utc, truncate_millis};
 use crate::station::config::DuplicateConfig;
 mod counters;
 
@@ -101,6 +101,10 @@ pub struct Recorder {
     today_badges: HashSet<String>,
     last_seq: i64,
     inserts_since_prune: u32,
+    /// The hub's clock as the sync engine last measured it: stamps each scan
+    /// with its hub time, which decides its clear epoch whatever the wall
+    /// clock does later.
+    hub_anchor: HubTimeAnchor,
 }
 
 fn mono_millis(d: Duration) -> i64 {
@@ -108,6 +112,12 @@ fn mono_millis(d: Duration) -> i64 {
 }
 
 impl Recorder {
+    /// Shares the sync engine's measurement of the hub clock (see
+    /// [`HubTimeAnchor`]); the engine must use the same [`crate::clock::Clock`].
+    pub fn set_hub_anchor(&mut self, anchor: HubTimeAnchor) {
+        self.hub_anchor = anchor;
+    }
+
     /// Takes over `store` as the write connection and loads the state the
     /// duplicate rule and the counters need.
     pub fn new(
@@ -134,6 +144,7 @@ impl Recorder {
             today_badges: HashSet::new(),
             last_seq: 0,
             inserts_since_prune: 0,
+            hub_anchor: HubTimeAnchor::new(),
         };
         recorder.reload()?;
         Ok(recorder)
@@ -288,6 +299,8 @@ impl Recorder {
             source: read.source,
             reader_id: read.reader_id.as_deref(),
             epoch: self.station.clear_epoch.as_deref(),
+            station_epoch: self.station.station_clear_epoch.as_deref(),
+            hub_scanned_at: self.hub_anchor.hub_time_at(Duration::from_millis(at_mono.max(0) as u64)),
         };
 
         if let Some(earlier) = earlier.as_ref().filter(|_| self.duplicates.action == DuplicateAction::Block) {

@@ -165,13 +165,16 @@ impl StationRuntime {
             let thread = thread.to_owned();
             move |source| RuntimeError::Spawn { thread, source }
         };
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             setup.store,
             setup.clock.clone(),
             setup.roster.clone(),
             setup.duplicates,
             setup.station_name.as_deref(),
         )?;
+        // The sync engine measures the hub clock; the recorder stamps scans with it.
+        let hub_anchor = crate::clock::HubTimeAnchor::new();
+        recorder.set_hub_anchor(hub_anchor.clone());
         let counters = recorder.counters();
         let station = recorder.station().clone();
         let recorder = recorder.spawn(reads_rx, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("recorder"))?;
@@ -183,6 +186,7 @@ impl StationRuntime {
                     RecorderLink::Recorder { commander: recorder.commander(), counters: counters.clone() },
                     setup.clock.clone(),
                 );
+                engine.set_hub_anchor(hub_anchor);
                 engine.keep_roster_summary(setup.roster.clone());
                 Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
             }

@@ -6,6 +6,11 @@
 mod common;
 mod damaged;
 mod fakehub;
+mod faultproxy;
+#[cfg(feature = "hub")]
+mod fleet;
+#[cfg(feature = "hub")]
+mod hublimits;
 #[cfg(feature = "gui")]
 mod gui;
 #[cfg(feature = "hub")]

@@ -1116,3 +1116,29 @@ fn cli_imports_shows_and_exports() {
     assert!(shown.contains("Roster:         4 people"), "{shown}");
     assert!(shown.contains("Bo Builder") && !shown.contains("Bo Twice"), "{shown}");
 }
+
+/// Issue 10, problem 6: a business unit over the hub's 256 characters, and
+/// NUL or newlines in a name, are trimmed and cleaned with a warning, even
+/// in strict mode (never a reason to refuse the file, and never again a
+/// reason for the hub to refuse that person's scans).
+#[test]
+fn over_long_or_odd_metadata_is_cleaned_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("employee.xlsx");
+    let long_unit: &'static str = Box::leak("Operations and Logistics ".repeat(14).into_boxed_str());
+    let rows = vec![
+        vec![t("L1"), t("Ann\u{0}\nExample"), t(long_unit), t("Lead\tEngineer"), C::Blank],
+        vec![t("L2"), t("Bo Builder"), t("Finance"), t("Clerk"), C::Blank],
+    ];
+    write_roster(&path, &HEADER, rows);
+    let (mut store, shared) = station(dir.path());
+    let report = imported(import_roster(&mut store, &shared, &path, &strict()));
+    assert_eq!(report.people, 2);
+    let ann = person(&shared, "L1");
+    assert_eq!(ann.full_name, "Ann Example");
+    assert_eq!(ann.position.as_deref(), Some("Lead Engineer"));
+    assert_eq!(ann.business_unit.as_deref().map(|u| u.chars().count()), Some(256));
+    assert_eq!(report.cleaned_cells.len(), 3, "{:?}", report.cleaned_cells);
+    assert!(report.cleaned_cells.iter().all(|c| c.row == 2));
+    assert_eq!(person(&shared, "L2").business_unit.as_deref(), Some("Finance"), "clean cells untouched");
+}

@@ -270,7 +270,9 @@ fn repeated_failures_cool_auto_sync_down() {
         s.auto.max_consecutive_failures = 2;
     });
     station.scan(5, "C");
-    hub.push_faults([Fault::Status(503, None), Fault::Status(503, None)]);
+    // Every attempt of both runs fails (the hub answers the probe, so each run
+    // allows SYNC_RETRY_MAX_ATTEMPTS + 5 attempts): a hub that takes no batch.
+    hub.push_faults(vec![Fault::Status(503, None); 12]);
     let mut rec = Recording::default();
     assert!(station.engine.auto_check(&mut rec).unwrap().is_err());
     assert!(station.engine.auto_check(&mut rec).unwrap().is_err());

@@ -224,7 +224,27 @@ pub struct ParsedRoster {
     pub problems_omitted: u64,
     /// Cells in roster columns that hold formulas (their saved results were used).
     pub formula_cells: u64,
+    /// Text cells trimmed or cleaned to what the hub stores (control
+    /// characters such as NUL and newlines made spaces, cut to
+    /// [`crate::api::limits::BUSINESS_UNIT_CHARS`] characters): a warning,
+    /// never a reason to refuse the file, because such a value must not sink
+    /// that person's scans at the hub.
+    pub cleaned_cells: Vec<CleanedCell>,
 }
+
+/// A roster cell that was trimmed or cleaned on import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanedCell {
+    /// Its row, as Excel numbers it.
+    pub row: u32,
+    /// Its column.
+    pub column: Column,
+    /// Its length in characters before.
+    pub chars_before: usize,
+}
+
+/// Longest value of a roster text column (the hub's business-unit limit).
+pub const MAX_ROSTER_TEXT_CHARS: usize = crate::api::limits::BUSINESS_UNIT_CHARS;
 
 impl ParsedRoster {
     /// Whether strict mode would accept it.
@@ -282,6 +302,8 @@ pub struct ImportReport {
     pub missing: Vec<Column>,
     /// Formula cells whose saved results were used.
     pub formula_cells: u64,
+    /// Text cells trimmed or cleaned (see [`ParsedRoster::cleaned_cells`]).
+    pub cleaned_cells: Vec<CleanedCell>,
     /// The report written next to the roster, when there were warnings.
     pub report_file: Option<PathBuf>,
     /// How long the import took.
@@ -555,6 +577,16 @@ pub fn import_roster(
     }
 
     let people_count = parsed.people.len();
+    if let Some(first) = parsed.cleaned_cells.first() {
+        tracing::warn!(
+            cells = parsed.cleaned_cells.len(),
+            first_row = first.row,
+            first_column = %first.column,
+            first_chars = first.chars_before,
+            "roster cells trimmed or cleaned (control characters or more than {MAX_ROSTER_TEXT_CHARS} characters); \
+             the people were imported"
+        );
+    }
     let report_written = if parsed.is_clean() {
         // A report left from an earlier, refused attempt would now mislead;
         // there is usually none, so a failure to remove it means nothing.
@@ -594,6 +626,7 @@ pub fn import_roster(
         problems_omitted: parsed.problems_omitted,
         missing: parsed.missing,
         formula_cells: parsed.formula_cells,
+        cleaned_cells: parsed.cleaned_cells,
         report_file: report_written,
         duration: started.elapsed(),
     }))
@@ -814,6 +847,7 @@ struct SheetBuilder {
     problems: Vec<Problem>,
     problems_omitted: u64,
     formula_cells: u64,
+    cleaned_cells: Vec<CleanedCell>,
 }
 
 impl SheetBuilder {
@@ -892,7 +926,11 @@ impl SheetBuilder {
                 return None;
             }
         };
-        (!text.is_empty()).then_some(text)
+        let (clean, changed) = crate::api::limits::clean_text(&text, MAX_ROSTER_TEXT_CHARS);
+        if changed && self.cleaned_cells.len() < MAX_PROBLEMS {
+            self.cleaned_cells.push(CleanedCell { row, column, chars_before: text.chars().count() });
+        }
+        (!clean.is_empty()).then_some(clean)
     }
 
     /// Checks merged ranges and returns the finished roster.
@@ -943,6 +981,7 @@ impl SheetBuilder {
             problems,
             problems_omitted: self.problems_omitted,
             formula_cells: self.formula_cells,
+            cleaned_cells: self.cleaned_cells,
         })
     }
 }
@@ -1052,6 +1091,7 @@ fn scan_sheet<RS: std::io::Read + std::io::Seek>(
             problems: Vec::new(),
             problems_omitted: 0,
             formula_cells: 0,
+            cleaned_cells: Vec::new(),
         });
         None
     };

@@ -30,6 +30,10 @@ pub struct NewScan<'a> {
     pub reader_id: Option<&'a str>,
     /// The clear epoch in force.
     pub epoch: Option<&'a str>,
+    /// This station's own clear epoch in force.
+    pub station_epoch: Option<&'a str>,
+    /// The hub's clock at scan time, when known ([`crate::clock::HubTimeAnchor`]).
+    pub hub_scanned_at: Option<DateTime<Utc>>,
 }
 
 /// Live (non-archived) scans by sync state.
@@ -125,8 +129,9 @@ pub fn insert_scan(conn: &Connection, install_uuid: &str, scan: &NewScan<'_>) ->
     let p = scan.person;
     conn.prepare_cached(
         "INSERT INTO scans (id, idempotency_key, badge_id, scanned_at, station_name, matched, legacy_id, full_name,
-                            business_unit, position, email, scan_source, reader_id, epoch, sync_status)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending')",
+                            business_unit, position, email, scan_source, reader_id, epoch, sync_status,
+                            station_epoch, hub_scanned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16)",
     )?
     .execute(params![
         seq,
@@ -143,6 +148,8 @@ pub fn insert_scan(conn: &Connection, install_uuid: &str, scan: &NewScan<'_>) ->
         scan.source.as_str(),
         scan.reader_id,
         scan.epoch,
+        scan.station_epoch,
+        scan.hub_scanned_at.as_ref().map(format_utc_millis),
     ])?;
     Ok(ScanRecord {
         seq,
@@ -266,6 +273,19 @@ impl Store {
         let sql = format!(
             "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_pending
              WHERE sync_status = 'pending' AND archived_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![after, limit], scan_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` archived scans that were never uploaded (archived while
+    /// pending), oldest first, after sequence number `after`: they go to a
+    /// hub with the `cleared_upload` extension filed as cleared.
+    pub fn archived_pending_after(&self, after: i64, limit: u32) -> Result<Vec<ScanRecord>> {
+        let sql = format!(
+            "SELECT {SCAN_COLUMNS} FROM scans INDEXED BY scans_archived
+             WHERE archived_at IS NOT NULL AND sync_status = 'pending' AND id > ?1 ORDER BY id LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![after, limit], scan_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;

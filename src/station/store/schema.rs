@@ -112,6 +112,16 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX scans_failed ON scans (id) WHERE sync_status = 'failed' AND archived_at IS NULL;
     CREATE INDEX scans_archived ON scans (id) WHERE archived_at IS NOT NULL;
     ",
+    // 3: per-station clear epochs and clock-proof epochs (issue 10).
+    r"
+    -- This station's own clear epoch at the hub (clear-station) that it has adopted; NULL until one.
+    ALTER TABLE station ADD COLUMN station_clear_epoch TEXT;
+    -- The station's own clear epoch in force at scan time.
+    ALTER TABLE scans ADD COLUMN station_epoch TEXT;
+    -- The hub's clock at scan time as the station knew it (last probe + monotonic time since), NULL when
+    -- the hub had not been measured in that run: decides a scan's epoch whatever the wall clock did.
+    ALTER TABLE scans ADD COLUMN hub_scanned_at TEXT;
+    ",
 ];
 
 /// The station's schema, for [`crate::sqlite::open`].

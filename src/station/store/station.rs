@@ -17,6 +17,8 @@ pub struct StationInfo {
     pub name: String,
     /// The hub clear epoch this station has adopted.
     pub clear_epoch: Option<String>,
+    /// **\[ext\]** This station's own clear epoch (clear-station) it has adopted.
+    pub station_clear_epoch: Option<String>,
 }
 
 /// One row of `sync_log`.
@@ -57,9 +59,18 @@ impl Store {
 
     /// The identity row.
     pub fn station(&self) -> Result<StationInfo> {
-        Ok(self.conn.query_row("SELECT install_uuid, name, clear_epoch FROM station WHERE id = 1", [], |r| {
-            Ok(StationInfo { install_uuid: r.get(0)?, name: r.get(1)?, clear_epoch: r.get(2)? })
-        })?)
+        Ok(self.conn.query_row(
+            "SELECT install_uuid, name, clear_epoch, station_clear_epoch FROM station WHERE id = 1",
+            [],
+            |r| {
+                Ok(StationInfo {
+                    install_uuid: r.get(0)?,
+                    name: r.get(1)?,
+                    clear_epoch: r.get(2)?,
+                    station_clear_epoch: r.get(3)?,
+                })
+            },
+        )?)
     }
 
     /// Renames the station (new scans carry the new name; old ones keep theirs).

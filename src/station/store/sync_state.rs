@@ -130,21 +130,27 @@ impl Store {
     }
 }
 
-/// Adopts the hub's clear epoch `epoch` on `conn` (the recorder's connection
-/// when the station runs), in one transaction:
-///
-/// * a station that has never talked to a hub (`seen_hub` false and no
-///   epoch stored) adopts it and archives nothing: it joins a hub whose clear
-///   happened before its time;
-/// * otherwise every live scan of another epoch that was taken before
-///   `cutoff` (the clear, on the station's clock) is archived: kept, out of
-///   the counters, never uploaded again;
-/// * live scans of an older epoch taken at or after `cutoff` happened after
-///   the clear — the station just had not heard of it — so they move into
-///   the new epoch and stay live.
-///
-/// Without a `cutoff` (the epoch is not a time), every other-epoch scan is
-/// archived. Nothing is ever deleted.
+/// Which clear epoch is adopted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochKind {
+    /// The hub's global epoch (`GET /`, clear-scans): column `epoch`.
+    Global,
+    /// This station's own epoch (**\[ext\]**, clear-station): column
+    /// `station_epoch`.
+    Station,
+}
+
+impl EpochKind {
+    /// (column of `station`, column of `scans`).
+    fn columns(self) -> (&'static str, &'static str) {
+        match self {
+            EpochKind::Global => ("clear_epoch", "epoch"),
+            EpochKind::Station => ("station_clear_epoch", "station_epoch"),
+        }
+    }
+}
+
+/// Adopts the hub's global clear epoch; see [`adopt`].
 pub fn adopt_epoch(
     conn: &Connection,
     epoch: &str,
@@ -152,27 +158,67 @@ pub fn adopt_epoch(
     now: &DateTime<Utc>,
     seen_hub: bool,
 ) -> Result<EpochChange> {
+    adopt(conn, EpochKind::Global, epoch, cutoff, now, seen_hub)
+}
+
+/// Adopts a clear epoch of `kind` on `conn` (the recorder's connection when
+/// the station runs), in one transaction:
+///
+/// * with `archive` false (a station that has never talked to a hub, or
+///   never heard of its own epoch, meeting one) the epoch is adopted and
+///   nothing archived: it joins a hub whose clear happened before its time;
+/// * otherwise every live scan stamped with another epoch of this kind that
+///   was taken before the clear is archived: kept, out of the counters, not
+///   uploaded as live again;
+/// * live scans stamped with an older epoch but taken at or after the clear
+///   (the station had not heard of it yet) move into the new epoch and stay
+///   live.
+///
+/// "Taken before the clear" is decided by the scan's `hub_scanned_at` (the
+/// hub's clock at scan time, measured on the monotonic clock, so a station
+/// clock step between recording and syncing cannot change it) compared with
+/// the epoch itself; only scans without it (recorded before the hub was
+/// first measured in that run) fall back to `scanned_at` against `cutoff`
+/// (the clear on the station's clock now). Without either, every
+/// other-epoch scan is archived. Nothing is ever deleted.
+pub fn adopt(
+    conn: &Connection,
+    kind: EpochKind,
+    epoch: &str,
+    cutoff: Option<&DateTime<Utc>>,
+    now: &DateTime<Utc>,
+    archive: bool,
+) -> Result<EpochChange> {
+    let (station_column, scan_column) = kind.columns();
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let previous: Option<String> = tx.query_row("SELECT clear_epoch FROM station WHERE id = 1", [], |r| r.get(0))?;
+    let previous: Option<String> =
+        tx.query_row(&format!("SELECT {station_column} FROM station WHERE id = 1"), [], |r| r.get(0))?;
     let mut change = EpochChange { previous: previous.clone(), ..EpochChange::default() };
     if previous.as_deref() == Some(epoch) {
         return Ok(change);
     }
-    tx.execute("UPDATE station SET clear_epoch = ?1 WHERE id = 1", [epoch])?;
-    if previous.is_some() || seen_hub {
+    tx.execute(&format!("UPDATE station SET {station_column} = ?1 WHERE id = 1"), [epoch])?;
+    if previous.is_some() || archive {
         let cutoff_text = cutoff.map(format_utc_millis);
+        let epoch_at = crate::clock::parse_utc(epoch).ok().map(|t| format_utc_millis(&t));
         change.carried_over = tx.execute(
-            "UPDATE scans SET epoch = ?1
-             WHERE archived_at IS NULL AND epoch IS NOT ?1 AND ?2 IS NOT NULL AND scanned_at >= ?2",
-            params![epoch, cutoff_text],
+            &format!(
+                "UPDATE scans SET {scan_column} = ?1
+                 WHERE archived_at IS NULL AND {scan_column} IS NOT ?1 AND (
+                     (hub_scanned_at IS NOT NULL AND ?3 IS NOT NULL AND hub_scanned_at >= ?3)
+                  OR (hub_scanned_at IS NULL AND ?2 IS NOT NULL AND scanned_at >= ?2))"
+            ),
+            params![epoch, cutoff_text, epoch_at],
         )? as u64;
         change.archived_pending = tx.query_row(
-            "SELECT count(*) FROM scans WHERE archived_at IS NULL AND epoch IS NOT ?1 AND sync_status = 'pending'",
+            &format!(
+                "SELECT count(*) FROM scans WHERE archived_at IS NULL AND {scan_column} IS NOT ?1 AND sync_status = 'pending'"
+            ),
             [epoch],
             |r| r.get::<_, i64>(0),
         )? as u64;
         change.archived = tx.execute(
-            "UPDATE scans SET archived_at = ?2 WHERE archived_at IS NULL AND epoch IS NOT ?1",
+            &format!("UPDATE scans SET archived_at = ?2 WHERE archived_at IS NULL AND {scan_column} IS NOT ?1"),
             params![epoch, format_utc_millis(now)],
         )? as u64;
     }

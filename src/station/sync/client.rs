@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 use ureq::Agent;
 use ureq::http::Response;
 
-use crate::api::{BatchRequest, BatchResponse, Heartbeat, RosterHash, RosterSummary, RosterSummaryResponse, ServiceStatus};
+use crate::api::{
+    BatchRequest, BatchResponse, Heartbeat, HeartbeatResponse, RosterHash, RosterSummary, RosterSummaryResponse,
+    ServiceStatus,
+};
 use crate::model::Secret;
 
 /// Why a call to the hub did not give an answer.
@@ -58,7 +61,8 @@ pub enum HubError {
         /// From `Retry-After` (503).
         retry_after: Option<Duration>,
     },
-    /// 400/413/422 and other 4xx: this request was refused for its content.
+    /// 400/413/422 and other 4xx *with the API's JSON error body*: the hub
+    /// itself refused this request for its content.
     #[error("the hub refused the request (HTTP {status}): {message}")]
     Rejected {
         /// The status.
@@ -66,12 +70,35 @@ pub enum HubError {
         /// The hub's message.
         message: String,
     },
-    /// A 2xx whose body is not what API v1 says.
-    #[error("the hub answered HTTP {status} with a body this station cannot read ({detail}); is CLOUD_API_URL the BadgeStation/TrackAttendance API?")]
+    /// A 4xx that is not the API's JSON error (an HTML page): something
+    /// between the station and the hub (a proxy, a firewall) refused the
+    /// request. Not a verdict on the scans: they stay pending.
+    #[error(
+        "something between this station and the hub (a proxy or firewall?) refused the request with HTTP {status} \
+         ({detail}); the hub itself did not answer, so scans stay pending. Check the proxy (e.g. its body size limit \
+         for 413; a smaller CLOUD_SYNC_BATCH_SIZE also helps) and that CLOUD_API_URL points at the hub"
+    )]
+    Intermediary {
+        /// The status.
+        status: u16,
+        /// The start of the page.
+        detail: String,
+    },
+    /// A 2xx whose body could not be read to its end (the connection broke).
+    #[error("the hub's answer (HTTP {status}) was cut off ({detail}); scans stay pending and will be sent again")]
+    Incomplete {
+        /// The status.
+        status: u16,
+        /// The read error.
+        detail: String,
+    },
+    /// A 2xx whose body is not what API v1 says, or does not account for
+    /// every event of the batch.
+    #[error("the hub answered HTTP {status} with a body this station cannot use ({detail}); scans stay pending. Is CLOUD_API_URL the BadgeStation/TrackAttendance API?")]
     BadResponse {
         /// The status.
         status: u16,
-        /// The parse error.
+        /// What is wrong with it.
         detail: String,
     },
 }
@@ -82,7 +109,12 @@ impl HubError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            HubError::Offline { .. } | HubError::Timeout { .. } | HubError::RateLimited { .. } | HubError::Server { .. }
+            HubError::Offline { .. }
+                | HubError::Timeout { .. }
+                | HubError::RateLimited { .. }
+                | HubError::Server { .. }
+                | HubError::Incomplete { .. }
+                | HubError::BadResponse { .. }
         )
     }
 
@@ -98,7 +130,7 @@ impl HubError {
     /// Whether the hub could be reached at all (for the connection dot).
     #[must_use]
     pub fn reached_hub(&self) -> bool {
-        !matches!(self, HubError::Offline { .. } | HubError::Timeout { .. })
+        !matches!(self, HubError::Offline { .. } | HubError::Timeout { .. } | HubError::Intermediary { .. })
     }
 }
 
@@ -112,6 +144,8 @@ pub struct StatusProbe {
     pub clock_offset_millis: Option<i64>,
     /// How long the call took.
     pub round_trip: Duration,
+    /// The hub's clock when it answered (body `timestamp`, else `Date`).
+    pub hub_time: Option<DateTime<Utc>>,
 }
 
 /// A blocking client for one hub.
@@ -190,18 +224,30 @@ impl HubClient {
         }
     }
 
-    /// Turns a response into `T` or a classified error.
+    /// Turns a response into `T` or a classified error. Only a 4xx with the
+    /// API's JSON error body is the hub's own refusal ([`HubError::Rejected`]);
+    /// an HTML page is an intermediary's.
     fn answer<T: DeserializeOwned>(mut response: Response<ureq::Body>) -> Result<T, HubError> {
         let status = response.status().as_u16();
         let retry_after = retry_after(&response);
-        let body = response.body_mut().read_to_string().unwrap_or_default();
+        let body = response.body_mut().read_to_string();
         match status {
-            200..=299 => serde_json::from_str(&body)
-                .map_err(|e| HubError::BadResponse { status, detail: e.to_string() }),
+            200..=299 => {
+                let body = body.map_err(|e| HubError::Incomplete { status, detail: e.to_string() })?;
+                serde_json::from_str(&body).map_err(|e| HubError::BadResponse { status, detail: e.to_string() })
+            }
             401 | 403 => Err(HubError::Auth { status }),
             429 => Err(HubError::RateLimited { retry_after }),
-            500..=599 => Err(HubError::Server { status, message: error_message(&body), retry_after }),
-            _ => Err(HubError::Rejected { status, message: error_message(&body) }),
+            500..=599 => {
+                Err(HubError::Server { status, message: error_message(&body.unwrap_or_default()), retry_after })
+            }
+            _ => {
+                let body = body.unwrap_or_default();
+                match hub_error_message(&body) {
+                    Some(message) => Err(HubError::Rejected { status, message }),
+                    None => Err(HubError::Intermediary { status, detail: error_message(&body) }),
+                }
+            }
         }
     }
 
@@ -246,20 +292,18 @@ impl HubClient {
             .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
             .map(|t| t.with_timezone(&Utc));
         let status = response.status().as_u16();
-        let body = response.body_mut().read_to_string().unwrap_or_default();
         if !(200..300).contains(&status) {
-            return match status {
-                500..=599 => Err(HubError::Server { status, message: error_message(&body), retry_after: None }),
-                _ => Err(HubError::Rejected { status, message: error_message(&body) }),
-            };
+            // 429 and 5xx on the probe are as transient as on an upload.
+            return Self::answer::<ServiceStatus>(response).map(|_| unreachable!("not a 2xx"));
         }
+        let body = response.body_mut().read_to_string().map_err(|e| HubError::Incomplete { status, detail: e.to_string() })?;
         let status: ServiceStatus =
             serde_json::from_str(&body).map_err(|e| HubError::BadResponse { status, detail: e.to_string() })?;
         // The body's millisecond timestamp beats the whole-second Date header.
         let hub_time = status.timestamp.as_deref().and_then(|t| crate::clock::parse_utc(t).ok()).or(date_header);
         let midpoint = started_wall + chrono::Duration::from_std(round_trip / 2).unwrap_or_default();
         let clock_offset_millis = hub_time.map(|hub| (midpoint - hub).num_milliseconds());
-        Ok(StatusProbe { status, clock_offset_millis, round_trip })
+        Ok(StatusProbe { status, clock_offset_millis, round_trip, hub_time })
     }
 
     /// `POST /v1/scans/batch`.
@@ -267,9 +311,10 @@ impl HubClient {
         self.post("/v1/scans/batch", batch, self.timeout)
     }
 
-    /// `POST /v1/stations/heartbeat`.
-    pub fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), HubError> {
-        self.post::<_, serde_json::Value>("/v1/stations/heartbeat", heartbeat, self.probe_timeout).map(|_| ())
+    /// `POST /v1/stations/heartbeat`; the answer carries this station's own
+    /// clear epoch on hubs with that extension.
+    pub fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<HeartbeatResponse, HubError> {
+        self.post("/v1/stations/heartbeat", heartbeat, self.probe_timeout)
     }
 
     /// `GET /v1/roster/hash`.
@@ -294,20 +339,43 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
     (at - Utc::now()).to_std().ok()
 }
 
-/// The `error` or `message` of a JSON error body, else the body itself
-/// (shortened).
+/// The message of the API's own JSON error body: `message` (the standard
+/// `{"statusCode","error","message"}`, whose `error` is only the reason
+/// phrase), else `error` (the batch shape `{"error","saved",...}`). `None`
+/// when the body is not such a JSON object, i.e. not from the hub.
+fn hub_error_message(body: &str) -> Option<String> {
+    let value = serde_json::from_str::<serde_json::Value>(body).ok()?;
+    ["message", "error"].iter().find_map(|field| value.get(field).and_then(|v| v.as_str()).map(str::to_owned))
+}
+
+/// The hub's message of a JSON error body, else the body itself (shortened).
 fn error_message(body: &str) -> String {
-    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
-        for field in ["error", "message"] {
-            if let Some(text) = value.get(field).and_then(|v| v.as_str()) {
-                return text.to_owned();
-            }
-        }
+    if let Some(message) = hub_error_message(body) {
+        return message;
     }
     let trimmed = body.trim();
     if trimmed.is_empty() {
         "no details given".to_owned()
     } else {
         trimmed.chars().take(300).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 10, problem 5: the hub's own message is kept (the standard error
+    /// body's `error` is only the reason phrase, "Bad Request"); a page that
+    /// is not the API's JSON is not the hub's verdict.
+    #[test]
+    fn the_hub_message_is_kept_and_pages_are_not_verdicts() {
+        let standard = r#"{"statusCode":400,"error":"Bad Request","message":"events: at most 2000 events per batch"}"#;
+        assert_eq!(error_message(standard), "events: at most 2000 events per batch");
+        let batch = r#"{"error":"body: not valid JSON","saved":0,"duplicates":0,"errors":3}"#;
+        assert_eq!(hub_error_message(batch).as_deref(), Some("body: not valid JSON"));
+        assert_eq!(hub_error_message("<html><body>413 Request Entity Too Large</body></html>"), None);
+        assert!(HubError::Incomplete { status: 200, detail: "eof".into() }.is_transient(), "a truncated 200 is retried");
+        assert!(!HubError::Intermediary { status: 413, detail: "page".into() }.is_transient());
     }
 }

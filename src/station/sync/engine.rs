@@ -26,13 +26,16 @@ use chrono::{DateTime, Utc};
 use super::backoff::{backoff_delay, jitter};
 use super::client::{HubClient, HubError, StatusProbe};
 use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WATCHDOG_INTERVALS};
-use crate::api::{BatchRequest, BatchResponse, EventStatus, Heartbeat, KEY_CONFLICT, ScanUpload};
-use crate::clock::{SharedClock, format_utc_millis, parse_utc};
+use crate::api::{
+    BatchRequest, BatchResponse, EXT_CLEARED_UPLOAD, EXT_STATION_EPOCH, EventStatus, Heartbeat, KEY_CONFLICT,
+    ScanUpload,
+};
+use crate::clock::{HubTimeAnchor, SharedClock, format_utc_millis, parse_utc};
 use crate::model::{Counters, ScanRecord};
 use super::roster_summary::upload_and_log;
 use crate::station::roster::{Roster, SharedRoster};
 use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
-use crate::station::store::sync_state::{EpochChange, Failure, adopt_epoch};
+use crate::station::store::sync_state::{EpochChange, EpochKind, Failure, adopt};
 use crate::station::store::{Store, StoreError, SyncLogEntry};
 
 /// Where the engine sends events and how it waits between retries.
@@ -102,8 +105,12 @@ impl SyncError {
             SyncError::Hub(HubError::Offline { .. } | HubError::Timeout { .. }) => FailureKind::Offline,
             SyncError::Hub(HubError::Auth { .. }) => FailureKind::AuthRejected,
             SyncError::Hub(HubError::RateLimited { .. }) => FailureKind::RateLimited,
-            SyncError::Hub(HubError::Server { .. } | HubError::BadResponse { .. }) => FailureKind::Server,
-            SyncError::Hub(HubError::Rejected { .. }) | SyncError::CoolingDown(_) => FailureKind::Refused,
+            SyncError::Hub(HubError::Server { .. } | HubError::BadResponse { .. } | HubError::Incomplete { .. }) => {
+                FailureKind::Server
+            }
+            SyncError::Hub(HubError::Rejected { .. } | HubError::Intermediary { .. }) | SyncError::CoolingDown(_) => {
+                FailureKind::Refused
+            }
             SyncError::Store(_) => FailureKind::Storage,
             SyncError::RecorderStopped(_) | SyncError::Cancelled => FailureKind::Cancelled,
         }
@@ -177,11 +184,34 @@ pub struct SyncEngine {
     /// `settings`): a clear epoch that appears after that is a real clear,
     /// one seen at first contact is history.
     seen_hub: bool,
+    /// Whether a heartbeat answer ever told this station its own clear
+    /// epoch (kept in `settings`); the same rule for its own epoch.
+    seen_station_epoch: bool,
+    /// The extensions the hub listed at the last probe.
+    extensions: Vec<String>,
+    /// Shared with the recorder: the hub's clock, measured at each probe.
+    hub_anchor: HubTimeAnchor,
+    /// Whether the hub took a batch in the current sync run: a run that got
+    /// batches through is fighting a flaky link, not a hub that is down.
+    run_progress: bool,
+    /// Whether the batches being sent are archived scans (sent as cleared).
+    uploading_cleared: bool,
+    /// Whether the hub answered anything in the current run (even an
+    /// error): the link works at times, so retries get a larger budget.
+    hub_answered: bool,
     /// The roster whose business-unit summary to keep on the hub, and the
     /// one last uploaded (compared by identity: an import swaps in a new one).
     roster: Option<SharedRoster>,
     summary_sent_for: Option<Arc<Roster>>,
 }
+
+/// Extra consecutive attempts a run allows once the hub has answered in it:
+/// through a link that spoils half the requests, giving up after
+/// `SYNC_RETRY_MAX_ATTEMPTS` would end most long drains.
+pub const FLAKY_LINK_EXTRA_ATTEMPTS: u32 = 5;
+
+/// The `settings` key recording that the hub told this station its own epoch.
+pub const SEEN_STATION_EPOCH_SETTING: &str = "sync.station_epoch_seen";
 
 /// The `settings` key recording that the hub was reached at least once.
 pub const SEEN_HUB_SETTING: &str = "sync.hub_seen";
@@ -198,6 +228,7 @@ impl SyncEngine {
         let client = client_for(&settings);
         let last_success_at = store.last_sync("upload", Some("ok")).ok().flatten().map(|e| e.started_at);
         let seen_hub = store.setting(SEEN_HUB_SETTING).ok().flatten().is_some();
+        let seen_station_epoch = store.setting(SEEN_STATION_EPOCH_SETTING).ok().flatten().is_some();
         SyncEngine {
             store,
             client,
@@ -212,6 +243,12 @@ impl SyncEngine {
             clock_offset_millis: None,
             last_success_at,
             seen_hub,
+            seen_station_epoch,
+            extensions: Vec::new(),
+            hub_anchor: HubTimeAnchor::new(),
+            run_progress: false,
+            uploading_cleared: false,
+            hub_answered: false,
             roster: None,
             summary_sent_for: None,
         }
@@ -222,6 +259,18 @@ impl SyncEngine {
     /// import swapped it, or the last upload failed), it is uploaded.
     pub fn keep_roster_summary(&mut self, roster: SharedRoster) {
         self.roster = Some(roster);
+    }
+
+    /// Shares the measurement of the hub clock with the recorder (give it the
+    /// same anchor with [`crate::station::recorder::Recorder::set_hub_anchor`]
+    /// and the same clock), so scans are stamped with their hub time.
+    pub fn set_hub_anchor(&mut self, anchor: HubTimeAnchor) {
+        self.hub_anchor = anchor;
+    }
+
+    /// Whether the hub listed extension `name` at the last probe.
+    fn hub_has(&self, name: &str) -> bool {
+        self.extensions.iter().any(|e| e == name)
     }
 
     /// The settings in force.
@@ -270,8 +319,12 @@ impl SyncEngine {
     /// Updates reachability and the API-key pause from a call's outcome.
     fn observe<T>(&mut self, result: &Result<T, HubError>, ctx: &mut dyn SyncContext) {
         match result {
-            Ok(_) => self.set_online(true, ctx),
+            Ok(_) => {
+                self.hub_answered = true;
+                self.set_online(true, ctx);
+            }
             Err(e) => {
+                self.hub_answered |= e.reached_hub();
                 self.set_online(e.reached_hub(), ctx);
                 if let HubError::Auth { status } = e {
                     if self.auth_rejected.is_none() {
@@ -286,9 +339,15 @@ impl SyncEngine {
     /// `GET /`: reachability, clock offset, and a new clear epoch if the hub
     /// announces one.
     pub fn probe(&mut self, ctx: &mut dyn SyncContext) -> Result<StatusProbe, SyncError> {
+        let mono_before = self.clock.now_mono();
         let result = self.client.probe();
         self.observe(&result, ctx);
         let probe = result?;
+        if let Some(hub_time) = probe.hub_time {
+            // The hub's clock at the middle of the round trip, on our monotonic clock.
+            self.hub_anchor.set(hub_time, mono_before + probe.round_trip / 2);
+        }
+        self.extensions.clone_from(&probe.status.extensions);
         if let Some(offset) = probe.clock_offset_millis {
             self.clock_offset_millis = Some(offset);
             let warn = offset.unsigned_abs() > CLOCK_WARNING.as_millis() as u64;
@@ -301,7 +360,7 @@ impl SyncEngine {
             }
         }
         if let Some(epoch) = probe.status.clear_epoch.clone() {
-            self.adopt_epoch_if_new(&epoch, ctx)?;
+            self.adopt_epoch_if_new(EpochKind::Global, &epoch, ctx)?;
         }
         if !self.seen_hub {
             self.store.set_setting(SEEN_HUB_SETTING, &format_utc_millis(&self.clock.now_utc()))?;
@@ -310,8 +369,13 @@ impl SyncEngine {
         Ok(probe)
     }
 
-    fn adopt_epoch_if_new(&mut self, epoch: &str, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
-        if self.store.station()?.clear_epoch.as_deref() == Some(epoch) {
+    fn adopt_epoch_if_new(&mut self, kind: EpochKind, epoch: &str, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
+        let station = self.store.station()?;
+        let current = match kind {
+            EpochKind::Global => station.clear_epoch,
+            EpochKind::Station => station.station_clear_epoch,
+        };
+        if current.as_deref() == Some(epoch) {
             return Ok(());
         }
         let started = Instant::now();
@@ -321,18 +385,21 @@ impl SyncEngine {
         let cutoff = parse_utc(epoch)
             .ok()
             .map(|t| t + chrono::Duration::milliseconds(self.clock_offset_millis.unwrap_or(0)));
-        let seen_hub = self.seen_hub;
+        let archive = match kind {
+            EpochKind::Global => self.seen_hub,
+            EpochKind::Station => self.seen_station_epoch,
+        };
         let (change, counters) = match &self.recorder {
             RecorderLink::Recorder { commander, .. } => {
                 let epoch = epoch.to_owned();
                 commander.exclusive(move |recorder| -> Result<(EpochChange, Counters), StoreError> {
-                    let change = adopt_epoch(recorder.store_mut().conn(), &epoch, cutoff.as_ref(), &now, seen_hub)?;
+                    let change = adopt(recorder.store_mut().conn(), kind, &epoch, cutoff.as_ref(), &now, archive)?;
                     recorder.reload()?;
                     Ok((change, recorder.counters().snapshot()))
                 })??
             }
             RecorderLink::Direct => {
-                let change = adopt_epoch(self.store.conn(), epoch, cutoff.as_ref(), &now, seen_hub)?;
+                let change = adopt(self.store.conn(), kind, epoch, cutoff.as_ref(), &now, archive)?;
                 let (counters, _) = self.store.count(now)?;
                 (change, counters)
             }
@@ -350,13 +417,15 @@ impl SyncEngine {
             None
         };
         tracing::warn!(
+            ?kind,
             epoch,
             previous = ?change.previous,
             archived = change.archived,
             archived_pending = change.archived_pending,
             carried_over = change.carried_over,
             backup = ?backup,
-            "the hub cleared its scans: adopted the new clear epoch (older scans archived locally, not deleted)"
+            "the hub cleared scans: adopted the new clear epoch (older scans archived locally, not deleted; never \
+             uploaded ones still go to the hub, filed as cleared, when it supports that)"
         );
         self.log(
             "epoch",
@@ -397,7 +466,26 @@ impl SyncEngine {
         let pending = self.store.pending_count()?;
         ctx.emit(SyncEvent::Started { trigger, pending });
         let max_batches = if trigger == SyncTrigger::Manual { Some(1) } else { max_batches };
-        let result = self.probe(ctx).and_then(|_| self.drain(trigger, pending, max_batches, ctx));
+        self.run_progress = false;
+        self.hub_answered = false;
+        let result = self
+            .with_retries(ctx, |engine, ctx| engine.probe(ctx).map(|_| ()))
+            .and_then(|()| {
+                // Learn this station's own clear epoch before uploading, so scans of a
+                // station cleared alone are archived, not uploaded as live again.
+                if self.hub_has(EXT_STATION_EPOCH) {
+                    self.with_retries(ctx, Self::send_heartbeat)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| self.drain(trigger, pending, max_batches, ctx))
+            .and_then(|report| {
+                if self.hub_has(EXT_CLEARED_UPLOAD) {
+                    self.drain_cleared(ctx)?;
+                }
+                Ok(report)
+            });
         let counters = self.counters()?;
         match result {
             Ok(mut report) => {
@@ -419,7 +507,10 @@ impl SyncEngine {
             }
             Err(error) => {
                 let mut cooldown = None;
-                if !matches!(error, SyncError::Cancelled | SyncError::RecorderStopped(_)) {
+                if self.run_progress {
+                    // The hub answered in this run: a flaky link, not a hub that is down.
+                    self.consecutive_failures = 0;
+                } else if !matches!(error, SyncError::Cancelled | SyncError::RecorderStopped(_)) {
                     self.consecutive_failures += 1;
                     if self.consecutive_failures >= self.settings.auto.max_consecutive_failures {
                         let pause = Duration::from_secs(self.settings.auto.failure_cooldown_secs);
@@ -526,9 +617,9 @@ impl SyncEngine {
         mut first: Option<(Result<BatchResponse, HubError>, Instant)>,
         ctx: &mut dyn SyncContext,
     ) -> Result<Sent, SyncError> {
-        let max_attempts = self.settings.max_attempts();
         let mut attempt = 1;
         loop {
+            let max_attempts = self.attempt_budget();
             let (outcome, started) = if let Some((result, started)) = first.take() {
                 (self.handle_response(batch, result, ctx), started)
             } else {
@@ -540,6 +631,11 @@ impl SyncEngine {
                     let status = if sent.failed > 0 { "partial" } else { "ok" };
                     self.log("upload", batch.len() as i64, status, None, started);
                     return Ok(sent);
+                }
+                Err(SyncError::Hub(HubError::Auth { status })) => {
+                    // Not a verdict on the scans: they stay pending and untouched.
+                    self.log("upload", batch.len() as i64, "auth", Some(format!("HTTP {status}")), started);
+                    return Err(SyncError::Hub(HubError::Auth { status }));
                 }
                 Err(SyncError::Hub(error)) => {
                     let status = if error.reached_hub() { "failed" } else { "offline" };
@@ -566,10 +662,71 @@ impl SyncEngine {
         }
     }
 
+    /// Consecutive failed attempts a run allows before giving up:
+    /// `SYNC_RETRY_MAX_ATTEMPTS`, plus [`FLAKY_LINK_EXTRA_ATTEMPTS`] once the
+    /// hub has answered in this run (the link works at times).
+    fn attempt_budget(&self) -> u32 {
+        let base = self.settings.max_attempts();
+        if (self.run_progress || self.hub_answered) && self.settings.retry.enabled {
+            base + FLAKY_LINK_EXTRA_ATTEMPTS
+        } else {
+            base
+        }
+    }
+
+    /// Runs `step` (a probe, a heartbeat), retrying transient failures with
+    /// backoff within the run.
+    fn with_retries(
+        &mut self,
+        ctx: &mut dyn SyncContext,
+        mut step: impl FnMut(&mut Self, &mut dyn SyncContext) -> Result<(), SyncError>,
+    ) -> Result<(), SyncError> {
+        let mut attempt = 1;
+        loop {
+            match step(self, ctx) {
+                Err(SyncError::Hub(error)) if error.is_transient() && attempt < self.attempt_budget() => {
+                    let delay = backoff_delay(
+                        Duration::from_secs(self.settings.retry.backoff_secs),
+                        attempt,
+                        error.retry_after(),
+                        jitter(),
+                    );
+                    tracing::info!(attempt, delay_ms = delay.as_millis() as u64, %error, "hub call failed; retrying");
+                    if !ctx.wait(delay) {
+                        return Err(SyncError::Cancelled);
+                    }
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Uploads the scans this station archived without ever uploading them,
+    /// filed as cleared (extension `cleared_upload`), so the hub ends up
+    /// holding every scan ever taken. Not counted in the operator's figures.
+    fn drain_cleared(&mut self, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
+        let mut after = 0;
+        loop {
+            if ctx.should_stop() {
+                return Err(SyncError::Cancelled);
+            }
+            let batch = self.store.archived_pending_after(after, self.settings.batch_size)?;
+            let Some(last) = batch.last() else { return Ok(()) };
+            after = last.seq;
+            self.uploading_cleared = true;
+            let sent = self.upload_with_retries(&batch, None, ctx);
+            self.uploading_cleared = false;
+            let sent = sent?;
+            tracing::info!(synced = sent.synced, failed = sent.failed, "archived scans uploaded as cleared");
+        }
+    }
+
     /// Sends `scans` and marks what the hub said about them. Splits the
     /// batch to isolate events a server without per-event results refused.
     fn send_and_mark(&mut self, scans: &[ScanRecord], ctx: &mut dyn SyncContext) -> Result<Sent, SyncError> {
-        let request = BatchRequest { events: scans.iter().map(upload_of).collect() };
+        let as_event = if self.uploading_cleared { cleared_upload_of } else { upload_of };
+        let request = BatchRequest { events: scans.iter().map(as_event).collect() };
         let result = self.client.upload(&request);
         self.handle_response(scans, result, ctx)
     }
@@ -585,15 +742,42 @@ impl SyncEngine {
         match result {
             Ok(response) => {
                 let now = self.clock.now_utc();
+                // A 2xx counts only for what it accounts for: per-event results for
+                // each key, or (old API) saved + duplicates equal to the batch.
                 let (confirmed, failures, unanswered) = match response.results {
                     Some(results) => sort_results(scans, &results),
-                    None => (scans.iter().map(|s| s.seq).collect(), Vec::new(), 0),
+                    None if response.saved + response.duplicates == scans.len() as u64 && response.errors == 0 => {
+                        (scans.iter().map(|s| s.seq).collect(), Vec::new(), 0)
+                    }
+                    None => {
+                        return Err(SyncError::Hub(HubError::BadResponse {
+                            status: 200,
+                            detail: format!(
+                                "it accounts for {} saved + {} duplicates + {} errors of {} events and gives no \
+                                 per-event results",
+                                response.saved,
+                                response.duplicates,
+                                response.errors,
+                                scans.len()
+                            ),
+                        }));
+                    }
                 };
                 let synced = self.store.mark_synced(&confirmed, &now)?;
                 let failed = self.store.mark_failed(&failures)?;
                 self.report_to_recorder(SyncChange { synced, failed, reset: 0 })?;
                 for f in &failures {
                     tracing::warn!(seq = f.seq, error = %f.error, "the hub rejected a scan; marked failed");
+                }
+                // The hub took a batch in this run: whatever fails next is a flaky link,
+                // not a hub that is down.
+                self.run_progress = true;
+                if unanswered > 0 {
+                    // What the results did mention is marked; the rest stays pending and is sent again.
+                    return Err(SyncError::Hub(HubError::BadResponse {
+                        status: 200,
+                        detail: format!("its per-event results leave out {unanswered} of {} events", scans.len()),
+                    }));
                 }
                 Ok(Sent { synced: confirmed.len() as u64, failed: failures.len() as u64, unanswered })
             }
@@ -622,6 +806,14 @@ impl SyncEngine {
             return Ok(());
         }
         self.probe(ctx)?;
+        self.send_heartbeat(ctx)?;
+        self.upload_roster_summary_if_changed(ctx);
+        Ok(())
+    }
+
+    /// `POST /v1/stations/heartbeat`, and adoption of this station's own
+    /// clear epoch when the answer carries it (extension `station_clear_epoch`).
+    fn send_heartbeat(&mut self, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
         let station = self.store.station()?;
         let counters = self.counters()?;
         let oldest = self.store.oldest_pending_at()?;
@@ -635,11 +827,20 @@ impl SyncEngine {
             oldest_pending_age_secs: oldest.map(|t| (now - t).num_seconds().max(0) as u64),
             app_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             clock_offset_millis: self.clock_offset_millis,
+            station_clear_epoch: station.station_clear_epoch,
         };
         let result = self.client.heartbeat(&heartbeat);
         self.observe(&result, ctx);
-        result?;
-        self.upload_roster_summary_if_changed(ctx);
+        let answer = result?;
+        if let Some(own) = answer.station_clear_epoch.filter(|_| self.hub_has(EXT_STATION_EPOCH)) {
+            if let Some(epoch) = own {
+                self.adopt_epoch_if_new(EpochKind::Station, &epoch, ctx)?;
+            }
+            if !self.seen_station_epoch {
+                self.store.set_setting(SEEN_STATION_EPOCH_SETTING, &format_utc_millis(&self.clock.now_utc()))?;
+                self.seen_station_epoch = true;
+            }
+        }
         Ok(())
     }
 
@@ -767,6 +968,13 @@ fn client_for(settings: &SyncSettings) -> HubClient {
     )
 }
 
+/// [`upload_of`] for a scan archived before it was ever uploaded: the hub
+/// files it as cleared (extension `cleared_upload`).
+#[must_use]
+pub fn cleared_upload_of(scan: &ScanRecord) -> ScanUpload {
+    ScanUpload { cleared: true, ..upload_of(scan) }
+}
+
 /// The API v1 event for a stored scan: stored key, `meta` as the kiosks send
 /// it, business unit and source filled in.
 #[must_use]
@@ -786,6 +994,7 @@ pub fn upload_of(scan: &ScanRecord) -> ScanUpload {
         meta: Some(meta),
         business_unit: scan.person.as_ref().and_then(|p| p.business_unit.clone()),
         scan_source: Some(scan.source.as_str().to_owned()),
+        cleared: false,
     }
 }
 
