@@ -6,7 +6,12 @@
 //! such a file for writing: it checks the header, reads `application_id` and
 //! `user_version` before anything is written, switches to WAL with
 //! `synchronous=FULL` (a commit that returned is on disk), and applies the
-//! schema's migrations in one transaction. The station store
+//! schema's migrations in one transaction. Before SQLite sees the file,
+//! [`guard_wal`] reads its write-ahead log: a log SQLite would silently
+//! throw away (next to an empty database file, or with damaged frames before
+//! committed ones) is copied aside and the open refused, because SQLite's
+//! own recovery would drop those commits and its first checkpoint would
+//! delete the evidence. The station store
 //! and the hub's SQLite backend map
 //! [`OpenError`] into their own error types, whose messages say what to do.
 
@@ -74,8 +79,32 @@ pub enum OpenError {
         /// What this build writes.
         supported: i64,
     },
+    /// The write-ahead log holds commits SQLite would silently drop.
+    Wal(WalRefusal),
     /// Any other SQLite failure while configuring or migrating.
     Sqlite(rusqlite::Error),
+}
+
+/// A write-ahead log whose committed transactions SQLite would drop without
+/// a word (and whose file its next checkpoint would delete), found before
+/// SQLite opened the database. Copies of the database and the log were
+/// saved in [`WalRefusal::saved`] first; nothing was changed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "{problem}. Nothing was changed or deleted: copies of the database and its log are in {saved}. {advice}",
+    saved = saved.display()
+)]
+pub struct WalRefusal {
+    /// The database file.
+    pub path: PathBuf,
+    /// Its write-ahead log (`<path>-wal`).
+    pub wal: PathBuf,
+    /// The directory holding the copies.
+    pub saved: PathBuf,
+    /// What was found.
+    pub problem: String,
+    /// What to do next.
+    pub advice: String,
 }
 
 /// Opens (creating if missing) the database at `path` for `schema`:
@@ -90,6 +119,7 @@ pub fn open(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir { path: dir.to_path_buf(), source })?;
     }
+    guard_wal(path)?;
     let exists = check_header(path)?;
     // An existing file is opened without CREATE, so a file that vanishes
     // between the check and the open is an error, not a new empty database.
@@ -131,7 +161,20 @@ pub fn set_durable(conn: &Connection) -> rusqlite::Result<()> {
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the database could not switch to WAL mode; readers may block the writer");
     }
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", synchronous_mode())
+}
+
+/// `FULL`, except in a build with the test-only `lab` feature when
+/// `BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF=1` is set: the power-cut lab
+/// (`scripts/lab.sh`) turns durability off on purpose to show that its
+/// check catches lost acknowledged scans. Release builds do not have it.
+fn synchronous_mode() -> &'static str {
+    #[cfg(feature = "lab")]
+    if std::env::var_os("BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF").is_some_and(|v| v == "1") {
+        tracing::warn!("BADGESTATION_LAB_UNSAFE_SYNCHRONOUS_OFF=1: synchronous=OFF, acknowledged scans can be lost");
+        return "OFF";
+    }
+    "FULL"
 }
 
 /// Applies `schema.migrations[user_version..]` in one transaction, each
@@ -149,6 +192,191 @@ pub fn apply_migrations(conn: &mut Connection, schema: &Schema) -> rusqlite::Res
     }
     tx.commit()?;
     Ok(current)
+}
+
+/// The write-ahead log of the database at `path`: `<path>-wal`.
+#[must_use]
+pub fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// What a write-ahead log holds, read frame by frame the way SQLite's
+/// recovery reads it (format: sqlite.org/fileformat2.html#walformat).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct WalSummary {
+    /// Whole frames in the file (any generation).
+    pub frames: u64,
+    /// Commit frames SQLite's recovery keeps: those of the unbroken chain of
+    /// valid frames from the start.
+    pub kept_commits: u64,
+    /// The first frame (0-based) that breaks the chain, if any.
+    pub first_bad: Option<u64>,
+    /// Commit frames of this log generation after the break whose own
+    /// checksum is right: committed transactions recovery would drop.
+    pub dropped_commits: u64,
+    /// The 32-byte header itself is damaged (then recovery ignores every frame).
+    pub bad_header: bool,
+}
+
+/// SQLite's WAL checksum over `data` (a multiple of 8 bytes), continuing from `s`.
+fn wal_checksum(big_endian: bool, mut s: (u32, u32), data: &[u8]) -> (u32, u32) {
+    let word = |b: &[u8]| {
+        let b = [b[0], b[1], b[2], b[3]];
+        if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+    };
+    for pair in data.chunks_exact(8) {
+        s.0 = s.0.wrapping_add(word(&pair[..4])).wrapping_add(s.1);
+        s.1 = s.1.wrapping_add(word(&pair[4..])).wrapping_add(s.0);
+    }
+    s
+}
+
+/// Reads a write-ahead log and says which commits SQLite's recovery would
+/// keep and which it would silently drop. Each frame is also checked on its
+/// own (its checksum continues from the *stored* checksum of the frame
+/// before), so a commit after a damaged frame is recognised as intact.
+pub fn summarize_wal(wal: &Path) -> std::io::Result<WalSummary> {
+    use std::io::Read;
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let mut file = std::io::BufReader::new(std::fs::File::open(wal)?);
+    let mut header = [0u8; 32];
+    if file.read_exact(&mut header).is_err() {
+        return Ok(WalSummary::default());
+    }
+    let magic = be32(&header[0..]);
+    let page_size = be32(&header[8..]) as usize;
+    let big_endian = magic == 0x377f_0683;
+    let header_sum = wal_checksum(big_endian, (0, 0), &header[..24]);
+    let header_ok = (magic & !1) == 0x377f_0682
+        && page_size.is_power_of_two()
+        && (512..=65536).contains(&page_size)
+        && header_sum == (be32(&header[24..]), be32(&header[28..]));
+    let mut summary = WalSummary { bad_header: !header_ok, ..WalSummary::default() };
+    // With a damaged header the page size is unknown: count frames of the
+    // common sizes only to say whether anything follows the header.
+    let frame_len = 24 + if header_ok { page_size } else { 4096 };
+    let salts = (be32(&header[16..]), be32(&header[20..]));
+    let mut frame = vec![0u8; frame_len];
+    let mut previous = (be32(&header[24..]), be32(&header[28..]));
+    let mut chain_intact = header_ok;
+    let mut index = 0u64;
+    while file.read_exact(&mut frame).is_ok() {
+        summary.frames += 1;
+        if header_ok {
+            let ours = (be32(&frame[8..]), be32(&frame[12..])) == salts;
+            let stored = (be32(&frame[16..]), be32(&frame[20..]));
+            let sum = wal_checksum(big_endian, wal_checksum(big_endian, previous, &frame[..8]), &frame[24..]);
+            let valid = ours && sum == stored;
+            let commit = be32(&frame[4..]) != 0;
+            if chain_intact && valid {
+                if commit {
+                    summary.kept_commits += 1;
+                }
+            } else if chain_intact {
+                chain_intact = false;
+                summary.first_bad = Some(index);
+            } else if valid && commit {
+                summary.dropped_commits += 1;
+            }
+            previous = stored;
+        }
+        index += 1;
+    }
+    Ok(summary)
+}
+
+/// Refuses to let SQLite open `path` when its write-ahead log holds commits
+/// SQLite would silently drop: next to a missing or empty database file
+/// (SQLite would start a new database and delete the log), after a damaged
+/// frame, or behind a damaged header. Copies the database and the log into
+/// `<path>.saved-<log size>-<log mtime>/` first (once per state of the log).
+pub fn guard_wal(path: &Path) -> Result<(), OpenError> {
+    let wal = wal_path(path);
+    let unreadable = |e: std::io::Error| OpenError::Unreadable { path: wal.clone(), detail: e.to_string() };
+    let wal_meta = match std::fs::metadata(&wal) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(unreadable(e)),
+    };
+    if wal_meta.len() <= 32 {
+        return Ok(());
+    }
+    let db_len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(OpenError::Unreadable { path: path.to_path_buf(), detail: e.to_string() }),
+    };
+    let summary = summarize_wal(&wal).map_err(unreadable)?;
+    let (db, log) = (path.display(), wal.display());
+    let (problem, advice) = if db_len == 0 && (summary.kept_commits > 0 || summary.dropped_commits > 0) {
+        (
+            format!(
+                "the database file {db} is {} but its write-ahead log {log} holds {} committed transaction(s)                  ({} bytes): opening it would start a new database and delete the log, and the scans in it",
+                if path.exists() { "empty (0 bytes)" } else { "missing" },
+                summary.kept_commits + summary.dropped_commits,
+                wal_meta.len()
+            ),
+            format!(
+                "Restore {db} from a backup (keep {log} beside it) and start again; without a backup,                  move both files out of the data directory to start an empty database and keep the saved                  copies for recovery"
+            ),
+        )
+    } else if summary.bad_header && summary.frames > 0 {
+        (
+            format!(
+                "the header of the write-ahead log {log} is damaged: SQLite would ignore all {} frame(s) in it,                  and with them the newest scans",
+                summary.frames
+            ),
+            format!(
+                "Restore the data directory from a backup, or accept the loss of what is only in the log by                  moving {log} away (the saved copy keeps it for recovery)"
+            ),
+        )
+    } else if let (Some(bad), true) = (summary.first_bad, summary.dropped_commits > 0) {
+        (
+            format!(
+                "the write-ahead log {log} is damaged at frame {} of {}: SQLite would keep the {} transaction(s)                  before it and silently drop {} committed after it, and its next checkpoint would delete the log",
+                bad + 1,
+                summary.frames,
+                summary.kept_commits,
+                summary.dropped_commits
+            ),
+            format!(
+                "Restore the data directory from a backup; or, to keep what SQLite can read and accept the loss of                  the rest, run: sqlite3 {db} 'PRAGMA wal_checkpoint(TRUNCATE)' (the saved copy keeps the dropped                  transactions for recovery)"
+            ),
+        )
+    } else {
+        return Ok(());
+    };
+    let saved = save_copies(path, &wal, &wal_meta).map_err(unreadable)?;
+    Err(OpenError::Wal(WalRefusal { path: path.to_path_buf(), wal, saved, problem, advice }))
+}
+
+/// Copies the database (if any) and its log into a directory next to them,
+/// named after the log's size and modification time so that refusing the
+/// same log again does not copy it again. Each copy is synced.
+fn save_copies(path: &Path, wal: &Path, wal_meta: &std::fs::Metadata) -> std::io::Result<PathBuf> {
+    let mtime = wal_meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".saved-{}-{mtime}", wal_meta.len()));
+    let dir = PathBuf::from(name);
+    if dir.join("complete").exists() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&dir)?;
+    for file in [path, wal] {
+        let (Some(name), true) = (file.file_name(), file.exists()) else { continue };
+        let copy = dir.join(name);
+        std::fs::copy(file, &copy)?;
+        std::fs::File::open(&copy)?.sync_all()?;
+    }
+    std::fs::write(dir.join("complete"), b"")?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(dir)
 }
 
 /// Checks the first bytes of an existing file. Returns whether it exists.

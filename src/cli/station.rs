@@ -38,6 +38,10 @@ pub fn default_action(ctx: &Context) -> anyhow::Result<ExitCode> {
 /// `badgestation scan <BADGE>...`
 pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
     let store = ctx.open_store()?;
+    // A log left by an earlier run means its closing checkpoint failed; on a
+    // disk too full to fold it, recording would only grow it: refuse.
+    store.fold_wal()?;
+    let fold_after = |recorder: &Recorder| recorder.store().fold_wal();
     let roster = SharedRoster::new(Roster::from_people(store.roster_rows()?));
     let mut recorder = Recorder::new(
         store,
@@ -65,6 +69,10 @@ pub fn scan(ctx: &Context, badges: &[String]) -> anyhow::Result<ExitCode> {
         "today: {} scans, {} people · total {} · pending {} · synced {} · failed {}",
         c.scans_today, c.unique_today, c.total, c.pending, c.synced, c.failed
     );
+    if let Err(error) = fold_after(&recorder) {
+        eprintln!("warning: {error}");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if all_stored { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -491,6 +491,7 @@ impl From<crate::sqlite::OpenError> for StorageError {
             OpenError::Corrupt { path, detail } => StorageError::Corrupt { path, detail },
             OpenError::Foreign { path, application_id } => StorageError::Foreign { path, application_id },
             OpenError::TooNew { path, found, supported } => StorageError::TooNew { path, found, supported },
+            OpenError::Wal(refusal) => StorageError::Wal(refusal),
             OpenError::Sqlite(e) => StorageError::from(e),
         }
     }

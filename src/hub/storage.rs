@@ -82,6 +82,9 @@ pub enum StorageError {
         /// What this build writes.
         supported: i64,
     },
+    /// The write-ahead log holds commits SQLite would drop; refused, copies saved.
+    #[error(transparent)]
+    Wal(crate::sqlite::WalRefusal),
     /// A PostgreSQL database could not be reached or logged into at start.
     #[error(
         "cannot connect to the hub database {database}: {detail}. Check the host, port, user, password and database \

@@ -202,6 +202,12 @@ impl Recorder {
         self.counters.clone()
     }
 
+    /// The database this recorder writes.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The station identity and name in use.
     #[must_use]
     pub fn station(&self) -> &StationInfo {

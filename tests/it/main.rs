@@ -5,6 +5,7 @@
 
 mod cli;
 mod common;
+mod damaged;
 mod fakehub;
 mod faultproxy;
 #[cfg(feature = "hub")]

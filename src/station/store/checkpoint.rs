@@ -7,6 +7,10 @@
 //! `PRAGMA wal_checkpoint(PASSIVE)` on its own connection instead: a passive
 //! checkpoint never blocks the writer, so the operator's acknowledgement
 //! waits only for the WAL append and its fsync.
+//!
+//! [`Store::fold_wal`] is the CLI's checkpoint: `badgestation scan` folds the
+//! WAL before and after recording, and refuses to record when the disk is
+//! too full to fold it (each scan would only grow the log).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use std::time::Duration;
 use crossbeam_channel::{select, tick};
 use rusqlite::Connection;
 
+use super::{Result, Store, StoreError};
 use crate::worker::WorkerThread;
 
 /// How often the WAL is folded into the database file.
@@ -46,5 +51,28 @@ impl Checkpointer {
             checkpoint();
         })?;
         Ok(Checkpointer { _thread: thread })
+    }
+}
+
+impl Store {
+    /// Folds the write-ahead log into the database file and truncates it
+    /// (`wal_checkpoint(TRUNCATE)`), if there is a log. Another process
+    /// reading the database (a running station) is not an error: its
+    /// checkpointer finishes the job. A disk too full for the database file
+    /// to take the log's pages is [`StoreError::WalStuck`]: the scans in the
+    /// log are safe, but every further commit would only grow it.
+    pub fn fold_wal(&self) -> Result<()> {
+        let wal = crate::sqlite::wal_path(&self.path);
+        let bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if bytes == 0 {
+            return Ok(());
+        }
+        match self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            Ok(()) => Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) => {
+                Err(StoreError::WalStuck { wal, bytes })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

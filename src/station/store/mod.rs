@@ -101,6 +101,23 @@ pub enum StoreError {
         /// What this build writes.
         supported: i64,
     },
+    /// The write-ahead log holds commits SQLite would drop; refused, copies saved.
+    #[error(transparent)]
+    Wal(crate::sqlite::WalRefusal),
+    /// The disk is too full to fold the write-ahead log into the database.
+    #[error(
+        "the disk is too full to fold the write-ahead log {wal} ({bytes} bytes) into the database: the scans \
+         already recorded are safe in it, but each new scan would only grow it, so no more are recorded. Free \
+         disk space on the filesystem holding {dir} (df -h {dir}), then scan again; do not delete the log",
+        wal = wal.display(),
+        dir = wal.parent().unwrap_or(std::path::Path::new(".")).display()
+    )]
+    WalStuck {
+        /// The write-ahead log.
+        wal: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
     /// The disk is full: the write did not happen.
     #[error("the disk holding the database is full; the last write was not stored — free disk space on the station")]
     DiskFull,
@@ -176,6 +193,7 @@ impl From<crate::sqlite::OpenError> for StoreError {
             OpenError::Corrupt { path, detail } => StoreError::Corrupt { path, detail },
             OpenError::Foreign { path, application_id } => StoreError::Foreign { path, application_id },
             OpenError::TooNew { path, found, supported } => StoreError::TooNew { path, found, supported },
+            OpenError::Wal(refusal) => StoreError::Wal(refusal),
             OpenError::Sqlite(e) => StoreError::from(e),
         }
     }
