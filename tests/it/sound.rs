@@ -26,10 +26,13 @@ fn no_player_is_silent_with_a_reason() {
 /// silent; further sounds are dropped.
 #[test]
 fn player_without_an_audio_device_goes_silent() {
-    let aplay = ["/usr/bin/aplay", "/bin/aplay"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("aplay is missing: install alsa-utils (.ci/run does)");
+    let Some(aplay) = ["/usr/bin/aplay", "/bin/aplay"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
+        // A developer machine with only rustup has no aplay; CI installs it
+        // and must run this test, so there a missing aplay is a failure.
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "aplay is missing: install alsa-utils (.ci/run does)");
+        eprintln!("skipped: aplay is missing (install alsa-utils to run this test; CI does)");
+        return;
+    };
     let bin = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(aplay, bin.path().join("aplay")).unwrap();
     let sounds = Sounds::start_with(
