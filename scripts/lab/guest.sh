@@ -8,6 +8,9 @@ mount_data() {
         echo "LAB-FAIL cannot mount the virtual disk /dev/vda"
         return 1
     fi
+    # The station's data directory must exist (`--data-dir` is never created
+    # silently); the host formats an empty disk for the first boot.
+    mkdir -p /data/station
     export BADGESTATION_DATA_DIR=/data/station
     export DUPLICATE_BADGE_ACTION=silent
 }
