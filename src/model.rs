@@ -475,6 +475,24 @@ impl ScanEvent {
     }
 }
 
+/// Levenshtein distance in characters, for "did you mean" and fuzzy name
+/// matching.
+#[must_use]
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Escapes control characters so bad input can be shown or logged safely.
 #[must_use]
 pub fn escape_for_display(text: &str) -> String {

@@ -14,7 +14,7 @@
 //! The window records the chosen person through the recorder with
 //! `scan_source=lookup`, like any read.
 
-use crate::model::Person;
+use crate::model::{Person, edit_distance};
 
 use super::Roster;
 
@@ -79,21 +79,6 @@ fn tier(person: &Person, query: &str, words: &[&str]) -> Option<MatchTier> {
         return Some(MatchTier::Fuzzy);
     }
     None
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
