@@ -39,6 +39,7 @@
 pub mod auth;
 pub mod export;
 pub mod ratelimit;
+pub mod roster;
 mod routes;
 pub mod migrate;
 pub mod postgres;

@@ -1771,3 +1771,6 @@ mod postgres_only {
         }
     }
 }
+
+/// The roster and the scan feed stations pull (a module of its own, on the same suite).
+mod roster_feed;
