@@ -41,6 +41,18 @@ pub const SOURCE_SETTING: &str = "roster.source";
 /// `settings` key: when it was imported (UTC, RFC 3339).
 pub const IMPORTED_AT_SETTING: &str = "roster.imported_at";
 
+/// [`SOURCE_SETTING`] of a roster pulled from the hub starts with this (then
+/// the hub's URL). While the roster in use came from the hub, the watcher
+/// leaves `employee.xlsx` alone: the hub's roster wins.
+pub const HUB_SOURCE_PREFIX: &str = "hub ";
+/// [`HASH_SETTING`] of a roster pulled from the hub: this, then its ETag.
+pub const HUB_HASH_PREFIX: &str = "hub:";
+
+/// Whether the roster in use came from the hub.
+pub fn from_hub(store: &Store) -> Result<bool, ImportError> {
+    Ok(store.setting(SOURCE_SETTING).map_err(|e| store_error(&e))?.is_some_and(|s| s.starts_with(HUB_SOURCE_PREFIX)))
+}
+
 fn store_error(error: &StoreError) -> ImportError {
     ImportError::Store(format!("the station database: {error}"))
 }
