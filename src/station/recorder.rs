@@ -283,6 +283,8 @@ impl Recorder {
         scanned_at: DateTime<Utc>,
         at_mono: i64,
     ) -> Result<ScanEvent, StoreError> {
+        // The recorder goes first: background writers wait while this is held (see WriteTurn).
+        let _turn = self.store.turn().recording();
         let tx = Transaction::new_unchecked(self.store.conn(), TransactionBehavior::Immediate)?;
         let seq_now = max_seq(&tx)?;
         if seq_now != self.last_seq {

@@ -131,6 +131,7 @@ impl Store {
     /// the imported file) in the same transaction, so the settings describe
     /// exactly the roster that is in place.
     pub fn replace_roster_with_settings(&mut self, people: &[Person], settings: &[(&str, &str)]) -> Result<()> {
+        self.turn.yield_to_recorder();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM roster", [])?;
         {
@@ -153,6 +154,7 @@ impl Store {
 
     /// Appends a row to `sync_log`.
     pub fn log_sync(&self, entry: &SyncLogEntry) -> Result<()> {
+        self.turn.yield_to_recorder();
         self.conn.execute(
             "INSERT INTO sync_log (started_at, direction, records, status, error, duration_ms, subject, bytes) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
