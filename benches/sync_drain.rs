@@ -158,14 +158,14 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
         let thread = std::thread::Builder::new()
             .name("bench-feed".into())
             .spawn(move || {
-                let mut pulled = 0u64;
+                let mut merged = 0u64;
                 while !s.load(Ordering::SeqCst) {
                     if let Ok(badgestation::station::sync::learn::FeedPulled::Pulled { others, .. }) = puller.pull_feed(&mut Quiet) {
-                        pulled += others as u64;
+                        merged += others as u64;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                pulled
+                merged
             })
             .expect("thread");
         (stop, thread)

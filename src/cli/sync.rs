@@ -133,10 +133,10 @@ impl SyncContext for CliContext {
             SyncEvent::ClockOffset { .. }
             | SyncEvent::Connectivity { .. }
             | SyncEvent::FailedReset { .. }
-            | SyncEvent::Backlog { .. } => {}
+            | SyncEvent::Backlog { .. }
+            // The pulls print their own outcome (`print_roster_pull`, `print_feed_pull`).
+            | SyncEvent::Learned(_) => {}
             SyncEvent::RosterSummary(_) => self.line(&event.to_string()),
-            // The pulls print their own outcome (see `print_pulls`).
-            SyncEvent::Learned(_) => {}
         }
     }
 

@@ -1199,7 +1199,7 @@ impl HubStorage for PostgresStorage {
         let limit = to_int(limit.max(1));
         let after = after.and_then(parse_feed_cursor);
         self.with_client(async |c| {
-            let (start_xid, start_id) = match after {
+            let (from_xid, from_row) = match after {
                 Some(cursor) => cursor,
                 None => c
                     .query_opt(
@@ -1218,7 +1218,7 @@ impl HubStorage for PostgresStorage {
                      FROM h LEFT JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
                      WHERE (ingest_xid, id) > ($1::text::xid8, $2) AND ingest_xid < h.x AND cleared_at IS NULL \
                      ORDER BY ingest_xid, id LIMIT $3) s ON true",
-                    &[&start_xid, &start_id, &(limit + 1)],
+                    &[&from_xid, &from_row, &(limit + 1)],
                 )
                 .await?;
             let horizon: String = rows.first().map(|r| r.get(5)).unwrap_or_default();
@@ -1239,8 +1239,8 @@ impl HubStorage for PostgresStorage {
                 // Everything below the horizon was read: continue at it, never behind where we were.
                 _ => {
                     let h: u64 = horizon.parse().unwrap_or(0);
-                    let at: u64 = start_xid.parse().unwrap_or(0);
-                    if h > at { (horizon, 0) } else { last.unwrap_or((start_xid, start_id)) }
+                    let at: u64 = from_xid.parse().unwrap_or(0);
+                    if h > at { (horizon, 0) } else { last.unwrap_or((from_xid, from_row)) }
                 }
             };
             Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{}:{}", cursor.0, cursor.1), more })
@@ -1353,7 +1353,7 @@ impl HubStorage for PostgresStorage {
                     created_at: r.get(4),
                 })
                 .collect();
-            let roster_people = roster_people(&c).await?;
+            let roster_people = roster_people(c).await?;
             Ok(HubTables {
                 state,
                 stations,

@@ -141,7 +141,7 @@ fn roster_imported_at_the_hub_reaches_two_stations_with_304_when_unchanged() {
     assert!(common::run(&mut cmd).status.success());
     let mut rec = Recording::default();
     a.engine.heartbeat(&mut rec).unwrap();
-    assert_eq!(a.engine.pulls_due().0, true, "the heartbeat said the roster changed");
+    assert!(a.engine.pulls_due().0, "the heartbeat said the roster changed");
     a.engine.learn(false, &mut rec);
     assert_eq!(a.roster.current().len(), 2);
     assert!(a.roster.current().lookup("A-77").is_none());
@@ -185,7 +185,7 @@ fn a_badge_scanned_at_a_is_a_duplicate_at_b_even_offline_after_a_restart() {
             assert_eq!(earlier.station.as_deref(), Some("Main Gate"));
             assert!(earlier.age < Duration::from_mins(1), "{earlier:?}");
             assert_eq!(scan.badge_id, "4242", "warn still stores the scan");
-            let line = ScanEvent::DuplicateWarned { earlier: earlier.clone(), scan: scan.clone(), counters: Default::default() }
+            let line = ScanEvent::DuplicateWarned { earlier: earlier.clone(), scan: scan.clone(), counters: badgestation::model::Counters::default() }
                 .log_line()
                 .unwrap();
             assert!(line.contains("already scanned at Main Gate"), "{line}");
@@ -263,4 +263,70 @@ fn roster_pull_sync_and_status_on_the_command_line() {
     assert!(status.contains("Last feed pull:   ok") && status.contains("1 records"), "{status}");
     let check = common::stdout(&station(&["config", "check"]));
     assert!(check.contains("the hub's roster wins") && check.contains("employee.xlsx"), "{check}");
+}
+
+/// The running station (`StationRuntime`, as `badgestation run` starts it)
+/// learns at start, in the background: the hub's roster replaces the local
+/// `employee.xlsx` (the hub's wins), and a badge scanned at Main Gate a
+/// moment ago is a duplicate here, named "already scanned at Main Gate".
+#[test]
+fn the_running_station_learns_at_start_and_names_the_other_gate() {
+    use badgestation::station::config::{Config, Sources};
+    use badgestation::station::runtime::{StationEvent, StationRuntime};
+    use badgestation::station::sync::learn::Learned;
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub_db = dir.path().join("hub.db");
+    let hub = start_hub(&hub_db);
+    let file = dir.path().join("people.xlsx");
+    write_people(&file, &PEOPLE);
+    let mut cmd = common::command(dir.path());
+    cmd.args(["hub", "roster", "import"]).arg(&file).arg("--database").arg(&hub_db);
+    assert!(common::run(&mut cmd).status.success());
+    let now = badgestation::clock::format_utc_millis(&chrono::Utc::now());
+    let event = serde_json::json!({"idempotency_key": "main-gate-0000001", "badge_id": "1001",
+        "station_name": "Main Gate", "scanned_at": now, "scan_source": "badge"});
+    let (status, _) = crate::fleet::call(&hub.url(), "POST", "/v1/scans/batch", &[], Some(&serde_json::json!({"events": [event]})));
+    assert_eq!(status, 200);
+
+    let data = tempfile::tempdir().unwrap();
+    write_people(&data.path().join("employee.xlsx"), &[("1001", "Local Name", "Ops")]);
+    let env = format!("CLOUD_API_URL={}\nCLOUD_API_KEY={MASTER}\nSTATION_NAME=Side Door\nAUTO_SYNC_ENABLED=false\n", hub.url());
+    let config = Config::from_sources(Sources {
+        data_dir: data.path().to_path_buf(),
+        env_file: data.path().join(".env"),
+        env_file_text: Some(env),
+        environment: std::collections::HashMap::new(),
+        flags: Vec::new(),
+    });
+    assert!(config.roster_precedence().contains("the hub's roster wins"));
+    let runtime = StationRuntime::from_config(&config, badgestation::model::noop_waker()).unwrap();
+    let (mut roster, mut feed) = (false, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(roster && feed) {
+        assert!(std::time::Instant::now() < deadline, "the station did not learn at start (roster {roster}, feed {feed})");
+        match runtime.next_event(Duration::from_millis(200)) {
+            Some(StationEvent::Sync(SyncEvent::Learned(Learned::Roster { people: 3, .. }))) => roster = true,
+            Some(StationEvent::Sync(SyncEvent::Learned(Learned::Feed { scans: 1 }))) => feed = true,
+            _ => {}
+        }
+    }
+    // The local file's watcher may run before or after the pull; either way the hub's roster is in use.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(runtime.roster().current().lookup("1001").unwrap().full_name, "Zelda Quintessa");
+    runtime.wedge_sender().send(RawRead::manual("1001")).unwrap();
+    let verdict = loop {
+        assert!(std::time::Instant::now() < deadline, "no verdict");
+        if let Some(StationEvent::Scan(event)) = runtime.next_event(Duration::from_millis(200)) {
+            break event;
+        }
+    };
+    match verdict {
+        ScanEvent::DuplicateWarned { earlier, scan, .. } => {
+            assert_eq!(earlier.station.as_deref(), Some("Main Gate"));
+            assert_eq!(scan.person.as_ref().map(|p| p.full_name.as_str()), Some("Zelda Quintessa"));
+        }
+        other => panic!("expected a duplicate naming Main Gate, got {other:?}"),
+    }
+    runtime.shutdown(|_| {});
 }

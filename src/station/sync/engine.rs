@@ -1171,15 +1171,15 @@ impl SyncEngine {
     /// logged, never shown: learning from the hub is a bonus, and a hub
     /// without these routes is not an error.
     pub fn learn(&mut self, force: bool, ctx: &mut dyn SyncContext) {
-        if force || self.roster_due {
-            if let Err(error) = self.pull_roster(ctx) {
-                tracing::info!(%error, "roster pull failed; the roster in use stays");
-            }
+        if (force || self.roster_due)
+            && let Err(error) = self.pull_roster(ctx)
+        {
+            tracing::info!(%error, "roster pull failed; the roster in use stays");
         }
-        if force || self.feed_due {
-            if let Err(error) = self.pull_feed(ctx) {
-                tracing::debug!(%error, "scan feed pull failed; what was pulled before still counts");
-            }
+        if (force || self.feed_due)
+            && let Err(error) = self.pull_feed(ctx)
+        {
+            tracing::debug!(%error, "scan feed pull failed; what was pulled before still counts");
         }
     }
 
