@@ -58,7 +58,9 @@
 //!   * [`station::sync`] — **the sync worker thread**: batches of pending
 //!     scans with their stored idempotency keys, each sent on its own
 //!     **upload thread** while the previous one is marked, retries,
-//!     auto-sync, heartbeats, clear epochs, the business-unit summary;
+//!     auto-sync, heartbeats, clear epochs, the business-unit summary, and
+//!     what the station learns from the hub ([`station::sync::learn`]: the
+//!     roster, and the scan feed behind the duplicate rule across gates);
 //!   * [`station::export`] — scans to an Excel file (constant memory);
 //!   * [`station::sound`] — welcome, duplicate and refused sounds on the
 //!     **sound thread**, through a player found at run time (no audio
