@@ -16,6 +16,7 @@
 #
 # PG_TEST_DURABLE=1 keeps fsync on (benchmarks); by default the throw-away
 # cluster runs with fsync=off, which only matters if the machine crashes.
+# PG_TEST_OPTIONS adds server settings, e.g. "-c max_wal_size=8GB".
 # Every failure exits non-zero with a message on stderr: CI must not skip the
 # PostgreSQL half of the suite silently.
 set -euo pipefail
@@ -77,7 +78,7 @@ start() {
         port=$((20000 + RANDOM % 40000))
         port_free "$port" || continue
         local options="-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=400 -c fsync=$fsync \
-                -c full_page_writes=$fsync -c shared_buffers=256MB"
+                -c full_page_writes=$fsync -c shared_buffers=256MB ${PG_TEST_OPTIONS:-}"
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$options" start >/dev/null 2>&1; then
             echo "$port" >"$dir/port"
             printf '%s\n' "$options" >"$dir/options"
