@@ -524,6 +524,16 @@ fn columns(items: &[BatchItem]) -> (Columns<'_>, Vec<Slot<'_>>, Vec<&NewScan>) {
     (c, slots, firsts)
 }
 
+/// A station's row, from a heartbeat or a migration: inserted, or every
+/// column replaced.
+const UPSERT_STATION: &str = "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, \
+     failed, oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (station_name) DO UPDATE SET \
+     last_clear_epoch = excluded.last_clear_epoch, local_scan_count = excluded.local_scan_count, \
+     pending = excluded.pending, failed = excluded.failed, oldest_pending_age_secs = excluded.oldest_pending_age_secs, \
+     app_version = excluded.app_version, clock_offset_millis = excluded.clock_offset_millis, \
+     last_seen_at = excluded.last_seen_at, reported_station_epoch = excluded.reported_station_epoch";
+
 /// A scan the station archived before uploading it arrives as cleared
 /// (`cleared_at` = now), the others live.
 const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
@@ -880,14 +890,7 @@ impl HubStorage for PostgresStorage {
     fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
         self.with_client(async |c| {
             c.execute(
-                "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
-                 local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
-                 oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
-                 reported_station_epoch = excluded.reported_station_epoch",
+                UPSERT_STATION,
                 &[
                     &hb.station_name,
                     &hb.last_clear_epoch,
@@ -1243,14 +1246,7 @@ impl HubStorage for PostgresStorage {
             }
             for hb in &t.stations {
                 tx.execute(
-                    "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                     oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (station_name) DO UPDATE SET \
-                     last_clear_epoch = excluded.last_clear_epoch, local_scan_count = excluded.local_scan_count, \
-                     pending = excluded.pending, failed = excluded.failed, \
-                     oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                     clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
-                     reported_station_epoch = excluded.reported_station_epoch",
+                    UPSERT_STATION,
                     &[
                         &hb.station_name,
                         &hb.last_clear_epoch,
