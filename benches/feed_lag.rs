@@ -86,7 +86,9 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let (pull, run) = if smoke { (Duration::from_secs(1), Duration::from_secs(6)) } else { (Duration::from_secs(15), Duration::from_secs(95)) };
     let dir = tempfile::tempdir().expect("tempdir");
-    let hub = Hub::start(&HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY))).expect("hub");
+    let mut hub_config = HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
+    hub_config.listen = "127.0.0.1:0".parse().expect("address");
+    let hub = Hub::start(&hub_config).expect("hub");
     let clock: SharedClock = SystemClock::shared();
 
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
