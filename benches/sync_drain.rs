@@ -88,14 +88,13 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
     fixtures::populate_scans(&path, scans, 1);
     let external = std::env::var("SYNC_BENCH_HUB_URL").ok();
     let key = std::env::var("SYNC_BENCH_HUB_KEY").unwrap_or_else(|_| KEY.to_owned());
-    let hub = match &external {
-        Some(_) => None,
-        None => {
-            // Any free port: a fixed one may be taken (another hub on this machine, or this run's last one).
-            let mut config = HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
-            config.listen = "127.0.0.1:0".parse().expect("address");
-            Some(Hub::start(&config).expect("hub"))
-        }
+    // Any free port: a fixed one may be taken (another hub on this machine, or this run's last one).
+    let hub = if external.is_some() {
+        None
+    } else {
+        let mut config = HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        Some(Hub::start(&config).expect("hub"))
     };
     let url = external.clone().unwrap_or_else(|| hub.as_ref().map(Hub::url).unwrap_or_default());
     let clock: SharedClock = SystemClock::shared();
