@@ -50,6 +50,24 @@ pub const EXT_STATION_EPOCH: &str = "station_clear_epoch";
 /// cleared (archived scans a station never uploaded).
 pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
 
+/// **\[ext\]** `POST /v1/enroll` (no key): a station trades a one-time
+/// enrolment code (`badgestation hub key enroll NAME`) for a key of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The code as shown (`XXXX-XXXX-XXXX`; case, spaces and dashes do not
+    /// matter).
+    pub code: String,
+}
+
+/// The answer to [`EnrollRequest`]: the new key, shown only this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The station the code was made for: the key uploads only its scans.
+    pub station_name: String,
+    /// The station's new API key.
+    pub api_key: String,
+}
+
 /// The limits of an event's identity fields, shared by the hub (which
 /// rejects an event outside them) and the station's recorder (which refuses
 /// to record what its hub would refuse). Everything else about a scan is

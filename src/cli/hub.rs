@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 
 use super::Context;
 use crate::hub::auth::{self, MASTER_KEY_ENV};
-use crate::hub::storage::HubStorage;
+use crate::hub::storage::{HubStorage, KeyKind};
 use crate::hub::{self as server, Hub, HubConfig, RateLimit};
 
 /// `badgestation hub ...`. `--database` is accepted before or after
@@ -146,20 +146,38 @@ enum HubCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeyCommand {
-    /// Issue a new key for a station and print it (only this once)
+    /// Issue a new key for a station (or, with --dashboard, a read-only dashboard key) and print it (only this once)
     Add {
-        /// The station's name, exactly as its STATION_NAME
+        /// The station's name, exactly as its STATION_NAME (with --dashboard: any name, e.g. who uses it)
         station: String,
+        /// A read-only dashboard key: it reads the dashboard (GET /v1/dashboard/...) and nothing else, so the master
+        /// key never has to be typed into a browser
+        #[arg(long)]
+        dashboard: bool,
     },
-    /// List keys (prefix, station, issued, revoked) — never the keys themselves
+    /// List keys (prefix, kind, name, issued, last use, revoked) — never the keys themselves
     List {
-        /// Only this station's keys
+        /// Only the keys of this name
         station: Option<String>,
     },
-    /// Revoke every active key of a station (its requests then get 403)
-    Revoke {
-        /// The station's name
+    /// Make a one-time enrolment code for a station, valid 15 minutes: on the station, `badgestation enroll URL CODE`
+    /// trades it for that station's own key (no 64-character key to type on a kiosk)
+    Enroll {
+        /// The station's name, exactly as its STATION_NAME
         station: String,
+        /// The hub's address as the station reaches it (e.g. https://hub.example:8443), to show the whole command
+        /// and put it in the QR code
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Revoke every active key of a station, or with --dashboard the dashboard keys of that name (their requests then
+    /// get 403, their dashboard sessions end)
+    Revoke {
+        /// The station's name (or the dashboard key's, with --dashboard)
+        station: String,
+        /// Revoke the dashboard keys of this name instead of the station's keys
+        #[arg(long)]
+        dashboard: bool,
     },
 }
 
@@ -364,36 +382,74 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCode> {
     let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
     match command {
-        KeyCommand::Add { station } => {
+        KeyCommand::Add { station, dashboard } => {
             let station = station.trim();
             if station.is_empty() || station.chars().count() > 128 {
                 bail!("the station name must be 1 to 128 characters, exactly as the station's STATION_NAME");
             }
             let key = auth::generate_station_key();
             let digest = crate::model::hex(&auth::key_digest(&key));
-            storage.add_station_key(station, &digest, &auth::key_prefix(&key), &now)?;
+            let kind = if dashboard { KeyKind::Dashboard } else { KeyKind::Station };
+            storage.add_key(kind, station, &digest, &auth::key_prefix(&key), &now)?;
             // The key alone on stdout, so `KEY=$(badgestation hub key add Gate)` works; the advice on stderr.
             outln!("{key}");
-            eprintln!(
-                "API key for station {station:?} (shown only this once): set it as CLOUD_API_KEY in that station's \
-                 .env. Its events must carry station_name {station:?}."
-            );
+            if dashboard {
+                eprintln!(
+                    "read-only dashboard key {station:?} (shown only this once): enter it on the hub's /dashboard/ page. \
+                     It reads the dashboard and exports, and cannot clear, rename, manage keys, change settings or \
+                     upload. Revoke it with `badgestation hub key revoke --dashboard {station:?}`."
+                );
+            } else {
+                eprintln!(
+                    "API key for station {station:?} (shown only this once): set it as CLOUD_API_KEY in that station's \
+                     .env. Its events must carry station_name {station:?}."
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         KeyCommand::List { station } => {
             let keys = storage.station_keys(station.as_deref())?;
             if keys.is_empty() {
-                outln!("no per-station keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
+                outln!("no keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
                 return Ok(ExitCode::SUCCESS);
             }
-            outln!("{:<14} {:<24} {:<26} status", "key", "station", "issued");
+            outln!("{:<14} {:<10} {:<24} {:<26} {:<26} status", "key", "kind", "name", "issued", "last used");
             for key in keys {
                 let status = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
-                outln!("{:<14} {:<24} {:<26} {status}", format!("{}…", key.key_prefix), key.station_name, key.created_at);
+                outln!(
+                    "{:<14} {:<10} {:<24} {:<26} {:<26} {status}",
+                    format!("{}…", key.key_prefix),
+                    key.kind.as_str(),
+                    key.station_name,
+                    key.created_at,
+                    key.last_used_at.as_deref().unwrap_or("never")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        KeyCommand::Revoke { station } => {
+        KeyCommand::Enroll { station, url } => {
+            let station = station.trim();
+            if station.is_empty() || station.chars().count() > 128 {
+                bail!("the station name must be 1 to 128 characters, exactly as the station's STATION_NAME");
+            }
+            let code = auth::generate_enrollment_code();
+            let digest = crate::model::hex(&auth::key_digest(&auth::normalize_enrollment_code(&code)));
+            let validity = chrono::Duration::from_std(auth::ENROLLMENT_VALIDITY).unwrap_or(chrono::Duration::minutes(15));
+            let expires_at = crate::clock::format_utc_millis(&(crate::clock::utc_now() + validity));
+            storage.add_enrollment(&digest, station, &now, &expires_at)?;
+            let url = url.as_deref().map(|u| u.trim().trim_end_matches('/')).unwrap_or("HUB_URL");
+            let command = format!("badgestation enroll {url} {code}");
+            // The code alone on stdout (scripts); the QR code and the advice on stderr, for the person at the terminal.
+            outln!("{code}");
+            eprintln!("{}", qr_text(&command));
+            eprintln!(
+                "one-time enrolment code for station {station:?}: {code}\nvalid for 15 minutes (until {expires_at}) and \
+                 for one use. On that station run:\n\n    {command}\n\nIt stores the station's own key in its data \
+                 directory. The QR code above holds that command."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Revoke { station, dashboard: false } => {
             let revoked = storage.revoke_station_keys(&station, &now)?;
             if revoked == 0 {
                 bail!("station {station:?} has no active key; `badgestation hub key list` shows the keys");
@@ -401,5 +457,27 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
             outln!("revoked {revoked} key(s) of station {station:?}; its requests now get 403");
             Ok(ExitCode::SUCCESS)
         }
+        KeyCommand::Revoke { station: name, dashboard: true } => {
+            let revoked = storage.revoke_named_keys(KeyKind::Dashboard, &name, &now)?;
+            if revoked == 0 {
+                bail!("there is no active dashboard key {name:?}; `badgestation hub key list` shows the keys");
+            }
+            outln!("revoked {revoked} dashboard key(s) {name:?}; their requests now get 403 and their sessions ended");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `text` as a QR code drawn with half-block characters (two modules per
+/// character cell, dark on light, with the quiet zone), or a note when it
+/// does not fit in a QR code.
+fn qr_text(text: &str) -> String {
+    match qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L) {
+        Ok(code) => code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build(),
+        Err(error) => format!("(no QR code: {error})"),
     }
 }

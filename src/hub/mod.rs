@@ -84,6 +84,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// of the database, so a flood of unknown keys costs no database work.
 pub const DEFAULT_LOOKUP_LIMIT: RateLimit = RateLimit { per_minute: 120, burst: 60 };
 
+/// How long a dashboard session lasts unless `hub --session-hours` says
+/// otherwise: a working day, so a laptop left logged in overnight asks again.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_hours(12);
+
 /// How often old `Idempotency-Key` responses are purged.
 const PURGE_INTERVAL: Duration = Duration::from_hours(1);
 
@@ -114,6 +118,8 @@ pub struct HubConfig {
     pub max_connections: usize,
     /// Key lookups per client address ([`DEFAULT_LOOKUP_LIMIT`]).
     pub lookup_limit: RateLimit,
+    /// How long a dashboard session lasts ([`DEFAULT_SESSION_LIFETIME`]).
+    pub session_lifetime: Duration,
 }
 
 impl HubConfig {
@@ -134,6 +140,7 @@ impl HubConfig {
             stats_max_age: STATS_MAX_AGE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             lookup_limit: DEFAULT_LOOKUP_LIMIT,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
         }
     }
 }
@@ -258,12 +265,16 @@ impl Hub {
                 request_timeout: config.request_timeout,
                 offline_after: config.offline_after,
                 stats_max_age: config.stats_max_age,
+                session_lifetime: config.session_lifetime,
+                tls: false,
             },
             stats_cache: tokio::sync::Mutex::new(None),
             root_cache: std::sync::Mutex::new(None),
             health_cache: tokio::sync::Mutex::new(None),
             lookup_limiter: ratelimit::RateLimiter::new(config.lookup_limit),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            known_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -467,18 +478,27 @@ async fn serve_connections(
     graceful.shutdown().await;
 }
 
-/// Forgets old `Idempotency-Key` responses now and then every hour.
+/// Forgets old `Idempotency-Key` responses, expired sessions and expired
+/// enrolment codes now and then every hour.
 async fn purge_request_keys(storage: Arc<dyn HubStorage>) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tick.tick().await;
-        let storage = storage.clone();
+        let keys_storage = storage.clone();
         let retention = chrono::Duration::from_std(REQUEST_KEY_RETENTION).unwrap_or(chrono::Duration::days(7));
         let before = crate::clock::format_utc_millis(&(crate::clock::utc_now() - retention));
-        match tokio::task::spawn_blocking(move || storage.purge_request_keys(&before)).await {
+        match tokio::task::spawn_blocking(move || keys_storage.purge_request_keys(&before)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(purged)) => tracing::debug!(purged, "old Idempotency-Key responses purged"),
             Ok(Err(error)) => tracing::warn!(%error, "cannot purge old Idempotency-Key responses; will retry in an hour"),
+            Err(error) => tracing::warn!(%error, "the purge task failed; will retry in an hour"),
+        }
+        // Expired sessions and enrolment codes: already refused, only taking space.
+        let storage_expired = storage.clone();
+        let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
+        match tokio::task::spawn_blocking(move || storage_expired.purge_expired(&now)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot purge expired sessions and enrolment codes; will retry in an hour"),
             Err(error) => tracing::warn!(%error, "the purge task failed; will retry in an hour"),
         }
     }

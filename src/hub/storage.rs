@@ -321,12 +321,41 @@ pub struct ClearRecord {
     pub cleared_at: String,
 }
 
-/// A per-station API key as stored (the key itself is never stored).
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// A station's key: uploads and heartbeats of that one station.
+    Station,
+    /// **\[ext\]** A read-only dashboard key (`hub key add --dashboard NAME`):
+    /// `GET /v1/dashboard/*` only, never an admin route or an upload.
+    Dashboard,
+}
+
+impl KeyKind {
+    /// How the kind is stored and shown: `station`, `dashboard`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Station => "station",
+            KeyKind::Dashboard => "dashboard",
+        }
+    }
+
+    /// The stored text back; anything unknown is a station key (the
+    /// narrower of the two for uploads, and what every key was before kinds).
+    #[must_use]
+    pub fn parse(text: &str) -> KeyKind {
+        if text == "dashboard" { KeyKind::Dashboard } else { KeyKind::Station }
+    }
+}
+
+/// An API key as stored (the key itself is never stored): a station's key,
+/// or a dashboard key ([`KeyKind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationKey {
     /// Row id.
     pub id: i64,
-    /// The station it belongs to.
+    /// The station it belongs to (for a dashboard key: the name it was given).
     pub station_name: String,
     /// SHA-256 of the key (hex).
     pub key_sha256: String,
@@ -336,6 +365,74 @@ pub struct StationKey {
     pub created_at: String,
     /// When it was revoked, if it was.
     pub revoked_at: Option<String>,
+    /// What it may do.
+    pub kind: KeyKind,
+    /// When it was last used, recorded at most about once a minute per key
+    /// and hub process (not a write per request).
+    pub last_used_at: Option<String>,
+}
+
+/// Who a dashboard session stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// Opened with the master key: may do everything the master key may.
+    Admin,
+    /// Opened with a dashboard key: read-only.
+    Dashboard,
+}
+
+impl SessionKind {
+    /// Stored and shown as `admin`, `dashboard`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Admin => "admin",
+            SessionKind::Dashboard => "dashboard",
+        }
+    }
+
+    /// The stored text back (anything unknown is the read-only kind).
+    #[must_use]
+    pub fn parse(text: &str) -> SessionKind {
+        if text == "admin" { SessionKind::Admin } else { SessionKind::Dashboard }
+    }
+}
+
+/// **\[ext\]** A dashboard session: the browser holds a random token in an
+/// HttpOnly cookie, the database its SHA-256, so every replica knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the token (hex).
+    pub token_sha256: String,
+    /// Admin or read-only.
+    pub kind: SessionKind,
+    /// `master`, or the dashboard key's name.
+    pub name: String,
+    /// The dashboard key it was opened with (`None` for the master key):
+    /// revoking that key ends the session.
+    pub key_id: Option<i64>,
+    /// When it was opened (canonical UTC millis).
+    pub created_at: String,
+    /// When it ends (canonical UTC millis).
+    pub expires_at: String,
+}
+
+/// What trading an enrolment code for a station key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code was valid: a new key of this station was stored (its id).
+    Issued {
+        /// The station the code was made for.
+        station_name: String,
+        /// The new key's row id.
+        key_id: i64,
+    },
+    /// No such code.
+    Unknown,
+    /// The code was already traded, at this time.
+    Used(String),
+    /// The code expired at this time.
+    Expired(String),
 }
 
 /// The hub's database. Synchronous; call it off the async threads.
@@ -432,13 +529,58 @@ pub trait HubStorage: Send + Sync {
     ) -> Result<Option<RecentScan>>;
 
     /// Stores a new per-station key (its hash only).
-    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()>;
+    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        self.add_key(KeyKind::Station, station, key_sha256, key_prefix, now)
+    }
 
-    /// All per-station keys, oldest first, optionally of one station.
+    /// **\[ext\]** Stores a new key of any kind (its hash only).
+    fn add_key(&self, kind: KeyKind, name: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()>;
+
+    /// All keys (every kind), oldest first, optionally of one name.
     fn station_keys(&self, station: Option<&str>) -> Result<Vec<StationKey>>;
 
     /// Revokes every active key of a station. Returns how many.
-    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64>;
+    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
+        self.revoke_named_keys(KeyKind::Station, station, now)
+    }
+
+    /// **\[ext\]** Revokes every active key of this kind and name, and ends
+    /// the sessions opened with them, in one transaction. Returns how many
+    /// keys.
+    fn revoke_named_keys(&self, kind: KeyKind, name: &str, now: &str) -> Result<u64>;
+
+    /// **\[ext\]** Revokes one key by id and ends the sessions opened with
+    /// it, in one transaction. Returns the key as it now is, `None` when there
+    /// is no such key; a key already revoked keeps its first revocation time.
+    fn revoke_key(&self, id: i64, now: &str) -> Result<Option<StationKey>>;
+
+    /// **\[ext\]** Records that these keys were used at `now` (a key's
+    /// `last_used_at` never moves back).
+    fn touch_keys(&self, ids: &[i64], now: &str) -> Result<()>;
+
+    /// **\[ext\]** Stores a new dashboard session.
+    fn add_session(&self, session: &Session) -> Result<()>;
+
+    /// **\[ext\]** The session with this token hash if it has not expired
+    /// at `now` (and was not ended).
+    fn find_session(&self, token_sha256: &str, now: &str) -> Result<Option<Session>>;
+
+    /// **\[ext\]** Ends a session (logout). Returns whether there was one.
+    fn end_session(&self, token_sha256: &str) -> Result<bool>;
+
+    /// **\[ext\]** Forgets sessions and enrolment codes that expired before
+    /// `now`. Returns how many rows went.
+    fn purge_expired(&self, now: &str) -> Result<u64>;
+
+    /// **\[ext\]** Stores a one-time enrolment code (its hash only) for a
+    /// station, valid until `expires_at`.
+    fn add_enrollment(&self, code_sha256: &str, station: &str, now: &str, expires_at: &str) -> Result<()>;
+
+    /// **\[ext\]** Trades an enrolment code for a new station key, in one
+    /// transaction: the code must exist, be unused and unexpired at `now`;
+    /// it is then marked used and the key (hash and prefix given) stored for
+    /// the code's station. Two hubs racing on one code issue one key.
+    fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed>;
 
     /// The key whose hash is `key_sha256`, revoked or not.
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>>;

@@ -1771,3 +1771,6 @@ mod postgres_only {
         }
     }
 }
+
+/// Access (issue 14): dashboard keys, sessions, key management, enrolment.
+mod access;
