@@ -73,6 +73,17 @@ struct ServeArgs {
     /// 5 s get 503 [env: HUB_DATABASE_POOL_SIZE] [default: 16]
     #[arg(long, value_name = "N")]
     database_pool_size: Option<usize>,
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first); needs --tls-key
+    /// [env: HUB_TLS_CERT] [default: plain HTTP]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC) [env: HUB_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// How long a dashboard session lasts before the page asks for a key again, in hours (1–168)
+    /// [env: HUB_SESSION_HOURS] [default: 12]
+    #[arg(long, value_name = "HOURS")]
+    session_hours: Option<u64>,
 }
 
 impl ServeArgs {
@@ -86,6 +97,9 @@ impl ServeArgs {
             || self.max_connections.is_some()
             || self.key_lookups_per_minute.is_some()
             || self.database_pool_size.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some()
+            || self.session_hours.is_some()
     }
 }
 
@@ -200,7 +214,7 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         None => serve(&database, &args.serve),
         Some(HubCommand::Key { .. }) if args.serve.any() => {
-            bail!("--listen, --api-key-file, --max-body-bytes, --request-timeout-secs and --rate-limit-* set up the server; `hub key` does not use them (only --database)")
+            bail!("--listen, --api-key-file, --max-body-bytes, --request-timeout-secs, --rate-limit-*, --tls-* and --session-hours set up the server; `hub key` does not use them (only --database)")
         }
         Some(HubCommand::Key { command }) => {
             let storage = server::open_storage(&database).context("cannot open the hub database")?;
@@ -355,7 +369,25 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         config.pool.size = size;
     }
 
+    if let Some(hours) = setting(args.session_hours, "HUB_SESSION_HOURS")? {
+        if !(1..=168).contains(&hours) {
+            bail!("--session-hours {hours} is out of range; use 1 to 168 (default 12)");
+        }
+        config.session_lifetime = Duration::from_hours(hours);
+    }
+    config.tls = match (setting(args.tls_cert.clone(), "HUB_TLS_CERT")?, setting(args.tls_key.clone(), "HUB_TLS_KEY")?) {
+        (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-cert needs --tls-key (HUB_TLS_KEY): the certificate's private key in PEM"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert (HUB_TLS_CERT): the certificate chain in PEM"),
+    };
+
     let hub = Hub::start(&config).with_context(|| format!("cannot start the hub on {}", config.listen))?;
+    if let Some(warning) = server::plain_http_warning(hub.addr(), hub.tls()) {
+        // Loudly: a banner on stderr for whoever started it, and a log line for whoever reads the log later.
+        eprintln!("\n{}\n{warning}\n{}\n", "!".repeat(78), "!".repeat(78));
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         addr = %hub.addr(),
         database = server::database_for_logs(database),
@@ -365,6 +397,8 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         rate_limit_per_minute = config.rate_limit.map_or(0, |r| r.per_minute),
         max_connections = config.max_connections,
         key_lookups_per_minute = config.lookup_limit.per_minute,
+        tls = hub.tls(),
+        session_hours = config.session_lifetime.as_secs() / 3600,
         "hub started"
     );
     let mut stdout = std::io::stdout().lock();

@@ -9,6 +9,7 @@
 //! Errors are printed once, as `error: <message>` with their causes, and end
 //! the process with exit code 1.
 
+mod enroll;
 mod export;
 #[cfg(feature = "hub")]
 mod hub;
@@ -137,6 +138,17 @@ enum Command {
     Readers {
         #[command(subcommand)]
         command: ReadersCommand,
+    },
+    /// Trade a one-time enrolment code from the hub operator (`badgestation hub key enroll NAME`) for this
+    /// station's own API key, stored in DATA_DIR/cloud_api.key (mode 0600) and used as CLOUD_API_KEY unless one is
+    /// set explicitly
+    Enroll {
+        /// The hub's address, e.g. https://hub.example.com:8443
+        #[arg(value_name = "URL")]
+        url: String,
+        /// The code, e.g. 7KQ2-M9XD-4HTB (valid 15 minutes, once)
+        #[arg(value_name = "CODE")]
+        code: String,
     },
     /// Run the cloud API server that stations upload to, or manage its API keys
     ///
@@ -335,6 +347,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         Some(Command::Readers { command: ReadersCommand::Test { profile, path } }) => {
             readers::test(&ctx, profile.as_deref(), path.as_deref())
         }
+        Some(Command::Enroll { url, code }) => enroll::enroll(&ctx, &url, &code),
         #[cfg(feature = "hub")]
         Some(Command::Hub(args)) => hub::run(&ctx, args),
     }

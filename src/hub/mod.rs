@@ -120,6 +120,71 @@ pub struct HubConfig {
     pub lookup_limit: RateLimit,
     /// How long a dashboard session lasts ([`DEFAULT_SESSION_LIFETIME`]).
     pub session_lifetime: Duration,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`);
+    /// `None`: plain HTTP (loopback, or behind a reverse proxy that does TLS).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the hub's own TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, server certificate first (`--tls-cert`).
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 or SEC1 (`--tls-key`).
+    pub key: PathBuf,
+}
+
+/// The TLS server settings from the PEM files; errors name the file and the
+/// flag, and say what the file must hold.
+pub fn load_tls(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, HubError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_error = |flag: &str, path: &std::path::Path, what: String| HubError::Tls(format!("{flag} {}: {what}", path.display()));
+    let cert_bytes = std::fs::read(&files.cert).map_err(|e| tls_error("--tls-cert", &files.cert, format!("cannot read it ({e})")))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_error("--tls-cert", &files.cert, format!("not a valid PEM file ({e})")))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            "--tls-cert",
+            &files.cert,
+            "holds no certificate (-----BEGIN CERTIFICATE-----); give the server certificate, then any intermediates, in PEM"
+                .to_owned(),
+        ));
+    }
+    let key_bytes = std::fs::read(&files.key).map_err(|e| tls_error("--tls-key", &files.key, format!("cannot read it ({e})")))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+        tls_error("--tls-key", &files.key, format!("holds no usable private key ({e}); give the certificate's key in PEM (PKCS#8, RSA or EC)"))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HubError::Tls(format!("cannot set up TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            HubError::Tls(format!(
+                "--tls-cert {} and --tls-key {} do not work together ({e}); check that the key is the certificate's",
+                files.cert.display(),
+                files.key.display()
+            ))
+        })?;
+    // The hub speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The warning for a hub that serves plain HTTP on an address other hosts
+/// can reach, `None` when it is loopback or TLS.
+#[must_use]
+pub fn plain_http_warning(addr: SocketAddr, tls: bool) -> Option<String> {
+    (!tls && !addr.ip().is_loopback()).then(|| {
+        format!(
+            "WARNING: the hub listens on {addr} WITHOUT TLS: API keys, session cookies and scans cross the network in \
+             clear text. Serve HTTPS with --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1 behind a reverse \
+             proxy that does TLS (see the README)"
+        )
+    })
 }
 
 impl HubConfig {
@@ -141,6 +206,7 @@ impl HubConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             lookup_limit: DEFAULT_LOOKUP_LIMIT,
             session_lifetime: DEFAULT_SESSION_LIFETIME,
+            tls: None,
         }
     }
 }
@@ -165,6 +231,9 @@ pub enum HubError {
     /// A database URL of a backend this build lacks.
     #[error("{0}")]
     UnsupportedDatabase(String),
+    /// The TLS certificate or key cannot be used; the message names the file.
+    #[error("{0}")]
+    Tls(String),
     /// The async runtime could not start (out of threads or memory).
     #[error("cannot start the hub's runtime: {0}")]
     Runtime(std::io::Error),
@@ -219,6 +288,7 @@ pub fn database_for_logs(database: &str) -> String {
 pub struct Hub {
     addr: SocketAddr,
     backend: &'static str,
+    tls: bool,
     grace: Duration,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -240,6 +310,7 @@ impl Hub {
 
     /// Starts serving on an already opened storage backend.
     pub fn start_with_storage(config: &HubConfig, storage: Arc<dyn HubStorage>) -> Result<Hub, HubError> {
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             // Names the worker threads and the blocking pool (where database work runs).
             .thread_name("hub")
@@ -266,7 +337,7 @@ impl Hub {
                 offline_after: config.offline_after,
                 stats_max_age: config.stats_max_age,
                 session_lifetime: config.session_lifetime,
-                tls: false,
+                tls: tls.is_some(),
             },
             stats_cache: tokio::sync::Mutex::new(None),
             root_cache: std::sync::Mutex::new(None),
@@ -278,10 +349,14 @@ impl Hub {
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let limits = ConnectionLimits { header_timeout: config.request_timeout, max_connections: config.max_connections.max(1) };
+        let limits = ConnectionLimits {
+            header_timeout: config.request_timeout,
+            max_connections: config.max_connections.max(1),
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        };
         let server = runtime.spawn(serve_connections(listener, app, stop_rx, limits));
         runtime.spawn(purge_request_keys(storage));
-        Ok(Hub { addr, backend, grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
+        Ok(Hub { addr, backend, tls: config.tls.is_some(), grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
     }
 
     /// The bound address.
@@ -290,10 +365,16 @@ impl Hub {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` when the hub serves TLS.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// Whether the hub serves TLS itself.
+    #[must_use]
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     /// The storage backend's name.
@@ -354,11 +435,14 @@ impl Drop for Hub {
     }
 }
 
-/// How `serve_connections` bounds connections.
-#[derive(Debug, Clone, Copy)]
+/// How `serve_connections` bounds connections, and whether it speaks TLS.
+#[derive(Clone)]
 struct ConnectionLimits {
     header_timeout: Duration,
     max_connections: usize,
+    /// The TLS handshake runs in the connection's own task, within
+    /// `header_timeout`, so a client that stalls it holds only itself.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// One open connection, as the accept loop sees it.
@@ -458,8 +542,26 @@ async fn serve_connections(
                 response
             }
         }));
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(tracked_app));
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(tracked_app);
+        let watcher = graceful.watcher();
+        let (http, tls, handshake_timeout) = (http.clone(), limits.tls.clone(), limits.header_timeout);
+        let connection = async move {
+            match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(error)) => {
+                        // A client that does not trust the certificate, or speaks plain HTTP to the TLS port.
+                        tracing::debug!(%error, %peer, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not finished in time; connection closed");
+                        Ok(())
+                    }
+                },
+            }
+        };
         let open = open.clone();
         tokio::spawn(async move {
             tokio::select! {

@@ -452,6 +452,15 @@ fn note_key_use(state: &Shared, caller: &Caller) {
     });
 }
 
+/// A request refused before its handler ran: its body was never read, so
+/// the connection cannot carry another request. `Connection: close` says
+/// so; without it a client could send its next request on a connection
+/// the server is closing, and see it cut off ("peer disconnected").
+fn refused(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// Checks the API key (or the dashboard session cookie) and the rate limit,
 /// keeps read-only callers to the dashboard, and hands the [`Caller`] to the
 /// handler (request extension) and to the log (response extension).
@@ -474,13 +483,13 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
     let (caller, credential) = match (token, session_token) {
         (Some(token), _) => match caller_from_key(&state, client_address(&request), token).await {
             Ok(caller) => (caller, Credential::Key),
-            Err(response) => return response,
+            Err(response) => return refused(response),
         },
         (None, Some(session)) => match caller_from_session(&state, client_address(&request), &session).await {
             Ok(found) => found,
-            Err(response) => return response,
+            Err(response) => return refused(response),
         },
-        (None, None) => return ApiError::Unauthorized.into_response(),
+        (None, None) => return refused(ApiError::Unauthorized.into_response()),
     };
     if caller.read_only() && !dashboard_may(request.method(), request.uri().path()) {
         let mut response = ApiError::Forbidden(format!(
@@ -494,7 +503,7 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
         ))
         .into_response();
         response.extensions_mut().insert(caller);
-        return response;
+        return refused(response);
     }
     note_key_use(&state, &caller);
     if let Some(limiter) = &state.limiter
@@ -511,7 +520,7 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
         );
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         response.extensions_mut().insert(caller);
-        return response;
+        return refused(response);
     }
     request.extensions_mut().insert(caller.clone());
     request.extensions_mut().insert(credential);

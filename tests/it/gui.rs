@@ -58,6 +58,7 @@ fn person(id: &str, name: &str, unit: &str, position: &str) -> Person {
 
 fn config_in(dir: &TempDir, env: &str) -> Config {
     Config::from_sources(Sources {
+        enrolled_key: None,
         data_dir: dir.path().to_path_buf(),
         env_file: dir.path().join(".env"),
         env_file_text: Some(env.to_owned()),

@@ -148,6 +148,44 @@ pub struct StatusProbe {
     pub hub_time: Option<DateTime<Utc>>,
 }
 
+/// How the station trusts an https:// hub: the platform's verifier, or, with
+/// extra roots (`CLOUD_CA_FILE`, a site's own CA), the system's trusted
+/// certificates *and* those roots. ureq 3 cannot add roots to the platform
+/// verifier, so with extra roots the system's certificates are loaded as
+/// roots next to them (on Linux that is what the platform verifier uses).
+#[must_use]
+pub fn tls_config(extra_roots: &[ureq::tls::Certificate<'static>]) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    if extra_roots.is_empty() {
+        return TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
+    }
+    let system = rustls_native_certs::load_native_certs();
+    if !system.errors.is_empty() {
+        tracing::debug!(errors = ?system.errors, "some of the system's trusted certificates could not be read");
+    }
+    let mut roots: Vec<Certificate<'static>> =
+        system.certs.iter().map(|der| Certificate::from_der(der.as_ref()).to_owned()).collect();
+    roots.extend(extra_roots.iter().cloned());
+    TlsConfig::builder().root_certs(RootCerts::new_with_certs(&roots)).build()
+}
+
+/// The TLS settings the configuration asks for: `CLOUD_CA_FILE` as extra
+/// roots. A CA file that cannot be used was reported as a configuration
+/// problem at start; it is logged again here and the system's trust store
+/// is used (so an https:// hub with a site CA then fails with an unknown
+/// issuer, which `config check` explains).
+#[must_use]
+pub fn tls_config_from(config: &crate::station::config::Config) -> ureq::tls::TlsConfig {
+    match config.cloud.ca_file.as_deref().map(crate::station::config::read_ca_file) {
+        None => tls_config(&[]),
+        Some(Ok(roots)) => tls_config(&roots),
+        Some(Err(message)) => {
+            tracing::error!("{message}");
+            tls_config(&[])
+        }
+    }
+}
+
 /// A blocking client for one hub.
 #[derive(Debug, Clone)]
 pub struct HubClient {
@@ -167,14 +205,25 @@ impl HubClient {
     /// connectivity probe and heartbeats.
     #[must_use]
     pub fn new(base_url: &str, api_key: Secret, timeout: Duration, probe_timeout: Duration) -> Self {
+        Self::with_tls(base_url, api_key, timeout, probe_timeout, &tls_config(&[]))
+    }
+
+    /// [`HubClient::new`] with its TLS trust settings ([`tls_config`]).
+    #[must_use]
+    pub fn with_tls(
+        base_url: &str,
+        api_key: Secret,
+        timeout: Duration,
+        probe_timeout: Duration,
+        tls: &ureq::tls::TlsConfig,
+    ) -> Self {
         // Timeouts live on two agents rather than on each request: a
         // per-request config in ureq 3.5 costs 2–4 ms per call on loopback
         // (measured), which would cap a drain at batch 100 far below the hub.
         let agent_with = |total: Duration| -> Agent {
-            let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
             Agent::config_builder()
                 .http_status_as_error(false)
-                .tls_config(tls)
+                .tls_config(tls.clone())
                 .timeout_connect(Some(probe_timeout))
                 .timeout_global(Some(total))
                 .user_agent(format!("badgestation/{}", env!("CARGO_PKG_VERSION")))
@@ -200,11 +249,12 @@ impl HubClient {
         if config.cloud.read_only {
             return None;
         }
-        Some(HubClient::new(
+        Some(HubClient::with_tls(
             config.cloud.api_url.as_deref()?,
             config.cloud.api_key.clone(),
             crate::station::sync::UPLOAD_TIMEOUT,
             Duration::from_secs(config.auto_sync.connection_timeout_secs),
+            &tls_config_from(config),
         ))
     }
 
@@ -224,7 +274,16 @@ impl HubClient {
             ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 HubError::Timeout { url: self.base_url.clone(), timeout_secs: timeout.as_secs() }
             }
-            other => HubError::Offline { url: self.base_url.clone(), detail: other.to_string() },
+            other => {
+                let mut detail = other.to_string();
+                if self.base_url.starts_with("https://") && (detail.contains("certificate") || detail.contains("UnknownIssuer")) {
+                    detail.push_str(
+                        " — this station does not trust the hub's certificate; if the site uses its own certificate \
+                         authority, set CLOUD_CA_FILE to its CA certificate (PEM) in .env",
+                    );
+                }
+                HubError::Offline { url: self.base_url.clone(), detail }
+            }
         }
     }
 

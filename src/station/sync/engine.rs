@@ -960,11 +960,14 @@ impl SyncEngine {
 }
 
 fn client_for(settings: &SyncSettings) -> HubClient {
-    HubClient::new(
+    // A CA file that cannot be read was reported as a configuration problem; the system's roots are used then.
+    let roots = settings.ca_file.as_deref().map(crate::station::config::read_ca_file).and_then(Result::ok).unwrap_or_default();
+    HubClient::with_tls(
         &settings.api_url,
         settings.api_key.clone(),
         settings.upload_timeout,
         Duration::from_secs(settings.auto.connection_timeout_secs),
+        &super::client::tls_config(&roots),
     )
 }
 

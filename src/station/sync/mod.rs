@@ -66,6 +66,8 @@ pub struct SyncSettings {
     pub heartbeat_interval: Duration,
     /// Where clear-epoch backups are written.
     pub exports_dir: PathBuf,
+    /// `CLOUD_CA_FILE`: extra certificate authorities for an https:// hub.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl SyncSettings {
@@ -85,6 +87,7 @@ impl SyncSettings {
             upload_timeout: UPLOAD_TIMEOUT,
             heartbeat_interval: HEARTBEAT_INTERVAL,
             exports_dir: config.exports_dir(),
+            ca_file: config.cloud.ca_file.clone(),
         })
     }
 
