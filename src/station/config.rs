@@ -334,7 +334,7 @@ const OWN_PREFIXES: &[&str] = &[
 fn about(name: &str) -> &'static str {
     match name {
         "CLOUD_API_URL" => "The hub to upload to (http:// or https://); sync is off while unset",
-        "CLOUD_API_KEY" => "The station's API key from the hub admin (secret)",
+        "CLOUD_API_KEY" => "The station's API key from the hub admin (secret); when unset, the key `badgestation enroll` stored in DATA_DIR/cloud_api.key",
         "CLOUD_SYNC_BATCH_SIZE" => "Scans per upload request",
         "CLOUD_READ_ONLY" => "Monitoring only: send nothing to the hub (no uploads, no heartbeats)",
         "CLOUD_CA_FILE" => "Certificate authorities (PEM) to trust for an https:// hub besides the system's, e.g. a site's own CA",

@@ -389,6 +389,12 @@ impl HubClient {
     pub fn roster_summary(&self, summary: &RosterSummary) -> Result<RosterSummaryResponse, HubError> {
         self.post("/v1/roster/summary", summary, self.probe_timeout)
     }
+
+    /// `GET /v1/dashboard/stats`: the hub's figures per gate and business
+    /// unit, for the admin panel (bounded by the probe timeout).
+    pub fn dashboard_stats(&self) -> Result<crate::api::DashboardStats, HubError> {
+        self.get("/v1/dashboard/stats", self.probe_timeout, true)
+    }
 }
 
 /// `Retry-After` as seconds (the HTTP-date form is rare from APIs; it is

@@ -322,3 +322,20 @@ conformance! {
     enrolment_codes_work_once_and_expire,
     the_public_view_never_shows_people,
 }
+
+/// The dashboard page signs in by trading the typed key for a session
+/// (`/v1/session`, cookies sent by the browser) and never stores a key in
+/// the browser; admins get the key list with revoke buttons.
+#[test]
+fn the_dashboard_page_never_keeps_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_on(&dir.path().join("hub.db").display().to_string(), tempfile::tempdir().unwrap(), |_| {});
+    let html = hub.get("/dashboard/", None).text();
+    for needle in ["/v1/session", "credentials: \"same-origin\"", "/v1/admin/keys", "Revoke", "async function auth("] {
+        assert!(html.contains(needle), "the page uses {needle}");
+    }
+    for forbidden in ["sessionStorage", "localStorage", "document.cookie"] {
+        assert!(!html.contains(forbidden), "the page must not keep keys or read cookies ({forbidden})");
+    }
+    assert_eq!(html.matches("\"Authorization\"").count(), 1, "the key is sent once, to open the session");
+}
