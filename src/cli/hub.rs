@@ -471,7 +471,7 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
             let validity = chrono::Duration::from_std(auth::ENROLLMENT_VALIDITY).unwrap_or(chrono::Duration::minutes(15));
             let expires_at = crate::clock::format_utc_millis(&(crate::clock::utc_now() + validity));
             storage.add_enrollment(&digest, station, &now, &expires_at)?;
-            let url = url.as_deref().map(|u| u.trim().trim_end_matches('/')).unwrap_or("HUB_URL");
+            let url = url.as_deref().map_or("HUB_URL", |u| u.trim().trim_end_matches('/'));
             let command = format!("badgestation enroll {url} {code}");
             // The code alone on stdout (scripts); the QR code and the advice on stderr, for the person at the terminal.
             outln!("{code}");

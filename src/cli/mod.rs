@@ -158,7 +158,7 @@ enum Command {
     /// GET / answered from a copy at most 1 s old, and GET /healthz reports 503 when the database cannot write
     /// (e.g. a full disk), checked at most every 2 s.
     #[cfg(feature = "hub")]
-    Hub(hub::HubArgs),
+    Hub(Box<hub::HubArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -349,7 +349,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Enroll { url, code }) => enroll::enroll(&ctx, &url, &code),
         #[cfg(feature = "hub")]
-        Some(Command::Hub(args)) => hub::run(&ctx, args),
+        Some(Command::Hub(args)) => hub::run(&ctx, *args),
     }
 }
 

@@ -533,7 +533,7 @@ impl Config {
             Some(key) if !api_key.is_set() => {
                 api_key = Secret::new(key);
                 if let Some(setting) = loader.settings.iter_mut().find(|s| s.name == "CLOUD_API_KEY") {
-                    setting.shown = "set".to_owned();
+                    "set".clone_into(&mut setting.shown);
                     setting.source = Source::KeyFile;
                 }
                 false

@@ -38,10 +38,13 @@ fn with_cookie(hub: &TestHub, method: &str, path: &str, cookie: &str, extra: &[(
     hub.request(method, path, None, &headers, None)
 }
 
+/// A route to call: method, path, JSON body, extra headers.
+type RouteCall = (&'static str, &'static str, Option<Value>, Vec<(&'static str, &'static str)>);
+
 /// The admin routes and uploads a read-only caller must not reach, with a
 /// body that would succeed for the master key (so a 403 is the auth rule,
 /// not a bad request).
-fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>, Vec<(&'static str, &'static str)>)> {
+fn admin_routes() -> Vec<RouteCall> {
     vec![
         ("POST", "/v1/scans/batch", Some(json!({ "events": [event("key-dash-0001", "41", "Gate")] })), vec![]),
         ("POST", "/v1/stations/heartbeat", Some(json!({ "station_name": "Gate", "local_scan_count": 1 })), vec![]),
