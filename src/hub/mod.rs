@@ -34,7 +34,11 @@
 //!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
 //!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
 //!   CSV/XLSX files for the dashboard.
-//! * `dashboard.html` — the static page at `/dashboard/`.
+//! * `dashboard.html` — the static page at `/dashboard/`; it signs in with
+//!   a session cookie ([`auth`]: dashboard keys, sessions, enrolment codes).
+//! * TLS: with [`HubConfig::tls`] (`--tls-cert`, `--tls-key`) the accept
+//!   loop runs a rustls handshake (tokio-rustls) in each connection's task,
+//!   under the same header timeout, before hyper sees the connection.
 
 pub mod auth;
 pub mod export;

@@ -149,6 +149,16 @@ fn a_station_syncs_to_a_tls_hub_through_cloud_ca_file_and_fails_clearly_without_
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build().into();
     assert!(agent.get(&plain).call().is_err(), "plain HTTP must not be answered on the TLS port");
 
+    // The dashboard's session cookie is Secure on a hub that serves TLS itself.
+    let roots = badgestation::station::config::read_ca_file(&pki.ca).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(badgestation::station::sync::client::tls_config(&roots))
+        .build()
+        .into();
+    let opened = agent.post(format!("{}/v1/session", hub.url())).header("Authorization", format!("Bearer {MASTER}")).send_empty().unwrap();
+    let cookie = opened.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+
     // And with the CA again, the waiting scan goes through.
     assert!(station(&dir, &["sync"]).status.success());
     assert_eq!(hub_scan_count(&hub, &pki.ca), 2);

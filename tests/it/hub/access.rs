@@ -136,6 +136,8 @@ pub(super) fn sessions_are_httponly_cookies_that_expire(backend: Backend) {
         assert!(header.contains(part), "{part} missing: {header}");
     }
     assert!(!header.contains("Secure"), "plain HTTP to the hub itself: no Secure flag: {header}");
+    let proxied = hub.request("POST", "/v1/session", Some(&dash_key), &[("X-Forwarded-Proto", "https")], None);
+    assert!(session_cookie(&proxied).1.contains("; Secure"), "behind a TLS proxy the cookie is Secure");
     assert!(!opened.text().contains(&token), "the token is only in the HttpOnly cookie");
     assert_eq!(opened.json()["kind"], "dashboard");
     let dash = format!("bs_session={token}");
