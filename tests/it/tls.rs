@@ -307,3 +307,28 @@ fn a_station_enrolls_over_https_and_syncs_with_its_own_key() {
     assert!(common::stderr(&again).contains("already used"), "{}", common::stderr(&again));
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key, "a refused enrolment keeps the key");
 }
+
+/// The TLS handshake is bounded like the request headers: a client that
+/// connects to the TLS port and says nothing is disconnected after the
+/// request timeout, and does not hold up a real client meanwhile.
+#[test]
+fn a_stalled_tls_handshake_is_closed_after_the_header_timeout() {
+    use std::io::Read as _;
+    let root = tempfile::tempdir().unwrap();
+    let pki = make_pki(root.path());
+    let mut config = HubConfig::new(root.path().join("hub.db").display().to_string(), Secret::new(MASTER));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.request_timeout = Duration::from_secs(1);
+    config.tls = Some(TlsFiles { cert: pki.cert.clone(), key: pki.key.clone() });
+    let hub = Hub::start(&config).unwrap();
+
+    let mut silent = std::net::TcpStream::connect(hub.addr()).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Meanwhile a real client is served.
+    assert_eq!(hub_scan_count(&hub, &pki.ca), 0);
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let read = silent.read(&mut buf);
+    assert!(matches!(read, Ok(0)) || read.is_err(), "the hub closed the silent connection: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(15), "closed by the 1 s timeout, not the test's 20 s read timeout");
+}
