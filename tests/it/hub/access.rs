@@ -297,6 +297,19 @@ pub(super) fn enrolment_codes_work_once_and_expire(backend: Backend) {
     let keys = hub.get("/v1/admin/keys", Some(MASTER)).json();
     let names: Vec<&str> = keys["keys"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Gate A"], "one key, of the station the code was made for");
+
+    // Eight stations racing with one code: exactly one gets a key.
+    let out = hub.key_cli(&["enroll", "Gate C"]);
+    let code = common::stdout(&out).trim().to_owned();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let tries: Vec<_> =
+            (0..8).map(|_| scope.spawn(|| hub.post("/v1/enroll", None, &json!({ "code": code })).status)).collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 403), "{statuses:?}");
+    let keys = hub.get("/v1/admin/keys", Some(MASTER)).json();
+    assert_eq!(keys["keys"].as_array().unwrap().iter().filter(|k| k["name"] == "Gate C").count(), 1);
 }
 
 /// The public view (`/v1/dashboard/public/*`, no key) never shows who
