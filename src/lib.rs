@@ -21,7 +21,7 @@
 //!                  │                  (own connection)  ◀────────────────────────────────────┼── GET /, heartbeat
 //!                  │                  roster watcher thread (employee.xlsx → roster swap)     │
 //!                  └─────────────────────────────────────────────────────────────────────┘
-//!  admin CLI (same library, no threads): status · scan · scans list · sync · roster · export · config check · devices · hub
+//!  admin CLI (same library, no threads): status · scan · scans list · sync · roster · export · config check · devices · enroll · hub
 //! ```
 //!
 //! The code is laid out in layers; an arrow (`use crate::…`) only ever
@@ -66,8 +66,10 @@
 //!     stream, and shuts them down in order. `run --headless` and the window
 //!     both use it.
 //! * `hub` (feature `hub`) — the cloud API server stations upload to: axum
-//!   routes over a storage trait with an embedded SQLite backend. It uses
-//!   only the vocabulary and [`sqlite`], never a station module.
+//!   routes over a storage trait with an embedded SQLite backend; station,
+//!   read-only dashboard and master keys, dashboard sessions and station
+//!   enrolment codes; HTTPS itself with rustls when given a certificate. It
+//!   uses only the vocabulary and [`sqlite`], never a station module.
 //! * The front ends, on top, imported by nothing below them:
 //!   * `gui` (feature `gui`) — **the operator window** (egui/eframe) on the
 //!     station runtime: the screen from events, problem banners, wedge

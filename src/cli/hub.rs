@@ -419,6 +419,9 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
         KeyCommand::Add { station, dashboard } => {
             let station = station.trim();
             if station.is_empty() || station.chars().count() > 128 {
+                if dashboard {
+                    bail!("the dashboard key's name must be 1 to 128 characters (e.g. who uses it: \"Reception laptop\")");
+                }
                 bail!("the station name must be 1 to 128 characters, exactly as the station's STATION_NAME");
             }
             let key = auth::generate_station_key();
