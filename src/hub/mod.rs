@@ -37,6 +37,7 @@
 //! * `dashboard.html` — the static page at `/dashboard/`.
 
 pub mod auth;
+pub mod encoding;
 pub mod export;
 pub mod ratelimit;
 mod routes;

@@ -51,6 +51,20 @@ struct Plan {
     rng: fastrand::Rng,
 }
 
+/// One request as it crossed the proxy: the bytes on the wire each way
+/// (headers included).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The request path.
+    pub path: String,
+    /// The request head as forwarded (lowercase it to look for a header).
+    pub head: String,
+    /// Request head plus body, in bytes.
+    pub request_bytes: usize,
+    /// The answer as relayed, in bytes.
+    pub response_bytes: usize,
+}
+
 /// A running proxy. Stops on drop.
 pub struct FaultProxy {
     addr: SocketAddr,
@@ -58,6 +72,7 @@ pub struct FaultProxy {
     stop: Arc<AtomicBool>,
     faults: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -76,24 +91,26 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let faults = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
+        let exchanges = Arc::new(Mutex::new(Vec::new()));
         let (p, s, f, r) = (Arc::clone(&plan), Arc::clone(&stop), Arc::clone(&faults), Arc::clone(&requests));
+        let x = Arc::clone(&exchanges);
         let thread = std::thread::Builder::new()
             .name("fault-proxy".into())
             .spawn(move || {
                 while !s.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (p, f, r) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r));
+                            let (p, f, r, x) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r), Arc::clone(&x));
                             let _ = std::thread::Builder::new()
                                 .name("fault-proxy-conn".into())
-                                .spawn(move || serve(client, upstream, &p, &f, &r));
+                                .spawn(move || serve(client, upstream, &p, &f, &r, &x));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
                 }
             })
             .expect("proxy thread");
-        FaultProxy { addr, plan, stop, faults, requests, thread: Some(thread) }
+        FaultProxy { addr, plan, stop, faults, requests, exchanges, thread: Some(thread) }
     }
 
     /// Its base URL.
@@ -125,6 +142,11 @@ impl FaultProxy {
     /// Requests seen so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every exchange so far, with its bytes on the wire.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().unwrap().clone()
     }
 }
 
@@ -196,7 +218,14 @@ fn canned(status: &str, content_type: &str, extra: &str, body: &str) -> Vec<u8> 
     .into_bytes()
 }
 
-fn serve(mut client: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>, faults: &AtomicU64, requests: &AtomicU64) {
+fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    plan: &Mutex<Plan>,
+    faults: &AtomicU64,
+    requests: &AtomicU64,
+    exchanges: &Mutex<Vec<Exchange>>,
+) {
     let _ = client.set_nonblocking(false);
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
     let Some((path, head, body)) = read_request(&mut client) else { return };
@@ -247,6 +276,12 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>, faults
         }
         None => forward(upstream, &head, &body),
     };
+    exchanges.lock().unwrap().push(Exchange {
+        path: path.clone(),
+        head: String::from_utf8_lossy(&head).into_owned(),
+        request_bytes: head.len() + body.len(),
+        response_bytes: reply.as_ref().map_or(0, Vec::len),
+    });
     if let Some(reply) = reply {
         let _ = client.write_all(&reply);
     }

@@ -25,3 +25,5 @@ mod roster;
 mod sound;
 mod station;
 mod sync;
+#[cfg(feature = "hub")]
+mod transfer;

@@ -1,0 +1,267 @@
+//! Compressed and offline transfer (issue 12): gzip upload bodies with the
+//! hub's limit applied after decompression, gzip answers, the station's
+//! choice of gzip by the hub's advertisement, and the wire bytes of a
+//! 1000-scan batch. Real parts: the hub on `127.0.0.1:0`, station databases
+//! on disk, the station's own sync engine; `faultproxy` only counts bytes
+//! and `fakehub` stands in for a TrackAttendance server.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+use badgestation::hub::{Hub, HubConfig};
+use badgestation::model::Secret;
+use serde_json::{Value, json};
+
+use crate::fakehub::FakeHub;
+use crate::faultproxy::FaultProxy;
+use crate::fleet::{MASTER, Station, hub_rows, settings, start_hub};
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    badgestation::api::gzip(bytes)
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).expect("valid gzip");
+    out
+}
+
+/// One HTTP/1.1 exchange on a raw socket, so that nothing decompresses
+/// behind the test's back: (status, headers in lowercase, raw body).
+fn raw(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head, response[split..].to_vec())
+}
+
+fn master() -> String {
+    format!("Bearer {MASTER}")
+}
+
+fn event(key: &str, badge: &str) -> Value {
+    json!({"idempotency_key": key, "badge_id": badge, "station_name": "Gate", "scanned_at": "2026-11-21T10:15:30.123Z",
+           "meta": {"matched": false, "legacy_id": null, "local_id": 1}, "business_unit": null, "scan_source": "badge"})
+}
+
+fn hub_with_limit(db: &Path, max_body_bytes: usize) -> Hub {
+    let mut config = HubConfig::new(db.to_string_lossy(), Secret::new(MASTER));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.max_body_bytes = max_body_bytes;
+    Hub::start(&config).expect("hub")
+}
+
+/// The hub lists `gzip_upload` in `GET /`, so stations can tell it accepts
+/// compressed bodies.
+#[test]
+fn hub_advertises_gzip_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(&dir.path().join("hub.db"));
+    let (status, _, body) = raw(hub.addr(), "GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    let status: Value = serde_json::from_slice(&body).unwrap();
+    assert!(status["extensions"].as_array().unwrap().contains(&json!("gzip_upload")), "{status}");
+}
+
+/// A gzip batch is decompressed, stored, and stored once: the same
+/// compressed batch again gives duplicates and the hub holds each key once.
+#[test]
+fn gzip_upload_is_accepted_and_stored_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = start_hub(&db);
+    let batch = json!({"events": [event("gzip-key-0001", "B1"), event("gzip-key-0002", "B2"), event("gzip-key-0003", "B3")]});
+    let body = gzip(batch.to_string().as_bytes());
+    let headers = [("Authorization", master()), ("Content-Type", "application/json".into()), ("Content-Encoding", "gzip".into())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _, answer) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, &body);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["saved"].as_u64(), answer["duplicates"].as_u64()), (Some(3), Some(0)), "{answer}");
+    let (status, _, again) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, &body);
+    let again: Value = serde_json::from_slice(&again).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!((again["saved"].as_u64(), again["duplicates"].as_u64()), (Some(0), Some(3)), "{again}");
+    drop(hub);
+    let rows = hub_rows(&db);
+    assert_eq!(rows.len(), 3, "each key stored once: {rows:?}");
+}
+
+/// A zip bomb (a few kilobytes that inflate far past the body limit) is
+/// answered 413 in the batch error shape, nothing of it is stored, and the
+/// hub keeps serving.
+#[test]
+fn zip_bomb_is_refused_with_413_and_nothing_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let limit = 256 * 1024;
+    let hub = hub_with_limit(&db, limit);
+    // A valid batch, padded with 8 MiB of spaces: valid JSON if it were ever inflated whole.
+    let mut json = json!({"events": [event("bomb-key-0001", "B1")]}).to_string().into_bytes();
+    json.pop();
+    json.extend(std::iter::repeat_n(b' ', 8 << 20));
+    json.push(b'}');
+    let bomb = gzip(&json);
+    assert!(bomb.len() < limit / 4, "the bomb itself is small: {} bytes", bomb.len());
+    let auth = master();
+    let headers = [("Authorization", auth.as_str()), ("Content-Encoding", "gzip"), ("Content-Type", "application/json")];
+    let (status, _, answer) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, &bomb);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["saved"], 0, "batch shape: {answer}");
+    let message = answer["error"].as_str().unwrap();
+    assert!(message.contains("decompressed") && message.contains(&limit.to_string()), "{message}");
+    // The same on another upload route, in the standard error shape.
+    let heartbeat = gzip(&[br#"{"station_name":"Gate""#.as_slice(), &vec![b' '; 4 << 20], b"}"].concat());
+    let (status, _, answer) = raw(hub.addr(), "POST", "/v1/stations/heartbeat", &headers, &heartbeat);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!((status, answer["statusCode"].as_u64()), (413, Some(413)), "{answer}");
+    // Still serving, and nothing was stored.
+    let (status, _, _) = raw(hub.addr(), "GET", "/healthz", &[], b"");
+    assert_eq!(status, 200);
+    drop(hub);
+    assert!(hub_rows(&db).is_empty(), "nothing stored");
+}
+
+/// Data that is not gzip, or gzip cut short, under `Content-Encoding: gzip`
+/// is a 400 that says what is wrong; an encoding the hub does not know is a
+/// 415 that names gzip. Nothing is stored.
+#[test]
+fn corrupt_gzip_is_400_and_unknown_encodings_415() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = start_hub(&db);
+    let plain = json!({"events": [event("corrupt-key-01", "B1")]}).to_string().into_bytes();
+    let compressed = gzip(&plain);
+    let auth = master();
+    for (what, body) in [("plain JSON", plain.clone()), ("truncated gzip", compressed[..compressed.len() / 2].to_vec())] {
+        let headers = [("Authorization", auth.as_str()), ("Content-Encoding", "gzip")];
+        let (status, _, answer) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, &body);
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(status, 400, "{what}: {answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(message.contains("not valid gzip") && message.contains("Content-Encoding"), "{what}: {message}");
+    }
+    let headers = [("Authorization", auth.as_str()), ("Content-Encoding", "br")];
+    let (status, head, answer) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, &plain);
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 415, "{answer}");
+    assert!(head.contains("accept-encoding: gzip"), "{head}");
+    assert!(answer["error"].as_str().unwrap().contains("gzip"), "{answer}");
+    drop(hub);
+    assert!(hub_rows(&db).is_empty(), "nothing stored");
+}
+
+/// Big answers (the export) come gzip-compressed to a client that asks for
+/// it, and decompress to exactly the plain answer's content; a client that
+/// does not ask gets plain JSON.
+#[test]
+fn export_answers_are_gzip_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(&dir.path().join("hub.db"));
+    let events: Vec<Value> = (0..200).map(|i| event(&format!("export-key-{i:04}"), &format!("B{i}"))).collect();
+    let (status, _) = crate::fleet::call(&hub.url(), "POST", "/v1/scans/batch", &[], Some(&json!({ "events": events })));
+    assert_eq!(status, 200);
+    let auth = master();
+    let (status, head, plain) = raw(hub.addr(), "GET", "/v1/dashboard/export", &[("Authorization", auth.as_str())], b"");
+    assert_eq!(status, 200);
+    assert!(!head.contains("content-encoding"), "{head}");
+    let headers = [("Authorization", auth.as_str()), ("Accept-Encoding", "gzip")];
+    let (status, head, compressed) = raw(hub.addr(), "GET", "/v1/dashboard/export", &headers, b"");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(compressed.len() * 4 < plain.len(), "{} vs {}", compressed.len(), plain.len());
+    let mut a: Value = serde_json::from_slice(&plain).unwrap();
+    let mut b: Value = serde_json::from_slice(&gunzip(&compressed)).unwrap();
+    a["export_timestamp"] = Value::Null;
+    b["export_timestamp"] = Value::Null;
+    assert_eq!(a, b);
+    assert_eq!(a["scans"].as_array().unwrap().len(), 200);
+}
+
+/// Against a server that does not advertise gzip (the fake TrackAttendance
+/// API), the station uploads plain JSON: no `Content-Encoding`, a body that
+/// parses as the batch.
+#[test]
+fn station_sends_plain_json_to_a_server_without_gzip() {
+    let fake = FakeHub::start(true);
+    let mut station = Station::new(&fake.url(), "test-key", "Plain Gate");
+    station.scan(5, "P");
+    let (result, _) = station.sync();
+    result.expect("sync");
+    assert_eq!(station.counts().1, 5, "all synced");
+    let state = fake.state();
+    let uploads: Vec<_> = state.requests.iter().filter(|r| r.path == "/v1/scans/batch").collect();
+    assert!(!uploads.is_empty());
+    for upload in uploads {
+        assert_eq!(upload.content_encoding, None, "no gzip to a server that did not offer it");
+        let body: Value = serde_json::from_str(&upload.body).expect("plain JSON");
+        assert!(body["events"].is_array());
+    }
+}
+
+/// The station compresses its uploads to our hub (which advertises gzip),
+/// every scan arrives once, and the bytes on the wire of a 1000-scan batch
+/// shrink: printed for BENCHMARKS.md (`cargo test --test it
+/// transfer::wire_bytes -- --nocapture`), with and without gzip.
+#[test]
+fn wire_bytes_per_1000_scan_batch_with_and_without_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = start_hub(&db);
+
+    // Before: a server without gzip (requests as any TrackAttendance server gets them).
+    let fake = FakeHub::start(true);
+    let plain_proxy = FaultProxy::start(fake.addr);
+    let mut plain = Station::new(&plain_proxy.url(), "test-key", "Main Gate");
+    let mut config = settings(&plain_proxy.url(), "test-key", dir.path());
+    config.batch_size = 1000;
+    plain.engine.reconfigure(config);
+    plain.scan(1000, "EMP");
+    plain.sync().0.expect("plain sync");
+
+    // After: our hub, which advertises gzip.
+    let gzip_proxy = FaultProxy::start(hub.addr());
+    let mut compressed = Station::new(&gzip_proxy.url(), MASTER, "Main Gate");
+    let mut config = settings(&gzip_proxy.url(), MASTER, dir.path());
+    config.batch_size = 1000;
+    compressed.engine.reconfigure(config);
+    let keys = compressed.scan(1000, "EMP");
+    compressed.sync().0.expect("gzip sync");
+    assert_eq!(compressed.counts().1, 1000, "all synced");
+
+    let batch = |proxy: &FaultProxy| {
+        let uploads: Vec<_> = proxy.exchanges().into_iter().filter(|e| e.path == "/v1/scans/batch").collect();
+        assert_eq!(uploads.len(), 1, "one batch of 1000: {uploads:?}");
+        uploads.into_iter().next().unwrap()
+    };
+    let (before, after) = (batch(&plain_proxy), batch(&gzip_proxy));
+    assert!(!before.head.to_ascii_lowercase().contains("content-encoding"), "{}", before.head);
+    assert!(after.head.to_ascii_lowercase().contains("content-encoding: gzip"), "{}", after.head);
+    println!(
+        "wire bytes per 1000-scan batch (request, headers included): plain JSON {} B, gzip {} B ({:.1}x smaller); \
+         hub answer with per-event results {} B",
+        before.request_bytes,
+        after.request_bytes,
+        before.request_bytes as f64 / after.request_bytes as f64,
+        after.response_bytes
+    );
+    assert!(after.request_bytes * 4 < before.request_bytes, "gzip must shrink the batch at least fourfold");
+    drop(gzip_proxy);
+    drop(hub);
+    let rows = hub_rows(&db);
+    assert_eq!(rows.len(), 1000);
+    assert!(keys.iter().all(|k| rows.contains_key(k)), "every scan stored once, under its key");
+}
