@@ -141,6 +141,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/dashboard/config", put(put_config))
         .route("/v1/stations/rename", put(rename_station))
         .route("/v1/scans/check-duplicate", get(check_duplicate))
+        .route(
+            BUNDLE_IMPORT_PATH,
+            post(import_bundle).layer(DefaultBodyLimit::max(body_limit(&state.settings, BUNDLE_IMPORT_PATH))),
+        )
         // Inside the key check: an unknown caller costs no inflating.
         .route_layer(middleware::from_fn_with_state(state.clone(), decode_body))
         // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
@@ -524,6 +528,7 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
             EXT_STATION_EPOCH.to_owned(),
             EXT_CLEARED_UPLOAD.to_owned(),
             crate::api::EXT_GZIP_UPLOAD.to_owned(),
+            crate::api::EXT_BUNDLE_IMPORT.to_owned(),
         ],
     }))
 }
@@ -1039,6 +1044,55 @@ async fn clear_station(
         timestamp: now_text(),
         station_clear_epoch: Some(outcome.clear_epoch),
     }))
+}
+
+/// `POST /v1/bundles/import` (master key): imports a signed offline bundle
+/// (the file `badgestation bundle export` wrote, as the body, gzip allowed)
+/// exactly once; see [`super::bundle`]. `?file=NAME` only names the file in
+/// messages. A refused bundle is `422` and stores nothing.
+async fn import_bundle(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<super::bundle::ImportReport>, ApiError> {
+    require_master(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let file: String = query
+        .get("file")
+        .map_or("(uploaded)", String::as_str)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let body = body_bytes(body, body_limit(&state.settings, BUNDLE_IMPORT_PATH))?;
+    let master = *state.keys.master_digest();
+    let st = state.clone();
+    let result = blocking(move || Ok(super::bundle::import(st.storage.as_ref(), Some(&master), body.to_vec(), &now_text())))
+        .await?;
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                caller = caller.label(),
+                file,
+                station = report.station_name,
+                events = report.events,
+                saved = report.saved,
+                duplicates = report.duplicates,
+                rejected = report.rejected,
+                "bundle imported"
+            );
+            Ok(Json(report))
+        }
+        Err(super::bundle::ImportError::Storage(error)) => Err(ApiError::Storage(error)),
+        Err(error) => {
+            tracing::warn!(caller = caller.label(), file, %error, "bundle refused");
+            Err(ApiError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("bundle {file:?} refused, nothing was imported: {error}"),
+            ))
+        }
+    }
 }
 
 // ---------------------------------------------------------------- TrackAttendance parity routes

@@ -265,3 +265,157 @@ fn wire_bytes_per_1000_scan_batch_with_and_without_gzip() {
     assert_eq!(rows.len(), 1000);
     assert!(keys.iter().all(|k| rows.contains_key(k)), "every scan stored once, under its key");
 }
+
+// ------------------------------------------------------------------ offline bundles
+
+/// `badgestation bundle export --out FILE` on a station's real data
+/// directory, signed with `key`.
+fn export_bundle(station: &Station, key: &str, out: &Path) -> std::process::Output {
+    let data_dir = station.path.parent().unwrap();
+    let mut cmd = crate::common::command(data_dir);
+    cmd.env("CLOUD_API_KEY", key).args(["bundle", "export", "--out"]).arg(out);
+    crate::common::run(&mut cmd)
+}
+
+/// `badgestation hub import-bundle FILE --database DB` (no master key given).
+fn import_bundle_cli(db: &Path, file: &Path) -> std::process::Output {
+    let cli_dir = db.parent().unwrap().join("cli");
+    std::fs::create_dir_all(&cli_dir).unwrap();
+    let mut cmd = crate::common::command(&cli_dir);
+    cmd.args(["hub", "import-bundle"]).arg(file).arg("--database").arg(db);
+    crate::common::run(&mut cmd)
+}
+
+/// `POST /v1/bundles/import` with the master key: (status, body).
+fn import_bundle_http(hub: &Hub, bytes: &[u8], name: &str) -> (u16, Value) {
+    let auth = master();
+    let path = format!("/v1/bundles/import?file={name}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/octet-stream")];
+    let (status, _, body) = raw(hub.addr(), "POST", &path, &headers, bytes);
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn report_counts(report: &Value) -> (u64, u64, u64, u64) {
+    let n = |f: &str| report[f].as_u64().unwrap_or_else(|| panic!("{f} in {report}"));
+    (n("events"), n("saved"), n("duplicates"), n("rejected"))
+}
+
+/// A station that synced 10 scans, then went offline and took 30 more:
+/// (hub, hub db, station, its key, keys of the 30 unsynced scans).
+fn offline_station(dir: &Path) -> (Hub, std::path::PathBuf, Station, String, Vec<String>) {
+    let db = dir.join("hub.db");
+    let hub = start_hub(&db);
+    let key = crate::fleet::add_station_key(&db, &dir.join("keys"), "Gate A");
+    let mut station = Station::new(&hub.url(), &key, "Gate A");
+    station.scan(10, "ONLINE");
+    station.sync().0.expect("first sync");
+    assert_eq!(station.counts(), (0, 10, 0, 0));
+    let offline = station.scan(30, "OFFLINE");
+    (hub, db, station, key, offline)
+}
+
+/// Round trip: the export holds exactly the 30 unsynced scans with their
+/// stored keys and marks nothing synced; the hub imports them once; a
+/// second import changes nothing; the station's next network sync learns
+/// that the hub has them (duplicates) and the hub still holds each once.
+#[test]
+fn bundle_round_trip_double_import_then_network_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, db, mut station, key, offline) = offline_station(dir.path());
+    let file = dir.path().join("gate-a.bundle");
+    let out = export_bundle(&station, &key, &file);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert!(crate::common::stdout(&out).contains("30 unsynced scans"), "{}", crate::common::stdout(&out));
+    assert_eq!(station.counts(), (30, 10, 0, 0), "an export marks nothing synced");
+
+    let bytes = std::fs::read(&file).unwrap();
+    let (status, report) = import_bundle_http(&hub, &bytes, "gate-a.bundle");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report_counts(&report), (30, 30, 0, 0), "{report}");
+    assert_eq!(report["station_name"], "Gate A");
+    assert!(report["signed_by"].as_str().unwrap().starts_with("station key bsk_"), "{report}");
+    let (status, again) = import_bundle_http(&hub, &bytes, "gate-a.bundle");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(report_counts(&again), (30, 0, 30, 0), "a second import stores nothing: {again}");
+
+    // Now the network comes back: the station sends the same 30 and learns they are there.
+    let (result, _) = station.sync();
+    let report = result.expect("sync after import");
+    assert_eq!(report.synced, 30);
+    assert_eq!(station.counts(), (0, 40, 0, 0));
+    hub.shutdown();
+    let rows = hub_rows(&db);
+    assert_eq!(rows.len(), 40, "each scan once at the hub");
+    assert!(offline.iter().all(|k| rows.get(k).is_some_and(|(station, cleared)| station == "Gate A" && !cleared)));
+}
+
+/// The CLI import (`hub import-bundle`, hub database on disk): the first
+/// run stores the scans and says so, the second stores nothing.
+#[test]
+fn bundle_cli_import_twice_stores_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, db, station, key, offline) = offline_station(dir.path());
+    let file = dir.path().join("gate-a.bundle");
+    assert!(export_bundle(&station, &key, &file).status.success());
+    hub.shutdown();
+    let first = import_bundle_cli(&db, &file);
+    let text = crate::common::stdout(&first);
+    assert!(first.status.success(), "{}", crate::common::stderr(&first));
+    assert!(text.contains("30 scans, 30 new, 0 already at the hub"), "{text}");
+    let second = import_bundle_cli(&db, &file);
+    let text = crate::common::stdout(&second);
+    assert!(second.status.success(), "{}", crate::common::stderr(&second));
+    assert!(text.contains("30 scans, 0 new, 30 already at the hub"), "{text}");
+    let rows = hub_rows(&db);
+    assert_eq!(rows.len(), 40);
+    assert!(offline.iter().all(|k| rows.contains_key(k)));
+}
+
+/// Tampered (a badge changed), truncated (cut anywhere) and foreign
+/// (signed with another station's key, or a key the hub never issued)
+/// bundles are refused whole, with a message naming the file and what is
+/// wrong, by the CLI and by the HTTP route; nothing of them is stored.
+#[test]
+fn tampered_truncated_and_foreign_bundles_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, db, station, key, _) = offline_station(dir.path());
+    let other_key = crate::fleet::add_station_key(&db, &dir.path().join("keys"), "Gate B");
+    let genuine = dir.path().join("genuine.bundle");
+    assert!(export_bundle(&station, &key, &genuine).status.success());
+    let bytes = std::fs::read(&genuine).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+
+    let write = |name: &str, content: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    };
+    let tampered = write("tampered.bundle", text.replacen("OFFLINE0007", "OFFLINE0999", 1).as_bytes());
+    let truncated = write("truncated.bundle", &bytes[..bytes.len() * 2 / 3]);
+    let foreign = dir.path().join("foreign.bundle");
+    assert!(export_bundle(&station, &other_key, &foreign).status.success());
+    let unknown = dir.path().join("unknown.bundle");
+    assert!(export_bundle(&station, "bsk_never-issued-by-this-hub", &unknown).status.success());
+    let cases = [(&tampered, "altered"), (&truncated, "truncated"), (&foreign, "foreign"), (&unknown, "foreign")];
+
+    for (file, what) in cases {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let (status, body) = import_bundle_http(&hub, &std::fs::read(file).unwrap(), name);
+        let message = body["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 422, "{name}: {body}");
+        assert!(message.contains(name) && message.contains(what) && message.contains("nothing was imported"), "{message}");
+    }
+    hub.shutdown();
+    let before = hub_rows(&db).len();
+    assert_eq!(before, 10, "only the 10 scans synced over the network");
+    for (file, what) in cases {
+        let out = import_bundle_cli(&db, file);
+        let error = crate::common::stderr(&out);
+        assert!(!out.status.success(), "{}: {}", file.display(), crate::common::stdout(&out));
+        assert!(error.contains(&file.display().to_string()) && error.contains(what), "{error}");
+    }
+    assert_eq!(hub_rows(&db).len(), before, "nothing of a refused bundle is stored");
+    // The genuine one still imports.
+    assert!(import_bundle_cli(&db, &genuine).status.success());
+    assert_eq!(hub_rows(&db).len(), 40);
+}

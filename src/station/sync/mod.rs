@@ -18,6 +18,7 @@
 //! makes it `failed`; nothing is ever deleted.
 
 pub mod backoff;
+pub mod bundle;
 pub mod client;
 pub mod engine;
 pub mod roster_summary;
