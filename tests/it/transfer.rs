@@ -419,3 +419,35 @@ fn tampered_truncated_and_foreign_bundles_are_refused() {
     assert!(import_bundle_cli(&db, &genuine).status.success());
     assert_eq!(hub_rows(&db).len(), 40);
 }
+
+/// Clear epochs as for a network upload: the hub clears everything after
+/// the station exported; the imported scans, taken before that clear, are
+/// filed as cleared (not counted live). When the station later syncs, it
+/// archives them itself, sends them as cleared and learns the hub has them:
+/// each scan once at the hub, none live.
+#[test]
+fn bundle_imported_after_a_clear_is_filed_as_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, db, mut station, key, offline) = offline_station(dir.path());
+    let file = dir.path().join("gate-a.bundle");
+    assert!(export_bundle(&station, &key, &file).status.success());
+    std::thread::sleep(Duration::from_millis(5));
+    crate::fleet::clear_scans(&hub.url());
+    let (status, report) = import_bundle_http(&hub, &std::fs::read(&file).unwrap(), "gate-a.bundle");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report_counts(&report), (30, 30, 0, 0), "{report}");
+    assert_eq!(report["filed_as_cleared"], 30, "{report}");
+    let (_, count) = crate::fleet::call(&hub.url(), "GET", "/v1/admin/scan-count", &[], None);
+    assert_eq!(count["count"], 0, "nothing live after the clear: {count}");
+
+    station.sync().0.expect("sync after the clear");
+    let (pending, _, failed, archived) = station.counts();
+    assert_eq!((pending, failed, archived), (0, 0, 40), "the station archived its old-epoch scans");
+    let conn = rusqlite::Connection::open(&station.path).unwrap();
+    let unsent: i64 = conn.query_row("SELECT count(*) FROM scans WHERE sync_status <> 'synced'", [], |r| r.get(0)).unwrap();
+    assert_eq!(unsent, 0, "and learned the hub has all of them");
+    hub.shutdown();
+    let rows = hub_rows(&db);
+    assert_eq!(rows.len(), 40);
+    assert!(offline.iter().all(|k| rows[k].1), "filed as cleared: {rows:?}");
+}
