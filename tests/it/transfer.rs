@@ -47,6 +47,12 @@ fn raw(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &
     (status, head, response[split..].to_vec())
 }
 
+/// A 64-hex-digit key as stations make them (SHA-256: it does not compress).
+fn key_like_a_station(round: u32, i: u32) -> String {
+    use sha2::Digest as _;
+    badgestation::model::hex(&sha2::Sha256::digest(format!("install-uuid:{round}:{i}").as_bytes()))
+}
+
 fn master() -> String {
     format!("Bearer {MASTER}")
 }
@@ -259,10 +265,28 @@ fn wire_bytes_per_1000_scan_batch_with_and_without_gzip() {
         after.response_bytes
     );
     assert!(after.request_bytes * 4 < before.request_bytes, "gzip must shrink the batch at least fourfold");
+
+    // The hub's answer to a 1000-scan batch (per-event results), without and with Accept-Encoding: gzip.
+    let answer_bytes = |round: u32, accept: Option<&str>| {
+        let events: Vec<Value> =
+            (0..1000).map(|i| event(&key_like_a_station(round, i), &format!("EMP{i:04}"))).collect();
+        let auth = master();
+        let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+        headers.extend(accept.map(|a| ("Accept-Encoding", a)));
+        let (status, head, body) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, json!({ "events": events }).to_string().as_bytes());
+        assert_eq!(status, 200);
+        let length = head.find("\r\n\r\n").unwrap_or(head.len()) + 4;
+        (length + body.len(), head.contains("content-encoding: gzip"))
+    };
+    let (plain_answer, plain_gzip) = answer_bytes(1, None);
+    let (gzip_answer, gzipped) = answer_bytes(2, Some("gzip"));
+    assert!(!plain_gzip && gzipped);
+    println!("hub answer to a 1000-scan batch (per-event results, headers included): plain {plain_answer} B, gzip {gzip_answer} B");
+    assert!(gzip_answer * 2 < plain_answer, "the answer is mostly 64-hex-digit keys, which compress about threefold");
     drop(gzip_proxy);
     drop(hub);
     let rows = hub_rows(&db);
-    assert_eq!(rows.len(), 1000);
+    assert_eq!(rows.len(), 3000, "the station's 1000 and the two answer probes");
     assert!(keys.iter().all(|k| rows.contains_key(k)), "every scan stored once, under its key");
 }
 
