@@ -253,7 +253,7 @@ mod tests {
             meta: None,
             business_unit: None,
             scan_source: Some("badge".into()),
-            cleared: i % 7 == 0,
+            cleared: i.is_multiple_of(7),
         }
     }
 

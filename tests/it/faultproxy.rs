@@ -93,17 +93,17 @@ impl FaultProxy {
         let requests = Arc::new(AtomicU64::new(0));
         let exchanges = Arc::new(Mutex::new(Vec::new()));
         let (p, s, f, r) = (Arc::clone(&plan), Arc::clone(&stop), Arc::clone(&faults), Arc::clone(&requests));
-        let x = Arc::clone(&exchanges);
+        let log = Arc::clone(&exchanges);
         let thread = std::thread::Builder::new()
             .name("fault-proxy".into())
             .spawn(move || {
                 while !s.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (p, f, r, x) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r), Arc::clone(&x));
+                            let (p, f, r, log) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r), Arc::clone(&log));
                             let _ = std::thread::Builder::new()
                                 .name("fault-proxy-conn".into())
-                                .spawn(move || serve(client, upstream, &p, &f, &r, &x));
+                                .spawn(move || serve(client, upstream, &p, &f, &r, &log));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }

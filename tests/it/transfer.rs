@@ -5,6 +5,7 @@
 //! on disk, the station's own sync engine; `faultproxy` only counts bytes
 //! and `fakehub` stands in for a TrackAttendance server.
 
+use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::path::Path;
 use std::time::Duration;
@@ -34,7 +35,7 @@ fn raw(addr: std::net::SocketAddr, method: &str, path: &str, headers: &[(&str, &
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(head, "{k}: {v}\r\n");
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
