@@ -47,7 +47,8 @@ struct ServeArgs {
     /// File holding the master API key on one line [default: the HUB_API_KEY environment variable]
     #[arg(long, value_name = "FILE")]
     api_key_file: Option<PathBuf>,
-    /// Largest request body, in bytes; bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
+    /// Largest request body, in bytes, after gzip decompression (Content-Encoding: gzip bodies are inflated up to
+    /// this and no further); bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
     /// Time limit per request, in seconds; slower ones get 503 [env: HUB_REQUEST_TIMEOUT_SECS] [default: 30]

@@ -476,3 +476,24 @@ fn bundle_imported_after_a_clear_is_filed_as_cleared() {
     assert_eq!(rows.len(), 40);
     assert!(offline.iter().all(|k| rows[k].1), "filed as cleared: {rows:?}");
 }
+
+/// `bundle export` without a key to sign with, or with nothing unsynced,
+/// says so and writes no file.
+#[test]
+fn bundle_export_needs_a_key_and_unsynced_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = start_hub(&db);
+    let mut station = Station::new(&hub.url(), MASTER, "Gate C");
+    station.scan(3, "C");
+    let file = dir.path().join("c.bundle");
+    let out = export_bundle(&station, "", &file);
+    assert!(!out.status.success());
+    assert!(crate::common::stderr(&out).contains("CLOUD_API_KEY is not set"), "{}", crate::common::stderr(&out));
+    assert!(!file.exists());
+    station.sync().0.expect("sync");
+    let out = export_bundle(&station, MASTER, &file);
+    assert!(!out.status.success());
+    assert!(crate::common::stderr(&out).contains("nothing to export"), "{}", crate::common::stderr(&out));
+    assert!(!file.exists());
+}
