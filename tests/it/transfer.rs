@@ -257,6 +257,8 @@ fn wire_bytes_per_1000_scan_batch_with_and_without_gzip() {
     let (before, after) = (batch(&plain_proxy), batch(&gzip_proxy));
     assert!(!before.head.to_ascii_lowercase().contains("content-encoding"), "{}", before.head);
     assert!(after.head.to_ascii_lowercase().contains("content-encoding: gzip"), "{}", after.head);
+    // The station's client takes gzip answers too (and read this one, since every scan is marked synced).
+    assert!(after.head.to_ascii_lowercase().contains("accept-encoding: gzip"), "{}", after.head);
     println!(
         "wire bytes per 1000-scan batch (request, headers included): plain JSON {} B, gzip {} B ({:.1}x smaller); \
          hub answer with per-event results {} B",
