@@ -37,6 +37,9 @@ pub enum Fault {
     HtmlTooLarge,
     /// Forwards and answers `200 {}`.
     EmptyObject,
+    /// Answers `415` with an HTML page itself (a proxy that refuses
+    /// compressed request bodies).
+    HtmlUnsupportedMedia,
 }
 
 /// The faults a "link that drops half the requests" mixes, in equal parts.
@@ -269,6 +272,9 @@ fn serve(
         Some(Fault::HtmlBadRequest) => Some(canned("400 Bad Request", "text/html", "", &html("400 Bad Request"))),
         Some(Fault::HtmlTooLarge) => {
             Some(canned("413 Request Entity Too Large", "text/html", "", &html("413 Request Entity Too Large")))
+        }
+        Some(Fault::HtmlUnsupportedMedia) => {
+            Some(canned("415 Unsupported Media Type", "text/html", "", &html("415 Unsupported Media Type")))
         }
         Some(Fault::EmptyObject) => {
             let _ = forward(upstream, &head, &body);

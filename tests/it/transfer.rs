@@ -296,6 +296,38 @@ fn wire_bytes_per_1000_scan_batch_with_and_without_gzip() {
     assert!(keys.iter().all(|k| rows.contains_key(k)), "every scan stored once, under its key");
 }
 
+/// A proxy in front of the hub that refuses compressed bodies (`415`): the
+/// station sends the same batch again uncompressed, keeps doing so, and
+/// every scan arrives once.
+#[test]
+fn a_proxy_refusing_gzip_bodies_gets_plain_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = start_hub(&db);
+    let proxy = FaultProxy::start(hub.addr());
+    proxy.script(Some("/v1/scans/batch"), &[crate::faultproxy::Fault::HtmlUnsupportedMedia]);
+    let mut station = Station::new(&proxy.url(), MASTER, "Proxy Gate");
+    let keys = station.scan(50, "PX");
+    station.sync().0.expect("sync");
+    assert_eq!(station.counts(), (0, 50, 0, 0));
+    let uploads: Vec<String> = proxy
+        .exchanges()
+        .into_iter()
+        .filter(|e| e.path == "/v1/scans/batch")
+        .map(|e| e.head.to_ascii_lowercase())
+        .collect();
+    assert!(uploads.len() >= 4, "batches of 20: {uploads:?}");
+    assert!(uploads[0].contains("content-encoding: gzip"), "first try compressed");
+    // The next batch may already be on its way (compressed) while the first is refused; after that, plain.
+    assert!(uploads[3..].iter().all(|h| !h.contains("content-encoding")), "then plain: {uploads:?}");
+    assert!(uploads.iter().filter(|h| h.contains("content-encoding")).count() <= 2, "{uploads:?}");
+    drop(proxy);
+    hub.shutdown();
+    let rows = hub_rows(&db);
+    assert_eq!(rows.len(), 50);
+    assert!(keys.iter().all(|k| rows.contains_key(k)));
+}
+
 // ------------------------------------------------------------------ offline bundles
 
 /// `badgestation bundle export --out FILE` on a station's real data

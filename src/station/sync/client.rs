@@ -162,6 +162,10 @@ pub struct HubClient {
     /// Whether upload bodies go gzip-compressed: only once the hub listed
     /// [`crate::api::EXT_GZIP_UPLOAD`] (a TrackAttendance server does not).
     gzip_uploads: bool,
+    /// Set when a gzip upload was answered `415` (a proxy in front of the
+    /// hub that does not pass compressed bodies): from then on this client,
+    /// and its clones on the upload threads, send plain JSON.
+    gzip_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HubClient {
@@ -192,6 +196,7 @@ impl HubClient {
             timeout,
             probe_timeout,
             gzip_uploads: false,
+            gzip_refused: std::sync::Arc::default(),
         }
     }
 
@@ -202,10 +207,11 @@ impl HubClient {
         self.gzip_uploads = on;
     }
 
-    /// Whether upload bodies go gzip-compressed.
+    /// Whether upload bodies go gzip-compressed: the hub accepts them and
+    /// no upload was refused with `415`.
     #[must_use]
     pub fn gzip_uploads(&self) -> bool {
-        self.gzip_uploads
+        self.gzip_uploads && !self.gzip_refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The client the configuration describes, or `None` while sync is off
@@ -330,7 +336,7 @@ impl HubClient {
     /// `POST /v1/scans/batch`, gzip-compressed when the hub accepts it
     /// (about a tenth of the bytes; see BENCHMARKS.md).
     pub fn upload(&self, batch: &BatchRequest) -> Result<BatchResponse, HubError> {
-        if !self.gzip_uploads {
+        if !self.gzip_uploads() {
             return self.post("/v1/scans/batch", batch, self.timeout);
         }
         // Serialising strings and maps cannot fail; if it ever did, the scans stay pending (a transient error).
@@ -344,6 +350,12 @@ impl HubClient {
             .header("Content-Encoding", "gzip")
             .send(&body[..])
             .map_err(|e| self.transport_error(&e, self.timeout))?;
+        if response.status().as_u16() == 415 {
+            // Something between here and the hub does not take compressed bodies: plain from now on.
+            tracing::warn!(url = self.base_url, "a gzip upload was refused with 415; sending uncompressed from now on");
+            self.gzip_refused.store(true, std::sync::atomic::Ordering::Relaxed);
+            return self.post("/v1/scans/batch", batch, self.timeout);
+        }
         Self::answer(response)
     }
 
