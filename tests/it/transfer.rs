@@ -534,3 +534,28 @@ fn bundle_export_needs_a_key_and_unsynced_scans() {
     assert!(crate::common::stderr(&out).contains("nothing to export"), "{}", crate::common::stderr(&out));
     assert!(!file.exists());
 }
+
+/// A bundle may be larger than the hub's batch body limit (it holds a whole
+/// offline day): the import route has its own limit, so a bundle the batch
+/// route would refuse with 413 imports.
+#[test]
+fn bundles_larger_than_the_batch_limit_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hub.db");
+    let hub = hub_with_limit(&db, 64 * 1024);
+    let mut station = Station::new(&hub.url(), MASTER, "Big Gate");
+    station.scan(400, "BIG");
+    let file = dir.path().join("big.bundle");
+    assert!(export_bundle(&station, MASTER, &file).status.success());
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.len() > 64 * 1024, "{} bytes", bytes.len());
+    let (status, report) = import_bundle_http(&hub, &bytes, "big.bundle");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report_counts(&report), (400, 400, 0, 0));
+    assert_eq!(report["signed_by"], "master key");
+    // The same scans as one batch are over the batch limit.
+    let chunk = bytes.split(|b| *b == b'\n').nth(2).unwrap();
+    let auth = master();
+    let (status, _, _) = raw(hub.addr(), "POST", "/v1/scans/batch", &[("Authorization", auth.as_str())], chunk);
+    assert_eq!(status, 413);
+}
