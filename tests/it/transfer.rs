@@ -559,3 +559,26 @@ fn bundles_larger_than_the_batch_limit_import() {
     let (status, _, _) = raw(hub.addr(), "POST", "/v1/scans/batch", &[("Authorization", auth.as_str())], chunk);
     assert_eq!(status, 413);
 }
+
+/// `hub import-bundle` recognises a bundle signed with the master key only
+/// when it is given the master key (HUB_API_KEY); without it, the bundle is
+/// foreign to the station's keys and refused.
+#[test]
+fn bundle_cli_import_of_a_master_signed_bundle_needs_the_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, db, station, _, _) = offline_station(dir.path());
+    let file = dir.path().join("master.bundle");
+    assert!(export_bundle(&station, MASTER, &file).status.success());
+    hub.shutdown();
+    let refused = import_bundle_cli(&db, &file);
+    assert!(!refused.status.success());
+    assert!(crate::common::stderr(&refused).contains("foreign"), "{}", crate::common::stderr(&refused));
+    assert_eq!(hub_rows(&db).len(), 10);
+    let cli_dir = dir.path().join("cli");
+    let mut cmd = crate::common::command(&cli_dir);
+    cmd.env("HUB_API_KEY", MASTER).args(["hub", "import-bundle"]).arg(&file).arg("--database").arg(&db);
+    let out = crate::common::run(&mut cmd);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert!(crate::common::stdout(&out).contains("signed with its master key"), "{}", crate::common::stdout(&out));
+    assert_eq!(hub_rows(&db).len(), 40);
+}
