@@ -49,6 +49,27 @@ pub const EXT_STATION_EPOCH: &str = "station_clear_epoch";
 /// **\[ext\]** The hub accepts events with `"cleared": true` and files them as
 /// cleared (archived scans a station never uploaded).
 pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
+/// **\[ext\]** The hub accepts request bodies sent with
+/// `Content-Encoding: gzip` (its body limit applies to the decompressed
+/// size), so a station may compress its uploads. Without it in `GET /`'s
+/// `extensions`, a station sends plain JSON.
+pub const EXT_GZIP_UPLOAD: &str = "gzip_upload";
+/// **\[ext\]** The hub imports signed offline bundles
+/// (`POST /v1/bundles/import`, `badgestation hub import-bundle`).
+pub const EXT_BUNDLE_IMPORT: &str = "bundle_import";
+
+/// gzip at the default level (scan JSON shrinks about eightfold): upload
+/// bodies of the station, answers of the hub, both sides of
+/// [`EXT_GZIP_UPLOAD`].
+#[must_use]
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
 
 /// **\[ext\]** `POST /v1/enroll` (no key): a station trades a one-time
 /// enrolment code (`badgestation hub key enroll NAME`) for a key of its own.

@@ -33,6 +33,8 @@
 //!     recorder's verdict), [`model::Counters`], [`model::Secret`];
 //!   * [`clock`] — wall and monotonic time, injectable for tests;
 //!   * [`api`] — the wire types of cloud API v1, shared by sync and hub;
+//!   * [`bundle`] — the signed offline-transfer file (`bundle export`,
+//!     `hub import-bundle`), shared by station and hub;
 //!   * [`worker`] — [`worker::WorkerThread`], the named thread every
 //!     long-lived worker runs on, stopped and joined when dropped.
 //! * **Shared storage**: [`sqlite`] — opening a station or hub database
@@ -95,6 +97,7 @@
 //! event, so a UI repaints only when something changed.
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 #[cfg(feature = "gui")]

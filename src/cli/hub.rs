@@ -47,7 +47,8 @@ struct ServeArgs {
     /// File holding the master API key on one line [default: the HUB_API_KEY environment variable]
     #[arg(long, value_name = "FILE")]
     api_key_file: Option<PathBuf>,
-    /// Largest request body, in bytes; bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
+    /// Largest request body, in bytes, after gzip decompression (Content-Encoding: gzip bodies are inflated up to
+    /// this and no further); bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
     /// Time limit per request, in seconds; slower ones get 503 [env: HUB_REQUEST_TIMEOUT_SECS] [default: 30]
@@ -122,7 +123,11 @@ dashboard figures cache (at most 2 s old).
 
 Moving in:
   badgestation hub migrate --from hub.db --to postgres://...      copy a hub database (either direction)
-  badgestation hub import-trackattendance postgres://...          import a TrackAttendance API database";
+  badgestation hub import-trackattendance postgres://...          import a TrackAttendance API database
+
+Offline stations:
+  badgestation bundle export --out FILE   (on the station) its unsynced scans in one signed file
+  badgestation hub import-bundle FILE     (here) import it once; refused whole if truncated, altered or foreign";
 
 #[derive(Debug, Subcommand)]
 enum HubCommand {
@@ -143,6 +148,20 @@ enum HubCommand {
         /// Scans per transaction
         #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
         chunk: usize,
+    },
+    /// Import an offline bundle (`badgestation bundle export` on a station) into this hub's database
+    /// (--database), exactly once: checked whole first (truncated, altered, or not signed by a key this hub holds
+    /// for that station nor the master key: refused, nothing imported), then stored like an upload from that
+    /// station. Importing the same file again, or the station syncing the same scans later, changes nothing.
+    /// Bundles signed with the master key are recognised when --api-key-file or HUB_API_KEY gives it
+    #[command(name = "import-bundle")]
+    ImportBundle {
+        /// The bundle file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// File holding the master API key on one line [default: the HUB_API_KEY environment variable, if set]
+        #[arg(long, value_name = "FILE")]
+        api_key_file: Option<PathBuf>,
     },
     /// Import a TrackAttendance API database (its scans, station_heartbeat, roster_summary and roster_meta tables)
     /// into this hub's database (--database), keeping their idempotency keys and clear epoch. Run it again right
@@ -222,7 +241,47 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
         }
         Some(HubCommand::Migrate { from, to, chunk }) => migrate(&from, &to, chunk),
         Some(HubCommand::ImportTrackattendance { url, chunk }) => import_trackattendance(&url, &database, chunk),
+        Some(HubCommand::ImportBundle { file, api_key_file }) => import_bundle(&file, api_key_file.as_deref(), &database),
     }
+}
+
+fn import_bundle(file: &std::path::Path, api_key_file: Option<&std::path::Path>, database: &str) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the bundle {}; check the path (the file `badgestation bundle export` wrote)", file.display()))?;
+    // The master key is optional here: without it, only station-signed bundles are recognised.
+    let master = match (api_key_file, env_value(MASTER_KEY_ENV)) {
+        (None, None) => None,
+        (file, env) => Some(auth::load_master_key(file, env.as_deref())?),
+    };
+    let master_digest = master.as_ref().map(|k| auth::key_digest(k.expose()));
+    let storage = server::open_storage(database).context("cannot open the hub database (--database)")?;
+    let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
+    let report = match crate::hub::bundle::import(storage.as_ref(), master_digest.as_ref(), bytes, &now) {
+        Ok(report) => report,
+        Err(crate::hub::bundle::ImportError::Storage(error)) => {
+            return Err(anyhow::Error::new(error).context(format!("importing the bundle {}", file.display())));
+        }
+        Err(error) => bail!("bundle {} refused, nothing was imported: {error}", file.display()),
+    };
+    outln!(
+        "imported bundle {} of station {:?} (written {}, signed with its {}): {} scans, {} new, {} already at the \
+         hub, {} rejected ({} key conflicts){}",
+        file.display(),
+        report.station_name,
+        report.created_at,
+        report.signed_by,
+        report.events,
+        report.saved,
+        report.duplicates,
+        report.rejected,
+        report.conflicts,
+        if report.filed_as_cleared > 0 {
+            format!("; {} filed as cleared (taken before a clear the station had not heard of)", report.filed_as_cleared)
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar on a terminal, else a line now and then.

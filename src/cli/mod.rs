@@ -123,6 +123,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = EpochArg::Current)]
         epoch: EpochArg,
     },
+    /// Offline transfer: carry unsynced scans to the hub on a USB stick when the network is down
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Run the station: the operator window (what a bare `badgestation` does), or with --headless a gate
     /// without a screen; the readers in READERS feed the recorder either way
     Run {
@@ -159,6 +164,20 @@ enum Command {
     /// (e.g. a full disk), checked at most every 2 s.
     #[cfg(feature = "hub")]
     Hub(Box<hub::HubArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Write every unsynced scan (pending, and archived but never uploaded; not failed ones) with its stored
+    /// idempotency key to one file signed with this station's CLOUD_API_KEY. Import it at the hub with
+    /// `badgestation hub import-bundle FILE` or the dashboard's "Import a bundle" form. Nothing is marked synced:
+    /// the station learns at its next sync that the hub has the scans (as duplicates), and importing twice, or
+    /// importing and then syncing, stores each scan once
+    Export {
+        /// The bundle file to write (replaced if it exists)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -342,6 +361,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                 EpochArg::All => crate::station::export::ExportScope::All,
             },
         ),
+        Some(Command::Bundle { command: BundleCommand::Export { out } }) => export::bundle_export(&ctx, &out),
         Some(Command::Run { headless }) => readers::run(&ctx, headless),
         Some(Command::Devices) => Ok(readers::devices(&ctx)),
         Some(Command::Readers { command: ReadersCommand::Test { profile, path } }) => {

@@ -225,6 +225,13 @@ impl KeyChecker {
         KeyChecker { master_digest: key_digest(master.expose()) }
     }
 
+    /// SHA-256 of the master key: the key that checks bundles signed with
+    /// it ([`crate::bundle`]).
+    #[must_use]
+    pub fn master_digest(&self) -> &[u8; 32] {
+        &self.master_digest
+    }
+
     /// Whether `token` is the master key (constant time, no I/O).
     #[must_use]
     pub fn is_master(&self, token: &str) -> bool {

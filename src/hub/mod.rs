@@ -33,7 +33,9 @@
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
 //!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
 //!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
-//!   CSV/XLSX files for the dashboard.
+//!   CSV/XLSX files for the dashboard; [`encoding`] — gzip request bodies
+//!   (limit after decompression) and gzip answers; [`bundle`] — importing
+//!   signed offline bundles.
 //! * `dashboard.html` — the static page at `/dashboard/`; it signs in with
 //!   a session cookie ([`auth`]: dashboard keys, sessions, enrolment codes).
 //! * TLS: with [`HubConfig::tls`] (`--tls-cert`, `--tls-key`) the accept
@@ -41,6 +43,8 @@
 //!   under the same header timeout, before hyper sees the connection.
 
 pub mod auth;
+pub mod bundle;
+pub mod encoding;
 pub mod export;
 pub mod ratelimit;
 mod routes;
@@ -58,7 +62,7 @@ use std::time::Duration;
 
 use crate::model::Secret;
 pub use ratelimit::RateLimit;
-pub use routes::MAX_EXPORT_ROWS;
+pub use routes::{BUNDLE_IMPORT_PATH, MAX_BUNDLE_BYTES, MAX_EXPORT_ROWS};
 use storage::{HubStorage, StorageError};
 
 /// Where the hub listens unless told otherwise.

@@ -28,6 +28,7 @@ use axum::{Extension, Json, Router};
 use sha2::{Digest, Sha256};
 
 use super::auth::{Caller, KeyChecker, SESSION_COOKIE, Verdict, bearer_token, cookie_value};
+use super::encoding::{self, RequestEncoding};
 use super::ratelimit::{RateLimiter, retry_after_secs};
 use super::storage::{
     HubStorage, IngestOutcome, KeyKind, Redeemed, RequestKey, Session, SessionKind, StationKey, StationRow, Stats,
@@ -46,6 +47,13 @@ use crate::model::hex;
 
 /// The most rows one export returns.
 pub const MAX_EXPORT_ROWS: u64 = 100_000;
+
+/// `POST` a signed offline bundle here to import it (see [`super::bundle`]).
+pub const BUNDLE_IMPORT_PATH: &str = "/v1/bundles/import";
+/// The body limit of [`BUNDLE_IMPORT_PATH`] (decompressed), unless the hub's
+/// general limit is higher: a bundle holds a whole offline day (about 350
+/// bytes a scan, so some 190 000 scans).
+pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The header that asks for a batch to be applied once.
 const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -167,11 +175,18 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/session", post(open_session).get(session_info).delete(end_session))
         .route("/v1/admin/keys", get(list_keys))
         .route("/v1/admin/keys/{id}", delete(revoke_key))
+        .route(
+            BUNDLE_IMPORT_PATH,
+            post(import_bundle).layer(DefaultBodyLimit::max(body_limit(&state.settings, BUNDLE_IMPORT_PATH))),
+        )
+        // Inside the key check: an unknown caller costs no inflating.
+        .route_layer(middleware::from_fn_with_state(state.clone(), decode_body))
         // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.merge(keyed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn(compress_answer))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
@@ -321,6 +336,99 @@ async fn time_limit(State(state): State<Shared>, request: Request, next: Next) -
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         response
     }
+}
+
+/// Decompresses a `Content-Encoding: gzip` body (see [`super::encoding`]):
+/// the body limit applies to the decompressed size, so a zip bomb is cut off
+/// at the limit and answered `413`; bad gzip is `400`, another encoding
+/// `415`. Errors on the batch route keep the batch shape kiosks parse.
+async fn decode_body(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let limit = body_limit(&state.settings, &path);
+    let refuse = |status: StatusCode, message: String| {
+        if path == "/v1/scans/batch" { batch_error(status, message, 0) } else { error_response(status, message) }
+    };
+    match encoding::request_encoding(request.headers()) {
+        RequestEncoding::Identity => next.run(request).await,
+        RequestEncoding::Unsupported(coding) => {
+            let mut response = refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Encoding: {coding:?} is not supported; send the body uncompressed or with \
+                     Content-Encoding: gzip"
+                ),
+            );
+            response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        }
+        RequestEncoding::Gzip => {
+            let (mut parts, body) = request.into_parts();
+            // The compressed body may not be larger than the limit either (gzip of
+            // incompressible data is a few bytes longer than the data).
+            let compressed = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit + 1024)).await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    return refuse(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("body: larger than the hub's limit of {limit} bytes; send fewer events per request"),
+                    );
+                }
+                Err(error) => return refuse(StatusCode::BAD_REQUEST, format!("body: could not be read ({error})")),
+            };
+            let inflated = tokio::task::spawn_blocking(move || encoding::gunzip_limited(&compressed, limit)).await;
+            let body = match inflated {
+                Ok(Ok(body)) => body,
+                Ok(Err(error @ encoding::InflateError::TooLarge { .. })) => {
+                    tracing::warn!(path, limit, "gzip body inflates past the body limit; refused (413)");
+                    return refuse(StatusCode::PAYLOAD_TOO_LARGE, error.to_string());
+                }
+                Ok(Err(error)) => return refuse(StatusCode::BAD_REQUEST, error.to_string()),
+                Err(join) => return ApiError::Internal(format!("gzip task failed: {join}")).into_response(),
+            };
+            parts.headers.remove(header::CONTENT_ENCODING);
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            next.run(Request::from_parts(parts, axum::body::Body::from(body))).await
+        }
+    }
+}
+
+/// The body limit of a route: the bundle import takes bigger files.
+fn body_limit(settings: &Settings, path: &str) -> usize {
+    if path == BUNDLE_IMPORT_PATH { settings.max_body_bytes.max(MAX_BUNDLE_BYTES) } else { settings.max_body_bytes }
+}
+
+/// Compresses text and JSON answers with gzip for clients that accept it
+/// (see [`super::encoding`]). Answers with an unknown length (streams) and
+/// small ones pass as they are.
+async fn compress_answer(request: Request, next: Next) -> Response {
+    let wants_gzip = encoding::accepts_gzip(request.headers());
+    let response = next.run(request).await;
+    if !encoding::compressible(response.headers().get(header::CONTENT_TYPE))
+        || response.headers().contains_key(header::CONTENT_ENCODING)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The answer differs by Accept-Encoding: caches must know.
+    parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let length = axum::body::HttpBody::size_hint(&body).exact();
+    let Some(length) = length.filter(|n| wants_gzip && *n >= encoding::MIN_COMPRESSED_BYTES as u64) else {
+        return Response::from_parts(parts, body);
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, length as usize).await else {
+        return ApiError::Internal("could not read an answer to compress it".to_owned()).into_response();
+    };
+    let compressed = if bytes.len() > 64 * 1024 {
+        match tokio::task::spawn_blocking(move || crate::api::gzip(&bytes)).await {
+            Ok(compressed) => compressed,
+            Err(join) => return ApiError::Internal(format!("gzip task failed: {join}")).into_response(),
+        }
+    } else {
+        crate::api::gzip(&bytes)
+    };
+    parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(compressed))
 }
 
 /// The address a request came from, for the per-address lookup limit.
@@ -586,7 +694,12 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
         version: env!("CARGO_PKG_VERSION").to_owned(),
         clear_epoch,
         timestamp: Some(now_text()),
-        extensions: vec![EXT_STATION_EPOCH.to_owned(), EXT_CLEARED_UPLOAD.to_owned()],
+        extensions: vec![
+            EXT_STATION_EPOCH.to_owned(),
+            EXT_CLEARED_UPLOAD.to_owned(),
+            crate::api::EXT_GZIP_UPLOAD.to_owned(),
+            crate::api::EXT_BUNDLE_IMPORT.to_owned(),
+        ],
     }))
 }
 
@@ -1101,6 +1214,55 @@ async fn clear_station(
         timestamp: now_text(),
         station_clear_epoch: Some(outcome.clear_epoch),
     }))
+}
+
+/// `POST /v1/bundles/import` (master key): imports a signed offline bundle
+/// (the file `badgestation bundle export` wrote, as the body, gzip allowed)
+/// exactly once; see [`super::bundle`]. `?file=NAME` only names the file in
+/// messages. A refused bundle is `422` and stores nothing.
+async fn import_bundle(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<super::bundle::ImportReport>, ApiError> {
+    require_master(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let file: String = query
+        .get("file")
+        .map_or("(uploaded)", String::as_str)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let body = body_bytes(body, body_limit(&state.settings, BUNDLE_IMPORT_PATH))?;
+    let master = *state.keys.master_digest();
+    let st = state.clone();
+    let result = blocking(move || Ok(super::bundle::import(st.storage.as_ref(), Some(&master), body.to_vec(), &now_text())))
+        .await?;
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                caller = caller.label(),
+                file,
+                station = report.station_name,
+                events = report.events,
+                saved = report.saved,
+                duplicates = report.duplicates,
+                rejected = report.rejected,
+                "bundle imported"
+            );
+            Ok(Json(report))
+        }
+        Err(super::bundle::ImportError::Storage(error)) => Err(ApiError::Storage(error)),
+        Err(error) => {
+            tracing::warn!(caller = caller.label(), file, %error, "bundle refused");
+            Err(ApiError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("bundle {file:?} refused, nothing was imported: {error}"),
+            ))
+        }
+    }
 }
 
 // ---------------------------------------------------------------- TrackAttendance parity routes

@@ -27,3 +27,5 @@ mod station;
 mod sync;
 #[cfg(feature = "hub")]
 mod tls;
+#[cfg(feature = "hub")]
+mod transfer;
