@@ -72,12 +72,18 @@ fn settings(url: &str, key: &str, batch_size: u32, dir: &std::path::Path) -> Syn
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.join("exports"),
         ca_file: None,
+        learn: badgestation::station::sync::LearnSettings::off(),
     }
 }
 
 /// Drains `scans` pending scans at `batch_size`; with `record_meanwhile`,
 /// records a scan every 5 ms during the drain and returns their latencies.
-fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<Duration>) {
+/// With `feed_meanwhile`, another engine on the same station database pulls
+/// the hub's scan feed in a loop during the drain (every 20 ms, 750 times
+/// the production rate) into the recorder's cross-station map, and the
+/// recorder first records for a quiet second, so the drain's latencies can
+/// be compared with the quiet ones of the same run (returned second).
+fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bool) -> (Duration, Vec<Duration>, Vec<Duration>, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("badgestation.db");
     fixtures::populate_scans(&path, scans, 1);
@@ -94,8 +100,11 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
 
     // As in the station runtime: with a recorder running, the engine reports
     // each batch's marks to it (the counters' owner).
+    let remote = badgestation::station::recorder::RemoteScans::new();
+    // 0: quiet, 1: draining.
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(u8::from(!feed_meanwhile)));
     let recording = record_meanwhile.then(|| {
-        let recorder = Recorder::new(
+        let mut recorder = Recorder::new(
             Store::open(&path).expect("store"),
             Arc::clone(&clock),
             SharedRoster::default(),
@@ -103,6 +112,7 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
             None,
         )
         .expect("recorder");
+        recorder.set_remote_scans(remote.clone(), Duration::from_mins(5));
         let (reads, reads_rx) = crossbeam_channel::bounded(1024);
         let (events_tx, events) = crossbeam_channel::unbounded::<ScanEvent>();
         let counters = recorder.counters();
@@ -110,43 +120,84 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool) -> (Duration, Vec<
         link = RecorderLink::Recorder { commander: handle.commander(), counters };
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
+        let p = Arc::clone(&phase);
         let thread = std::thread::Builder::new()
             .name("bench-scans".into())
             .spawn(move || {
-                let mut latencies = Vec::new();
+                let (mut quiet, mut latencies) = (Vec::new(), Vec::new());
                 let mut i = 0u32;
                 while !s.load(Ordering::SeqCst) {
+                    let draining = p.load(Ordering::SeqCst) == 1;
                     let t = Instant::now();
                     reads.send(RawRead::manual(format!("live-{i}"))).expect("send");
                     let event = events.recv().expect("event");
-                    latencies.push(t.elapsed());
+                    if draining { latencies.push(t.elapsed()) } else { quiet.push(t.elapsed()) }
                     assert!(event.stored_scan().is_some(), "{event:?}");
                     i += 1;
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 drop(handle);
-                latencies
+                (latencies, quiet)
             })
             .expect("thread");
         (stop, thread)
     });
+    if feed_meanwhile {
+        // The quiet part of the run: recording alone.
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let feeding = feed_meanwhile.then(|| {
+        let mut learn = badgestation::station::sync::LearnSettings::off();
+        learn.live_sync.enabled = true;
+        learn.feed_file = Some(dir.path().join("remote_scans.json"));
+        let mut feed_settings = settings(&url, &key, batch_size, dir.path());
+        feed_settings.learn = learn;
+        let mut puller = SyncEngine::new(Store::open(&path).expect("store"), feed_settings, RecorderLink::Direct, Arc::clone(&clock));
+        puller.set_remote_scans(remote.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("bench-feed".into())
+            .spawn(move || {
+                let mut merged = 0u64;
+                while !s.load(Ordering::SeqCst) {
+                    if let Ok(badgestation::station::sync::learn::FeedPulled::Pulled { others, .. }) = puller.pull_feed(&mut Quiet) {
+                        merged += others as u64;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                merged
+            })
+            .expect("thread");
+        (stop, thread)
+    });
+    phase.store(1, Ordering::SeqCst);
 
     let mut engine = SyncEngine::new(store, settings(&url, &key, batch_size, dir.path()), link, Arc::clone(&clock));
     let started = Instant::now();
     let report = engine.sync(SyncTrigger::ManualAll, None, &mut Quiet).expect("sync");
     let took = started.elapsed();
     assert!(report.synced >= u64::from(scans), "every pending scan confirmed (plus any recorded during the drain)");
-    let latencies = match recording {
+    let fed = match feeding {
+        Some((stop, thread)) => {
+            // Keep pulling until the feed has caught up with the drain.
+            std::thread::sleep(Duration::from_millis(500));
+            stop.store(true, Ordering::SeqCst);
+            thread.join().expect("join")
+        }
+        None => 0,
+    };
+    let (latencies, quiet) = match recording {
         Some((stop, thread)) => {
             stop.store(true, Ordering::SeqCst);
             thread.join().expect("join")
         }
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     if let Some(hub) = hub {
         hub.shutdown();
     }
-    (took, latencies)
+    (took, latencies, quiet, fed)
 }
 
 fn main() {
@@ -155,14 +206,26 @@ fn main() {
     println!("sync drain of {scans} pending scans to the local hub (SQLite, loopback)");
     println!("| batch | seconds | scans/s | recording during the drain |");
     println!("|------:|--------:|--------:|----------------------------|");
-    for (batch, record) in [(100, false), (1000, false), (100, true), (1000, true)] {
-        let (took, mut latencies) = drain(scans, batch, record);
+    for (batch, record, feed) in [(100, false, false), (1000, false, false), (100, true, false), (1000, true, false), (1000, true, true)] {
+        let (took, mut latencies, mut quiet, fed) = drain(scans, batch, record, feed);
         let rate = f64::from(scans) / took.as_secs_f64();
         let recording = if latencies.is_empty() {
             "—".to_owned()
         } else {
             let s = stats::summarize(&mut latencies);
             format!("{} scans, p50 {} ms, p99 {} ms, max {} ms", s.samples, stats::ms(s.p50), stats::ms(s.p99), stats::ms(s.max))
+        };
+        let recording = if feed {
+            let q = stats::summarize(&mut quiet);
+            format!(
+                "{recording}; + feed pulls every 20 ms ({fed} scans of other stations merged); quiet before the drain: \
+                 {} scans, p50 {} ms, p99 {} ms",
+                q.samples,
+                stats::ms(q.p50),
+                stats::ms(q.p99)
+            )
+        } else {
+            recording
         };
         println!("| {batch:>5} | {:>7.2} | {rate:>7.0} | {recording} |", took.as_secs_f64());
     }

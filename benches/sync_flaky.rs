@@ -71,6 +71,7 @@ fn main() {
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.path().join("exports"),
         ca_file: None,
+        learn: badgestation::station::sync::LearnSettings::off(),
     };
     let clock: SharedClock = SystemClock::shared();
     let store = Store::open(&path).expect("store");

@@ -36,7 +36,9 @@
 //!   * [`bundle`] — the signed offline-transfer file (`bundle export`,
 //!     `hub import-bundle`), shared by station and hub;
 //!   * [`worker`] — [`worker::WorkerThread`], the named thread every
-//!     long-lived worker runs on, stopped and joined when dropped.
+//!     long-lived worker runs on, stopped and joined when dropped;
+//!   * [`roster_xlsx`] — reading and validating `employee.xlsx` without
+//!     storing it, shared by the station's import and the hub's.
 //! * **Shared storage**: [`sqlite`] — opening a station or hub database
 //!   (refusing damaged, foreign or newer files; WAL, `synchronous=FULL`;
 //!   migrations by `user_version`).
@@ -58,7 +60,9 @@
 //!   * [`station::sync`] — **the sync worker thread**: batches of pending
 //!     scans with their stored idempotency keys, each sent on its own
 //!     **upload thread** while the previous one is marked, retries,
-//!     auto-sync, heartbeats, clear epochs, the business-unit summary;
+//!     auto-sync, heartbeats, clear epochs, the business-unit summary, and
+//!     what the station learns from the hub ([`station::sync::learn`]: the
+//!     roster, and the scan feed behind the duplicate rule across gates);
 //!   * [`station::export`] — scans to an Excel file (constant memory);
 //!   * [`station::sound`] — welcome, duplicate and refused sounds on the
 //!     **sound thread**, through a player found at run time (no audio
@@ -105,6 +109,7 @@ pub mod gui;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;
+pub mod roster_xlsx;
 pub mod sqlite;
 pub mod station;
 pub mod worker;

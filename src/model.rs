@@ -366,6 +366,27 @@ pub struct EarlierScan {
     pub scanned_at: DateTime<Utc>,
     /// How long ago that was, on the monotonic clock.
     pub age: Duration,
+    /// **Another** station that took it (learned from the hub's scan feed);
+    /// `None` when it was taken here.
+    pub station: Option<String>,
+}
+
+impl EarlierScan {
+    /// "already scanned 2 min ago at 10:15:30", or with the station for a
+    /// scan at another gate: "already scanned at Main Gate 2 min ago (10:15:30)".
+    #[must_use]
+    pub fn describe(&self) -> String {
+        use crate::clock::{format_local_millis as local, human_duration};
+        match &self.station {
+            Some(station) => format!(
+                "already scanned at {} {} ago ({})",
+                escape_for_display(station),
+                human_duration(self.age),
+                local(&self.scanned_at)
+            ),
+            None => format!("already scanned {} ago at {}", human_duration(self.age), local(&self.scanned_at)),
+        }
+    }
 }
 
 /// What the recorder reports for each read, sent only after the outcome is
@@ -429,24 +450,22 @@ impl ScanEvent {
     /// `None` for events that are not about a read.
     #[must_use]
     pub fn log_line(&self) -> Option<String> {
-        use crate::clock::{format_local_millis as local, human_duration};
+        use crate::clock::format_local_millis as local;
         Some(match self {
             ScanEvent::Recorded { scan, .. } => {
                 format!("recorded   #{:<6} {:<20} {}  {}", scan.seq, scan.badge_id, local(&scan.scanned_at), scan.who())
             }
             ScanEvent::DuplicateWarned { scan, earlier, .. } => format!(
-                "duplicate  #{:<6} {:<20} {}  {}  (stored; also scanned {} ago at {})",
+                "duplicate  #{:<6} {:<20} {}  {}  (stored; {})",
                 scan.seq,
                 scan.badge_id,
                 local(&scan.scanned_at),
                 scan.who(),
-                human_duration(earlier.age),
-                local(&earlier.scanned_at)
+                earlier.describe()
             ),
             ScanEvent::Blocked { badge_id, earlier, .. } => format!(
-                "blocked            {badge_id:<20} not stored: already scanned {} ago at {} (DUPLICATE_BADGE_ACTION=block)",
-                human_duration(earlier.age),
-                local(&earlier.scanned_at)
+                "blocked            {badge_id:<20} not stored: {} (DUPLICATE_BADGE_ACTION=block)",
+                earlier.describe()
             ),
             ScanEvent::Rejected { text, reason, .. } => format!("rejected           {text:?}: {reason}"),
             ScanEvent::StoreFailed { badge_id, error } => format!("NOT STORED         {badge_id}: {error}"),

@@ -203,6 +203,9 @@ enum RosterCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Pull the roster from the hub now (ETag: nothing is sent again when it is unchanged); the hub's roster wins
+    /// over employee.xlsx while the hub holds one
+    Pull,
     /// The roster in use: size, source file, business units and the first people
     Show {
         /// How many people to list (by Legacy ID)
@@ -353,6 +356,7 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
             roster::import(&ctx, file.as_deref(), force)
         }
         Some(Command::Roster { command: RosterCommand::Show { limit } }) => roster::show(&ctx, limit),
+        Some(Command::Roster { command: RosterCommand::Pull }) => sync::roster_pull(&ctx),
         Some(Command::Export { out, epoch }) => export::export(
             &ctx,
             out,

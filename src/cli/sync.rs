@@ -18,6 +18,7 @@ use crate::clock::{SystemClock, human_duration};
 use crate::model::SyncStatus;
 use crate::station::config::Source;
 use crate::station::store::Store;
+use crate::station::sync::learn::{FeedPulled, RosterPulled};
 use crate::station::sync::{RecorderLink, SyncContext, SyncEngine, SyncEvent, SyncSettings, SyncTrigger};
 
 /// Exit code: sync off (see the `sync` help).
@@ -133,7 +134,9 @@ impl SyncContext for CliContext {
             SyncEvent::ClockOffset { .. }
             | SyncEvent::Connectivity { .. }
             | SyncEvent::FailedReset { .. }
-            | SyncEvent::Backlog { .. } => {}
+            | SyncEvent::Backlog { .. }
+            // The pulls print their own outcome (`print_roster_pull`, `print_feed_pull`).
+            | SyncEvent::Learned(_) => {}
             SyncEvent::RosterSummary(_) => self.line(&event.to_string()),
         }
     }
@@ -159,7 +162,13 @@ pub fn sync(ctx: &Context, all: bool, max_batches: Option<u32>) -> anyhow::Resul
     let mut engine = engine(ctx, settings)?;
     let trigger = if all || max_batches.is_some() { SyncTrigger::ManualAll } else { SyncTrigger::Manual };
     let mut out = CliContext { bar: None };
-    let code = match engine.sync(trigger, max_batches, &mut out) {
+    let result = engine.sync(trigger, max_batches, &mut out);
+    // Then what the station learns from the hub, once each (nothing against a server without it).
+    if result.is_ok() {
+        print_roster_pull(&engine.pull_roster(&mut out));
+        print_feed_pull(&engine.pull_feed(&mut out));
+    }
+    let code = match result {
         Err(_) => 1,
         Ok(_) if pending_before == 0 => {
             outln!("nothing to do: no scan was pending");
@@ -170,6 +179,45 @@ pub fn sync(ctx: &Context, all: bool, max_batches: Option<u32>) -> anyhow::Resul
         Ok(_) => 0,
     };
     Ok(ExitCode::from(code))
+}
+
+fn print_roster_pull(result: &Result<RosterPulled, crate::station::sync::SyncError>) {
+    match result {
+        Ok(RosterPulled::Skipped(_)) => {}
+        Ok(RosterPulled::NotModified) => outln!("roster: the station has the hub's roster (unchanged)"),
+        Ok(RosterPulled::NoRoster) => outln!("roster: the hub holds none; employee.xlsx stays in use"),
+        Ok(RosterPulled::Installed { people, previous_people, bytes }) => outln!(
+            "roster: {people} people from the hub (previously {previous_people}), {} KiB; it wins over employee.xlsx",
+            bytes.div_ceil(1024)
+        ),
+        Err(error) => outln!("roster: not pulled: {error}; the roster in use stays"),
+    }
+}
+
+fn print_feed_pull(result: &Result<FeedPulled, crate::station::sync::SyncError>) {
+    match result {
+        Ok(FeedPulled::Skipped(_)) => {}
+        Ok(FeedPulled::Pulled { scans, others, bytes }) => outln!(
+            "scan feed: {scans} new scans at the hub, {others} of other stations (for duplicates across gates), {} KiB",
+            bytes.div_ceil(1024)
+        ),
+        Err(error) => outln!("scan feed: not pulled: {error}"),
+    }
+}
+
+/// `badgestation roster pull`: the hub's roster, now.
+pub fn roster_pull(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let Some(settings) = SyncSettings::from_config(&ctx.config) else {
+        return Ok(sync_off(ctx));
+    };
+    let mut engine = engine(ctx, settings)?;
+    let mut out = CliContext { bar: None };
+    let result = engine.pull_roster(&mut out);
+    if let Ok(RosterPulled::Skipped(why)) = &result {
+        outln!("roster: not pulled: {why}; employee.xlsx stays in use");
+    }
+    print_roster_pull(&result);
+    Ok(if result.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `badgestation sync status`
@@ -214,6 +262,20 @@ pub fn status(ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     if let Some(epoch) = store.station()?.clear_epoch {
         outln!("Clear epoch:     {epoch}");
+    }
+    for (subject, label) in [("roster", "Last roster pull:"), ("feed", "Last feed pull:  ")] {
+        match store.last_download(subject)? {
+            Some(e) => outln!(
+                "{label} {} {}, {} records, {} bytes, {} ms{}",
+                e.status,
+                when(&e.started_at),
+                e.records,
+                e.bytes.unwrap_or(0),
+                e.duration_millis,
+                e.error.map(|m| format!(": {m}")).unwrap_or_default()
+            ),
+            None => outln!("{label} never"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

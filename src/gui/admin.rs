@@ -762,6 +762,8 @@ impl StationApp {
             };
         }
         status_ui(ui, &self.admin.roster);
+        // Which roster wins, in the same words as `config check`.
+        ui.label(RichText::new(self.config.roster_precedence()).font(theme::regular(theme::SIZE_DETAIL)));
     }
 
     fn admin_name_ui(&mut self, ui: &mut egui::Ui) {

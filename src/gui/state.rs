@@ -125,6 +125,9 @@ pub struct DuplicateOverlay {
     pub earlier_at: DateTime<Utc>,
     /// How long before this scan that was.
     pub earlier_age: Duration,
+    /// The other station that took it (the hub's scan feed), `None` for
+    /// this one.
+    pub earlier_station: Option<String>,
 }
 
 /// The outcome shown in the list of recent scans.
@@ -817,7 +820,7 @@ impl ScreenState {
                 self.sync_message(format!("{count} failed scans put back to pending"), Tone::Neutral, now);
             }
             // Logged by the runtime's event log; nothing for the operator.
-            SyncEvent::RosterSummary(_) => {}
+            SyncEvent::RosterSummary(_) | SyncEvent::Learned(_) => {}
             SyncEvent::Backlog { pending, oldest_pending_at } => {
                 self.sync.oldest_pending_at = if *pending == 0 { None } else { *oldest_pending_at };
             }
@@ -839,7 +842,14 @@ impl ScreenState {
 }
 
 fn overlay(stored: bool, who: String, badge: &str, earlier: &EarlierScan) -> DuplicateOverlay {
-    DuplicateOverlay { stored, who, badge: badge.to_owned(), earlier_at: earlier.scanned_at, earlier_age: earlier.age }
+    DuplicateOverlay {
+        stored,
+        who,
+        badge: badge.to_owned(),
+        earlier_at: earlier.scanned_at,
+        earlier_age: earlier.age,
+        earlier_station: earlier.station.clone(),
+    }
 }
 
 #[cfg(test)]

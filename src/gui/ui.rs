@@ -271,11 +271,20 @@ impl StationApp {
             (theme::BLOCK, theme::TEXT, "Already scanned — NOT recorded")
         };
         let window = window_text(self.screen.settings.duplicate_window);
-        let earlier = format!(
-            "Earlier scan at {} ({} ago), within the {window} duplicate window",
-            local_time(&overlay.earlier_at),
-            human_duration(overlay.earlier_age)
-        );
+        let earlier = match &overlay.earlier_station {
+            // Learned from the hub's scan feed: the window is LIVE_SYNC_DUP_WINDOW_MINUTES.
+            Some(station) => format!(
+                "Already scanned at {} {} ago ({})",
+                crate::model::escape_for_display(station),
+                human_duration(overlay.earlier_age),
+                local_time(&overlay.earlier_at)
+            ),
+            None => format!(
+                "Earlier scan at {} ({} ago), within the {window} duplicate window",
+                local_time(&overlay.earlier_at),
+                human_duration(overlay.earlier_age)
+            ),
+        };
         let screen = ctx.content_rect();
         egui::Area::new(egui::Id::unique("duplicate-overlay"))
             .order(egui::Order::Foreground)

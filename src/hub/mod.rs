@@ -47,6 +47,7 @@ pub mod bundle;
 pub mod encoding;
 pub mod export;
 pub mod ratelimit;
+pub mod roster;
 mod routes;
 pub mod migrate;
 pub mod postgres;

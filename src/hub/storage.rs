@@ -30,7 +30,8 @@
 
 use std::path::PathBuf;
 
-use crate::api::{BatchResponse, BusinessUnitCount, EventResult, EventStatus, ExportScan, Heartbeat};
+use crate::api::{BatchResponse, BusinessUnitCount, EventResult, EventStatus, ExportScan, FeedScan, Heartbeat};
+use crate::model::Person;
 
 /// Storage failures, each saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -585,6 +586,35 @@ pub trait HubStorage: Send + Sync {
     /// The key whose hash is `key_sha256`, revoked or not.
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>>;
 
+    // ---- the full roster **[ext]** (names: keyed routes only)
+
+    /// Replaces the whole roster in one transaction, with its content hash
+    /// `etag` ([`crate::api::roster_etag`]), where it came from, and when.
+    /// `people` is validated and non-empty. A roster with the ETag already
+    /// stored changes nothing (`changed: false`).
+    fn replace_roster(&self, people: &[Person], etag: &str, source: &str, now: &str) -> Result<RosterReplaced>;
+
+    /// The ETag of the stored roster, `None` when none was ever stored.
+    /// Cheap: what `If-None-Match` and the heartbeat answer compare.
+    fn roster_etag(&self) -> Result<Option<String>>;
+
+    /// The stored roster, read in one transaction (its ETag always matches
+    /// its people), `None` when none was ever stored.
+    fn roster(&self) -> Result<Option<StoredRoster>>;
+
+    // ---- the scan feed **[ext]**
+
+    /// Live scans that reached the hub after the cursor `after` (issued by
+    /// an earlier call of this backend), in the order the hub committed
+    /// them, at most `limit`. Without a cursor, or with one this backend did
+    /// not issue (another hub, another backend), the feed starts at the
+    /// scans received at or after `received_since`.
+    ///
+    /// The order and the cursor never depend on a station clock, and a scan
+    /// that commits later is never placed before a cursor already handed out:
+    /// a station that follows the cursors sees every live scan once.
+    fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage>;
+
     // ---- copying a hub database (`hub migrate`, `hub import-trackattendance`)
 
     /// Up to `limit` scans, live and cleared, with row id above `after_id`,
@@ -612,6 +642,49 @@ pub trait HubStorage: Send + Sync {
     /// A value of the hub's state table (clear epoch, roster hash, copy
     /// cursors).
     fn state_value(&self, key: &str) -> Result<Option<String>>;
+}
+
+/// What [`HubStorage::replace_roster`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RosterReplaced {
+    /// Whether the stored roster differed (a new ETag).
+    pub changed: bool,
+    /// People in the roster before.
+    pub previous_people: u64,
+}
+
+/// The full roster as the hub stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoster {
+    /// Its content hash.
+    pub etag: String,
+    /// When it was stored (canonical UTC millis).
+    pub updated_at: String,
+    /// Where it came from.
+    pub source: String,
+    /// Everyone, sorted by legacy id.
+    pub people: Vec<Person>,
+}
+
+/// One page of the scan feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    /// The scans, in the hub's order.
+    pub scans: Vec<FeedScan>,
+    /// Where the next page starts (opaque to everyone but the backend).
+    pub cursor: String,
+    /// Whether more scans were waiting beyond `limit`.
+    pub more: bool,
+}
+
+/// The hub-state keys of the stored roster.
+pub(crate) mod roster_keys {
+    /// Its ETag.
+    pub const ETAG: &str = "roster_etag";
+    /// Where it came from.
+    pub const SOURCE: &str = "roster_source";
+    /// When it was stored.
+    pub const UPDATED_AT: &str = "roster_people_updated_at";
 }
 
 /// A scan row as stored, for copying between hub databases.
@@ -680,6 +753,9 @@ pub struct HubTables {
     pub station_renames: Vec<(String, String, String)>,
     /// `Idempotency-Key` responses.
     pub requests: Vec<StoredRequest>,
+    /// **\[ext\]** The full roster (its ETag is a state value); replaces
+    /// the target's when not empty.
+    pub roster_people: Vec<Person>,
 }
 
 /// State keys that are copy cursors (never copied themselves).

@@ -240,6 +240,27 @@ pub struct RosterConfig {
     /// `ROSTER_STRICT_VALIDATION`: refuse a roster with missing columns,
     /// duplicate ids or unusable rows instead of importing what is usable.
     pub strict_validation: bool,
+    /// `ROSTER_PULL_INTERVAL_SECONDS`: how often the station asks the hub
+    /// whether its roster changed (a `304` when not).
+    pub pull_interval_secs: u64,
+}
+
+/// Cross-station duplicates (TrackAttendance's "Live Sync" variables, mapped
+/// onto the hub's scan feed: the station pulls the other stations' recent
+/// scans in the background and never asks the hub while a badge waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveSyncConfig {
+    /// `LIVE_SYNC_ENABLED`: pull the scan feed.
+    pub enabled: bool,
+    /// `LIVE_SYNC_DUP_WINDOW_MINUTES`, 1–60: a badge scanned at another
+    /// station this recently is a duplicate here.
+    pub dup_window_minutes: u64,
+}
+
+impl Default for LiveSyncConfig {
+    fn default() -> Self {
+        LiveSyncConfig { enabled: true, dup_window_minutes: 5 }
+    }
 }
 
 /// The effective configuration.
@@ -263,6 +284,8 @@ pub struct Config {
     pub station: StationConfig,
     /// Roster import.
     pub roster: RosterConfig,
+    /// Cross-station duplicates (`LIVE_SYNC_*`).
+    pub live_sync: LiveSyncConfig,
     /// `READERS`: the badge readers to run (syntax in [`readers`]).
     /// Entries that do not parse are left out and reported as problems.
     pub readers: Vec<ReaderSpec>,
@@ -293,9 +316,8 @@ pub struct VarDoc {
 /// name as ignored (never as misspelled), so an old `.env` can be copied
 /// over unchanged.
 pub const IGNORED_TRACKATTENDANCE: &[&str] = &[
-    "LIVE_SYNC_ENABLED",
+    // Never needed: this station never asks the hub while a badge waits (the feed is pulled ahead).
     "LIVE_SYNC_TIMEOUT_SECONDS",
-    "LIVE_SYNC_DUP_WINDOW_MINUTES",
     "CONNECTION_CHECK_INTERVAL_SECONDS",
     "CONNECTION_CHECK_INTERVAL_MS",
     "CONNECTION_CHECK_TIMEOUT_SECONDS",
@@ -328,6 +350,7 @@ pub const IGNORED_TRACKATTENDANCE: &[&str] = &[
 /// holds many unrelated names, which are not).
 const OWN_PREFIXES: &[&str] = &[
     "CLOUD_", "AUTO_SYNC_", "SYNC_RETRY_", "DUPLICATE_BADGE_", "SCAN_FEEDBACK", "ADMIN_", "STATION_", "ROSTER_", "SHOW_", "READERS", "VOICE_",
+    "LIVE_SYNC_",
 ];
 
 /// What each variable does, for the generated documentation.
@@ -363,6 +386,9 @@ fn about(name: &str) -> &'static str {
         "VOICE_ENABLED" => "Sounds for welcome, duplicate and refused scans",
         "VOICE_VOLUME" => "Sound volume",
         "ROSTER_STRICT_VALIDATION" => "Refuse a roster with problems instead of importing the usable rows",
+        "ROSTER_PULL_INTERVAL_SECONDS" => "How often to ask the hub for a changed roster (the hub's roster wins over employee.xlsx)",
+        "LIVE_SYNC_ENABLED" => "Pull the other stations' recent scans from the hub, for duplicates across gates",
+        "LIVE_SYNC_DUP_WINDOW_MINUTES" => "A badge scanned at another station this recently is a duplicate here",
         "READERS" => "Badge readers, comma-separated PROFILE[:DEVICE][@BAUD]; keyboard readers need none",
         _ => "",
     }
@@ -581,7 +607,14 @@ impl Config {
             sound_enabled: loader.boolean("VOICE_ENABLED", true),
             sound_volume: loader.float("VOICE_VOLUME", 1.0, 0.0, 1.0) as f32,
         };
-        let roster = RosterConfig { strict_validation: loader.boolean("ROSTER_STRICT_VALIDATION", false) };
+        let roster = RosterConfig {
+            strict_validation: loader.boolean("ROSTER_STRICT_VALIDATION", false),
+            pull_interval_secs: loader.int("ROSTER_PULL_INTERVAL_SECONDS", 300, 10, 86_400),
+        };
+        let live_sync = LiveSyncConfig {
+            enabled: loader.boolean("LIVE_SYNC_ENABLED", true),
+            dup_window_minutes: loader.int("LIVE_SYNC_DUP_WINDOW_MINUTES", 5, 1, 60),
+        };
         let readers = loader.readers("READERS");
         if cloud.api_url.is_some() && !cloud.api_key.is_set() && !cloud.read_only {
             loader.problem_of(
@@ -606,10 +639,30 @@ impl Config {
             duplicates,
             station,
             roster,
+            live_sync,
             readers,
             settings,
             problems,
             variables: docs,
+        }
+    }
+
+    /// Which roster this station uses, in one plain sentence (`config
+    /// check`, the admin panel): the hub's wins; `employee.xlsx` otherwise.
+    #[must_use]
+    pub fn roster_precedence(&self) -> String {
+        let file = self.roster_path();
+        if self.sync_configured() {
+            format!(
+                "roster: the hub's roster wins. While the hub at CLOUD_API_URL holds a roster, this station uses it \
+                 (pulled at start, every {} s, after reconnecting and when the hub says it changed) and ignores {}; \
+                 when the hub holds none (or does not serve rosters), {} is used",
+                self.roster.pull_interval_secs,
+                file.display(),
+                file.display()
+            )
+        } else {
+            format!("roster: {} (sync is off, so no roster comes from a hub)", file.display())
         }
     }
 
@@ -699,6 +752,7 @@ impl Config {
         } else if !self.sync_configured() {
             let _ = writeln!(out, "\nsync is off: set CLOUD_API_URL (and CLOUD_API_KEY) to upload scans");
         }
+        let _ = writeln!(out, "\n{}", self.roster_precedence());
         let ignored: Vec<&ConfigProblem> = self.problems.iter().filter(|p| p.kind == ProblemKind::Ignored).collect();
         if !ignored.is_empty() {
             let _ = writeln!(out, "\nignored (TrackAttendance settings this station does not implement):");
@@ -1202,7 +1256,7 @@ mod tests {
     #[test]
     fn unknown_names_get_a_suggestion_and_ignored_ones_are_named() {
         let c = Config::from_sources(sources(
-            "DUPLICATE_BADGE_WINDOW_SECONDS=30\nLIVE_SYNC_ENABLED=true\n",
+            "DUPLICATE_BADGE_WINDOW_SECONDS=30\nLIVE_SYNC_TIMEOUT_SECONDS=3\n",
             &[("PATH", "/usr/bin"), ("HOME", "/root"), ("CLOUD_API_UR", "x"), ("CLOUD_SDK_VERSION", "1")],
             &[("duplicate_badge_action", "block")],
         ));
@@ -1212,14 +1266,14 @@ mod tests {
             unknown,
             [
                 "DUPLICATE_BADGE_WINDOW_SECONDS (in /data/.env) is not a setting of this station; did you mean DUPLICATE_BADGE_TIME_WINDOW_SECONDS? It is ignored",
-                "LIVE_SYNC_ENABLED (in /data/.env) is a TrackAttendance setting this station does not implement; it is ignored",
+                "LIVE_SYNC_TIMEOUT_SECONDS (in /data/.env) is a TrackAttendance setting this station does not implement; it is ignored",
                 "duplicate_badge_action (in --set) is not a setting of this station; did you mean DUPLICATE_BADGE_ACTION? It is ignored",
                 "CLOUD_API_UR (in the environment) is not a setting of this station; did you mean CLOUD_API_URL? It is ignored",
             ]
         );
         assert_eq!(c.duplicates.action, DuplicateAction::Warn, "a lowercase name does not silently apply");
-        assert_eq!(c.problems.iter().find(|p| p.name == "LIVE_SYNC_ENABLED").map(|p| p.kind), Some(ProblemKind::Ignored));
-        assert!(c.report().contains("ignored (TrackAttendance settings this station does not implement):\n  - LIVE_SYNC_ENABLED\n"));
+        assert_eq!(c.problems.iter().find(|p| p.name == "LIVE_SYNC_TIMEOUT_SECONDS").map(|p| p.kind), Some(ProblemKind::Ignored));
+        assert!(c.report().contains("ignored (TrackAttendance settings this station does not implement):\n  - LIVE_SYNC_TIMEOUT_SECONDS\n"));
         assert_eq!(c.duplicates.window_secs, 60);
     }
 

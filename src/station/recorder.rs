@@ -30,8 +30,10 @@ use rusqlite::{Transaction, TransactionBehavior};
 use crate::clock::{HubTimeAnchor, SharedClock, local_day_start_utc, truncate_millis};
 use crate::station::config::DuplicateConfig;
 mod counters;
+pub mod remote;
 
 pub use counters::SharedCounters;
+pub use remote::{RemoteScans, RemoteSeen};
 use crate::model::{
     Counters, DuplicateAction, EarlierScan, RawRead, ScanEvent, ScanRecord, Waker, escape_for_display, sanitize_badge,
 };
@@ -105,6 +107,9 @@ pub struct Recorder {
     /// with its hub time, which decides its clear epoch whatever the wall
     /// clock does later.
     hub_anchor: HubTimeAnchor,
+    /// Other stations' recent scans (the hub's feed), and how long one
+    /// counts as a duplicate here (`LIVE_SYNC_DUP_WINDOW_MINUTES`).
+    remote: Option<(RemoteScans, Duration)>,
 }
 
 fn mono_millis(d: Duration) -> i64 {
@@ -145,6 +150,7 @@ impl Recorder {
             last_seq: 0,
             inserts_since_prune: 0,
             hub_anchor: HubTimeAnchor::new(),
+            remote: None,
         };
         recorder.reload()?;
         Ok(recorder)
@@ -219,6 +225,14 @@ impl Recorder {
         &mut self.store
     }
 
+    /// Applies the duplicate rule across stations too: a badge in `remote`
+    /// (the other stations' scans the sync worker pulls from the hub)
+    /// scanned less than `window` ago is a duplicate here. Looking it up
+    /// costs a map lookup; the recorder never asks the hub.
+    pub fn set_remote_scans(&mut self, remote: RemoteScans, window: Duration) {
+        self.remote = Some((remote, window));
+    }
+
     /// Changes the duplicate rule from the next read on.
     pub fn set_duplicates(&mut self, duplicates: DuplicateConfig) {
         self.duplicates = duplicates;
@@ -269,6 +283,8 @@ impl Recorder {
         scanned_at: DateTime<Utc>,
         at_mono: i64,
     ) -> Result<ScanEvent, StoreError> {
+        // The recorder goes first: background writers wait while this is held (see WriteTurn).
+        let _turn = self.store.turn().recording();
         let tx = Transaction::new_unchecked(self.store.conn(), TransactionBehavior::Immediate)?;
         let seq_now = max_seq(&tx)?;
         if seq_now != self.last_seq {
@@ -329,16 +345,36 @@ impl Recorder {
         })
     }
 
-    /// The earlier stored scan of `badge` inside the duplicate window, if any.
+    /// The most recent earlier scan of `badge` inside its duplicate window,
+    /// if any: one stored here (`DUPLICATE_BADGE_TIME_WINDOW_SECONDS`), or one
+    /// at another station that the hub's feed brought
+    /// (`LIVE_SYNC_DUP_WINDOW_MINUTES`).
     fn earlier_scan(&self, badge: &str, at_mono: i64) -> Option<EarlierScan> {
         if !self.duplicates.enabled {
             return None;
         }
-        let seen = self.recent.get(badge)?;
-        let age_millis = (at_mono - seen.mono_millis).max(0);
         let window_millis = self.duplicates.window_secs.saturating_mul(1000) as i64;
-        (age_millis < window_millis)
-            .then(|| EarlierScan { scanned_at: seen.scanned_at, age: Duration::from_millis(age_millis as u64) })
+        let local = self.recent.get(badge).and_then(|seen| {
+            let age_millis = (at_mono - seen.mono_millis).max(0);
+            (age_millis < window_millis).then(|| EarlierScan {
+                scanned_at: seen.scanned_at,
+                age: Duration::from_millis(age_millis as u64),
+                station: None,
+            })
+        });
+        let remote = self.remote.as_ref().and_then(|(remote, window)| {
+            let seen = remote.lookup(badge)?;
+            let age_millis = (at_mono - seen.mono_millis).max(0);
+            (age_millis < mono_millis(*window)).then(|| EarlierScan {
+                scanned_at: seen.scanned_at,
+                age: Duration::from_millis(age_millis as u64),
+                station: Some(seen.station_name),
+            })
+        });
+        match (local, remote) {
+            (Some(l), Some(r)) => Some(if r.age < l.age { r } else { l }),
+            (l, r) => l.or(r),
+        }
     }
 
     /// Updates the in-memory state for a scan that was just committed.

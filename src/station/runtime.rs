@@ -177,6 +177,12 @@ impl StationRuntime {
         // The sync engine measures the hub clock; the recorder stamps scans with it.
         let hub_anchor = crate::clock::HubTimeAnchor::new();
         recorder.set_hub_anchor(hub_anchor.clone());
+        // Other stations' scans from the hub's feed, for the duplicate rule across gates.
+        let remote = setup.sync.as_ref().filter(|s| s.learn.live_sync.enabled).map(|settings| {
+            let remote = crate::station::recorder::RemoteScans::new();
+            recorder.set_remote_scans(remote.clone(), settings.learn.dup_window());
+            remote
+        });
         let counters = recorder.counters();
         let station = recorder.station().clone();
         let recorder = recorder.spawn(reads_rx, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("recorder"))?;
@@ -190,6 +196,9 @@ impl StationRuntime {
                 );
                 engine.set_hub_anchor(hub_anchor);
                 engine.keep_roster_summary(setup.roster.clone());
+                if let Some(remote) = remote {
+                    engine.set_remote_scans(remote);
+                }
                 Some(sync::spawn(engine, events_tx.clone(), setup.waker.clone()).map_err(spawn_error("sync"))?)
             }
             None => None,

@@ -76,6 +76,7 @@ pub fn settings(url: &str, key: &str, dir: &Path) -> SyncSettings {
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.join("exports"),
         ca_file: None,
+        learn: badgestation::station::sync::LearnSettings::off(),
     }
 }
 

@@ -531,6 +531,23 @@ fn pin_keypad_unlocks_by_touch() {
     assert!(!gui.shows("Wrong PIN"));
 }
 
+/// The admin panel states which roster wins, in the words of `config check`:
+/// the hub's while sync is on, employee.xlsx while it is off.
+#[test]
+fn admin_panel_states_which_roster_wins() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\nCLOUD_API_URL=http://127.0.0.1:9\nCLOUD_API_KEY=k\nAUTO_SYNC_ENABLED=false\n", Vec::new());
+    gui.click("Admin");
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    assert!(gui.shows("roster: the hub's roster wins"), "the precedence is stated");
+    assert!(gui.shows("employee.xlsx is used"));
+    let mut off = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    off.click("Admin");
+    off.type_slowly("2468");
+    off.click("Unlock");
+    assert!(off.shows("sync is off, so no roster comes from a hub"));
+}
+
 /// Quit asks first: "No" keeps the station running (no shutdown flow),
 /// "Yes, quit" starts the flow.
 #[test]

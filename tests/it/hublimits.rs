@@ -244,6 +244,24 @@ impl HubStorage for Watched {
     fn state_value(&self, key: &str) -> Result<Option<String>> {
         self.inner.state_value(key)
     }
+    fn replace_roster(
+        &self,
+        people: &[badgestation::model::Person],
+        etag: &str,
+        source: &str,
+        now: &str,
+    ) -> Result<badgestation::hub::storage::RosterReplaced> {
+        self.write(|| self.inner.replace_roster(people, etag, source, now))
+    }
+    fn roster_etag(&self) -> Result<Option<String>> {
+        self.inner.roster_etag()
+    }
+    fn roster(&self) -> Result<Option<badgestation::hub::storage::StoredRoster>> {
+        self.inner.roster()
+    }
+    fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<badgestation::hub::storage::FeedPage> {
+        self.inner.scan_feed(after, received_since, limit)
+    }
 }
 
 /// `GET /` is answered from a copy (a flood of probes does not each read the

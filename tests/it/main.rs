@@ -18,6 +18,8 @@ mod gui;
 mod hub;
 mod layers;
 #[cfg(feature = "hub")]
+mod learn;
+#[cfg(feature = "hub")]
 mod pg;
 mod readers;
 mod readme;

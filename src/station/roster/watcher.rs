@@ -189,6 +189,14 @@ impl Worker {
     }
 
     fn import(&mut self, emit: &dyn Fn(RosterEvent)) {
+        // The hub's roster wins over the local file (README, `config check`).
+        if super::import::from_hub(&self.store).unwrap_or(false) {
+            tracing::info!(
+                path = %self.config.path.display(),
+                "the roster in use came from the hub, which wins over the local file; not importing it"
+            );
+            return;
+        }
         let options = ImportOptions { force: false, ..self.config.options };
         match import_roster(&mut self.store, &self.roster, &self.config.path, &options) {
             Ok(ImportOutcome::Imported(report)) => {

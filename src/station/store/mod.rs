@@ -138,11 +138,74 @@ impl From<rusqlite::Error> for StoreError {
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Who goes first at the write lock: the recorder. Every [`Store`] of one
+/// database file in this process shares one turn (looked up by path), so
+/// the recorder and the sync worker agree without any wiring.
+///
+/// The recorder says it wants to write ([`WriteTurn::recording`]) for the
+/// length of its insert transaction; background writers (marks after an
+/// upload, sync-log rows, roster swaps) call [`WriteTurn::yield_to_recorder`]
+/// before each of their transactions and wait while a scan is being
+/// recorded, and they mark in chunks of [`MARK_CHUNK`] rows. So a scan never
+/// queues behind more than one small chunk, and a background writer never
+/// takes the lock from under a scan that is already waiting for it.
+#[derive(Debug, Clone, Default)]
+pub struct WriteTurn {
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Rows marked per transaction after an upload (see [`WriteTurn`]).
+pub const MARK_CHUNK: usize = 250;
+
+/// The longest a background writer defers to the recorder at once: a scan
+/// takes about a millisecond, so this is only reached by a burst, and then
+/// the background write goes ahead rather than starve.
+const YIELD_LIMIT: Duration = Duration::from_millis(50);
+
+impl WriteTurn {
+    /// The turn shared by every store of `path` in this process.
+    fn of(path: &Path) -> WriteTurn {
+        static TURNS: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, WriteTurn>>> = std::sync::Mutex::new(None);
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut turns = TURNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        turns.get_or_insert_with(Default::default).entry(key).or_default().clone()
+    }
+
+    /// Marks a scan being recorded until the guard drops.
+    #[must_use]
+    pub fn recording(&self) -> RecordingGuard {
+        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RecordingGuard { waiting: std::sync::Arc::clone(&self.waiting) }
+    }
+
+    /// Waits (in 50 µs steps, at most [`YIELD_LIMIT`]) while a scan is
+    /// being recorded.
+    pub fn yield_to_recorder(&self) {
+        let started = std::time::Instant::now();
+        while self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0 && started.elapsed() < YIELD_LIMIT {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+}
+
+/// Held while the recorder records one scan ([`WriteTurn::recording`]).
+#[derive(Debug)]
+pub struct RecordingGuard {
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Drop for RecordingGuard {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// An open station database.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    turn: WriteTurn,
 }
 
 impl Store {
@@ -153,7 +216,7 @@ impl Store {
             conn.busy_handler(Some(busy_poll))?;
             conn.pragma_update(None, "foreign_keys", "ON")
         })?;
-        let store = Store { conn, path: path.to_path_buf() };
+        let store = Store { conn, path: path.to_path_buf(), turn: WriteTurn::of(path) };
         store.ensure_station_row()?;
         Ok(store)
     }
@@ -162,6 +225,12 @@ impl Store {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The write turn of this database in this process (see [`WriteTurn`]).
+    #[must_use]
+    pub fn turn(&self) -> &WriteTurn {
+        &self.turn
     }
 
     /// The connection, for queries this module does not wrap.

@@ -122,6 +122,12 @@ pub const MIGRATIONS: &[&str] = &[
     -- the hub had not been measured in that run: decides a scan's epoch whatever the wall clock did.
     ALTER TABLE scans ADD COLUMN hub_scanned_at TEXT;
     ",
+    // 4: pulls from the hub (issue 12) are logged with direction 'download', what was pulled
+    // ('roster', 'feed') and the bytes of the answer.
+    r"
+    ALTER TABLE sync_log ADD COLUMN subject TEXT;
+    ALTER TABLE sync_log ADD COLUMN bytes INTEGER;
+    ",
 ];
 
 /// The station's schema, for [`crate::sqlite::open`].

@@ -36,6 +36,10 @@ pub struct SyncLogEntry {
     pub error: Option<String>,
     /// How long it took.
     pub duration_millis: i64,
+    /// For a `download`: what was pulled (`roster`, `feed`).
+    pub subject: Option<String>,
+    /// For a `download`: bytes of the answer.
+    pub bytes: Option<i64>,
 }
 
 /// The default station name for a new database: the host name, else
@@ -127,6 +131,7 @@ impl Store {
     /// the imported file) in the same transaction, so the settings describe
     /// exactly the roster that is in place.
     pub fn replace_roster_with_settings(&mut self, people: &[Person], settings: &[(&str, &str)]) -> Result<()> {
+        self.turn.yield_to_recorder();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute("DELETE FROM roster", [])?;
         {
@@ -149,15 +154,19 @@ impl Store {
 
     /// Appends a row to `sync_log`.
     pub fn log_sync(&self, entry: &SyncLogEntry) -> Result<()> {
+        self.turn.yield_to_recorder();
         self.conn.execute(
-            "INSERT INTO sync_log (started_at, direction, records, status, error, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO sync_log (started_at, direction, records, status, error, duration_ms, subject, bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 format_utc_millis(&entry.started_at),
                 entry.direction,
                 entry.records,
                 entry.status,
                 entry.error,
-                entry.duration_millis
+                entry.duration_millis,
+                entry.subject,
+                entry.bytes
             ],
         )?;
         Ok(())
@@ -165,13 +174,22 @@ impl Store {
 
     /// The most recent `sync_log` row for `direction` with status `status`.
     pub fn last_sync(&self, direction: &str, status: Option<&str>) -> Result<Option<SyncLogEntry>> {
+        self.last_log_row(direction, None, status)
+    }
+
+    /// The most recent pull (`download`) of `subject` (`roster`, `feed`).
+    pub fn last_download(&self, subject: &str) -> Result<Option<SyncLogEntry>> {
+        self.last_log_row("download", Some(subject), None)
+    }
+
+    fn last_log_row(&self, direction: &str, subject: Option<&str>, status: Option<&str>) -> Result<Option<SyncLogEntry>> {
         let row = self
             .conn
             .query_row(
-                "SELECT started_at, direction, records, status, error, duration_ms FROM sync_log
-                 WHERE direction = ?1 AND (?2 IS NULL OR status = ?2)
+                "SELECT started_at, direction, records, status, error, duration_ms, subject, bytes FROM sync_log
+                 WHERE direction = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR subject = ?3)
                  ORDER BY started_at DESC, id DESC LIMIT 1",
-                params![direction, status],
+                params![direction, status, subject],
                 |r| {
                     Ok((
                         r.get::<_, String>(0)?,
@@ -182,6 +200,8 @@ impl Store {
                             status: r.get(3)?,
                             error: r.get(4)?,
                             duration_millis: r.get(5)?,
+                            subject: r.get(6)?,
+                            bytes: r.get(7)?,
                         },
                     ))
                 },

@@ -5,8 +5,11 @@
 //! the recorder's, except [`adopt_epoch`], which must be serialised with scan
 //! inserts and so runs on the recorder's connection when the station is
 //! running. Every function that changes states does it in one transaction
-//! and returns how many *live* (not archived) scans changed, so the shared
-//! counters can follow without a recount.
+//! (marking synced: one per [`super::MARK_CHUNK`] scans, so a scan never
+//! waits behind a whole batch; an error part-way is healed by the recount
+//! the sync worker runs when the database shows fewer pending scans than
+//! counted) and returns how many *live* (not archived) scans changed, so the
+//! shared counters can follow without a recount.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -40,10 +43,24 @@ pub struct Failure {
 }
 
 impl Store {
-    /// Marks pending scans synced (the hub has them), in one transaction.
+    /// Marks pending scans synced (the hub has them), in transactions of at most
+    /// [`super::MARK_CHUNK`] scans.
     /// Returns how many live scans moved from pending to synced.
     pub fn mark_synced(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64> {
-        // One statement over the whole batch (ids passed as a JSON array):
+        // In chunks, each after the recorder's turn (see `WriteTurn`): a scan
+        // waits for one chunk at most, never for a whole batch. A crash between
+        // chunks leaves the rest pending; they are sent again and the hub
+        // answers `duplicate`.
+        let mut live = 0;
+        for chunk in seqs.chunks(super::MARK_CHUNK) {
+            self.turn.yield_to_recorder();
+            live += self.mark_synced_chunk(chunk, at)?;
+        }
+        Ok(live)
+    }
+
+    fn mark_synced_chunk(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64> {
+        // One statement over the chunk (ids passed as a JSON array):
         // per-row statements each pay for their own statement journal.
         let ids = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".to_owned());
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -69,6 +86,7 @@ impl Store {
     /// Marks scans failed with the hub's reason, in one transaction. Returns
     /// how many live scans moved from pending to failed.
     pub fn mark_failed(&mut self, failures: &[Failure]) -> Result<u64> {
+        self.turn.yield_to_recorder();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut live = 0;
         {

@@ -15,8 +15,8 @@ use ureq::Agent;
 use ureq::http::Response;
 
 use crate::api::{
-    BatchRequest, BatchResponse, Heartbeat, HeartbeatResponse, RosterHash, RosterSummary, RosterSummaryResponse,
-    ServiceStatus,
+    BatchRequest, BatchResponse, Heartbeat, HeartbeatResponse, RosterDocument, RosterHash, RosterSummary,
+    RosterSummaryResponse, ScanFeed, ServiceStatus,
 };
 use crate::model::Secret;
 
@@ -439,6 +439,78 @@ impl HubClient {
     pub fn dashboard_stats(&self) -> Result<crate::api::DashboardStats, HubError> {
         self.get("/v1/dashboard/stats", self.probe_timeout, true)
     }
+
+    /// **\[ext\]** `GET /v1/roster` with `If-None-Match: "<etag>"` when the
+    /// station holds the hub's roster `etag`. A roster of 100 000 people is
+    /// several megabytes, so this call has the upload timeout.
+    pub fn pull_roster(&self, etag: Option<&str>) -> Result<RosterPull, HubError> {
+        let mut request = self
+            .agent
+            .get(self.url("/v1/roster"))
+            .header("Authorization", format!("Bearer {}", self.api_key.expose()));
+        if let Some(etag) = etag {
+            request = request.header("If-None-Match", format!("\"{etag}\""));
+        }
+        let mut response = request.call().map_err(|e| self.transport_error(&e, self.timeout))?;
+        match response.status().as_u16() {
+            304 => Ok(RosterPull::NotModified),
+            404 => Ok(RosterPull::NoRoster),
+            status @ 200..=299 => {
+                let body = response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_ROSTER_BYTES)
+                    .read_to_vec()
+                    .map_err(|e| HubError::Incomplete { status, detail: e.to_string() })?;
+                let document: RosterDocument =
+                    serde_json::from_slice(&body).map_err(|e| HubError::BadResponse { status, detail: e.to_string() })?;
+                Ok(RosterPull::Roster { document, bytes: body.len() as u64 })
+            }
+            _ => Self::answer::<RosterDocument>(response).map(|_| unreachable!("not a 2xx")),
+        }
+    }
+
+    /// **\[ext\]** `GET /v1/scans/feed`: the scans after `after` (the cursor
+    /// the hub issued last time), or the last `since_minutes` without one.
+    /// Returns the page and its size in bytes.
+    pub fn scan_feed(&self, after: Option<&str>, limit: u64, since_minutes: u64) -> Result<(ScanFeed, u64), HubError> {
+        let mut request = self
+            .probe_agent
+            .get(self.url("/v1/scans/feed"))
+            .header("Authorization", format!("Bearer {}", self.api_key.expose()))
+            .query("limit", limit.to_string())
+            .query("since_minutes", since_minutes.to_string());
+        if let Some(after) = after {
+            request = request.query("after", after);
+        }
+        let mut response = request.call().map_err(|e| self.transport_error(&e, self.probe_timeout))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Self::answer::<ScanFeed>(response).map(|_| unreachable!("not a 2xx"));
+        }
+        let body = response.body_mut().read_to_vec().map_err(|e| HubError::Incomplete { status, detail: e.to_string() })?;
+        let feed = serde_json::from_slice(&body).map_err(|e| HubError::BadResponse { status, detail: e.to_string() })?;
+        Ok((feed, body.len() as u64))
+    }
+}
+
+/// The largest roster answer read (a million people is about 150 MB of JSON).
+const MAX_ROSTER_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What `GET /v1/roster` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterPull {
+    /// `304`: the station already has it.
+    NotModified,
+    /// `404`: the hub holds no roster (the local employee.xlsx stays in use).
+    NoRoster,
+    /// The roster, and the size of the answer in bytes.
+    Roster {
+        /// The whole roster.
+        document: RosterDocument,
+        /// Bytes of the answer body.
+        bytes: u64,
+    },
 }
 
 /// `Retry-After` as seconds (the HTTP-date form is rare from APIs; it is

@@ -37,6 +37,10 @@ use crate::station::roster::{Roster, SharedRoster};
 use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
 use crate::station::store::sync_state::{EpochChange, EpochKind, Failure, adopt};
 use crate::station::store::{Store, StoreError, SyncLogEntry};
+use super::learn::{FEED_PAGE, FeedFile, FeedPulled, HUB_HASH_PREFIX, HUB_SOURCE_PREFIX, Learned, MAX_FEED_PAGES, RosterPulled};
+use crate::api::{EXT_ROSTER, EXT_SCAN_FEED};
+use crate::station::recorder::{RemoteScans, RemoteSeen};
+use crate::station::roster::import::{HASH_SETTING, install_people};
 
 /// Where the engine sends events and how it waits between retries.
 pub trait SyncContext {
@@ -203,6 +207,14 @@ pub struct SyncEngine {
     /// one last uploaded (compared by identity: an import swaps in a new one).
     roster: Option<SharedRoster>,
     summary_sent_for: Option<Arc<Roster>>,
+    /// The recorder's map of other stations' scans, filled from the feed.
+    remote: Option<RemoteScans>,
+    /// The last pulled feed (cursor and scans in the window), as kept on disk.
+    feed: FeedFile,
+    /// A roster pull is due (start, reconnect, a heartbeat naming another roster).
+    roster_due: bool,
+    /// A feed pull is due (start, reconnect).
+    feed_due: bool,
 }
 
 /// Extra consecutive attempts a run allows once the hub has answered in it:
@@ -251,6 +263,10 @@ impl SyncEngine {
             hub_answered: false,
             roster: None,
             summary_sent_for: None,
+            remote: None,
+            feed: FeedFile::default(),
+            roster_due: true,
+            feed_due: true,
         }
     }
 
@@ -309,6 +325,11 @@ impl SyncEngine {
     }
 
     fn set_online(&mut self, online: bool, ctx: &mut dyn SyncContext) {
+        if online && self.online == Some(false) {
+            // Back after an outage: learn what changed meanwhile.
+            self.roster_due = true;
+            self.feed_due = true;
+        }
         if self.online != Some(online) {
             self.online = Some(online);
             tracing::info!(online, hub = self.client.base_url(), "hub connectivity changed");
@@ -448,6 +469,8 @@ impl SyncEngine {
             status: status.to_owned(),
             error,
             duration_millis: started.elapsed().as_millis() as i64,
+            subject: None,
+            bytes: None,
         };
         if let Err(error) = self.store.log_sync(&entry) {
             tracing::warn!(%error, "could not write the sync log");
@@ -833,6 +856,11 @@ impl SyncEngine {
         let result = self.client.heartbeat(&heartbeat);
         self.observe(&result, ctx);
         let answer = result?;
+        if let Some(Some(etag)) = &answer.roster_etag
+            && self.hub_roster_etag()?.as_deref() != Some(etag.as_str())
+        {
+            self.roster_due = true;
+        }
         if let Some(own) = answer.station_clear_epoch.filter(|_| self.hub_has(EXT_STATION_EPOCH)) {
             if let Some(epoch) = own {
                 self.adopt_epoch_if_new(EpochKind::Station, &epoch, ctx)?;
@@ -958,6 +986,228 @@ impl SyncEngine {
     pub fn last_success_at(&self) -> Option<DateTime<Utc>> {
         self.last_success_at
     }
+}
+
+/// Pulls from the hub (see [`super::learn`]).
+impl SyncEngine {
+    /// Gives the engine the recorder's map of other stations' scans (the
+    /// recorder looks badges up in it), and fills it with the feed kept on
+    /// disk from the last run, so the rule works offline from the start.
+    pub fn set_remote_scans(&mut self, remote: RemoteScans) {
+        if let Some(file) = self.settings.learn.feed_file.as_deref().and_then(FeedFile::load)
+            && file.hub == self.client.base_url()
+        {
+            let now_utc = self.clock.now_utc();
+            let now_mono = mono_millis(self.clock.now_mono());
+            let own = self.store.station().map(|s| s.name).unwrap_or_default();
+            remote.merge(remote_entries(&file.scans, &own, now_utc, now_mono));
+            self.feed = file;
+        }
+        self.remote = Some(remote);
+    }
+
+    /// The ETag of the hub's roster when the roster in use came from the hub.
+    fn hub_roster_etag(&self) -> Result<Option<String>, SyncError> {
+        Ok(self.store.setting(HASH_SETTING)?.and_then(|h| h.strip_prefix(HUB_HASH_PREFIX).map(str::to_owned)))
+    }
+
+    /// Probes first when the hub's extensions are not known yet.
+    fn know_extensions(&mut self, ctx: &mut dyn SyncContext) -> Result<(), SyncError> {
+        if self.extensions.is_empty() {
+            self.probe(ctx)?;
+        }
+        Ok(())
+    }
+
+    fn log_download(&self, subject: &str, records: u64, bytes: u64, status: &str, error: Option<String>, started: Instant) {
+        let entry = SyncLogEntry {
+            started_at: self.clock.now_utc() - chrono::Duration::from_std(started.elapsed()).unwrap_or_default(),
+            direction: "download".to_owned(),
+            records: i64::try_from(records).unwrap_or(i64::MAX),
+            status: status.to_owned(),
+            error,
+            duration_millis: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            subject: Some(subject.to_owned()),
+            bytes: Some(i64::try_from(bytes).unwrap_or(i64::MAX)),
+        };
+        if let Err(error) = self.store.log_sync(&entry) {
+            tracing::warn!(%error, "could not write the sync log");
+        }
+    }
+
+    /// Pulls the hub's roster (`If-None-Match` with the one in use when it
+    /// came from the hub), validates it and swaps it in as a local import
+    /// does. A hub without rosters, or without one stored, changes nothing.
+    pub fn pull_roster(&mut self, ctx: &mut dyn SyncContext) -> Result<RosterPulled, SyncError> {
+        self.roster_due = false;
+        if !self.settings.learn.roster {
+            return Ok(RosterPulled::Skipped("roster pulls are off"));
+        }
+        if self.auth_paused() {
+            return Ok(RosterPulled::Skipped("the hub rejected the API key"));
+        }
+        self.know_extensions(ctx)?;
+        if !self.hub_has(EXT_ROSTER) {
+            return Ok(RosterPulled::Skipped("the server does not serve rosters"));
+        }
+        let started = Instant::now();
+        let etag = self.hub_roster_etag()?;
+        let result = self.client.pull_roster(etag.as_deref());
+        self.observe(&result, ctx);
+        let pulled = match result {
+            Ok(pulled) => pulled,
+            Err(error) => {
+                self.log_download("roster", 0, 0, "failed", Some(error.to_string()), started);
+                return Err(error.into());
+            }
+        };
+        let (document, bytes) = match pulled {
+            crate::station::sync::client::RosterPull::NotModified => {
+                self.log_download("roster", 0, 0, "unchanged", None, started);
+                return Ok(RosterPulled::NotModified);
+            }
+            crate::station::sync::client::RosterPull::NoRoster => {
+                self.log_download("roster", 0, 0, "none", None, started);
+                return Ok(RosterPulled::NoRoster);
+            }
+            crate::station::sync::client::RosterPull::Roster { document, bytes } => (document, bytes),
+        };
+        let etag = document.etag.clone();
+        let people = match super::learn::validate_roster(document) {
+            Ok(people) => people,
+            Err(message) => {
+                tracing::warn!(%message, "roster from the hub refused");
+                self.log_download("roster", 0, bytes, "refused", Some(message.clone()), started);
+                return Err(SyncError::Hub(HubError::BadResponse { status: 200, detail: message }));
+            }
+        };
+        let count = people.len();
+        let shared = self.roster.clone().unwrap_or_else(|| SharedRoster::new(Roster::from_people(self.store.roster_rows().unwrap_or_default())));
+        let previous_people = shared.current().len();
+        let source = format!("{HUB_SOURCE_PREFIX}{}", self.client.base_url());
+        install_people(&mut self.store, &shared, people, &format!("{HUB_HASH_PREFIX}{etag}"), &source)
+            .map_err(|e| SyncError::Store(e.to_string()))?;
+        tracing::info!(people = count, previous_people, etag, "roster from the hub swapped in");
+        self.log_download("roster", count as u64, bytes, "ok", None, started);
+        ctx.emit(SyncEvent::Learned(Learned::Roster { people: count, previous_people, etag }));
+        Ok(RosterPulled::Installed { people: count, previous_people, bytes })
+    }
+
+    /// Pulls the scan feed after the kept cursor (a few pages at most),
+    /// merges other stations' scans into the recorder's map, and keeps the
+    /// feed on disk. `LIVE_SYNC_ENABLED=false` or a server without the feed:
+    /// nothing.
+    pub fn pull_feed(&mut self, ctx: &mut dyn SyncContext) -> Result<FeedPulled, SyncError> {
+        self.feed_due = false;
+        let learn = self.settings.learn.clone();
+        if !learn.live_sync.enabled {
+            return Ok(FeedPulled::Skipped("LIVE_SYNC_ENABLED=false"));
+        }
+        if self.auth_paused() {
+            return Ok(FeedPulled::Skipped("the hub rejected the API key"));
+        }
+        self.know_extensions(ctx)?;
+        if !self.hub_has(EXT_SCAN_FEED) {
+            return Ok(FeedPulled::Skipped("the server has no scan feed"));
+        }
+        let started = Instant::now();
+        let hub = self.client.base_url().to_owned();
+        if self.feed.hub != hub {
+            self.feed = FeedFile { hub, cursor: None, scans: Vec::new() };
+        }
+        let own = self.store.station()?.name;
+        let window = learn.dup_window();
+        let (mut scans, mut others, mut bytes) = (0usize, 0usize, 0u64);
+        let mut newest_hub_time = None;
+        for _ in 0..MAX_FEED_PAGES {
+            let result = self.client.scan_feed(self.feed.cursor.as_deref(), FEED_PAGE, learn.live_sync.dup_window_minutes);
+            self.observe(&result, ctx);
+            let (page, size) = match result {
+                Ok(answer) => answer,
+                Err(error) => {
+                    self.log_download("feed", scans as u64, bytes, "failed", Some(error.to_string()), started);
+                    return Err(error.into());
+                }
+            };
+            bytes += size;
+            scans += page.scans.len();
+            let hub_now = parse_utc(&page.timestamp).unwrap_or_else(|_| self.clock.now_utc());
+            newest_hub_time = Some(hub_now);
+            let now_mono = mono_millis(self.clock.now_mono());
+            let entries = remote_entries(&page.scans, &own, hub_now, now_mono);
+            others += entries.len();
+            if let Some(remote) = &self.remote {
+                remote.merge(entries);
+            }
+            let theirs: Vec<crate::api::FeedScan> = page.scans.into_iter().filter(|s| s.station_name != own).collect();
+            self.feed.merge(&theirs, hub_now - chrono::Duration::from_std(window).unwrap_or_default());
+            self.feed.cursor = Some(page.cursor);
+            if !page.more {
+                break;
+            }
+        }
+        if let Some(remote) = &self.remote {
+            remote.prune(mono_millis(self.clock.now_mono()) - mono_millis(window));
+        }
+        if let (Some(path), Some(_)) = (learn.feed_file.as_deref(), newest_hub_time)
+            && let Err(error) = self.feed.save(path)
+        {
+            // The map in memory is complete; only a restart while offline would miss these.
+            tracing::warn!(%error, file = %path.display(), "cannot keep the scan feed on disk");
+        }
+        self.log_download("feed", scans as u64, bytes, "ok", None, started);
+        if others > 0 {
+            ctx.emit(SyncEvent::Learned(Learned::Feed { scans: others }));
+        }
+        Ok(FeedPulled::Pulled { scans, others, bytes })
+    }
+
+    /// Whether a pull is due now (start, reconnect, a changed roster).
+    #[must_use]
+    pub fn pulls_due(&self) -> (bool, bool) {
+        (self.roster_due, self.feed_due)
+    }
+
+    /// Runs the pulls that are due, and, if `force`, both. Failures are
+    /// logged, never shown: learning from the hub is a bonus, and a hub
+    /// without these routes is not an error.
+    pub fn learn(&mut self, force: bool, ctx: &mut dyn SyncContext) {
+        if (force || self.roster_due)
+            && let Err(error) = self.pull_roster(ctx)
+        {
+            tracing::info!(%error, "roster pull failed; the roster in use stays");
+        }
+        if (force || self.feed_due)
+            && let Err(error) = self.pull_feed(ctx)
+        {
+            tracing::debug!(%error, "scan feed pull failed; what was pulled before still counts");
+        }
+    }
+
+    /// Whether the hub answered the last call (pulls run only then, so an
+    /// offline station does not keep dialling out every 15 s).
+    #[must_use]
+    pub fn online(&self) -> bool {
+        self.online == Some(true)
+    }
+}
+
+fn mono_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Feed scans of other stations as map entries: each scan's age against
+/// `now_utc` (the hub's clock at the answer) placed on the monotonic clock.
+fn remote_entries(scans: &[crate::api::FeedScan], own: &str, now_utc: DateTime<Utc>, now_mono: i64) -> Vec<(String, RemoteSeen)> {
+    scans
+        .iter()
+        .filter(|s| s.station_name != own)
+        .filter_map(|s| {
+            let scanned_at = parse_utc(&s.scanned_at).ok()?;
+            let age = (now_utc - scanned_at).num_milliseconds().max(0);
+            Some((s.badge_id.clone(), RemoteSeen { station_name: s.station_name.clone(), scanned_at, mono_millis: now_mono - age }))
+        })
+        .collect()
 }
 
 fn client_for(settings: &SyncSettings) -> HubClient {

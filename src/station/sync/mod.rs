@@ -30,6 +30,7 @@ pub mod client;
 pub mod engine;
 pub mod roster_summary;
 pub mod epoch_backup;
+pub mod learn;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -76,6 +77,59 @@ pub struct SyncSettings {
     pub exports_dir: PathBuf,
     /// `CLOUD_CA_FILE`: extra certificate authorities for an https:// hub.
     pub ca_file: Option<PathBuf>,
+    /// What the station pulls from the hub: the roster and the scan feed.
+    pub learn: LearnSettings,
+}
+
+/// How often the scan feed is pulled while the hub is reachable.
+pub const FEED_PULL_INTERVAL: Duration = Duration::from_secs(15);
+
+/// What the station learns from the hub (\[ext\]; nothing against a server
+/// without these routes), see [`learn`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnSettings {
+    /// Pull the hub's roster (its roster wins over `employee.xlsx`).
+    pub roster: bool,
+    /// `ROSTER_PULL_INTERVAL_SECONDS`.
+    pub roster_pull_interval: Duration,
+    /// `LIVE_SYNC_ENABLED` / `LIVE_SYNC_DUP_WINDOW_MINUTES`.
+    pub live_sync: crate::station::config::LiveSyncConfig,
+    /// How often the feed is pulled while online.
+    pub feed_pull_interval: Duration,
+    /// Where the last pulled feed is kept across restarts (`None`: not kept).
+    pub feed_file: Option<PathBuf>,
+}
+
+impl LearnSettings {
+    /// Pull nothing (tests and benches that only upload).
+    #[must_use]
+    pub fn off() -> Self {
+        LearnSettings {
+            roster: false,
+            roster_pull_interval: Duration::from_secs(300),
+            live_sync: crate::station::config::LiveSyncConfig { enabled: false, dup_window_minutes: 5 },
+            feed_pull_interval: FEED_PULL_INTERVAL,
+            feed_file: None,
+        }
+    }
+
+    /// As the configuration says.
+    #[must_use]
+    pub fn from_config(config: &Config) -> Self {
+        LearnSettings {
+            roster: true,
+            roster_pull_interval: Duration::from_secs(config.roster.pull_interval_secs),
+            live_sync: config.live_sync,
+            feed_pull_interval: FEED_PULL_INTERVAL,
+            feed_file: Some(config.data_dir.join(learn::FEED_FILE_NAME)),
+        }
+    }
+
+    /// The cross-station duplicate window.
+    #[must_use]
+    pub fn dup_window(&self) -> Duration {
+        Duration::from_secs(self.live_sync.dup_window_minutes * 60)
+    }
 }
 
 impl SyncSettings {
@@ -96,6 +150,7 @@ impl SyncSettings {
             heartbeat_interval: HEARTBEAT_INTERVAL,
             exports_dir: config.exports_dir(),
             ca_file: config.cloud.ca_file.clone(),
+            learn: LearnSettings::from_config(config),
         })
     }
 
@@ -252,6 +307,10 @@ pub enum SyncEvent {
     /// already had it), or could not be sent (tried again after the next
     /// heartbeat). Nothing else depends on it.
     RosterSummary(Result<roster_summary::SummaryUpload, String>),
+    /// **\[ext\]** A pull from the hub (roster or scan feed) brought
+    /// something new. Pulls that brought nothing, and pulls from a server
+    /// without these routes, say nothing.
+    Learned(learn::Learned),
     /// The backlog after an auto-sync check: how much waits and since when.
     Backlog {
         /// Pending scans.
@@ -316,6 +375,7 @@ impl std::fmt::Display for SyncEvent {
                 write!(f, "roster summary: sent {saved} business-unit counts to the hub")
             }
             SyncEvent::RosterSummary(Err(message)) => write!(f, "roster summary not sent: {message}"),
+            SyncEvent::Learned(learned) => write!(f, "{learned}"),
         }
     }
 }

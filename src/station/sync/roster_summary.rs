@@ -76,6 +76,8 @@ pub fn upload_and_log(store: &Store, client: &HubClient, roster: &Roster) -> Res
         status: status.to_owned(),
         error,
         duration_millis: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        subject: None,
+        bytes: None,
     };
     if let Err(e) = store.log_sync(&entry) {
         tracing::warn!("cannot record the roster summary upload in sync_log: {e}");

@@ -123,12 +123,25 @@ impl<E: From<SyncEvent>> SyncContext for ThreadContext<E> {
 fn run<E: From<SyncEvent>>(mut engine: SyncEngine, ctx: &mut ThreadContext<E>) {
     let check = tick(Duration::from_secs(engine.settings().auto.check_interval_secs.max(1)));
     let heartbeat = tick(engine.settings().heartbeat_interval);
+    // What the station learns from the hub: the feed every 15 s and the roster every
+    // ROSTER_PULL_INTERVAL_SECONDS while online; both at start and after reconnecting.
+    let feed_tick = tick(engine.settings().learn.feed_pull_interval.max(Duration::from_secs(1)));
+    let roster_tick = tick(engine.settings().learn.roster_pull_interval.max(Duration::from_secs(1)));
     // Say hello at once, so the connection dot and the clear epoch are known
     // at start-up rather than a minute later.
     if let Err(error) = engine.heartbeat(ctx) {
         tracing::info!(%error, "first heartbeat failed");
     }
+    if engine.online() {
+        engine.learn(true, ctx);
+    }
     while !ctx.stop {
+        // Due after a reconnect, or when a heartbeat named another roster.
+        let (roster_due, feed_due) = engine.pulls_due();
+        if (roster_due || feed_due) && engine.online() {
+            engine.learn(false, ctx);
+            continue;
+        }
         let command = if let Some(command) = ctx.deferred.pop_front() {
             command
         } else {
@@ -144,6 +157,18 @@ fn run<E: From<SyncEvent>>(mut engine: SyncEngine, ctx: &mut ThreadContext<E>) {
                 recv(heartbeat) -> _ => {
                     if let Err(error) = engine.heartbeat(ctx) {
                         tracing::debug!(%error, "heartbeat failed");
+                    }
+                    continue;
+                }
+                recv(feed_tick) -> _ => {
+                    if engine.online() && let Err(error) = engine.pull_feed(ctx) {
+                        tracing::debug!(%error, "scan feed pull failed");
+                    }
+                    continue;
+                }
+                recv(roster_tick) -> _ => {
+                    if engine.online() && let Err(error) = engine.pull_roster(ctx) {
+                        tracing::info!(%error, "roster pull failed; the roster in use stays");
                     }
                     continue;
                 }
