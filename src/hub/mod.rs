@@ -33,10 +33,14 @@
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
 //!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
 //!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
-//!   CSV/XLSX files for the dashboard.
+//!   CSV/XLSX files for the dashboard; [`board`] — the dashboard's
+//!   attendance board (who arrived, flow, live feed), derived from the
+//!   database; `dashboard` — its routes.
 //! * `dashboard.html` — the static page at `/dashboard/`.
 
 pub mod auth;
+pub mod board;
+mod dashboard;
 pub mod export;
 pub mod ratelimit;
 mod routes;
@@ -216,6 +220,9 @@ pub struct Hub {
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Ends the dashboard's live feeds at shutdown (they would hold their
+    /// connections open through the grace period).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -249,6 +256,7 @@ impl Hub {
         };
 
         let backend = storage.backend();
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(routes::AppState {
             storage: storage.clone(),
             keys: auth::KeyChecker::new(&config.master_key),
@@ -264,13 +272,23 @@ impl Hub {
             health_cache: tokio::sync::Mutex::new(None),
             lookup_limiter: ratelimit::RateLimiter::new(config.lookup_limit),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            board: Arc::new(std::sync::Mutex::new(board::Board::new())),
+            closing: closing_rx,
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let limits = ConnectionLimits { header_timeout: config.request_timeout, max_connections: config.max_connections.max(1) };
         let server = runtime.spawn(serve_connections(listener, app, stop_rx, limits));
         runtime.spawn(purge_request_keys(storage));
-        Ok(Hub { addr, backend, grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
+        Ok(Hub {
+            addr,
+            backend,
+            grace: config.shutdown_grace,
+            runtime: Some(runtime),
+            stop: Some(stop_tx),
+            server: Some(server),
+            closing,
+        })
     }
 
     /// The bound address.
@@ -323,6 +341,7 @@ impl Hub {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.closing.send_replace(true);
         let Some(runtime) = self.runtime.take() else { return };
         if let Some(server) = self.server.take() {
             let grace = self.grace;

@@ -82,6 +82,11 @@ pub(crate) struct AppState {
     /// key up, so a revocation applies at once); entries live
     /// [`KNOWN_KEY_MAX_AGE`]; a rename through this hub clears them.
     pub known_keys: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// The dashboard's attendance board, derived from the database (see
+    /// `super::board`).
+    pub board: Arc<std::sync::Mutex<super::board::Board>>,
+    /// Turns `true` when the hub shuts down: live feeds end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The client's address, set per connection by the accept loop.
@@ -133,6 +138,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/dashboard/config", put(put_config))
         .route("/v1/stations/rename", put(rename_station))
         .route("/v1/scans/check-duplicate", get(check_duplicate))
+        .merge(super::dashboard::routes())
         // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.merge(keyed)
@@ -143,12 +149,12 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     format_utc_millis(&crate::clock::utc_now())
 }
 
 /// Runs blocking storage work on tokio's blocking pool.
-async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, StorageError> + Send + 'static,
     T: Send + 'static,
@@ -381,6 +387,12 @@ fn require_master(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// Who may read the dashboard's names, live feed and exports: the master
+/// key. The one place to change when another key kind may read them.
+pub(crate) fn require_dashboard_reader(caller: &Caller) -> Result<(), ApiError> {
+    require_master(caller)
+}
+
 async fn not_found(request: Request) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
@@ -464,7 +476,7 @@ fn same_epoch(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
+pub(crate) fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
     let now = crate::clock::utc_now();
     let age = parse_utc(&row.last_seen_at).ok().map(|seen| (now - seen).to_std().unwrap_or_default());
     // A BadgeStation station (it sends the [ext] heartbeat fields) must also have

@@ -1771,3 +1771,6 @@ mod postgres_only {
         }
     }
 }
+
+/// The organiser's dashboard views (issue 14).
+mod dashboard_views;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use badgestation::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use badgestation::hub::sqlite::SqliteStorage;
 use badgestation::hub::storage::{
-    BatchItem, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
+    BatchItem, ClearOutcome, ClearRecord, FeedScan, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
     RequestKey, Result, RosterOutcome, StationKey, StationRow, Stats, StorageError,
 };
 use badgestation::hub::{Hub, HubConfig};
@@ -195,6 +195,18 @@ impl HubStorage for Watched {
     }
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
         self.inner.find_station_key(key_sha256)
+    }
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<FeedScan>> {
+        self.inner.feed_after(after_id, limit, live_only)
+    }
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<FeedScan>> {
+        self.inner.feed_by_ids(ids)
+    }
+    fn feed_generation(&self) -> Result<String> {
+        self.inner.feed_generation()
+    }
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.inner.roster_units()
     }
     fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
         self.inner.copy_scans_after(after_id, limit)
