@@ -325,3 +325,57 @@ conformance! {
     attendance_exports_and_the_report_workbook,
     dashboard_views_need_the_master_key_and_the_public_view_has_no_names,
 }
+
+/// Two hub replicas on one PostgreSQL database: a scan uploaded to one is
+/// pushed by the other's live feed and counted in its attendance view (the
+/// board follows the database, not the process that stored the scan). Also
+/// batches committing out of id order on concurrent connections all end up
+/// on the board once.
+#[test]
+fn replicas_share_the_live_feed_and_the_attendance_view() {
+    let Some(backend) = Backend::postgres() else { return };
+    let a = start(backend);
+    let b = super::start_on(&a.database, tempfile::tempdir().unwrap(), |_| {});
+    fixture(&a);
+    let mut stream = open_live(&b, MASTER);
+    read_stream_until(&mut stream, "event: scans", Duration::from_secs(20));
+    upload(&a, &[scan("key-rep-0001", "REPLICA-1", "North", "2026-11-21T09:00:00.000Z", None)]);
+    let pushed = read_stream_until(&mut stream, "REPLICA-1", Duration::from_secs(20));
+    assert!(pushed.contains("\"badge_id\":\"REPLICA-1\""), "replica b pushed a scan stored by a: {pushed}");
+
+    // Many concurrent batches to both replicas (ids are taken before commit, so they commit out of order).
+    let workers: Vec<_> = (0..6)
+        .map(|t| {
+            let url = if t % 2 == 0 { a.url.clone() } else { b.url.clone() };
+            std::thread::Builder::new()
+                .name(format!("it-board-client-{t}"))
+                .spawn(move || {
+                    let agent = super::agent();
+                    for n in 0..10 {
+                        let events: Vec<Value> = (0..20)
+                            .map(|i| scan(&format!("key-rep-{t}-{n}-{i:04}"), &format!("P{t}-{n}-{i}"), "Gate", "2026-11-21T09:10:00.000Z", None))
+                            .collect();
+                        let reply = agent
+                            .post(format!("{url}/v1/scans/batch"))
+                            .header("Authorization", format!("Bearer {MASTER}"))
+                            .send_json(json!({ "events": events }))
+                            .unwrap();
+                        assert_eq!(reply.status(), 200);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    // Read both boards while the batches land.
+    while workers.iter().any(|w| !w.is_finished()) {
+        page(&a, "limit=1");
+        page(&b, "limit=1");
+    }
+    for w in workers {
+        w.join().unwrap();
+    }
+    for hub in [&a, &b] {
+        let all = page(hub, "limit=1");
+        assert_eq!((all["arrived"].as_u64(), all["total_scans"].as_u64()), (Some(4 + 1200), Some(5 + 1200)));
+    }
+}
