@@ -1774,3 +1774,6 @@ mod postgres_only {
 
 /// The organiser's dashboard views (issue 14).
 mod dashboard_views;
+
+/// The dashboard in a real browser (issue 14).
+mod browser;
