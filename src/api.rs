@@ -50,6 +50,151 @@ pub const EXT_STATION_EPOCH: &str = "station_clear_epoch";
 /// cleared (archived scans a station never uploaded).
 pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
 
+/// **\[ext\]** The hub holds the site's full roster: `GET /v1/roster`
+/// (keyed, ETag / `If-None-Match`) and `PUT /v1/roster` (master key, xlsx
+/// body). The heartbeat answer carries [`HeartbeatResponse::roster_etag`].
+pub const EXT_ROSTER: &str = "roster";
+/// **\[ext\]** The hub serves recent scans of every station after a
+/// server-issued cursor: `GET /v1/scans/feed`.
+pub const EXT_SCAN_FEED: &str = "scan_feed";
+
+/// **\[ext\]** One person of the roster on the hub (`GET /v1/roster`). Names
+/// travel only to authenticated keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterEntry {
+    /// `Legacy ID`: what the badge carries.
+    pub legacy_id: String,
+    /// `Full Name`.
+    pub full_name: String,
+    /// `SL L1 Desc`.
+    #[serde(default)]
+    pub business_unit: Option<String>,
+    /// `Position Desc`.
+    #[serde(default)]
+    pub position: Option<String>,
+    /// `Email`.
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+impl From<crate::model::Person> for RosterEntry {
+    fn from(p: crate::model::Person) -> Self {
+        RosterEntry {
+            legacy_id: p.legacy_id,
+            full_name: p.full_name,
+            business_unit: p.business_unit,
+            position: p.position,
+            email: p.email,
+        }
+    }
+}
+
+impl From<RosterEntry> for crate::model::Person {
+    fn from(e: RosterEntry) -> Self {
+        crate::model::Person {
+            legacy_id: e.legacy_id,
+            full_name: e.full_name,
+            business_unit: e.business_unit,
+            position: e.position,
+            email: e.email,
+        }
+    }
+}
+
+/// **\[ext\]** `GET /v1/roster`: the whole roster, as the hub stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterDocument {
+    /// The content hash ([`roster_etag`]), also sent as the `ETag` header
+    /// (quoted there).
+    pub etag: String,
+    /// When the hub stored it (RFC 3339, UTC).
+    pub updated_at: String,
+    /// Where it came from (`hub roster import FILE`, `dashboard upload`).
+    #[serde(default)]
+    pub source: String,
+    /// Everyone, sorted by legacy id.
+    pub people: Vec<RosterEntry>,
+}
+
+/// **\[ext\]** The answer to `PUT /v1/roster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterUploadResponse {
+    /// `true`.
+    pub ok: bool,
+    /// People now in the roster.
+    pub people: u64,
+    /// People before.
+    pub previous_people: u64,
+    /// Whether the content differed from the stored roster.
+    pub changed: bool,
+    /// The new ETag.
+    pub etag: String,
+    /// The sheet that was read.
+    pub sheet: String,
+    /// Warnings (rows skipped or cleaned), as the import report words them.
+    pub warnings: Vec<String>,
+    /// Warnings beyond those listed.
+    pub warnings_omitted: u64,
+}
+
+/// The content hash of a roster (people sorted by legacy id): the first 32
+/// hex digits of SHA-256 over each person's fields, each terminated by a
+/// unit separator and each person by a record separator. The same people
+/// give the same ETag whatever file or row order they came from.
+#[must_use]
+pub fn roster_etag(people: &[crate::model::Person]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut sorted: Vec<&crate::model::Person> = people.iter().collect();
+    sorted.sort_by(|a, b| a.legacy_id.cmp(&b.legacy_id));
+    let mut hash = Sha256::new();
+    for p in sorted {
+        for field in [
+            Some(p.legacy_id.as_str()),
+            Some(p.full_name.as_str()),
+            p.business_unit.as_deref(),
+            p.position.as_deref(),
+            p.email.as_deref(),
+        ] {
+            // None and Some("") hash differently: a 0x00 marks an absent field.
+            match field {
+                Some(text) => hash.update(text.as_bytes()),
+                None => hash.update([0u8]),
+            }
+            hash.update([0x1f]);
+        }
+        hash.update([0x1e]);
+    }
+    let digest = crate::model::hex(&hash.finalize());
+    digest[..32].to_owned()
+}
+
+/// **\[ext\]** One scan of the feed: badge, station and time, nothing else
+/// (no names, no business unit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedScan {
+    /// The badge as stored.
+    pub badge_id: String,
+    /// Where it was scanned.
+    pub station_name: String,
+    /// When, canonical UTC milliseconds (the scanning station's clock).
+    pub scanned_at: String,
+}
+
+/// **\[ext\]** `GET /v1/scans/feed?after=CURSOR&limit=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanFeed {
+    /// Scans that reached the hub after `after`, in the hub's order, at most
+    /// `limit`.
+    pub scans: Vec<FeedScan>,
+    /// Where the next pull continues (opaque, issued by the hub).
+    pub cursor: String,
+    /// Whether more scans are waiting beyond this page.
+    pub more: bool,
+    /// The hub's clock when it answered (RFC 3339, UTC): a station measures
+    /// each scan's age against it, never against its own clock.
+    pub timestamp: String,
+}
+
 /// The limits of an event's identity fields, shared by the hub (which
 /// rejects an event outside them) and the station's recorder (which refuses
 /// to record what its hub would refuse). Everything else about a scan is
@@ -246,6 +391,11 @@ pub struct HeartbeatResponse {
     /// [`EXT_STATION_EPOCH`].
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub station_clear_epoch: Option<Option<String>>,
+    /// **\[ext\]** The ETag of the roster on the hub (`null` when it holds
+    /// none); a station whose roster differs pulls it. Absent on servers
+    /// without [`EXT_ROSTER`].
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub roster_etag: Option<Option<String>>,
 }
 
 /// A field that is present (even as `null`) is `Some`: tells "the server

@@ -34,7 +34,9 @@
 //!   * [`clock`] — wall and monotonic time, injectable for tests;
 //!   * [`api`] — the wire types of cloud API v1, shared by sync and hub;
 //!   * [`worker`] — [`worker::WorkerThread`], the named thread every
-//!     long-lived worker runs on, stopped and joined when dropped.
+//!     long-lived worker runs on, stopped and joined when dropped;
+//!   * [`roster_xlsx`] — reading and validating `employee.xlsx` without
+//!     storing it, shared by the station's import and the hub's.
 //! * **Shared storage**: [`sqlite`] — opening a station or hub database
 //!   (refusing damaged, foreign or newer files; WAL, `synchronous=FULL`;
 //!   migrations by `user_version`).
@@ -100,6 +102,7 @@ pub mod gui;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod model;
+pub mod roster_xlsx;
 pub mod sqlite;
 pub mod station;
 pub mod worker;

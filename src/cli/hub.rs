@@ -117,6 +117,11 @@ enum HubCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// The site's roster on the hub (stations pull it; names only to API keys)
+    Roster {
+        #[command(subcommand)]
+        command: RosterCommand,
+    },
     /// Copy a hub database to another (SQLite to PostgreSQL or back): every scan exactly once, resumable after a
     /// crash (run it again), counts verified at the end. Stop the hub that uses --from first.
     Migrate {
@@ -142,6 +147,23 @@ enum HubCommand {
         #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
         chunk: usize,
     },
+}
+
+/// `hub roster ...`
+#[derive(Debug, Subcommand)]
+enum RosterCommand {
+    /// Store employee.xlsx on the hub (validated exactly as a station's `roster import`, with the same report);
+    /// stations pull it with their API key. A refused file leaves the hub's roster as it was.
+    Import {
+        /// The roster workbook (.xlsx)
+        file: std::path::PathBuf,
+        /// Refuse the file for any problem (else the usable rows are stored and the problems are warnings);
+        /// defaults to ROSTER_STRICT_VALIDATION
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Show the roster stored on the hub: people, ETag, source, when
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,6 +209,10 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
         Some(HubCommand::Key { command }) => {
             let storage = server::open_storage(&database).context("cannot open the hub database")?;
             keys(storage.as_ref(), command)
+        }
+        Some(HubCommand::Roster { command }) => {
+            let storage = server::open_storage(&database).context("cannot open the hub database")?;
+            roster(ctx, storage.as_ref(), command)
         }
         Some(HubCommand::Migrate { from, to, chunk }) => migrate(&from, &to, chunk),
         Some(HubCommand::ImportTrackattendance { url, chunk }) => import_trackattendance(&url, &database, chunk),
@@ -359,6 +385,35 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     hub.shutdown();
     tracing::info!("hub stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+fn roster(ctx: &Context, storage: &dyn HubStorage, command: RosterCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RosterCommand::Import { file, strict } => {
+            let strict = strict || ctx.config.roster.strict_validation;
+            let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
+            let imported = crate::hub::roster::import_file(storage, &file, strict, &now)?;
+            super::roster::print_report(&imported.report);
+            if imported.changed {
+                outln!("stored on the hub as roster {}; stations pull it within ROSTER_PULL_INTERVAL_SECONDS", imported.etag);
+            } else {
+                outln!("the hub already had exactly these people (roster {}); nothing changed", imported.etag);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RosterCommand::Show => {
+            match storage.roster()? {
+                None => outln!("the hub holds no roster; `badgestation hub roster import FILE.xlsx` stores one"),
+                Some(roster) => {
+                    outln!("Roster:   {} people", roster.people.len());
+                    outln!("ETag:     {}", roster.etag);
+                    outln!("Source:   {}", roster.source);
+                    outln!("Stored:   {}", roster.updated_at);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCode> {

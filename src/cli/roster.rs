@@ -42,6 +42,24 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
         }
         ImportOutcome::Imported(report) => report,
     };
+    print_report(&report);
+    if let Some(client) = crate::station::sync::client::HubClient::from_config(&ctx.config) {
+        match upload_and_log(&store, &client, &shared.current()) {
+            Ok(SummaryUpload::AlreadyCurrent { .. }) => {
+                outln!("roster summary: the hub already has these business-unit counts");
+            }
+            Ok(SummaryUpload::Posted { saved, .. }) => {
+                outln!("roster summary: sent {saved} business-unit counts to the hub (counts only, no names)");
+            }
+            Err(error) => outln!("roster summary: not sent: {error}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what an import did: people, sheet, cleaned cells, formulas and
+/// the first warnings (the same for a station's import and the hub's).
+pub(super) fn print_report(report: &crate::station::roster::ImportReport) {
     outln!(
         "imported {} people from {} (sheet '{}', header on row {}) in {:.2} s; the roster had {} before",
         report.people,
@@ -77,18 +95,6 @@ pub fn import(ctx: &Context, file: Option<&Path>, force: bool) -> anyhow::Result
             outln!("full report: {}", file.display());
         }
     }
-    if let Some(client) = crate::station::sync::client::HubClient::from_config(&ctx.config) {
-        match upload_and_log(&store, &client, &shared.current()) {
-            Ok(SummaryUpload::AlreadyCurrent { .. }) => {
-                outln!("roster summary: the hub already has these business-unit counts");
-            }
-            Ok(SummaryUpload::Posted { saved, .. }) => {
-                outln!("roster summary: sent {saved} business-unit counts to the hub (counts only, no names)");
-            }
-            Err(error) => outln!("roster summary: not sent: {error}"),
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `badgestation roster show [--limit N]`

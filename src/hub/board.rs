@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::storage::{FeedScan, HubStorage, Result};
+use super::storage::{BoardScan, HubStorage, Result};
 use crate::api::{BusinessUnitCount, UNMATCHED_UNIT};
 
 /// The board reads the database at most this often; requests in between
@@ -93,7 +93,7 @@ pub struct Person {
 }
 
 impl Person {
-    fn new(scan: &FeedScan) -> Person {
+    fn new(scan: &BoardScan) -> Person {
         let mut person = Person {
             badge_id: scan.badge_id.clone(),
             name: None,
@@ -467,7 +467,7 @@ impl Board {
     }
 
     /// Counts one scan in (cleared ones only move the cursor).
-    fn apply(&mut self, scan: &FeedScan, live: bool) {
+    fn apply(&mut self, scan: &BoardScan, live: bool) {
         if !scan.live {
             return;
         }
@@ -768,8 +768,8 @@ fn order(ordering: Ordering, descending: bool) -> Ordering {
 mod tests {
     use super::*;
 
-    fn scan(id: i64, badge: &str, station: &str, at: &str, unit: Option<&str>) -> FeedScan {
-        FeedScan {
+    fn scan(id: i64, badge: &str, station: &str, at: &str, unit: Option<&str>) -> BoardScan {
+        BoardScan {
             id,
             badge_id: badge.into(),
             station_name: station.into(),

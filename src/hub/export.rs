@@ -14,7 +14,7 @@
 //! memory.
 
 use super::board::{AttendanceRow, UnitRow};
-use super::storage::FeedScan;
+use super::storage::BoardScan;
 use crate::api::ExportScan;
 
 /// Column headings, shared by both formats.
@@ -241,7 +241,7 @@ pub fn attendance_xlsx(attendance: &Attendance, out: impl std::io::Write + Send)
 pub fn report_xlsx(
     attendance: &Attendance,
     names: &dyn Fn(&str) -> Option<String>,
-    next_scans: &mut dyn FnMut(i64) -> std::io::Result<Vec<FeedScan>>,
+    next_scans: &mut dyn FnMut(i64) -> std::io::Result<Vec<BoardScan>>,
     out: impl std::io::Write + Send,
 ) -> std::io::Result<()> {
     use rust_xlsxwriter::Workbook;

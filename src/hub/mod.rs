@@ -43,6 +43,7 @@ pub mod board;
 mod dashboard;
 pub mod export;
 pub mod ratelimit;
+pub mod roster;
 mod routes;
 pub mod migrate;
 pub mod postgres;

@@ -50,10 +50,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
 use super::storage::{
-    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, FeedScan, HubStorage, HubTables, IngestOutcome, NewScan, RawScan,
+    BatchItem, CURSOR_PREFIX, ClearOutcome, BoardScan, ClearRecord, HubStorage, HubTables, IngestOutcome, NewScan, RawScan,
     RecentScan, RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats,
     StorageError, Stored, StoredRequest, UnitScans, batch_response,
 };
+use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
+use crate::api::FeedScan;
+use crate::model::Person;
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use crate::clock::{format_utc_millis, parse_utc};
 
@@ -168,6 +171,23 @@ const MIGRATIONS: &[&str] = &[
         renamed_at  text NOT NULL,
         PRIMARY KEY (old_name, new_name)
     );
+    ",
+    // 3: the full roster [ext]; the scan feed's commit order [ext]. Row ids come from a sequence and
+    // are not committed in order, so the feed orders scans by the id of the transaction that stored
+    // them (xid8, PostgreSQL 13+), served only below the oldest transaction still running: a scan
+    // that commits later can never land before a cursor already handed out. Rows stored before this
+    // migration get 0 (older than anything after it).
+    r"
+    CREATE TABLE roster_people (
+        legacy_id      text PRIMARY KEY,
+        full_name      text NOT NULL,
+        business_unit  text,
+        position       text,
+        email          text
+    );
+    ALTER TABLE scans ADD COLUMN ingest_xid xid8 NOT NULL DEFAULT '0';
+    ALTER TABLE scans ALTER COLUMN ingest_xid SET DEFAULT pg_current_xact_id();
+    CREATE INDEX scans_feed ON scans (ingest_xid, id);
     ",
 ];
 
@@ -679,6 +699,50 @@ impl PostgresStorage {
     }
 }
 
+/// The PostgreSQL backend's feed cursors: `p1:<xid8>:<row id>`.
+const FEED_CURSOR_PREFIX: &str = "p1:";
+
+fn parse_feed_cursor(cursor: &str) -> Option<(String, i64)> {
+    let (xid, id) = cursor.strip_prefix(FEED_CURSOR_PREFIX)?.split_once(':')?;
+    let xid: u64 = xid.parse().ok()?;
+    Some((xid.to_string(), id.parse().ok()?))
+}
+
+async fn roster_people(c: &tokio_postgres::Client) -> Result<Vec<Person>, tokio_postgres::Error> {
+    Ok(c
+        .query("SELECT legacy_id, full_name, business_unit, position, email FROM roster_people ORDER BY legacy_id COLLATE \"C\"", &[])
+        .await?
+        .iter()
+        .map(|r| Person {
+            legacy_id: r.get(0),
+            full_name: r.get(1),
+            business_unit: r.get(2),
+            position: r.get(3),
+            email: r.get(4),
+        })
+        .collect())
+}
+
+/// Replaces every row of `roster_people` (inside the caller's transaction).
+async fn insert_roster_people(c: &tokio_postgres::Client, people: &[Person]) -> Result<(), tokio_postgres::Error> {
+    c.execute("DELETE FROM roster_people", &[]).await?;
+    let col = |f: fn(&Person) -> Option<&str>| -> Vec<Option<&str>> { people.iter().map(f).collect() };
+    let ids = col(|p| Some(p.legacy_id.as_str()));
+    let names = col(|p| Some(p.full_name.as_str()));
+    let units = col(|p| p.business_unit.as_deref());
+    let positions = col(|p| p.position.as_deref());
+    let emails = col(|p| p.email.as_deref());
+    // A repeated id keeps its last row, as the station's import does.
+    c.execute(
+        "INSERT INTO roster_people (legacy_id, full_name, business_unit, position, email) \
+         SELECT DISTINCT ON (i) i, n, u, p, e FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+         WITH ORDINALITY AS t(i, n, u, p, e, o) ORDER BY i, o DESC",
+        &[&ids, &names, &units, &positions, &emails],
+    )
+    .await?;
+    Ok(())
+}
+
 fn count(value: i64) -> u64 {
     value.max(0) as u64
 }
@@ -712,8 +776,8 @@ async fn set_state(c: &tokio_postgres::Client, key: &str, value: &str) -> Result
 
 const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at";
 
-fn feed_row(r: &tokio_postgres::Row) -> FeedScan {
-    FeedScan {
+fn feed_row(r: &tokio_postgres::Row) -> BoardScan {
+    BoardScan {
         id: r.get(0),
         badge_id: r.get(1),
         station_name: r.get(2),
@@ -1000,7 +1064,7 @@ impl HubStorage for PostgresStorage {
         })
     }
 
-    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<FeedScan>> {
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
         self.with_client(async |c| {
             let sql = if live_only {
                 "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
@@ -1013,7 +1077,7 @@ impl HubStorage for PostgresStorage {
         })
     }
 
-    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<FeedScan>> {
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -1159,6 +1223,95 @@ impl HubStorage for PostgresStorage {
         })
     }
 
+    fn replace_roster(&self, people: &[Person], etag: &str, source: &str, now: &str) -> Result<RosterReplaced> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ROSTER_LOCK]).await?;
+            let previous_people = count(tx.query_one("SELECT count(*) FROM roster_people", &[]).await?.get(0));
+            if state(tx.client(), roster_keys::ETAG).await?.as_deref() == Some(etag) {
+                return Ok(RosterReplaced { changed: false, previous_people });
+            }
+            insert_roster_people(tx.client(), people).await?;
+            set_state(tx.client(), roster_keys::ETAG, etag).await?;
+            set_state(tx.client(), roster_keys::SOURCE, source).await?;
+            set_state(tx.client(), roster_keys::UPDATED_AT, now).await?;
+            tx.commit().await?;
+            Ok(RosterReplaced { changed: true, previous_people })
+        })
+    }
+
+    fn roster_etag(&self) -> Result<Option<String>> {
+        self.with_client(async |c| state(c, roster_keys::ETAG).await)
+    }
+
+    fn roster(&self) -> Result<Option<StoredRoster>> {
+        self.with_client(async |c| {
+            // REPEATABLE READ: the ETag and the people come from the same snapshot.
+            let tx = c.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
+            let Some(etag) = state(tx.client(), roster_keys::ETAG).await? else { return Ok(None) };
+            let roster = StoredRoster {
+                etag,
+                updated_at: state(tx.client(), roster_keys::UPDATED_AT).await?.unwrap_or_default(),
+                source: state(tx.client(), roster_keys::SOURCE).await?.unwrap_or_default(),
+                people: roster_people(tx.client()).await?,
+            };
+            tx.commit().await?;
+            Ok(Some(roster))
+        })
+    }
+
+    fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
+        let limit = to_int(limit.max(1));
+        let after = after.and_then(parse_feed_cursor);
+        self.with_client(async |c| {
+            let (start_xid, start_id) = match after {
+                Some(cursor) => cursor,
+                None => c
+                    .query_opt(
+                        "SELECT ingest_xid::text, id FROM scans WHERE received_at < $1 ORDER BY id DESC LIMIT 1",
+                        &[&received_since],
+                    )
+                    .await?
+                    .map_or_else(|| ("0".to_owned(), 0), |r| (r.get(0), r.get(1))),
+            };
+            // One statement, one snapshot: the horizon and the rows agree. Every transaction below
+            // the horizon has ended, so nothing can commit below it later.
+            let rows = c
+                .query(
+                    "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) \
+                     SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_name, s.scanned_at, h.x::text \
+                     FROM h LEFT JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
+                     WHERE (ingest_xid, id) > ($1::text::xid8, $2) AND ingest_xid < h.x AND cleared_at IS NULL \
+                     ORDER BY ingest_xid, id LIMIT $3) s ON true",
+                    &[&start_xid, &start_id, &(limit + 1)],
+                )
+                .await?;
+            let horizon: String = rows.first().map(|r| r.get(5)).unwrap_or_default();
+            let mut scans = Vec::new();
+            let mut last: Option<(String, i64)> = None;
+            let mut more = false;
+            for r in &rows {
+                let Some(id) = r.get::<_, Option<i64>>(1) else { continue };
+                if scans.len() as i64 == limit {
+                    more = true;
+                    break;
+                }
+                last = Some((r.get(0), id));
+                scans.push(FeedScan { badge_id: r.get(2), station_name: r.get(3), scanned_at: r.get(4) });
+            }
+            let cursor = match last {
+                Some((xid, id)) if more => (xid, id),
+                // Everything below the horizon was read: continue at it, never behind where we were.
+                _ => {
+                    let h: u64 = horizon.parse().unwrap_or(0);
+                    let at: u64 = start_xid.parse().unwrap_or(0);
+                    if h > at { (horizon, 0) } else { last.unwrap_or((start_xid, start_id)) }
+                }
+            };
+            Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{}:{}", cursor.0, cursor.1), more })
+        })
+    }
+
     fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
         self.with_client(async |c| {
             let rows = c
@@ -1265,7 +1418,18 @@ impl HubStorage for PostgresStorage {
                     created_at: r.get(4),
                 })
                 .collect();
-            Ok(HubTables { state, stations, api_keys, roster_units, clears, station_epochs, station_renames, requests })
+            let roster_people = roster_people(&c).await?;
+            Ok(HubTables {
+                state,
+                stations,
+                api_keys,
+                roster_units,
+                clears,
+                station_epochs,
+                station_renames,
+                requests,
+                roster_people,
+            })
         })
     }
 
@@ -1318,6 +1482,9 @@ impl HubStorage for PostgresStorage {
                     &[&names, &registered],
                 )
                 .await?;
+            }
+            if !t.roster_people.is_empty() {
+                insert_roster_people(tx.client(), &t.roster_people).await?;
             }
             for cl in &t.clears {
                 tx.execute(

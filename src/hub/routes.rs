@@ -139,6 +139,13 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/stations/rename", put(rename_station))
         .route("/v1/scans/check-duplicate", get(check_duplicate))
         .merge(super::dashboard::routes())
+        // [ext] The full roster (names: keyed only) and the scan feed. An upload may be larger
+        // than a batch: its own body limit.
+        .route(
+            "/v1/roster",
+            get(roster_document).put(put_roster).layer(DefaultBodyLimit::max(super::roster::MAX_UPLOAD_BYTES)),
+        )
+        .route("/v1/scans/feed", get(scan_feed))
         // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.merge(keyed)
@@ -428,7 +435,12 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
         version: env!("CARGO_PKG_VERSION").to_owned(),
         clear_epoch,
         timestamp: Some(now_text()),
-        extensions: vec![EXT_STATION_EPOCH.to_owned(), EXT_CLEARED_UPLOAD.to_owned()],
+        extensions: vec![
+            EXT_STATION_EPOCH.to_owned(),
+            EXT_CLEARED_UPLOAD.to_owned(),
+            crate::api::EXT_ROSTER.to_owned(),
+            crate::api::EXT_SCAN_FEED.to_owned(),
+        ],
     }))
 }
 
@@ -762,12 +774,12 @@ async fn heartbeat(
             hb.station_name
         )));
     }
-    let own_epoch = blocking(move || {
+    let (own_epoch, roster_etag) = blocking(move || {
         state.storage.heartbeat(&hb, &now_text())?;
-        state.storage.station_clear_epoch(&hb.station_name)
+        Ok((state.storage.station_clear_epoch(&hb.station_name)?, state.storage.roster_etag()?))
     })
     .await?;
-    Ok(Json(HeartbeatResponse { ok: true, station_clear_epoch: Some(own_epoch) }))
+    Ok(Json(HeartbeatResponse { ok: true, station_clear_epoch: Some(own_epoch), roster_etag: Some(roster_etag) }))
 }
 
 async fn roster_hash(State(state): State<Shared>) -> Result<Json<RosterHash>, ApiError> {
@@ -1039,6 +1051,107 @@ async fn check_duplicate(
         },
         None => DuplicateCheck { duplicate: false, badge_id: None, station_name: None, scanned_at: None },
     }))
+}
+
+// ---------------------------------------------------------------- roster and feed [ext]
+
+/// `GET /v1/roster`: the whole roster with its ETag; `304` when the
+/// `If-None-Match` header names the stored one; `404` when the hub holds no
+/// roster. Any valid key (stations need the names); never on a public route.
+async fn roster_document(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let st = state.clone();
+    let Some(etag) = blocking(move || st.storage.roster_etag()).await? else {
+        return Err(ApiError::Status(
+            StatusCode::NOT_FOUND,
+            "the hub holds no roster yet; import one with `badgestation hub roster import FILE.xlsx` or upload it on \
+             the dashboard"
+                .to_owned(),
+        ));
+    };
+    if super::roster::none_match(&headers, &etag) {
+        return Ok(super::roster::not_modified(&etag));
+    }
+    let Some(roster) = blocking(move || state.storage.roster()).await? else {
+        return Err(ApiError::Internal("the roster vanished between two reads".to_owned()));
+    };
+    let etag = roster.etag.clone();
+    let document = blocking(move || {
+        Ok(serde_json::to_vec(&crate::api::RosterDocument {
+            etag: roster.etag,
+            updated_at: roster.updated_at,
+            source: roster.source,
+            people: roster.people.into_iter().map(Into::into).collect(),
+        }))
+    })
+    .await?
+    .map_err(|e| ApiError::Internal(format!("cannot encode the roster: {e}")))?;
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], document).into_response();
+    super::roster::set_etag(&mut response, &etag);
+    Ok(response)
+}
+
+/// `PUT /v1/roster`: replaces the roster with the uploaded `employee.xlsx`
+/// (the body), validated exactly as `badgestation roster import` does it.
+/// Master key only. `?strict=true` refuses a file with any problem; the
+/// `X-Filename` header names the file in messages. A refused file leaves
+/// the stored roster as it was.
+async fn put_roster(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<crate::api::RosterUploadResponse>, ApiError> {
+    require_master(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let strict = match query.get("strict").map(String::as_str) {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => return Err(ApiError::BadRequest(format!("strict: {other:?} is neither true nor false"))),
+    };
+    let body = body_bytes(body, super::roster::MAX_UPLOAD_BYTES)?;
+    let filename = headers
+        .get("x-filename")
+        .and_then(|v| v.to_str().ok())
+        .map(|name| name.chars().filter(|c| !c.is_control()).take(200).collect::<String>())
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "uploaded roster".to_owned());
+    let outcome = blocking(move || {
+        Ok(super::roster::import_bytes(state.storage.as_ref(), &body, &filename, strict, "dashboard upload", &now_text()))
+    })
+    .await?;
+    match outcome {
+        Ok(done) => Ok(Json(done.response())),
+        Err(super::roster::RosterImportError::Invalid(message)) => Err(ApiError::BadRequest(message)),
+        Err(super::roster::RosterImportError::Storage(e)) => Err(ApiError::Storage(e)),
+    }
+}
+
+/// `GET /v1/scans/feed?after=CURSOR&limit=N&since_minutes=M`: live scans of
+/// every station that reached the hub after the cursor (badge, station,
+/// time: no names), at most `limit` (1–5000, default 1000). Without a cursor
+/// the feed starts with the scans received in the last `since_minutes`
+/// (1–1440, default 60). Any valid key.
+async fn scan_feed(
+    State(state): State<Shared>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<crate::api::ScanFeed>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, ApiError> {
+        match query.get(name).map(|v| v.trim()) {
+            None | Some("") => Ok(default),
+            Some(v) => v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                ApiError::BadRequest(format!("{name}: {v:?} is not a whole number from {} to {}", range.start(), range.end()))
+            }),
+        }
+    };
+    let limit = number("limit", super::roster::FEED_DEFAULT_LIMIT, 1..=super::roster::FEED_MAX_LIMIT)?;
+    let since_minutes = number("since_minutes", 60, 1..=1440)?;
+    let after = query.get("after").filter(|a| !a.is_empty()).cloned();
+    let now = crate::clock::utc_now();
+    let since = format_utc_millis(&(now - chrono::Duration::minutes(i64::try_from(since_minutes).unwrap_or(60))));
+    let page = blocking(move || state.storage.scan_feed(after.as_deref(), &since, limit)).await?;
+    Ok(Json(crate::api::ScanFeed { scans: page.scans, cursor: page.cursor, more: page.more, timestamp: format_utc_millis(&now) }))
 }
 
 #[cfg(test)]

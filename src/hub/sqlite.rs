@@ -44,10 +44,13 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::storage::{
-    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, FeedScan, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
+    BatchItem, CURSOR_PREFIX, ClearOutcome, BoardScan, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
     RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError,
     Stored, StoredRequest, UnitScans, batch_response,
 };
+use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
+use crate::api::FeedScan;
+use crate::model::Person;
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use crate::clock::{format_utc_millis, parse_utc};
 
@@ -178,6 +181,16 @@ const MIGRATIONS: &[&str] = &[
         new_name    TEXT NOT NULL,
         renamed_at  TEXT NOT NULL,
         PRIMARY KEY (old_name, new_name)
+    ) WITHOUT ROWID;
+    ",
+    // 3: the full roster [ext] (stations pull it; names never leave through a public route).
+    r"
+    CREATE TABLE roster_people (
+        legacy_id      TEXT PRIMARY KEY,
+        full_name      TEXT NOT NULL,
+        business_unit  TEXT,
+        position       TEXT,
+        email          TEXT
     ) WITHOUT ROWID;
     ",
 ];
@@ -498,6 +511,36 @@ impl From<crate::sqlite::OpenError> for StorageError {
 }
 
 /// SQLite integers are i64; counts are never negative.
+/// The SQLite backend's feed cursors: `s1:<row id>`.
+const FEED_CURSOR_PREFIX: &str = "s1:";
+
+fn roster_people(c: &Connection) -> rusqlite::Result<Vec<Person>> {
+    c.prepare_cached("SELECT legacy_id, full_name, business_unit, position, email FROM roster_people ORDER BY legacy_id")?
+        .query_map([], |r| {
+            Ok(Person {
+                legacy_id: r.get(0)?,
+                full_name: r.get(1)?,
+                business_unit: r.get(2)?,
+                position: r.get(3)?,
+                email: r.get(4)?,
+            })
+        })?
+        .collect()
+}
+
+/// Replaces every row of `roster_people` (inside the caller's transaction).
+fn insert_roster_people(tx: &Connection, people: &[Person]) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM roster_people", [])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO roster_people (legacy_id, full_name, business_unit, position, email) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for p in people {
+        insert.execute(params![p.legacy_id, p.full_name, p.business_unit, p.position, p.email])?;
+    }
+    Ok(())
+}
+
 fn count(value: i64) -> u64 {
     value.max(0) as u64
 }
@@ -590,8 +633,8 @@ impl rusqlite::ToSql for StoredKey<'_> {
     }
 }
 
-fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedScan> {
-    Ok(FeedScan {
+fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardScan> {
+    Ok(BoardScan {
         id: r.get(0)?,
         badge_id: r.get(1)?,
         station_name: r.get(2)?,
@@ -851,7 +894,7 @@ impl HubStorage for SqliteStorage {
         self.read(|c| c.query_row("SELECT count(*) FROM scans WHERE cleared_at IS NULL", [], |r| Ok(count(r.get(0)?))))
     }
 
-    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<FeedScan>> {
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
         self.read(|c| {
             // Live only: the partial index on the live rows' ids; otherwise the primary key.
             let sql = if live_only {
@@ -865,7 +908,7 @@ impl HubStorage for SqliteStorage {
         })
     }
 
-    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<FeedScan>> {
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -993,6 +1036,78 @@ impl HubStorage for SqliteStorage {
         })
     }
 
+    fn replace_roster(&self, people: &[Person], etag: &str, source: &str, now: &str) -> Result<RosterReplaced> {
+        let (people, etag, source, now) = (people.to_vec(), etag.to_owned(), source.to_owned(), now.to_owned());
+        self.write(move |tx| {
+            let previous_people = count(tx.query_row("SELECT count(*) FROM roster_people", [], |r| r.get(0))?);
+            if state(tx, roster_keys::ETAG)?.as_deref() == Some(etag.as_str()) {
+                return Ok(RosterReplaced { changed: false, previous_people });
+            }
+            insert_roster_people(tx, &people)?;
+            set_state(tx, roster_keys::ETAG, &etag)?;
+            set_state(tx, roster_keys::SOURCE, &source)?;
+            set_state(tx, roster_keys::UPDATED_AT, &now)?;
+            Ok(RosterReplaced { changed: true, previous_people })
+        })
+    }
+
+    fn roster_etag(&self) -> Result<Option<String>> {
+        self.read(|c| state(c, roster_keys::ETAG))
+    }
+
+    fn roster(&self) -> Result<Option<StoredRoster>> {
+        self.read(|c| {
+            // One read transaction: the ETag and the people come from the same commit.
+            c.execute_batch("BEGIN")?;
+            let result = (|| {
+                let Some(etag) = state(c, roster_keys::ETAG)? else { return Ok(None) };
+                Ok(Some(StoredRoster {
+                    etag,
+                    updated_at: state(c, roster_keys::UPDATED_AT)?.unwrap_or_default(),
+                    source: state(c, roster_keys::SOURCE)?.unwrap_or_default(),
+                    people: roster_people(c)?,
+                }))
+            })();
+            c.execute_batch("COMMIT")?;
+            result
+        })
+    }
+
+    fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
+        let limit = to_sql_int(limit.max(1));
+        self.read(|c| {
+            // One writer commits batches one after another and rowids grow, so the row id is the
+            // commit order: a scan committed later always has a larger id than any id handed out.
+            let start = match after.and_then(|a| a.strip_prefix(FEED_CURSOR_PREFIX)).and_then(|id| id.parse::<i64>().ok()) {
+                Some(id) => id,
+                // From the newest row backwards to the first one received before `received_since`:
+                // costs the recent rows, not the table.
+                None => c
+                    .prepare_cached("SELECT id FROM scans WHERE received_at < ?1 ORDER BY id DESC LIMIT 1")?
+                    .query_row(params![received_since], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0),
+            };
+            let mut last = start;
+            let mut scans = Vec::new();
+            let mut more = false;
+            let mut statement = c.prepare_cached(
+                "SELECT id, badge_id, station_name, scanned_at FROM scans WHERE id > ?1 AND cleared_at IS NULL \
+                 ORDER BY id LIMIT ?2",
+            )?;
+            let mut rows = statement.query(params![start, limit + 1])?;
+            while let Some(r) = rows.next()? {
+                if scans.len() as i64 == limit {
+                    more = true;
+                    break;
+                }
+                last = r.get(0)?;
+                scans.push(FeedScan { badge_id: r.get(1)?, station_name: r.get(2)?, scanned_at: r.get(3)? });
+            }
+            Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{last}"), more })
+        })
+    }
+
     fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -1085,7 +1200,18 @@ impl HubStorage for SqliteStorage {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(HubTables { state, stations, api_keys, roster_units, clears, station_epochs, station_renames, requests })
+            let roster_people = roster_people(c)?;
+            Ok(HubTables {
+                state,
+                stations,
+                api_keys,
+                roster_units,
+                clears,
+                station_epochs,
+                station_renames,
+                requests,
+                roster_people,
+            })
         })
     }
 
@@ -1130,6 +1256,9 @@ impl HubStorage for SqliteStorage {
                         params![u.name, to_sql_int(u.registered)],
                     )?;
                 }
+            }
+            if !t.roster_people.is_empty() {
+                insert_roster_people(tx, &t.roster_people)?;
             }
             for cl in &t.clears {
                 tx.execute(

@@ -30,7 +30,8 @@
 
 use std::path::PathBuf;
 
-use crate::api::{BatchResponse, BusinessUnitCount, EventResult, EventStatus, ExportScan, Heartbeat};
+use crate::api::{BatchResponse, BusinessUnitCount, EventResult, EventStatus, ExportScan, FeedScan, Heartbeat};
+use crate::model::Person;
 
 /// Storage failures, each saying what to do.
 #[derive(Debug, thiserror::Error)]
@@ -450,12 +451,12 @@ pub trait HubStorage: Send + Sync {
     /// (from the database, so every replica sees every replica's scans).
     /// With `live_only` only live scans (a full rebuild); otherwise cleared
     /// ones too, flagged, so the cursor accounts for every id.
-    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<FeedScan>>;
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>>;
 
     /// The scans with these row ids that exist now (live and cleared), in id
     /// order: ids the feed skipped because their transaction had not
     /// committed yet (PostgreSQL hands out ids before commit).
-    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<FeedScan>>;
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>>;
 
     /// A value that changes whenever stored scans change other than by new
     /// rows (a clear, a rename): the board rebuilds itself then.
@@ -463,6 +464,34 @@ pub trait HubStorage: Send + Sync {
 
     /// The roster summary: registered head count per business unit, by name.
     fn roster_units(&self) -> Result<Vec<BusinessUnitCount>>;
+    // ---- the full roster **[ext]** (names: keyed routes only)
+
+    /// Replaces the whole roster in one transaction, with its content hash
+    /// `etag` ([`crate::api::roster_etag`]), where it came from, and when.
+    /// `people` is validated and non-empty. A roster with the ETag already
+    /// stored changes nothing (`changed: false`).
+    fn replace_roster(&self, people: &[Person], etag: &str, source: &str, now: &str) -> Result<RosterReplaced>;
+
+    /// The ETag of the stored roster, `None` when none was ever stored.
+    /// Cheap: what `If-None-Match` and the heartbeat answer compare.
+    fn roster_etag(&self) -> Result<Option<String>>;
+
+    /// The stored roster, read in one transaction (its ETag always matches
+    /// its people), `None` when none was ever stored.
+    fn roster(&self) -> Result<Option<StoredRoster>>;
+
+    // ---- the scan feed **[ext]**
+
+    /// Live scans that reached the hub after the cursor `after` (issued by
+    /// an earlier call of this backend), in the order the hub committed
+    /// them, at most `limit`. Without a cursor, or with one this backend did
+    /// not issue (another hub, another backend), the feed starts at the
+    /// scans received at or after `received_since`.
+    ///
+    /// The order and the cursor never depend on a station clock, and a scan
+    /// that commits later is never placed before a cursor already handed out:
+    /// a station that follows the cursors sees every live scan once.
+    fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage>;
 
     // ---- copying a hub database (`hub migrate`, `hub import-trackattendance`)
 
@@ -495,7 +524,7 @@ pub trait HubStorage: Send + Sync {
 
 /// A scan as the dashboard's feed reads it (see [`HubStorage::feed_after`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedScan {
+pub struct BoardScan {
     /// Row id: the feed's cursor.
     pub id: i64,
     /// Badge.
@@ -510,6 +539,49 @@ pub struct FeedScan {
     pub scan_source: String,
     /// Not cleared (counts in the current epoch).
     pub live: bool,
+}
+
+/// What [`HubStorage::replace_roster`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RosterReplaced {
+    /// Whether the stored roster differed (a new ETag).
+    pub changed: bool,
+    /// People in the roster before.
+    pub previous_people: u64,
+}
+
+/// The full roster as the hub stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoster {
+    /// Its content hash.
+    pub etag: String,
+    /// When it was stored (canonical UTC millis).
+    pub updated_at: String,
+    /// Where it came from.
+    pub source: String,
+    /// Everyone, sorted by legacy id.
+    pub people: Vec<Person>,
+}
+
+/// One page of the scan feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    /// The scans, in the hub's order.
+    pub scans: Vec<FeedScan>,
+    /// Where the next page starts (opaque to everyone but the backend).
+    pub cursor: String,
+    /// Whether more scans were waiting beyond `limit`.
+    pub more: bool,
+}
+
+/// The hub-state keys of the stored roster.
+pub(crate) mod roster_keys {
+    /// Its ETag.
+    pub const ETAG: &str = "roster_etag";
+    /// Where it came from.
+    pub const SOURCE: &str = "roster_source";
+    /// When it was stored.
+    pub const UPDATED_AT: &str = "roster_people_updated_at";
 }
 
 /// A scan row as stored, for copying between hub databases.
@@ -578,6 +650,9 @@ pub struct HubTables {
     pub station_renames: Vec<(String, String, String)>,
     /// `Idempotency-Key` responses.
     pub requests: Vec<StoredRequest>,
+    /// **\[ext\]** The full roster (its ETag is a state value); replaces
+    /// the target's when not empty.
+    pub roster_people: Vec<Person>,
 }
 
 /// State keys that are copy cursors (never copied themselves).

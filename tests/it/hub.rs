@@ -1777,3 +1777,5 @@ mod dashboard_views;
 
 /// The dashboard in a real browser (issue 14).
 mod browser;
+/// The roster and the scan feed stations pull (a module of its own, on the same suite).
+mod roster_feed;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use badgestation::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use badgestation::hub::sqlite::SqliteStorage;
 use badgestation::hub::storage::{
-    BatchItem, ClearOutcome, ClearRecord, FeedScan, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
+    BatchItem, ClearOutcome, BoardScan, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
     RequestKey, Result, RosterOutcome, StationKey, StationRow, Stats, StorageError,
 };
 use badgestation::hub::{Hub, HubConfig};
@@ -196,10 +196,10 @@ impl HubStorage for Watched {
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
         self.inner.find_station_key(key_sha256)
     }
-    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<FeedScan>> {
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
         self.inner.feed_after(after_id, limit, live_only)
     }
-    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<FeedScan>> {
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
         self.inner.feed_by_ids(ids)
     }
     fn feed_generation(&self) -> Result<String> {
@@ -225,6 +225,24 @@ impl HubStorage for Watched {
     }
     fn state_value(&self, key: &str) -> Result<Option<String>> {
         self.inner.state_value(key)
+    }
+    fn replace_roster(
+        &self,
+        people: &[badgestation::model::Person],
+        etag: &str,
+        source: &str,
+        now: &str,
+    ) -> Result<badgestation::hub::storage::RosterReplaced> {
+        self.write(|| self.inner.replace_roster(people, etag, source, now))
+    }
+    fn roster_etag(&self) -> Result<Option<String>> {
+        self.inner.roster_etag()
+    }
+    fn roster(&self) -> Result<Option<badgestation::hub::storage::StoredRoster>> {
+        self.inner.roster()
+    }
+    fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<badgestation::hub::storage::FeedPage> {
+        self.inner.scan_feed(after, received_since, limit)
     }
 }
 

@@ -10,7 +10,8 @@
 //! 3  station::runtime, hub         the runtime starts the station; the hub is its own program
 //! 2  station::{recorder, reader, roster, sync, export, sound}
 //! 1  station::{config, store}, sqlite
-//! 0  model, clock, api, worker     the vocabulary
+//! 0  model, clock, api, worker,    the vocabulary
+//!    roster_xlsx
 //! ```
 //!
 //! The hub uses only layers 0 and 1's shared `sqlite`, never a station
@@ -25,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("api", 0),
     ("worker", 0),
+    ("roster_xlsx", 0),
     ("sqlite", 1),
     ("station::config", 1),
     ("station::store", 1),

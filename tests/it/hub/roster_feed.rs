@@ -1,0 +1,245 @@
+//! **\[ext\]** What stations learn from the hub, at the hub's end: the full
+//! roster (`hub roster import`, `PUT /v1/roster`, `GET /v1/roster` with
+//! ETags) and the scan feed (`GET /v1/scans/feed`), on both backends.
+
+use super::*;
+
+/// Writes a one-sheet roster workbook: `Legacy ID`, `Full Name`, `SL L1 Desc`,
+/// `Position Desc`, `Email`, one row per `(id, name, unit)`.
+pub fn write_people(path: &Path, people: &[(&str, &str, &str)]) {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (col, header) in ["Legacy ID", "Full Name", "SL L1 Desc", "Position Desc", "Email"].iter().enumerate() {
+        sheet.write_string(0, col as u16, *header).unwrap();
+    }
+    for (row, (id, name, unit)) in people.iter().enumerate() {
+        let row = row as u32 + 1;
+        sheet.write_string(row, 0, *id).unwrap();
+        sheet.write_string(row, 1, *name).unwrap();
+        sheet.write_string(row, 2, *unit).unwrap();
+        sheet.write_string(row, 3, "Staff").unwrap();
+    }
+    workbook.save(path).unwrap();
+}
+
+/// People whose names must never appear on a public route.
+pub const PEOPLE: [(&str, &str, &str); 3] =
+    [("1001", "Zelda Quintessa", "Finance"), ("1002", "Yorick Pemberton", "Operations"), ("A-77", "Xanthe Marlowe", "Finance")];
+
+impl TestHub {
+    fn put_roster(&self, key: &str, bytes: &[u8], query: &str) -> Reply {
+        let mut builder = ureq::http::Request::builder()
+            .method("PUT")
+            .uri(format!("{}/v1/roster{query}", self.url))
+            .header("Authorization", format!("Bearer {key}"))
+            .header("Content-Type", "application/octet-stream")
+            .header("X-Filename", "employee.xlsx");
+        builder = builder.header("Accept", "application/json");
+        let mut response = self.agent.run(builder.body(bytes.to_vec()).unwrap()).unwrap();
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: response.body_mut().read_to_vec().unwrap(),
+        }
+    }
+
+    fn roster_cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = common::command(self.dir.path());
+        cmd.args(["hub", "roster"]).args(args).arg("--database").arg(&self.database);
+        common::run(&mut cmd)
+    }
+}
+
+fn roster_bytes(dir: &Path, people: &[(&str, &str, &str)]) -> Vec<u8> {
+    let path = dir.join("upload.xlsx");
+    write_people(&path, people);
+    std::fs::read(path).unwrap()
+}
+
+/// An uploaded roster is served whole to any valid key with a quoted ETag,
+/// `If-None-Match` with that ETag gets `304` (no body), the heartbeat answer
+/// carries the ETag, a station key may read but not replace it, and no key
+/// gets `401`. Re-uploading the same people changes nothing (same ETag).
+fn roster_upload_is_served_with_an_etag_and_304_when_unchanged(backend: Backend) {
+    let hub = start(backend);
+    assert_eq!(hub.get("/v1/roster", Some(MASTER)).status, 404, "no roster yet");
+    let station_key = hub.add_station_key("Gate A");
+    let put = hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &PEOPLE), "");
+    assert_eq!(put.status, 200, "{}", put.text());
+    let put = put.json();
+    assert_eq!((put["people"].as_u64(), put["changed"].as_bool()), (Some(3), Some(true)), "{put}");
+    let etag = put["etag"].as_str().unwrap().to_owned();
+
+    let got = hub.get("/v1/roster", Some(&station_key));
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.header("etag"), Some(format!("\"{etag}\"")));
+    let doc: api::RosterDocument = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(doc.etag, etag);
+    let names: Vec<&str> = doc.people.iter().map(|p| p.full_name.as_str()).collect();
+    assert_eq!(names, ["Zelda Quintessa", "Yorick Pemberton", "Xanthe Marlowe"], "sorted by legacy id");
+    assert_eq!(doc.people[0].business_unit.as_deref(), Some("Finance"));
+
+    let quoted = format!("\"{etag}\"");
+    let not_modified = hub.request("GET", "/v1/roster", Some(&station_key), &[("If-None-Match", quoted.as_str())], None);
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    let stale = hub.request("GET", "/v1/roster", Some(&station_key), &[("If-None-Match", "\"0000\"")], None);
+    assert_eq!(stale.status, 200, "another ETag gets the roster");
+
+    assert_eq!(hub.get("/v1/roster", None).status, 401);
+    assert_eq!(hub.get("/v1/roster", Some(WRONG)).status, 401);
+    let refused = hub.put_roster(&station_key, &roster_bytes(hub.dir.path(), &PEOPLE[..1]), "");
+    assert_eq!(refused.status, 403, "only the master key replaces the roster: {}", refused.text());
+
+    let hb = hub.heartbeat(&station_key, "Gate A", None).json();
+    assert_eq!(hb["roster_etag"].as_str(), Some(etag.as_str()), "{hb}");
+
+    // The same people from another file (other row order): the same ETag, nothing changed.
+    let mut reordered = PEOPLE;
+    reordered.reverse();
+    let again = hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &reordered), "").json();
+    assert_eq!((again["etag"].as_str(), again["changed"].as_bool()), (Some(etag.as_str()), Some(false)), "{again}");
+}
+
+/// The public routes (no key) never show a name from the roster, while the
+/// roster and scans of those people are stored; the keyed roster route does.
+fn public_routes_expose_no_names(backend: Backend) {
+    let hub = start(backend);
+    assert_eq!(hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &PEOPLE), "").status, 200);
+    hub.batch(MASTER, &[event("key-pub-0001", "1001", "Main Gate"), event("key-pub-0002", "1002", "Side Door")]);
+    hub.heartbeat(MASTER, "Main Gate", None);
+    hub.post("/v1/roster/summary", Some(MASTER), &json!({"business_units": [{"name": "Finance", "registered": 2}]}));
+    for path in ["/", "/healthz", "/v1/stations/status", "/v1/dashboard/public/stats", "/v1/dashboard/public/config", "/dashboard/"] {
+        let reply = hub.get(path, None);
+        assert_eq!(reply.status, 200, "{path}");
+        let text = reply.text();
+        for (_, name, _) in PEOPLE {
+            for part in name.split(' ') {
+                assert!(!text.contains(part), "{path} exposes {part:?}: {text}");
+            }
+        }
+    }
+    assert!(hub.get("/v1/roster", Some(MASTER)).text().contains("Zelda Quintessa"), "the keyed route does serve names");
+}
+
+/// A bad upload (not a workbook; a sheet without anybody; strict mode with
+/// a duplicate id) gets `400` with the importer's message, and the roster
+/// stored before is served unchanged.
+fn a_bad_roster_upload_is_refused_and_the_old_roster_kept(backend: Backend) {
+    let hub = start(backend);
+    let good = hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &PEOPLE), "").json();
+    let etag = good["etag"].as_str().unwrap().to_owned();
+
+    let garbage = hub.put_roster(MASTER, b"Legacy ID,Full Name\n1,Someone\n", "");
+    assert_eq!(garbage.status, 400, "{}", garbage.text());
+    let message = garbage.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("not an Excel workbook") && message.contains("roster on the hub was not changed"), "{message}");
+
+    let empty = hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &[]), "");
+    assert_eq!(empty.status, 400);
+    assert!(empty.json()["message"].as_str().unwrap().contains("no usable person"), "{}", empty.text());
+
+    let twice = [("1001", "Zelda Quintessa", "Finance"), ("1001", "Somebody Else", "Finance")];
+    let strict = hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &twice), "?strict=true");
+    assert_eq!(strict.status, 400, "{}", strict.text());
+    assert!(strict.json()["message"].as_str().unwrap().contains("strict validation"), "{}", strict.text());
+    assert_eq!(hub.put_roster(MASTER, b"x", "?strict=maybe").status, 400);
+
+    let doc: api::RosterDocument = serde_json::from_slice(&hub.get("/v1/roster", Some(MASTER)).body).unwrap();
+    assert_eq!((doc.etag.as_str(), doc.people.len()), (etag.as_str(), 3), "the old roster is kept");
+}
+
+/// `badgestation hub roster import FILE` stores the roster with the
+/// station importer's report, says so when nothing changed, refuses a bad
+/// file with the importer's message and a non-zero exit, keeping the roster.
+fn hub_roster_import_cli_reports_and_refuses(backend: Backend) {
+    let hub = start(backend);
+    let file = hub.dir.path().join("employee.xlsx");
+    write_people(&file, &PEOPLE);
+    let out = hub.roster_cli(&["import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let text = common::stdout(&out);
+    assert!(text.contains("imported 3 people") && text.contains("stored on the hub"), "{text}");
+    let out = hub.roster_cli(&["import", file.to_str().unwrap()]);
+    assert!(common::stdout(&out).contains("nothing changed"), "{}", common::stdout(&out));
+    let show = common::stdout(&hub.roster_cli(&["show"]));
+    assert!(show.contains("3 people"), "{show}");
+
+    let bad = hub.dir.path().join("bad.xlsx");
+    std::fs::write(&bad, "not a workbook").unwrap();
+    let out = hub.roster_cli(&["import", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("not an Excel workbook"), "{}", common::stderr(&out));
+    assert_eq!(hub.get("/v1/roster", Some(MASTER)).json()["people"].as_array().unwrap().len(), 3);
+}
+
+fn feed(hub: &TestHub, query: &str) -> api::ScanFeed {
+    let reply = hub.get(&format!("/v1/scans/feed{query}"), Some(MASTER));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    serde_json::from_slice(&reply.body).unwrap()
+}
+
+fn badges(feed: &api::ScanFeed) -> Vec<&str> {
+    feed.scans.iter().map(|s| s.badge_id.as_str()).collect()
+}
+
+/// The scan feed serves each live scan once, in the hub's order, after the
+/// cursor it issued: pages of `limit` with `more`, nothing new → nothing,
+/// later batches only; cleared scans are not served; badge, station and
+/// time only (no names); a foreign cursor starts over at the recent scans;
+/// a bad limit is a `400`; no key is a `401`.
+fn scan_feed_follows_server_cursors(backend: Backend) {
+    let hub = start(backend);
+    let station_key = hub.add_station_key("Side Door");
+    assert_eq!(hub.put_roster(MASTER, &roster_bytes(hub.dir.path(), &PEOPLE), "").status, 200);
+    let first = feed(&hub, "");
+    assert!(first.scans.is_empty() && !first.more);
+    hub.batch(MASTER, &[event("key-feed-0001", "1001", "Main Gate"), event("key-feed-0002", "1002", "Main Gate")]);
+    hub.batch(MASTER, &[event("key-feed-0003", "1003", "Side Door")]);
+
+    let page = feed(&hub, &format!("?after={}&limit=2", first.cursor));
+    assert_eq!((badges(&page), page.more), (vec!["1001", "1002"], true));
+    assert_eq!(page.scans[0].station_name, "Main Gate");
+    assert_eq!(page.scans[0].scanned_at, "2026-11-21T10:15:30.123Z");
+    let rest = feed(&hub, &format!("?after={}&limit=2", page.cursor));
+    assert_eq!((badges(&rest), rest.more), (vec!["1003"], false));
+    let none = feed(&hub, &format!("?after={}", rest.cursor));
+    assert!(none.scans.is_empty(), "nothing new: {:?}", none.scans);
+
+    // Without a cursor: the scans received recently (all of these).
+    assert_eq!(badges(&feed(&hub, "")), vec!["1001", "1002", "1003"]);
+    assert_eq!(badges(&feed(&hub, "?after=x9:garbage")), vec!["1001", "1002", "1003"], "a foreign cursor starts over");
+
+    hub.batch(MASTER, &[event("key-feed-0004", "1004", "Main Gate")]);
+    let clear = hub.request(
+        "DELETE",
+        "/v1/admin/clear-station?station=Side%20Door",
+        Some(MASTER),
+        &[(api::CONFIRM_HEADER, api::CONFIRM_CLEAR_STATION)],
+        None,
+    );
+    assert_eq!(clear.status, 200, "{}", clear.text());
+    let later = feed(&hub, &format!("?after={}", none.cursor));
+    assert_eq!(badges(&later), vec!["1004"], "only the new scan");
+    assert_eq!(badges(&feed(&hub, "")), vec!["1001", "1002", "1004"], "cleared scans are not served");
+
+    let reply = hub.get("/v1/scans/feed", Some(&station_key));
+    assert_eq!(reply.status, 200, "station keys may read the feed");
+    for (_, name, _) in PEOPLE {
+        assert!(!reply.text().contains(name.split(' ').next().unwrap()), "no names in the feed");
+    }
+    assert_eq!(hub.get("/v1/scans/feed?limit=0", Some(MASTER)).status, 400);
+    assert_eq!(hub.get("/v1/scans/feed?limit=abc", Some(MASTER)).status, 400);
+    assert_eq!(hub.get("/v1/scans/feed", None).status, 401);
+    let root = hub.get("/", None).json();
+    let ext: Vec<&str> = root["extensions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(ext.contains(&api::EXT_ROSTER) && ext.contains(&api::EXT_SCAN_FEED), "{root}");
+}
+
+conformance! {
+    roster_upload_is_served_with_an_etag_and_304_when_unchanged,
+    public_routes_expose_no_names,
+    a_bad_roster_upload_is_refused_and_the_old_roster_kept,
+    hub_roster_import_cli_reports_and_refuses,
+    scan_feed_follows_server_cursors,
+}
