@@ -222,6 +222,9 @@ pub struct AttendanceQuery {
     pub offset: usize,
     /// Rows at most.
     pub limit: usize,
+    /// List the roster's people who have not arrived instead (needs the
+    /// hub's roster; sorted by name, badge or unit).
+    pub missing: bool,
 }
 
 /// One row of the attendance list.
@@ -275,6 +278,17 @@ pub struct UnitRow {
     pub share: Option<f64>,
 }
 
+/// One person of the hub's roster who has not arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingRow {
+    /// `Full Name`.
+    pub name: String,
+    /// `Legacy ID` (what the badge carries).
+    pub badge_id: String,
+    /// `SL L1 Desc`.
+    pub business_unit: Option<String>,
+}
+
 /// One page of the attendance view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttendancePage {
@@ -284,16 +298,19 @@ pub struct AttendancePage {
     pub matched: u64,
     /// The page's first row.
     pub offset: usize,
-    /// The page.
+    /// The page (the arrived view).
     pub rows: Vec<AttendanceRow>,
+    /// The page (the not-yet-arrived view, names from the hub's roster).
+    pub missing: Vec<MissingRow>,
     /// Per business unit, by name.
     pub units: Vec<UnitRow>,
     /// Registered in the roster summary (0 when none was uploaded).
     pub registered: u64,
     /// Registered but not arrived, over all units.
     pub not_arrived: u64,
-    /// Where "not yet arrived" comes from: `roster_summary` (head counts
-    /// per unit only, no names) or `none`.
+    /// Where "not yet arrived" comes from: `roster` (the hub's roster, with
+    /// names), `roster_summary` (head counts per unit only, no names) or
+    /// `none`.
     pub not_arrived_source: &'static str,
     /// Live scans in the epoch.
     pub total_scans: u64,
@@ -340,6 +357,39 @@ pub struct Flow {
     pub gates: Vec<GateFlow>,
 }
 
+/// The hub's roster as the board uses it.
+#[derive(Debug, Default)]
+struct Roster {
+    etag: String,
+    people: Vec<crate::model::Person>,
+    /// Legacy id → index in `people`.
+    by_badge: HashMap<String, usize>,
+    /// Lowercase badge, name and unit of each, for the search.
+    search: Vec<String>,
+}
+
+impl Roster {
+    fn new(etag: String, people: Vec<crate::model::Person>) -> Roster {
+        let by_badge = people.iter().enumerate().map(|(i, p)| (p.legacy_id.clone(), i)).collect();
+        let search = people
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}\u{1}{}\u{1}{}",
+                    p.legacy_id.to_lowercase(),
+                    p.full_name.to_lowercase(),
+                    p.business_unit.as_deref().unwrap_or("").to_lowercase()
+                )
+            })
+            .collect();
+        Roster { etag, people, by_badge, search }
+    }
+
+    fn get(&self, badge: &str) -> Option<&crate::model::Person> {
+        self.by_badge.get(badge).map(|i| &self.people[*i])
+    }
+}
+
 /// The attendance board. See the module doc.
 #[derive(Debug, Default)]
 pub struct Board {
@@ -361,6 +411,8 @@ pub struct Board {
     /// `seq` at the last rebuild: older cursors must reload.
     rebuilt_at_seq: u64,
     units: Vec<BusinessUnitCount>,
+    /// The hub's roster (names), when it has one.
+    roster: Option<Roster>,
 }
 
 /// Seconds since the Unix epoch of a canonical time, `None` if unparsable.
@@ -395,15 +447,22 @@ impl Board {
             self.generation = Some(generation);
         }
         self.units = storage.roster_units()?;
+        let etag = storage.roster_etag()?;
+        if etag.as_deref() != self.roster.as_ref().map(|r| r.etag.as_str()) {
+            self.roster = match storage.roster()? {
+                Some(stored) => Some(Roster::new(stored.etag, stored.people)),
+                None => None,
+            };
+            self.name_everyone();
+        }
         self.refreshed = Some(now);
         Ok(())
     }
 
     /// Reads the live scans from the start.
     fn rebuild(&mut self, storage: &dyn HubStorage, now: Instant) -> Result<()> {
-        let (seq, recent) = (self.seq, std::mem::take(&mut self.recent));
-        *self = Board { seq, rebuilt_at_seq: seq, recent, ..Board::default() };
-        self.recent.clear();
+        let (seq, roster) = (self.seq, self.roster.take());
+        *self = Board { seq, rebuilt_at_seq: seq, roster, ..Board::default() };
         // The ids read near the end: ids between them not read may belong to
         // batches still committing (PostgreSQL), so they are asked for again.
         let mut tail: VecDeque<i64> = VecDeque::new();
@@ -490,7 +549,11 @@ impl Board {
         let mut moved_from = None;
         match self.people.get_mut(&scan.badge_id) {
             None => {
-                self.people.insert(scan.badge_id.clone(), Person::new(scan));
+                let mut person = Person::new(scan);
+                if let Some(entry) = self.roster.as_ref().and_then(|r| r.get(&scan.badge_id)) {
+                    Board::name(&mut person, entry);
+                }
+                self.people.insert(scan.badge_id.clone(), person);
                 arrival = true;
             }
             Some(person) => {
@@ -544,6 +607,60 @@ impl Board {
         }
     }
 
+    /// Takes the name (and, when the scans had none, the unit) from the roster.
+    fn name(person: &mut Person, entry: &crate::model::Person) {
+        person.name = Some(entry.full_name.clone());
+        if person.business_unit.is_none() {
+            person.business_unit.clone_from(&entry.business_unit);
+        }
+        person.index();
+    }
+
+    /// Names everyone again (a new roster).
+    fn name_everyone(&mut self) {
+        for person in self.people.values_mut() {
+            match self.roster.as_ref().and_then(|r| r.get(&person.badge_id)) {
+                Some(entry) => Board::name(person, entry),
+                None => {
+                    person.name = None;
+                    person.index();
+                }
+            }
+        }
+    }
+
+    /// The roster's people who have not arrived, matching `search`, sorted
+    /// by `sort` (name, badge or unit; others sort by name).
+    #[must_use]
+    pub fn missing(&self, search: &str, sort: SortKey, descending: bool) -> Vec<MissingRow> {
+        let Some(roster) = &self.roster else { return Vec::new() };
+        let needle = search.trim().to_lowercase();
+        let mut rows: Vec<&crate::model::Person> = roster
+            .people
+            .iter()
+            .zip(&roster.search)
+            .filter(|(p, text)| !self.people.contains_key(&p.legacy_id) && (needle.is_empty() || text.contains(&needle)))
+            .map(|(p, _)| p)
+            .collect();
+        rows.sort_unstable_by(|a, b| {
+            let primary = match sort {
+                SortKey::Badge => Ordering::Equal,
+                SortKey::Unit => a.business_unit.cmp(&b.business_unit),
+                _ => a.full_name.to_lowercase().cmp(&b.full_name.to_lowercase()),
+            };
+            order(primary.then_with(|| a.legacy_id.cmp(&b.legacy_id)), descending)
+        });
+        rows.into_iter()
+            .map(|p| MissingRow { name: p.full_name.clone(), badge_id: p.legacy_id.clone(), business_unit: p.business_unit.clone() })
+            .collect()
+    }
+
+    /// Whether the hub has a roster with names.
+    #[must_use]
+    pub fn has_roster(&self) -> bool {
+        self.roster.is_some()
+    }
+
     fn tally(&mut self, bucket: i64, station: &str, change: impl FnOnce(&mut Tally)) {
         let gates = self.flow.entry(bucket).or_default();
         if let Some(tally) = gates.get_mut(station) {
@@ -575,7 +692,15 @@ impl Board {
         for person in self.people.values() {
             *arrived.entry(person.unit()).or_default() += 1;
         }
-        let mut rows: BTreeMap<&str, u64> = self.units.iter().map(|u| (u.name.as_str(), u.registered)).collect();
+        // Head counts: the hub's roster when it has one, else the stations' roster summary.
+        let mut rows: BTreeMap<&str, u64> = BTreeMap::new();
+        if let Some(roster) = &self.roster {
+            for p in &roster.people {
+                *rows.entry(p.business_unit.as_deref().unwrap_or(UNMATCHED_UNIT)).or_default() += 1;
+            }
+        } else {
+            rows = self.units.iter().map(|u| (u.name.as_str(), u.registered)).collect();
+        }
         for unit in arrived.keys() {
             rows.entry(unit).or_insert(0);
         }
@@ -630,6 +755,12 @@ impl Board {
     /// One page of the attendance view.
     #[must_use]
     pub fn page(&self, query: &AttendanceQuery) -> AttendancePage {
+        if query.missing {
+            let all = self.missing(&query.search, query.sort, query.descending);
+            let matched = all.len() as u64;
+            let missing = all.into_iter().skip(query.offset).take(query.limit).collect();
+            return AttendancePage { matched, missing, ..self.page(&AttendanceQuery { limit: 0, missing: false, ..query.clone() }) };
+        }
         let mut matched = self.matching(&query.search);
         let total = matched.len();
         let end = query.offset.saturating_add(query.limit).min(total);
@@ -642,17 +773,27 @@ impl Board {
         matched.sort_unstable_by(cmp);
         let rows = matched.get(query.offset.min(end)..end).unwrap_or_default().iter().map(|p| (*p).into()).collect();
         let units = self.units();
-        let registered: u64 = self.units.iter().map(|u| u.registered).sum();
-        let not_arrived = units.iter().map(|u| u.not_arrived).sum();
+        let (registered, not_arrived, source) = match &self.roster {
+            Some(roster) => {
+                let arrived = roster.people.iter().filter(|p| self.people.contains_key(&p.legacy_id)).count();
+                (roster.people.len() as u64, (roster.people.len() - arrived) as u64, "roster")
+            }
+            None => (
+                self.units.iter().map(|u| u.registered).sum(),
+                units.iter().map(|u| u.not_arrived).sum(),
+                if self.units.is_empty() { "none" } else { "roster_summary" },
+            ),
+        };
         AttendancePage {
             arrived: self.arrived(),
             matched: total as u64,
             offset: query.offset,
             rows,
+            missing: Vec::new(),
             units,
             registered,
             not_arrived,
-            not_arrived_source: if self.units.is_empty() { "none" } else { "roster_summary" },
+            not_arrived_source: source,
             total_scans: self.total_scans,
         }
     }

@@ -138,6 +138,11 @@ async fn attendance(
         descending,
         offset: number(&query, "offset", 0, usize::MAX / 2)?,
         limit: number(&query, "limit", 50, MAX_PAGE_ROWS)?,
+        missing: match query.get("view").map(String::as_str) {
+            None | Some("" | "arrived") => false,
+            Some("missing") => true,
+            Some(other) => return Err(ApiError::BadRequest(format!("view: must be arrived or missing (got {other:?})"))),
+        },
     };
     let page = with_board(&state, move |board| board.page(&q)).await?;
     Ok(Json(page).into_response())
@@ -403,6 +408,7 @@ async fn snapshot(state: &Shared, search: String, sort: SortKey, descending: boo
     let taken_at = now_text();
     with_board(state, move |board| Attendance {
         arrived: board.sorted(&search, sort, descending).into_iter().map(Into::into).collect(),
+        missing: board.has_roster().then(|| board.missing(&search, sort, descending)),
         units: board.units(),
         gates: board.gate_totals(),
         total_scans: board.total_scans(),

@@ -13,7 +13,7 @@
 //! are read from the database in chunks, so a million scans never sit in
 //! memory.
 
-use super::board::{AttendanceRow, UnitRow};
+use super::board::{AttendanceRow, MissingRow, UnitRow};
 use super::storage::BoardScan;
 use crate::api::ExportScan;
 
@@ -119,6 +119,9 @@ const NOT_ARRIVED: &str = "not yet arrived";
 pub struct Attendance {
     /// People who arrived.
     pub arrived: Vec<AttendanceRow>,
+    /// The hub's roster's people who have not arrived; `None` when the hub
+    /// has no roster (then only per-unit counts are known).
+    pub missing: Option<Vec<MissingRow>>,
     /// Per business unit.
     pub units: Vec<UnitRow>,
     /// Per gate: name, scans, arrivals (first scans there), newest scan.
@@ -130,16 +133,17 @@ pub struct Attendance {
 }
 
 impl Attendance {
-    /// Not yet arrived, per unit (head count minus arrivals): the hub has the
-    /// roster summary only, so these rows carry a count, not names.
+    /// Not yet arrived, per unit (head count minus arrivals), for a hub
+    /// without a roster: these rows carry a count, not names.
     fn not_arrived_units(&self) -> impl Iterator<Item = &UnitRow> {
         self.units.iter().filter(|u| u.not_arrived > 0)
     }
 }
 
 /// The attendance as CSV (UTF-8 with BOM, CRLF): one `arrived` row per
-/// person, then `not yet arrived` rows, one per business unit with its count
-/// in `people`. Every text cell is made inert for spreadsheets.
+/// person, then `not yet arrived` rows: one per person of the hub's roster,
+/// or, without one, one per business unit with its count in `people`. Every
+/// text cell is made inert for spreadsheets.
 pub fn attendance_csv(attendance: &Attendance, out: impl std::io::Write) -> std::io::Result<()> {
     let mut out = out;
     out.write_all("\u{feff}".as_bytes())?;
@@ -159,8 +163,25 @@ pub fn attendance_csv(attendance: &Attendance, out: impl std::io::Write) -> std:
             "1",
         ])?;
     }
-    for u in attendance.not_arrived_units() {
-        writer.write_record([NOT_ARRIVED, "", "", &inert(&u.name), "", "", "", "", "", &u.not_arrived.to_string()])?;
+    if let Some(missing) = &attendance.missing {
+        for p in missing {
+            writer.write_record([
+                NOT_ARRIVED,
+                &inert(&p.name),
+                &inert(&p.badge_id),
+                &inert(p.business_unit.as_deref().unwrap_or("")),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "1",
+            ])?;
+        }
+    } else {
+        for u in attendance.not_arrived_units() {
+            writer.write_record([NOT_ARRIVED, "", "", &inert(&u.name), "", "", "", "", "", &u.not_arrived.to_string()])?;
+        }
     }
     writer.flush()?;
     Ok(())
@@ -212,6 +233,16 @@ fn arrived_sheet(workbook: &mut rust_xlsxwriter::Workbook, name: &str, attendanc
 fn not_arrived_sheet(workbook: &mut rust_xlsxwriter::Workbook, name: &str, attendance: &Attendance) -> Result<(), rust_xlsxwriter::XlsxError> {
     let sheet = workbook.add_worksheet_with_constant_memory()?;
     sheet.set_name(name)?;
+    if let Some(missing) = &attendance.missing {
+        header_row(sheet, &["Name", "Badge", "Business unit"], &[28.0, 16.0, 24.0])?;
+        for (i, p) in missing.iter().enumerate().take(MAX_SHEET_ROW as usize) {
+            let row = i as u32 + 1;
+            sheet.write_string(row, 0, &p.name)?;
+            sheet.write_string(row, 1, &p.badge_id)?;
+            sheet.write_string(row, 2, p.business_unit.as_deref().unwrap_or(""))?;
+        }
+        return Ok(());
+    }
     header_row(sheet, &["Business unit", "Registered", "Arrived", "Not yet arrived"], &[28.0, 12.0, 12.0, 16.0])?;
     let mut row = 1;
     for u in attendance.not_arrived_units() {

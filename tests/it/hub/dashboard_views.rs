@@ -43,6 +43,32 @@ fn fixture(hub: &TestHub) {
     );
 }
 
+/// The people of the hub's roster in these tests.
+const ROSTER: [(&str, &str, &str); 4] = [
+    ("1001", "Zelda Quintessa", "Finance"),
+    ("1002", "Yorick Pemberton", "Operations"),
+    ("A-77", "Xanthe Marlowe", "Finance"),
+    ("1004", "=Wanda Formula", "Operations"),
+];
+
+/// Uploads [`ROSTER`] as the hub's roster (an `employee.xlsx`, `PUT /v1/roster`).
+fn upload_roster(hub: &TestHub) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("employee.xlsx");
+    super::roster_feed::write_people(&path, &ROSTER);
+    let request = ureq::http::Request::builder()
+        .method("PUT")
+        .uri(format!("{}/v1/roster", hub.url))
+        .header("Authorization", format!("Bearer {MASTER}"))
+        .header("Content-Type", "application/octet-stream")
+        .header("X-Filename", "employee.xlsx")
+        .body(std::fs::read(&path).unwrap())
+        .unwrap();
+    let mut response = hub.agent.run(request).unwrap();
+    let status = response.status().as_u16();
+    assert_eq!(status, 200, "{}", response.body_mut().read_to_string().unwrap());
+}
+
 fn page(hub: &TestHub, query: &str) -> Value {
     let reply = hub.get(&format!("/v1/dashboard/attendance?{query}"), Some(MASTER));
     assert_eq!(reply.status, 200, "{query}: {}", reply.text());
@@ -140,6 +166,48 @@ fn the_scan_feed_follows_ids_and_its_generation_moves_on_clears_and_renames(back
     assert_eq!(renamed.status, 200, "{}", renamed.text());
     assert_ne!(storage.feed_generation().unwrap(), g1);
     assert_eq!(page(&hub, "")["rows"][0]["first_station"], "Main", "the board rebuilt after the rename");
+}
+
+/// With the hub's roster the views have names: arrivals are named (also
+/// people who arrived before the roster came), the search finds a person by
+/// name, "not yet arrived" lists the roster's people by name and shrinks as
+/// they arrive, and the exports carry the names (a formula-like name made
+/// inert in the CSV).
+fn names_come_from_the_hub_roster(backend: Backend) {
+    let hub = start(backend);
+    upload(&hub, &[scan("key-name-0001", "1001", "North", "2026-11-21T08:02:00.000Z", Some("Finance"))]);
+    assert_eq!(page(&hub, "")["rows"][0]["name"], Value::Null, "no roster yet");
+    upload_roster(&hub);
+    let all = page(&hub, "");
+    assert_eq!(all["rows"][0]["name"], "Zelda Quintessa", "named when the roster came");
+    assert_eq!((all["registered"].as_u64(), all["not_arrived"].as_u64(), all["not_arrived_source"].as_str()), (Some(4), Some(3), Some("roster")));
+    assert_eq!(badges(&page(&hub, "search=QUINTESSA")), ["1001"], "the search finds a person by name");
+    let missing = page(&hub, "view=missing&sort=name");
+    let names: Vec<&str> = missing["missing"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["=Wanda Formula", "Xanthe Marlowe", "Yorick Pemberton"]);
+    assert_eq!(missing["matched"], 3);
+    assert_eq!(page(&hub, "view=missing&search=yorick")["missing"][0]["badge_id"], "1002");
+    assert_eq!(hub.get("/v1/dashboard/attendance?view=absent", Some(MASTER)).status, 400);
+
+    upload(&hub, &[scan("key-name-0002", "A-77", "South", "2026-11-21T08:05:00.000Z", None)]);
+    let after = page(&hub, "view=missing");
+    assert_eq!((after["matched"].as_u64(), after["not_arrived"].as_u64()), (Some(2), Some(2)), "not yet arrived shrinks");
+    let xanthe = page(&hub, "search=xanthe");
+    assert_eq!(xanthe["rows"][0]["business_unit"], "Finance", "the unit from the roster when the scan had none");
+
+    let csv = hub.get("/v1/dashboard/attendance/export?format=csv&sort=badge", Some(MASTER)).text();
+    let lines: Vec<&str> = csv.trim_start_matches('\u{feff}').trim_end().split("\r\n").collect();
+    assert_eq!(lines[1], "arrived,Zelda Quintessa,1001,Finance,2026-11-21T08:02:00.000Z,North,2026-11-21T08:02:00.000Z,North,1,1");
+    assert!(lines.contains(&"not yet arrived,Yorick Pemberton,1002,Operations,,,,,,1"), "{lines:?}");
+    assert!(lines.contains(&"not yet arrived,'=Wanda Formula,1004,Operations,,,,,,1"), "{lines:?}");
+    let report = hub.get("/v1/dashboard/report", Some(MASTER));
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(report.body.clone())).unwrap();
+    use calamine::Reader;
+    let missing = book.worksheet_range("Not Yet Scanned").unwrap();
+    let names: Vec<String> = missing.rows().skip(1).map(|r| r[0].to_string()).collect();
+    assert_eq!(names, ["=Wanda Formula", "Yorick Pemberton"]);
+    let scans = book.worksheet_range("All Scans").unwrap();
+    assert!(scans.rows().any(|r| r[1].to_string() == "Zelda Quintessa"), "All Scans has names");
 }
 
 /// Reads a live stream until `needle` appears (or the time is up); returns
@@ -297,6 +365,9 @@ fn attendance_exports_and_the_report_workbook(backend: Backend) {
 fn dashboard_views_need_the_master_key_and_the_public_view_has_no_names(backend: Backend) {
     let hub = start(backend);
     fixture(&hub);
+    upload_roster(&hub);
+    upload(&hub, &[scan("key-pub-0001", "1001", "North", "2026-11-21T08:02:00.000Z", Some("Finance"))]);
+    assert_eq!(page(&hub, "search=1001")["rows"][0]["name"], "Zelda Quintessa", "the keyed view has the name");
     let station_key = hub.add_station_key("North");
     for path in [
         "/v1/dashboard/attendance",
@@ -311,7 +382,7 @@ fn dashboard_views_need_the_master_key_and_the_public_view_has_no_names(backend:
     for path in ["/v1/dashboard/public/stats", "/v1/dashboard/public/config"] {
         let reply = hub.get(path, None);
         let text = reply.text();
-        for secret in ["B1", "B2", "B3", "badge_id", "\"rows\"", "\"name\":\"B"] {
+        for secret in ["B1", "B2", "B3", "1001", "Zelda", "Quintessa", "Yorick", "badge_id", "\"rows\"", "\"missing\""] {
             assert!(!text.contains(secret), "{path} exposes {secret:?}: {text}");
         }
     }
@@ -319,6 +390,7 @@ fn dashboard_views_need_the_master_key_and_the_public_view_has_no_names(backend:
 
 conformance! {
     attendance_lists_searches_sorts_pages_and_follows_clears,
+    names_come_from_the_hub_roster,
     the_scan_feed_follows_ids_and_its_generation_moves_on_clears_and_renames,
     the_live_feed_pushes_new_scans,
     flow_buckets_and_gate_statuses,
