@@ -213,14 +213,41 @@ fn station_scan_and_sync(hub: &TestHub, data_dir: &Path, station: &str, badge: &
     assert_eq!(synced.status.code(), Some(0), "{}{}", common::stdout(&synced), common::stderr(&synced));
 }
 
+/// The hub's roster: five people, two of them arrive during the test.
+fn upload_roster(hub: &TestHub) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("employee.xlsx");
+    super::roster_feed::write_people(
+        &path,
+        &[
+            ("FIN-0001", "Ada Finch", "Finance"),
+            ("OPS-0002", "Ben Oakes", "Operations"),
+            ("FIN-0003", "Cleo Quintessa", "Finance"),
+            ("KIOSK-0002", "Dora Kiosk", "Operations"),
+            ("FIN-0005", "Eve Absent", "Finance"),
+        ],
+    );
+    let request = ureq::http::Request::builder()
+        .method("PUT")
+        .uri(format!("{}/v1/roster", hub.url))
+        .header("Authorization", format!("Bearer {MASTER}"))
+        .header("Content-Type", "application/octet-stream")
+        .header("X-Filename", "employee.xlsx")
+        .body(std::fs::read(&path).unwrap())
+        .unwrap();
+    assert_eq!(hub.agent.run(request).unwrap().status().as_u16(), 200);
+}
+
 fn number(text: &str) -> Option<u64> {
     text.chars().filter(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
-/// The organiser's dashboard in headless Chromium: after typing the master
-/// key it shows who arrived; a scan taken by a real station and synced
-/// appears in the live list without a reload (pushed), and so does a direct
-/// upload, while "not yet arrived" shrinks; the search finds a person; the
+/// The organiser's dashboard in headless Chromium, with the hub's roster:
+/// after typing the master key it shows who arrived; a scan taken by a real
+/// station and synced appears in the live list by name without a reload
+/// (pushed), and so does a direct upload, while "not yet arrived" shrinks;
+/// the search finds a person by name, the not-yet-arrived list names who is
+/// missing; the
 /// flow chart and the gate table are drawn, a gate that only uploads (no
 /// heartbeats) is not shown as an alarm. Keeps a screenshot in `target/ci-artifacts/dashboard.png`.
 #[test]
@@ -238,8 +265,7 @@ fn the_dashboard_in_a_real_browser() {
         return;
     }
     let hub = start(Backend::Sqlite);
-    let summary = json!({"business_units": [{"name": "Finance", "registered": 4}, {"name": "Operations", "registered": 3}]});
-    assert_eq!(hub.post("/v1/roster/summary", Some(MASTER), &summary).status, 200);
+    upload_roster(&hub);
     upload(&hub, &[scan("key-web-0001", "FIN-0001", "North", "Finance"), scan("key-web-0002", "OPS-0002", "South", "Operations")]);
     let station_dir = tempfile::tempdir().unwrap();
     station_scan_and_sync(&hub, station_dir.path(), "Kiosk", "KIOSK-0001");
@@ -253,26 +279,43 @@ fn the_dashboard_in_a_real_browser() {
     driver.wait_for("three people arrived", Duration::from_secs(20), |d| d.text("#arrived-count") == "3");
     driver.wait_for("the live feed connected", Duration::from_secs(20), |d| d.text("#live-status") == "live");
     let not_arrived = number(&driver.text("#not-arrived-count")).unwrap();
-    assert_eq!(not_arrived, 5, "7 registered, Finance and Operations one each arrived");
+    assert_eq!(not_arrived, 3, "5 in the roster, FIN-0001 and OPS-0002 arrived (KIOSK-0001 is not in it)");
 
     // Pushed without a reload: a real station's scan, then a direct upload of a new arrival.
     driver.script("window.__same_page = true; return null;");
     station_scan_and_sync(&hub, station_dir.path(), "Kiosk", "KIOSK-0002");
-    driver.wait_for("the station's scan in the live list", Duration::from_secs(20), |d| d.text("#live-list").contains("KIOSK-0002"));
+    driver.wait_for("the station's scan in the live list, by name", Duration::from_secs(20), |d| d.text("#live-list").contains("Dora Kiosk"));
     upload(&hub, &[scan("key-web-0003", "FIN-0003", "North", "Finance")]);
-    driver.wait_for("the new arrival in the live list", Duration::from_secs(20), |d| d.text("#live-list").contains("FIN-0003"));
+    driver.wait_for("the new arrival in the live list", Duration::from_secs(20), |d| d.text("#live-list").contains("Cleo Quintessa"));
     driver.wait_for("not yet arrived shrinking", Duration::from_secs(20), |d| {
-        number(&d.text("#not-arrived-count")) == Some(not_arrived - 1)
+        number(&d.text("#not-arrived-count")) == Some(not_arrived - 2)
     });
     assert_eq!(driver.script("return window.__same_page === true;"), json!(true), "no reload happened");
 
-    // The search, on the server.
-    driver.type_into("#search", "fin-0003");
+    // The search, on the server, finds a person by name.
+    let rows = |d: &Driver| -> Vec<String> {
+        d.script("return [...document.querySelectorAll('#attendance tr')].map(r => r.textContent);")
+            .as_array()
+            .map(|r| r.iter().map(|t| t.as_str().unwrap_or_default().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    driver.type_into("#search", "quintessa");
     driver.wait_for("the search result", Duration::from_secs(20), |d| {
-        let rows = d.script("return [...document.querySelectorAll('#attendance tr')].map(r => r.textContent);");
-        rows.as_array().is_some_and(|r| r.len() == 1 && r[0].as_str().unwrap().contains("FIN-0003"))
+        let found = rows(d);
+        found.len() == 1 && found[0].contains("Cleo Quintessa") && found[0].contains("FIN-0003")
     });
     assert!(driver.text("#att-count").contains("1 of 1"), "{}", driver.text("#att-count"));
+
+    // Not yet arrived, by name: only Eve is left.
+    driver.click("#search");
+    driver.script("const s = document.querySelector('#search'); s.value = ''; s.dispatchEvent(new Event('input')); return null;");
+    driver.script("const v = document.querySelector('#att-view'); v.value = 'missing'; v.dispatchEvent(new Event('change')); return null;");
+    driver.wait_for("the not-yet-arrived list", Duration::from_secs(20), |d| {
+        let found = rows(d);
+        found.len() == 1 && found[0].contains("Eve Absent")
+    });
+    driver.script("const v = document.querySelector('#att-view'); v.value = 'arrived'; v.dispatchEvent(new Event('change')); return null;");
+    driver.wait_for("everyone who arrived", Duration::from_secs(20), |d| rows(d).len() == 5);
 
     // Flow: a chart and the gates. The station's sync sent a heartbeat (ok); North only
     // uploads (a script, no heartbeat), which is not an alarm.
