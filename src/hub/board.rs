@@ -619,12 +619,11 @@ impl Board {
     /// Names everyone again (a new roster).
     fn name_everyone(&mut self) {
         for person in self.people.values_mut() {
-            match self.roster.as_ref().and_then(|r| r.get(&person.badge_id)) {
-                Some(entry) => Board::name(person, entry),
-                None => {
-                    person.name = None;
-                    person.index();
-                }
+            if let Some(entry) = self.roster.as_ref().and_then(|r| r.get(&person.badge_id)) {
+                Board::name(person, entry);
+            } else {
+                person.name = None;
+                person.index();
             }
         }
     }
@@ -952,7 +951,7 @@ mod tests {
         assert_eq!(full[0], "B048", "earliest first");
         for descending in [false, true] {
             let all: Vec<String> = board.sorted("FIN", SortKey::First, descending).iter().map(|p| p.badge_id.clone()).collect();
-            let q = AttendanceQuery { search: "FIN".into(), sort: SortKey::First, descending, offset: 10, limit: 7 };
+            let q = AttendanceQuery { search: "FIN".into(), sort: SortKey::First, descending, offset: 10, limit: 7, missing: false };
             let page = board.page(&q);
             assert_eq!(page.matched, 25);
             let got: Vec<String> = page.rows.iter().map(|r| r.badge_id.clone()).collect();

@@ -283,13 +283,6 @@ async fn live(
         let batch = with_board(&state, move |board| board.live_after(after, LIVE_MAX_SCANS)).await?;
         return Ok(Json(batch).into_response());
     }
-    struct Feed {
-        state: Shared,
-        after: Option<u64>,
-        started: Instant,
-        first: bool,
-        closing: tokio::sync::watch::Receiver<bool>,
-    }
     let closing = state.closing.clone();
     let feed = Feed { state, after, started: Instant::now(), first: true, closing };
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
@@ -336,6 +329,15 @@ async fn live(
     Ok(response)
 }
 
+/// One live connection's state.
+struct Feed {
+    state: Shared,
+    after: Option<u64>,
+    started: Instant,
+    first: bool,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
 /// A `Write` that hands its bytes, in chunks, to a streamed response body.
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
@@ -375,20 +377,20 @@ impl std::io::Write for ChannelWriter {
 /// client reads it.
 fn streamed(
     content_type: &'static str,
-    filename: String,
+    filename: &str,
     write: impl FnOnce(&mut ChannelWriter) -> std::io::Result<()> + Send + 'static,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let file = filename.clone();
+    let file = filename.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut writer = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(STREAM_CHUNK) };
         let result = write(&mut writer).and_then(|()| writer.send());
-        if let Err(error) = result {
-            if error.kind() != std::io::ErrorKind::BrokenPipe {
-                tracing::error!(%error, file, "export failed midway; the download is cut short");
-                // The client sees an aborted download, not a file that looks complete.
-                let _ = tx.blocking_send(Err(error));
-            }
+        if let Err(error) = result
+            && error.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            tracing::error!(%error, file, "export failed midway; the download is cut short");
+            // The client sees an aborted download, not a file that looks complete.
+            let _ = tx.blocking_send(Err(error));
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
@@ -437,9 +439,9 @@ async fn attendance_export(
     let attendance = snapshot(&state, search, sort, descending).await?;
     let name = format!("badgestation-attendance-{}.{format}", stamp());
     Ok(if format == "csv" {
-        streamed("text/csv; charset=utf-8", name, move |out| super::export::attendance_csv(&attendance, out))
+        streamed("text/csv; charset=utf-8", &name, move |out| super::export::attendance_csv(&attendance, out))
     } else {
-        streamed(XLSX, name, move |out| super::export::attendance_xlsx(&attendance, out))
+        streamed(XLSX, &name, move |out| super::export::attendance_xlsx(&attendance, out))
     })
 }
 
@@ -449,7 +451,7 @@ async fn report(State(state): State<Shared>, Extension(caller): Extension<Caller
     let names: HashMap<String, String> =
         attendance.arrived.iter().filter_map(|p| p.name.clone().map(|n| (p.badge_id.clone(), n))).collect();
     let storage = state.storage.clone();
-    Ok(streamed(XLSX, format!("badgestation-report-{}.xlsx", stamp()), move |out| {
+    Ok(streamed(XLSX, &format!("badgestation-report-{}.xlsx", stamp()), move |out| {
         let mut next = |after: i64| {
             storage.feed_after(after, REPORT_CHUNK, true).map_err(|e| std::io::Error::other(e.to_string()))
         };
