@@ -78,11 +78,18 @@ struct Run {
 
 /// Sends every body once from `threads` threads; checks each response's counts.
 fn send_all(url: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, threads: usize, expect: &'static str) -> Run {
+    send_all_as(url, MASTER_KEY, bodies, batch, threads, expect)
+}
+
+/// [`send_all`] with another API key (the TrackAttendance API's).
+fn send_all_as(url: &str, key: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, threads: usize, expect: &'static str) -> Run {
+    let authorization = format!("Bearer {key}");
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let (url, bodies, next) = (format!("{url}/v1/scans/batch"), bodies.clone(), next.clone());
+            let authorization = authorization.clone();
             let expected = match expect {
                 "saved" => format!("{{\"saved\":{batch},\"duplicates\":0,\"errors\":0"),
                 _ => format!("{{\"saved\":0,\"duplicates\":{batch},\"errors\":0"),
@@ -98,7 +105,7 @@ fn send_all(url: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, threads: usize,
                         let sent = Instant::now();
                         let mut response = agent
                             .post(&url)
-                            .header("Authorization", &format!("Bearer {MASTER_KEY}"))
+                            .header("Authorization", &authorization)
                             .header("Content-Type", "application/json")
                             .send(&body[..])
                             .expect("send batch");
@@ -232,7 +239,9 @@ fn with_dbname(url: &str, name: &str) -> String {
 
 /// A new database for one case.
 fn pg_database(admin: &str, name: &str) -> String {
-    pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"));
+    // Two calls: a multi-statement string runs in one implicit transaction, where neither may.
+    pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    pg_execute(admin, &format!("CREATE DATABASE {name}"));
     with_dbname(admin, name)
 }
 
@@ -242,23 +251,105 @@ fn start_hub(database: &str) -> Hub {
     Hub::start(&config).expect("start hub")
 }
 
+/// One number from a query on `url`.
+fn pg_count(url: &str, sql: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+        let driver = tokio::spawn(connection);
+        let row = client.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        drop(client);
+        let _ = driver.await;
+        row.get(0)
+    })
+}
+
+/// Which PostgreSQL cases run: `HUB_BENCH_PG_CASES` (comma-separated `fresh`, `replicas`,
+/// `preload`, `vs-ta`), all of them by default.
+fn pg_case(name: &str) -> bool {
+    std::env::var("HUB_BENCH_PG_CASES").map_or(true, |cases| cases.split(',').any(|c| c.trim() == name))
+}
+
+/// Our hub and the TrackAttendance API side by side, on the same PostgreSQL server, from the same
+/// client, with the same bodies: batch 1000, then batch 100, each on an empty table.
+///
+/// The TrackAttendance API (a Node/Fastify service, `server.ts` of Jarkius/trackattendance-api)
+/// is started outside this binary by `scripts/bench_vs_trackattendance.sh`, which passes its URL
+/// (`HUB_BENCH_TA_URL`), its API key (`HUB_BENCH_TA_KEY`) and its database
+/// (`HUB_BENCH_TA_DATABASE`, emptied before each case and counted after it).
+fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: usize) {
+    let (Ok(ta_url), Ok(ta_key), Ok(ta_db)) =
+        (std::env::var("HUB_BENCH_TA_URL"), std::env::var("HUB_BENCH_TA_KEY"), std::env::var("HUB_BENCH_TA_DATABASE"))
+    else {
+        if measuring {
+            println!("(vs-ta skipped: HUB_BENCH_TA_URL, HUB_BENCH_TA_KEY and HUB_BENCH_TA_DATABASE are not all set; see scripts/bench_vs_trackattendance.sh)");
+        }
+        return;
+    };
+    println!("side by side with the TrackAttendance API at {ta_url}: {scans} scans per case, {threads} client threads");
+    for batch in [1000, 100] {
+        let warm = Arc::new(bodies(&format!("vs-warm-{batch}"), batch, batch * threads * 2));
+        let fresh = Arc::new(bodies(&format!("vs-{batch}"), batch, scans));
+
+        pg_execute(&ta_db, "TRUNCATE scans RESTART IDENTITY");
+        send_all_as(&ta_url, &ta_key, &warm, batch, threads, "saved");
+        let theirs = send_all_as(&ta_url, &ta_key, &fresh, batch, threads, "saved");
+        let stored = pg_count(&ta_db, "SELECT count(*) FROM scans");
+        assert_eq!(stored as usize, warm.len() * batch + scans, "TrackAttendance API stored {stored} rows");
+        report("trackattendance-api", batch, &theirs);
+
+        let url = pg_database(admin, "bench_vs_ta");
+        let hub = start_hub(&url);
+        send_all(&hub.url(), &warm, batch, threads, "saved");
+        let ours = send_all(&hub.url(), &fresh, batch, threads, "saved");
+        hub.shutdown();
+        let stored = pg_count(&url, "SELECT count(*) FROM badgestation.scans");
+        assert_eq!(stored as usize, warm.len() * batch + scans, "our hub stored {stored} rows");
+        report("badgestation hub", batch, &ours);
+        let rate = |r: &Run| r.scans as f64 / r.elapsed.as_secs_f64();
+        println!("{:<28} batch {batch:>5}: {:.1}x", "ratio (ours / theirs)", rate(&ours) / rate(&theirs));
+    }
+    pg_execute(&ta_db, "TRUNCATE scans RESTART IDENTITY");
+    pg_execute(admin, "DROP DATABASE IF EXISTS bench_vs_ta WITH (FORCE)");
+}
+
 fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
+    if pg_case("vs-ta") {
+        versus_trackattendance(admin, measuring, scans, threads);
+    }
     println!("hub ingest: {scans} scans per case, {threads} client threads, PostgreSQL, loopback");
     let batch = 1000;
-
-    let url = pg_database(admin, "bench_fresh");
-    let hub = start_hub(&url);
     let warm = Arc::new(bodies("pg-warm", batch, batch * threads * 2));
-    send_all(&hub.url(), &warm, batch, threads, "saved");
-    let fresh = Arc::new(bodies("pg-fresh", batch, scans));
-    report("pg: new scans", batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
-    report("pg: retries (all duplicates)", batch, &send_all(&hub.url(), &fresh, batch, threads, "duplicates"));
-    hub.shutdown();
+
+    if pg_case("fresh") {
+        let url = pg_database(admin, "bench_fresh");
+        let hub = start_hub(&url);
+        send_all(&hub.url(), &warm, batch, threads, "saved");
+        let fresh = Arc::new(bodies("pg-fresh", batch, scans));
+        report("pg: new scans", batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
+        report("pg: retries (all duplicates)", batch, &send_all(&hub.url(), &fresh, batch, threads, "duplicates"));
+        hub.shutdown();
+    }
+    if pg_case("replicas") {
+        replicas(admin, measuring, scans, threads, &warm);
+    }
+    if pg_case("preload") {
+        preloaded(admin, measuring, scans, threads, &warm);
+    }
+    for name in ["bench_fresh", "bench_replicas", "bench_preloaded"] {
+        pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
+/// Two replicas on one database: combined throughput, then single 100-event batches to one while
+/// the other ingests at full speed.
+fn replicas(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &Arc<Vec<Vec<u8>>>) {
+    let batch = 1000;
 
     // Two replicas on one database, half the clients each.
     let url = pg_database(admin, "bench_replicas");
     let (a, b) = (start_hub(&url), start_hub(&url));
-    send_all(&a.url(), &warm, batch, threads, "saved");
+    send_all(&a.url(), warm, batch, threads, "saved");
     let halves = [Arc::new(bodies("pg-rep-a", batch, scans / 2)), Arc::new(bodies("pg-rep-b", batch, scans / 2))];
     let started = Instant::now();
     let senders: Vec<_> = [(a.url(), halves[0].clone()), (b.url(), halves[1].clone())]
@@ -299,6 +390,11 @@ fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
     report("pg: the load meanwhile", batch, &load_run);
     a.shutdown();
     b.shutdown();
+}
+
+/// Batch 1000 on a database that already holds `HUB_BENCH_PG_PRELOAD` scans.
+fn preloaded(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &Arc<Vec<Vec<u8>>>) {
+    let batch = 1000;
 
     // Many scans already stored: generated inside PostgreSQL (sha256 keys like the stations'),
     // with the unique key index built after the load, as a restore would.
@@ -318,18 +414,15 @@ fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
                         'Gate ' || (n % 8), '2026-11-20T10:00:00.000Z', 'Business unit ' || (n % 40), 'badge', true,
                         lpad((4000000 + n % 50000)::text, 10, '0'), '{{\"matched\":true}}', '2026-11-20T10:00:00.000Z'
                  FROM generate_series(1, {preload}) AS n;
-                 ALTER TABLE scans ADD CONSTRAINT scans_idempotency_key_key UNIQUE (idempotency_key);
-                 VACUUM ANALYZE scans;"
+                 ALTER TABLE scans ADD CONSTRAINT scans_idempotency_key_key UNIQUE (idempotency_key);"
             ),
         );
+        pg_execute(&url, "VACUUM ANALYZE badgestation.scans");
         println!("(preloaded {preload} scans into PostgreSQL in {:.1} s)", started.elapsed().as_secs_f64());
         let hub = start_hub(&url);
-        send_all(&hub.url(), &warm, batch, threads, "saved");
+        send_all(&hub.url(), warm, batch, threads, "saved");
         let fresh = Arc::new(bodies("pg-after-preload", batch, scans));
         report(&format!("pg: new scans, {}k stored", preload / 1000), batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
         hub.shutdown();
-    }
-    for name in ["bench_fresh", "bench_replicas", "bench_preloaded"] {
-        pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     }
 }

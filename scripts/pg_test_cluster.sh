@@ -3,6 +3,10 @@
 #
 #   scripts/pg_test_cluster.sh start DIR   # prints the URL (postgres://...) on stdout
 #   scripts/pg_test_cluster.sh stop DIR    # stops it and removes DIR
+#   scripts/pg_test_cluster.sh restart DIR [SECONDS]
+#                                          # a real server restart: fast shutdown (every
+#                                          # connection cut), SECONDS (default 1) down, then up
+#                                          # again on the same port (the hub's outage tests)
 #
 # DIR must not exist yet (start creates it). The cluster runs as an
 # unprivileged user (`nobody` when started as root, else the caller) on a free
@@ -12,6 +16,7 @@
 #
 # PG_TEST_DURABLE=1 keeps fsync on (benchmarks); by default the throw-away
 # cluster runs with fsync=off, which only matters if the machine crashes.
+# PG_TEST_OPTIONS adds server settings, e.g. "-c max_wal_size=8GB".
 # Every failure exits non-zero with a message on stderr: CI must not skip the
 # PostgreSQL half of the suite silently.
 set -euo pipefail
@@ -72,10 +77,11 @@ start() {
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + RANDOM % 40000))
         port_free "$port" || continue
-        if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=400 -c fsync=$fsync \
-                -c full_page_writes=$fsync -c shared_buffers=256MB" start >/dev/null 2>&1; then
+        local options="-p $port -c listen_addresses=127.0.0.1 -k $dir -c max_connections=400 -c fsync=$fsync \
+                -c full_page_writes=$fsync -c shared_buffers=256MB ${PG_TEST_OPTIONS:-}"
+        if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$options" start >/dev/null 2>&1; then
             echo "$port" >"$dir/port"
+            printf '%s\n' "$options" >"$dir/options"
             echo "postgres://postgres:$password@127.0.0.1:$port/postgres"
             return 0
         fi
@@ -94,8 +100,20 @@ stop() {
     rm -rf "$dir"
 }
 
+restart() {
+    local dir=$1 pause=${2:-1}
+    [[ -f $dir/options ]] || die "$dir is not a running cluster started by this script"
+    local bindir
+    bindir=$(find_bindir) || die "no pg_ctl to restart $dir/data"
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || die "could not stop $dir/data (see $dir/server.log)"
+    sleep "$pause"
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$(cat "$dir/options")" start >/dev/null 2>&1 \
+        || { tail -20 "$dir/server.log" >&2; die "PostgreSQL did not start again in $dir/data"; }
+}
+
 case ${1:-} in
     start) [[ -n ${2:-} ]] || die "usage: $0 start DIR"; start "$2" ;;
     stop) [[ -n ${2:-} ]] || die "usage: $0 stop DIR"; stop "$2" ;;
-    *) die "usage: $0 start DIR | stop DIR" ;;
+    restart) [[ -n ${2:-} ]] || die "usage: $0 restart DIR [SECONDS]"; restart "$2" "${3:-1}" ;;
+    *) die "usage: $0 start DIR | stop DIR | restart DIR [SECONDS]" ;;
 esac

@@ -462,69 +462,97 @@ pub fn decode_key(stored: &[u8]) -> String {
 }
 
 /// The batch's scans as column arrays, sorted by stored key (lock order),
-/// and where each input scan went.
-struct Columns {
+/// and where each input scan went. The text columns borrow from the batch:
+/// a batch of 1000 costs no string copies on its way to the driver.
+struct Columns<'a> {
+    /// Sorted, distinct.
     keys: Vec<Vec<u8>>,
-    badge: Vec<String>,
-    station: Vec<String>,
-    scanned_at: Vec<String>,
-    business_unit: Vec<Option<String>>,
-    scan_source: Vec<String>,
+    badge: Vec<&'a str>,
+    station: Vec<&'a str>,
+    scanned_at: Vec<&'a str>,
+    business_unit: Vec<Option<&'a str>>,
+    scan_source: Vec<&'a str>,
     matched: Vec<bool>,
-    legacy_id: Vec<Option<String>>,
-    meta: Vec<Option<String>>,
+    legacy_id: Vec<Option<&'a str>>,
+    meta: Vec<Option<&'a str>>,
     cleared: Vec<bool>,
+    /// For each distinct key of the batch (in the order of `firsts`), its
+    /// index in the sorted columns.
+    position: Vec<usize>,
+}
+
+impl Columns<'_> {
+    /// The index of a stored key in the sorted columns.
+    fn find(&self, key: &[u8]) -> Option<usize> {
+        self.keys.binary_search_by(|k| k.as_slice().cmp(key)).ok()
+    }
 }
 
 /// What each scan of the batch (in order) is, before the database answers:
-/// the first of its key in the batch, or a repeat of an earlier scan.
+/// the first of its key in the batch (index into `firsts`), or a repeat of
+/// an earlier scan's key.
 enum Slot<'a> {
     First(usize),
-    Repeat { first: &'a NewScan, scan: &'a NewScan },
+    Repeat { first: usize, scan: &'a NewScan },
 }
 
-fn columns(items: &[BatchItem]) -> (Columns, Vec<Slot<'_>>, Vec<&NewScan>) {
+fn columns(items: &[BatchItem]) -> (Columns<'_>, Vec<Slot<'_>>, Vec<&NewScan>) {
     let mut firsts: Vec<&NewScan> = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut slots = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    let mut slots = Vec::with_capacity(items.len());
     for item in items {
         let BatchItem::Scan(scan) = item else { continue };
         if let Some(&i) = seen.get(scan.idempotency_key.as_str()) {
-            slots.push(Slot::Repeat { first: firsts[i], scan });
+            slots.push(Slot::Repeat { first: i, scan });
         } else {
             seen.insert(&scan.idempotency_key, firsts.len());
             slots.push(Slot::First(firsts.len()));
             firsts.push(scan);
         }
     }
-    let mut order: Vec<(Vec<u8>, &NewScan)> = firsts.iter().map(|s| (encode_key(&s.idempotency_key), *s)).collect();
-    order.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut order: Vec<(Vec<u8>, usize)> =
+        firsts.iter().enumerate().map(|(i, s)| (encode_key(&s.idempotency_key), i)).collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let n = order.len();
     let mut c = Columns {
-        keys: Vec::with_capacity(order.len()),
-        badge: Vec::with_capacity(order.len()),
-        station: Vec::with_capacity(order.len()),
-        scanned_at: Vec::with_capacity(order.len()),
-        business_unit: Vec::with_capacity(order.len()),
-        scan_source: Vec::with_capacity(order.len()),
-        matched: Vec::with_capacity(order.len()),
-        legacy_id: Vec::with_capacity(order.len()),
-        meta: Vec::with_capacity(order.len()),
-        cleared: Vec::with_capacity(order.len()),
+        keys: Vec::with_capacity(n),
+        badge: Vec::with_capacity(n),
+        station: Vec::with_capacity(n),
+        scanned_at: Vec::with_capacity(n),
+        business_unit: Vec::with_capacity(n),
+        scan_source: Vec::with_capacity(n),
+        matched: Vec::with_capacity(n),
+        legacy_id: Vec::with_capacity(n),
+        meta: Vec::with_capacity(n),
+        cleared: Vec::with_capacity(n),
+        position: vec![0; n],
     };
-    for (key, s) in order {
+    for (at, (key, i)) in order.into_iter().enumerate() {
+        let s = firsts[i];
+        c.position[i] = at;
         c.keys.push(key);
-        c.badge.push(s.badge_id.clone());
-        c.station.push(s.station_name.clone());
-        c.scanned_at.push(s.scanned_at.clone());
-        c.business_unit.push(s.business_unit.clone());
-        c.scan_source.push(s.scan_source.clone());
+        c.badge.push(&s.badge_id);
+        c.station.push(&s.station_name);
+        c.scanned_at.push(&s.scanned_at);
+        c.business_unit.push(s.business_unit.as_deref());
+        c.scan_source.push(&s.scan_source);
         c.matched.push(s.matched);
-        c.legacy_id.push(s.legacy_id.clone());
-        c.meta.push(s.meta.clone());
+        c.legacy_id.push(s.legacy_id.as_deref());
+        c.meta.push(s.meta.as_deref());
         c.cleared.push(s.cleared);
     }
     (c, slots, firsts)
 }
+
+/// A station's row, from a heartbeat or a migration: inserted, or every
+/// column replaced.
+const UPSERT_STATION: &str = "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, \
+     failed, oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (station_name) DO UPDATE SET \
+     last_clear_epoch = excluded.last_clear_epoch, local_scan_count = excluded.local_scan_count, \
+     pending = excluded.pending, failed = excluded.failed, oldest_pending_age_secs = excluded.oldest_pending_age_secs, \
+     app_version = excluded.app_version, clock_offset_millis = excluded.clock_offset_millis, \
+     last_seen_at = excluded.last_seen_at, reported_station_epoch = excluded.reported_station_epoch";
 
 /// A scan the station archived before uploading it arrives as cleared
 /// (`cleared_at` = now), the others live.
@@ -589,14 +617,22 @@ async fn store_scans(
             ],
         )
         .await?;
-    let inserted: std::collections::HashSet<Vec<u8>> = inserted_rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect();
+    // Which of the sorted keys went in (the keys are sorted: a binary search, no hashing).
+    let mut inserted = vec![false; c.keys.len()];
+    for row in &inserted_rows {
+        if let Some(at) = c.find(row.get::<_, &[u8]>(0)) {
+            inserted[at] = true;
+        }
+    }
     // Keys that were already there: a duplicate or a conflict, judged against the stored row.
-    let others: Vec<Vec<u8>> = c.keys.iter().filter(|k| !inserted.contains(*k)).cloned().collect();
-    let mut stored_rows: HashMap<Vec<u8>, (String, String, String)> = HashMap::new();
+    let others: Vec<&[u8]> = c.keys.iter().zip(&inserted).filter(|(_, ins)| !**ins).map(|(k, _)| k.as_slice()).collect();
+    let mut stored_rows: Vec<Option<(String, String, String)>> = vec![None; c.keys.len()];
     let mut renamed: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     if !others.is_empty() {
         for r in client.query(&statements.existing, &[&others]).await? {
-            stored_rows.insert(r.get(0), (r.get(1), r.get(2), r.get(3)));
+            if let Some(at) = c.find(r.get::<_, &[u8]>(0)) {
+                stored_rows[at] = Some((r.get(1), r.get(2), r.get(3)));
+            }
         }
         let mut stations: Vec<&str> = firsts.iter().map(|s| s.station_name.as_str()).collect();
         stations.sort_unstable();
@@ -607,22 +643,27 @@ async fn store_scans(
     }
     // The same station: the same name, or the name it was renamed to.
     let same_station = |stored: &str, sent: &str| stored == sent || renamed.contains(&(sent.to_owned(), stored.to_owned()));
-    // What is stored under a key now: this batch's first scan of it, or the row found.
-    let stored_content = |first: &NewScan, key: &Vec<u8>| -> Option<(String, String, String)> {
-        if inserted.contains(key) {
-            Some((first.badge_id.clone(), first.station_name.clone(), first.scanned_at.clone()))
-        } else {
-            stored_rows.get(key).cloned()
+    // Judges `scan` against what is stored under the key of `firsts[first]` now: this batch's
+    // first scan of it, or the row found.
+    let judge = |first: usize, scan: &NewScan, is_first: bool| {
+        let at = c.position[first];
+        if inserted[at] {
+            if is_first {
+                return Stored::Saved;
+            }
+            let f = firsts[first];
+            return if f.badge_id == scan.badge_id
+                && f.scanned_at == scan.scanned_at
+                && same_station(&f.station_name, &scan.station_name)
+            {
+                Stored::Duplicate
+            } else {
+                Stored::KeyConflict
+            };
         }
-    };
-    let judge = |first: &NewScan, scan: &NewScan, is_first: bool| {
-        let key = encode_key(&first.idempotency_key);
-        if is_first && inserted.contains(&key) {
-            return Stored::Saved;
-        }
-        match stored_content(first, &key) {
-            Some((badge, station, at))
-                if badge == scan.badge_id && at == scan.scanned_at && same_station(&station, &scan.station_name) =>
+        match &stored_rows[at] {
+            Some((badge, station, scanned_at))
+                if *badge == scan.badge_id && *scanned_at == scan.scanned_at && same_station(station, &scan.station_name) =>
             {
                 Stored::Duplicate
             }
@@ -634,8 +675,8 @@ async fn store_scans(
     Ok(slots
         .iter()
         .map(|slot| match slot {
-            Slot::First(i) => judge(firsts[*i], firsts[*i], true),
-            Slot::Repeat { first, scan } => judge(first, scan, false),
+            Slot::First(i) => judge(*i, firsts[*i], true),
+            Slot::Repeat { first, scan } => judge(*first, scan, false),
         })
         .collect())
 }
@@ -925,14 +966,7 @@ impl HubStorage for PostgresStorage {
     fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
         self.with_client(async |c| {
             c.execute(
-                "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
-                 local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
-                 oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
-                 reported_station_epoch = excluded.reported_station_epoch",
+                UPSERT_STATION,
                 &[
                     &hb.station_name,
                     &hb.last_clear_epoch,
@@ -1441,14 +1475,7 @@ impl HubStorage for PostgresStorage {
             }
             for hb in &t.stations {
                 tx.execute(
-                    "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                     oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (station_name) DO UPDATE SET \
-                     last_clear_epoch = excluded.last_clear_epoch, local_scan_count = excluded.local_scan_count, \
-                     pending = excluded.pending, failed = excluded.failed, \
-                     oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                     clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
-                     reported_station_epoch = excluded.reported_station_epoch",
+                    UPSERT_STATION,
                     &[
                         &hb.station_name,
                         &hb.last_clear_epoch,

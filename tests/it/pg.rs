@@ -123,3 +123,53 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A PostgreSQL cluster of a test's own (`scripts/pg_test_cluster.sh`), for
+/// what must not happen to the shared test server: a real restart. Stopped
+/// and removed on drop.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    dir: std::path::PathBuf,
+    /// Its superuser URL.
+    pub url: String,
+}
+
+impl PrivateCluster {
+    /// Starts one (initdb and start take a few seconds). Needs the server
+    /// binaries, which are there wherever the shared test server runs.
+    pub fn start() -> PrivateCluster {
+        // Under the system's temp directory, not a private tempdir: the cluster runs as an
+        // unprivileged user (`nobody` when the tests run as root), which must reach it.
+        let dir = std::env::temp_dir().join(format!("bs-pg-{}-{:08x}", std::process::id(), fastrand::u32(..)));
+        let out = std::process::Command::new(script())
+            .arg("start")
+            .arg(&dir)
+            .output()
+            .expect("run scripts/pg_test_cluster.sh");
+        assert!(out.status.success(), "a private PostgreSQL cluster did not start: {}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        PrivateCluster { dir, url }
+    }
+
+    /// A real restart: fast shutdown (every connection cut), `down` without
+    /// a server, then up again on the same port.
+    pub fn restart(&self, down: std::time::Duration) {
+        let out = std::process::Command::new(script())
+            .arg("restart")
+            .arg(&self.dir)
+            .arg(format!("{:.1}", down.as_secs_f64()))
+            .output()
+            .expect("run scripts/pg_test_cluster.sh restart");
+        assert!(out.status.success(), "restart failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script()).arg("stop").arg(&self.dir).output();
+    }
+}
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg_test_cluster.sh")
+}
