@@ -69,7 +69,10 @@
 //!     both use it.
 //! * `hub` (feature `hub`) — the cloud API server stations upload to: axum
 //!   routes over a storage trait with an embedded SQLite backend. It uses
-//!   only the vocabulary and [`sqlite`], never a station module.
+//!   only the vocabulary and [`sqlite`], never a station module. Its
+//!   dashboard (`/dashboard/`) reads an attendance board (`hub::board`:
+//!   who arrived, flow, live feed) that each hub process derives from the
+//!   database by following scan ids.
 //! * The front ends, on top, imported by nothing below them:
 //!   * `gui` (feature `gui`) — **the operator window** (egui/eframe) on the
 //!     station runtime: the screen from events, problem banners, wedge
