@@ -75,7 +75,10 @@
 //!   routes over a storage trait with an embedded SQLite backend; station,
 //!   read-only dashboard and master keys, dashboard sessions and station
 //!   enrolment codes; HTTPS itself with rustls when given a certificate. It
-//!   uses only the vocabulary and [`sqlite`], never a station module.
+//!   uses only the vocabulary and [`sqlite`], never a station module. Its
+//!   dashboard (`/dashboard/`) reads an attendance board (`hub::board`:
+//!   who arrived, flow, live feed) that each hub process derives from the
+//!   database by following scan ids.
 //! * The front ends, on top, imported by nothing below them:
 //!   * `gui` (feature `gui`) — **the operator window** (egui/eframe) on the
 //!     station runtime: the screen from events, problem banners, wedge

@@ -33,7 +33,9 @@
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
 //!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
 //!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
-//!   CSV/XLSX files for the dashboard; [`encoding`] — gzip request bodies
+//!   CSV/XLSX files for the dashboard; [`board`] — the dashboard's
+//!   attendance board (who arrived, flow, live feed), derived from the
+//!   database; `dashboard` — its routes; [`encoding`] — gzip request bodies
 //!   (limit after decompression) and gzip answers; [`bundle`] — importing
 //!   signed offline bundles.
 //! * `dashboard.html` — the static page at `/dashboard/`; it signs in with
@@ -43,7 +45,9 @@
 //!   under the same header timeout, before hyper sees the connection.
 
 pub mod auth;
+pub mod board;
 pub mod bundle;
+mod dashboard;
 pub mod encoding;
 pub mod export;
 pub mod ratelimit;
@@ -302,6 +306,9 @@ pub struct Hub {
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Ends the dashboard's live feeds at shutdown (they would hold their
+    /// connections open through the grace period).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -336,6 +343,7 @@ impl Hub {
         };
 
         let backend = storage.backend();
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(routes::AppState {
             storage: storage.clone(),
             keys: auth::KeyChecker::new(&config.master_key),
@@ -355,6 +363,8 @@ impl Hub {
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
             known_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
             key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
+            board: Arc::new(std::sync::Mutex::new(board::Board::new())),
+            closing: closing_rx,
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -365,7 +375,16 @@ impl Hub {
         };
         let server = runtime.spawn(serve_connections(listener, app, stop_rx, limits));
         runtime.spawn(purge_request_keys(storage));
-        Ok(Hub { addr, backend, tls: config.tls.is_some(), grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
+        Ok(Hub {
+            addr,
+            backend,
+            tls: config.tls.is_some(),
+            grace: config.shutdown_grace,
+            runtime: Some(runtime),
+            stop: Some(stop_tx),
+            server: Some(server),
+            closing,
+        })
     }
 
     /// The bound address.
@@ -424,6 +443,7 @@ impl Hub {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.closing.send_replace(true);
         let Some(runtime) = self.runtime.take() else { return };
         if let Some(server) = self.server.take() {
             let grace = self.grace;

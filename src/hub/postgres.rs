@@ -50,8 +50,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
 use super::storage::{
-    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, NewScan, RawScan,
-    KeyKind, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind, StationKey, StationRow, StationScans, Stats,
+    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, KeyKind,
+    NewScan, RawScan, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind,
+    StationKey, StationRow, StationScans, Stats,
     StorageError, Stored, StoredRequest, UnitScans, batch_response,
 };
 use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
@@ -839,6 +840,18 @@ async fn set_state(c: &tokio_postgres::Client, key: &str, value: &str) -> Result
 
 const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at, kind, last_used_at";
 
+fn feed_row(r: &tokio_postgres::Row) -> BoardScan {
+    BoardScan {
+        id: r.get(0),
+        badge_id: r.get(1),
+        station_name: r.get(2),
+        scanned_at: r.get(3),
+        business_unit: r.get(4),
+        scan_source: r.get(5),
+        live: r.get(6),
+    }
+}
+
 fn key_from_row(r: &tokio_postgres::Row) -> StationKey {
     StationKey {
         id: r.get(0),
@@ -1118,6 +1131,59 @@ impl HubStorage for PostgresStorage {
     fn scan_count(&self) -> Result<u64> {
         self.with_client(async |c| {
             Ok(count(c.query_one("SELECT count(*) FROM scans WHERE cleared_at IS NULL", &[]).await?.get(0)))
+        })
+    }
+
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
+        self.with_client(async |c| {
+            let sql = if live_only {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE cleared_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+            } else {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE id > $1 ORDER BY id LIMIT $2"
+            };
+            Ok(c.query(sql, &[&after_id, &(limit as i64)]).await?.iter().map(feed_row).collect())
+        })
+    }
+
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_client(async |c| {
+            Ok(c
+                .query(
+                    "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                     FROM scans WHERE id = ANY($1) ORDER BY id",
+                    &[&ids],
+                )
+                .await?
+                .iter()
+                .map(feed_row)
+                .collect())
+        })
+    }
+
+    fn feed_generation(&self) -> Result<String> {
+        self.with_client(async |c| {
+            Ok(c.query_one(
+                "SELECT (SELECT count(*) || '/' || coalesce(max(id), 0) FROM clears) || '/' || \
+                        (SELECT count(*) || '/' || coalesce(max(renamed_at), '') FROM station_renames)",
+                &[],
+            )
+            .await?
+            .get(0))
+        })
+    }
+
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.with_client(async |c| {
+            Ok(c.query("SELECT name, registered FROM roster_units ORDER BY name COLLATE \"C\"", &[])
+                .await?
+                .iter()
+                .map(|r| BusinessUnitCount { name: r.get(0), registered: count(r.get(1)) })
+                .collect())
         })
     }
 

@@ -97,6 +97,11 @@ pub(crate) struct AppState {
     /// key up, so a revocation applies at once); entries live
     /// [`KNOWN_KEY_MAX_AGE`]; a rename through this hub clears them.
     pub known_keys: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// The dashboard's attendance board, derived from the database (see
+    /// `super::board`).
+    pub board: Arc<std::sync::Mutex<super::board::Board>>,
+    /// Turns `true` when the hub shuts down: live feeds end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
     /// Sessions found valid recently (SHA-256 of the token → caller, when,
     /// expiry): the same fallback as `known_keys`, for session cookies.
     pub known_sessions: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant, String)>>,
@@ -179,6 +184,7 @@ pub(crate) fn router(state: Shared) -> Router {
             BUNDLE_IMPORT_PATH,
             post(import_bundle).layer(DefaultBodyLimit::max(body_limit(&state.settings, BUNDLE_IMPORT_PATH))),
         )
+        .merge(super::dashboard::routes())
         // [ext] The full roster (names: keyed only) and the scan feed. An upload may be larger
         // than a batch: its own body limit.
         .route(
@@ -199,12 +205,12 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     format_utc_millis(&crate::clock::utc_now())
 }
 
 /// Runs blocking storage work on tokio's blocking pool.
-async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, StorageError> + Send + 'static,
     T: Send + 'static,
@@ -666,6 +672,12 @@ fn require_reader(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// Who may read the dashboard's names, live feed and exports: the master
+/// key. The one place to change when another key kind may read them.
+pub(crate) fn require_dashboard_reader(caller: &Caller) -> Result<(), ApiError> {
+    require_master(caller)
+}
+
 async fn not_found(request: Request) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
@@ -756,7 +768,7 @@ fn same_epoch(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
+pub(crate) fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
     let now = crate::clock::utc_now();
     let age = parse_utc(&row.last_seen_at).ok().map(|seen| (now - seen).to_std().unwrap_or_default());
     // A BadgeStation station (it sends the [ext] heartbeat fields) must also have

@@ -44,8 +44,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::storage::{
-    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
-    KeyKind, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind, StationKey, StationRow, StationScans, Stats, StorageError,
+    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, KeyKind,
+    RawScan, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind, StationKey,
+    StationRow, StationScans, Stats, StorageError,
     Stored, StoredRequest, UnitScans, batch_response,
 };
 use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
@@ -660,6 +661,18 @@ impl rusqlite::ToSql for StoredKey<'_> {
     }
 }
 
+fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardScan> {
+    Ok(BoardScan {
+        id: r.get(0)?,
+        badge_id: r.get(1)?,
+        station_name: r.get(2)?,
+        scanned_at: r.get(3)?,
+        business_unit: r.get(4)?,
+        scan_source: r.get(5)?,
+        live: r.get(6)?,
+    })
+}
+
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationKey> {
     Ok(StationKey {
         id: r.get(0)?,
@@ -920,6 +933,54 @@ impl HubStorage for SqliteStorage {
 
     fn scan_count(&self) -> Result<u64> {
         self.read(|c| c.query_row("SELECT count(*) FROM scans WHERE cleared_at IS NULL", [], |r| Ok(count(r.get(0)?))))
+    }
+
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
+        self.read(|c| {
+            // Live only: the partial index on the live rows' ids; otherwise the primary key.
+            let sql = if live_only {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE cleared_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+            } else {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE id > ?1 ORDER BY id LIMIT ?2"
+            };
+            c.prepare_cached(sql)?.query_map(params![after_id, limit as i64], feed_row)?.collect()
+        })
+    }
+
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+            )?
+            .query_map([list], feed_row)?
+            .collect()
+        })
+    }
+
+    fn feed_generation(&self) -> Result<String> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT (SELECT count(*) || '/' || coalesce(max(id), 0) FROM clears) || '/' || \
+                        (SELECT count(*) || '/' || coalesce(max(renamed_at), '') FROM station_renames)",
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT name, registered FROM roster_units ORDER BY name")?
+                .query_map([], |r| Ok(BusinessUnitCount { name: r.get(0)?, registered: count(r.get(1)?) }))?
+                .collect()
+        })
     }
 
     fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {

@@ -586,6 +586,26 @@ pub trait HubStorage: Send + Sync {
     /// The key whose hash is `key_sha256`, revoked or not.
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>>;
 
+    // ---- the dashboard's attendance board and live feed (`super::board`)
+
+    /// Up to `limit` scans with row id above `after_id`, in id order: the
+    /// feed the dashboard's attendance board and live view follow by cursor
+    /// (from the database, so every replica sees every replica's scans).
+    /// With `live_only` only live scans (a full rebuild); otherwise cleared
+    /// ones too, flagged, so the cursor accounts for every id.
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>>;
+
+    /// The scans with these row ids that exist now (live and cleared), in id
+    /// order: ids the feed skipped because their transaction had not
+    /// committed yet (PostgreSQL hands out ids before commit).
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>>;
+
+    /// A value that changes whenever stored scans change other than by new
+    /// rows (a clear, a rename): the board rebuilds itself then.
+    fn feed_generation(&self) -> Result<String>;
+
+    /// The roster summary: registered head count per business unit, by name.
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>>;
     // ---- the full roster **[ext]** (names: keyed routes only)
 
     /// Replaces the whole roster in one transaction, with its content hash
@@ -642,6 +662,25 @@ pub trait HubStorage: Send + Sync {
     /// A value of the hub's state table (clear epoch, roster hash, copy
     /// cursors).
     fn state_value(&self, key: &str) -> Result<Option<String>>;
+}
+
+/// A scan as the dashboard's feed reads it (see [`HubStorage::feed_after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardScan {
+    /// Row id: the feed's cursor.
+    pub id: i64,
+    /// Badge.
+    pub badge_id: String,
+    /// Station (gate).
+    pub station_name: String,
+    /// Canonical UTC millis.
+    pub scanned_at: String,
+    /// Business unit as the station sent it.
+    pub business_unit: Option<String>,
+    /// `badge`, `manual`, `lookup`.
+    pub scan_source: String,
+    /// Not cleared (counts in the current epoch).
+    pub live: bool,
 }
 
 /// What [`HubStorage::replace_roster`] did.

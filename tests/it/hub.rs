@@ -1886,5 +1886,11 @@ mod postgres_only {
 
 /// Access (issue 14): dashboard keys, sessions, key management, enrolment.
 mod access;
+
+/// The organiser's dashboard views (issue 14).
+mod dashboard_views;
+
+/// The dashboard in a real browser (issue 14).
+mod browser;
 /// The roster and the scan feed stations pull (a module of its own, on the same suite).
 mod roster_feed;

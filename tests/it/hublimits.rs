@@ -14,8 +14,9 @@ use std::time::Duration;
 use badgestation::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use badgestation::hub::sqlite::SqliteStorage;
 use badgestation::hub::storage::{
-    BatchItem, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
-    KeyKind, Redeemed, RequestKey, Result, RosterOutcome, Session, StationKey, StationRow, Stats, StorageError,
+    BatchItem, BoardScan, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
+    RenameOutcome, KeyKind, Redeemed, RequestKey, Result, RosterOutcome, Session, StationKey, StationRow, Stats,
+    StorageError,
 };
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::Secret;
@@ -225,6 +226,17 @@ impl HubStorage for Watched {
     }
     fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed> {
         self.inner.redeem_enrollment(code_sha256, now, key_sha256, key_prefix)
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
+        self.inner.feed_after(after_id, limit, live_only)
+    }
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
+        self.inner.feed_by_ids(ids)
+    }
+    fn feed_generation(&self) -> Result<String> {
+        self.inner.feed_generation()
+    }
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.inner.roster_units()
     }
     fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
         self.inner.copy_scans_after(after_id, limit)
