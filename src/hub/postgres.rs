@@ -1294,6 +1294,7 @@ impl HubStorage for PostgresStorage {
         })
     }
 
+    #[allow(clippy::similar_names)] // start_xid and start_id: a transaction id and a row id, named alike on purpose
     fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
         let limit = to_int(limit.max(1));
         let after = after.and_then(parse_feed_cursor);
@@ -1452,7 +1453,7 @@ impl HubStorage for PostgresStorage {
                     created_at: r.get(4),
                 })
                 .collect();
-            let roster_people = roster_people(&c).await?;
+            let roster_people = roster_people(c).await?;
             Ok(HubTables {
                 state,
                 stations,
