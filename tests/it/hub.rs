@@ -559,8 +559,8 @@ fn heartbeats_feed_station_status_and_silent_stations_go_offline(backend: Backen
     });
     assert_eq!(
         hub.post("/v1/stations/heartbeat", Some(MASTER), &full).json(),
-        json!({"ok": true, "station_clear_epoch": null}),
-        "[ext] the station's own clear epoch (never cleared alone)"
+        json!({"ok": true, "station_clear_epoch": null, "roster_etag": null}),
+        "[ext] the station's own clear epoch (never cleared alone); no roster on the hub yet"
     );
     let status: api::StationsStatus = serde_json::from_value(hub.status()).unwrap();
     assert_eq!((status.total_count, status.ready_count), (1, 1));
