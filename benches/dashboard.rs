@@ -203,7 +203,7 @@ fn main() {
     };
     line("attendance page, 1000 scans/s arriving", &mut pages(&agent, &url, page_count, people));
     stop.store(true, Ordering::SeqCst);
-    let uploaded = uploader.join().expect("uploader");
+    let extra_scans = uploader.join().expect("uploader");
 
     for (name, path) in [
         ("attendance CSV", "/v1/dashboard/attendance/export?format=csv"),
@@ -229,7 +229,7 @@ fn main() {
     let mut stream = TcpStream::connect(&address).expect("connect");
     write!(stream, "GET /v1/dashboard/live HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {MASTER_KEY}\r\n\r\n").expect("request");
     stream.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
-    let base = scans as u64 + uploaded as u64;
+    let base = scans as u64 + extra_scans as u64;
     // (total after the batch, when the hub acknowledged it)
     let acked: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

@@ -1445,6 +1445,7 @@ impl HubStorage for PostgresStorage {
         })
     }
 
+    #[allow(clippy::similar_names)] // start_xid and start_id: a transaction id and a row id, named alike on purpose
     fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
         let limit = to_int(limit.max(1));
         let after = after.and_then(parse_feed_cursor);
