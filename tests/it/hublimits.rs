@@ -226,6 +226,7 @@ impl HubStorage for Watched {
     }
     fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed> {
         self.inner.redeem_enrollment(code_sha256, now, key_sha256, key_prefix)
+    }
     fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
         self.inner.feed_after(after_id, limit, live_only)
     }

@@ -250,6 +250,8 @@ fn number(text: &str) -> Option<u64> {
 /// missing; the
 /// flow chart and the gate table are drawn, a gate that only uploads (no
 /// heartbeats) is not shown as an alarm. Keeps a screenshot in `target/ci-artifacts/dashboard.png`.
+/// Then a read-only dashboard key signs in on the same page: it reads the
+/// views, and the hub answers 403 to every admin route called from it.
 #[test]
 fn the_dashboard_in_a_real_browser() {
     let (chromium, chromedriver) = (tool("BADGESTATION_CHROMIUM", "/usr/bin/chromium"), tool("BADGESTATION_CHROMEDRIVER", "/usr/bin/chromedriver"));
@@ -336,6 +338,36 @@ fn the_dashboard_in_a_real_browser() {
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real screenshot: {} bytes", png.len());
     eprintln!("dashboard screenshot: {}", shot.display());
+
+    // A read-only dashboard key on the same page: it signs in, reads the views, sees no key
+    // list, and every admin route the page's own session could call answers 403.
+    let out = hub.key_cli(&["add", "--dashboard", "Entrance laptop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dashboard_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    driver.click("#forget");
+    driver.wait_for("signed out", Duration::from_secs(20), |d| !d.text("#who").contains("signed in"));
+    driver.type_into("#key", &dashboard_key);
+    driver.click("#key-form button[type=submit]");
+    driver.wait_for("a read-only session", Duration::from_secs(20), |d| d.text("#who").contains("read-only"));
+    driver.wait_for("the views with a dashboard key", Duration::from_secs(20), |d| d.text("#arrived-count") == "5");
+    assert_eq!(driver.script("return document.querySelector('#keys-section').hidden;"), json!(true), "no key list");
+    let before = hub.scan_count();
+    let statuses = driver.script(&format!(
+        r#"const call = (method, path, headers, body) =>
+             fetch(path, {{ method, headers: headers || {{}}, body, credentials: "same-origin" }}).then(r => r.status);
+           return Promise.all([
+             call("DELETE", "/v1/admin/clear-scans", {{ {confirm:?}: {clear:?} }}),
+             call("GET", "/v1/admin/keys"),
+             call("PUT", "/v1/dashboard/config", {{ "Content-Type": "application/json" }}, '{{"refresh_interval": 30}}'),
+             call("PUT", "/v1/roster", {{ "Content-Type": "application/octet-stream" }}, "not a workbook"),
+             call("POST", "/v1/scans/batch", {{ "Content-Type": "application/json" }}, {batch:?}),
+           ]);"#,
+        confirm = badgestation::api::CONFIRM_HEADER,
+        clear = badgestation::api::CONFIRM_CLEAR_SCANS,
+        batch = json!({ "events": [scan("key-web-0009", "FIN-0009", "North", "Finance")] }).to_string(),
+    ));
+    assert_eq!(statuses, json!([403, 403, 403, 403, 403]), "clear, key list, config, roster upload, scan upload");
+    assert_eq!(hub.scan_count(), before, "nothing was cleared or stored");
 }
 
 #[test]

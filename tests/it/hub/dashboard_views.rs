@@ -359,16 +359,20 @@ fn attendance_exports_and_the_report_workbook(backend: Backend) {
     assert!(units.rows().any(|r| matches!(&r[0], calamine::Data::String(unit) if unit == "Finance") && r[2] == calamine::Data::Float(2.0)));
 }
 
-/// Names, badges and exports need the master key: a station key gets 403 on
-/// every dashboard view, no key 401; and the public routes never carry a
-/// badge, a name or the attendance list.
-fn dashboard_views_need_the_master_key_and_the_public_view_has_no_names(backend: Backend) {
+/// Names, badges and exports need the master key or a read-only dashboard
+/// key: a dashboard key reads every view, a station key gets 403, no key
+/// 401; and the public routes never carry a badge, a name or the attendance
+/// list.
+fn dashboard_views_need_a_reader_key_and_the_public_view_has_no_names(backend: Backend) {
     let hub = start(backend);
     fixture(&hub);
     upload_roster(&hub);
     upload(&hub, &[scan("key-pub-0001", "1001", "North", "2026-11-21T08:02:00.000Z", Some("Finance"))]);
     assert_eq!(page(&hub, "search=1001")["rows"][0]["name"], "Zelda Quintessa", "the keyed view has the name");
     let station_key = hub.add_station_key("North");
+    let out = hub.key_cli(&["add", "--dashboard", "Entrance laptop"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dashboard_key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     for path in [
         "/v1/dashboard/attendance",
         "/v1/dashboard/flow",
@@ -378,6 +382,7 @@ fn dashboard_views_need_the_master_key_and_the_public_view_has_no_names(backend:
     ] {
         assert_eq!(hub.get(path, None).status, 401, "{path}");
         assert_eq!(hub.get(path, Some(&station_key)).status, 403, "{path}");
+        assert_eq!(hub.get(path, Some(&dashboard_key)).status, 200, "{path}");
     }
     for path in ["/v1/dashboard/public/stats", "/v1/dashboard/public/config"] {
         let reply = hub.get(path, None);
@@ -395,7 +400,7 @@ conformance! {
     the_live_feed_pushes_new_scans,
     flow_buckets_and_gate_statuses,
     attendance_exports_and_the_report_workbook,
-    dashboard_views_need_the_master_key_and_the_public_view_has_no_names,
+    dashboard_views_need_a_reader_key_and_the_public_view_has_no_names,
 }
 
 /// Two hub replicas on one PostgreSQL database: a scan uploaded to one is
