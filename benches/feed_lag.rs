@@ -68,6 +68,7 @@ fn settings(url: &str, dir: &std::path::Path, pull: Duration) -> SyncSettings {
             feed_file: Some(dir.join("remote_scans.json")),
             ..LearnSettings::off()
         },
+        ca_file: None,
     }
 }
 

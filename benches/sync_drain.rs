@@ -71,6 +71,7 @@ fn settings(url: &str, key: &str, batch_size: u32, dir: &std::path::Path) -> Syn
         upload_timeout: Duration::from_secs(60),
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.join("exports"),
+        ca_file: None,
         learn: badgestation::station::sync::LearnSettings::off(),
     }
 }

@@ -70,6 +70,7 @@ fn main() {
         upload_timeout: Duration::from_secs(30),
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.path().join("exports"),
+        ca_file: None,
         learn: badgestation::station::sync::LearnSettings::off(),
     };
     let clock: SharedClock = SystemClock::shared();

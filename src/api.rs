@@ -49,6 +49,45 @@ pub const EXT_STATION_EPOCH: &str = "station_clear_epoch";
 /// **\[ext\]** The hub accepts events with `"cleared": true` and files them as
 /// cleared (archived scans a station never uploaded).
 pub const EXT_CLEARED_UPLOAD: &str = "cleared_upload";
+/// **\[ext\]** The hub accepts request bodies sent with
+/// `Content-Encoding: gzip` (its body limit applies to the decompressed
+/// size), so a station may compress its uploads. Without it in `GET /`'s
+/// `extensions`, a station sends plain JSON.
+pub const EXT_GZIP_UPLOAD: &str = "gzip_upload";
+/// **\[ext\]** The hub imports signed offline bundles
+/// (`POST /v1/bundles/import`, `badgestation hub import-bundle`).
+pub const EXT_BUNDLE_IMPORT: &str = "bundle_import";
+
+/// gzip at the default level (scan JSON shrinks about eightfold): upload
+/// bodies of the station, answers of the hub, both sides of
+/// [`EXT_GZIP_UPLOAD`].
+#[must_use]
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+/// **\[ext\]** `POST /v1/enroll` (no key): a station trades a one-time
+/// enrolment code (`badgestation hub key enroll NAME`) for a key of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The code as shown (`XXXX-XXXX-XXXX`; case, spaces and dashes do not
+    /// matter).
+    pub code: String,
+}
+
+/// The answer to [`EnrollRequest`]: the new key, shown only this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The station the code was made for: the key uploads only its scans.
+    pub station_name: String,
+    /// The station's new API key.
+    pub api_key: String,
+}
 
 /// **\[ext\]** The hub holds the site's full roster: `GET /v1/roster`
 /// (keyed, ETag / `If-None-Match`) and `PUT /v1/roster` (master key, xlsx

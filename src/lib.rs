@@ -21,7 +21,7 @@
 //!                  │                  (own connection)  ◀────────────────────────────────────┼── GET /, heartbeat
 //!                  │                  roster watcher thread (employee.xlsx → roster swap)     │
 //!                  └─────────────────────────────────────────────────────────────────────┘
-//!  admin CLI (same library, no threads): status · scan · scans list · sync · roster · export · config check · devices · hub
+//!  admin CLI (same library, no threads): status · scan · scans list · sync · roster · export · config check · devices · enroll · hub
 //! ```
 //!
 //! The code is laid out in layers; an arrow (`use crate::…`) only ever
@@ -33,6 +33,8 @@
 //!     recorder's verdict), [`model::Counters`], [`model::Secret`];
 //!   * [`clock`] — wall and monotonic time, injectable for tests;
 //!   * [`api`] — the wire types of cloud API v1, shared by sync and hub;
+//!   * [`bundle`] — the signed offline-transfer file (`bundle export`,
+//!     `hub import-bundle`), shared by station and hub;
 //!   * [`worker`] — [`worker::WorkerThread`], the named thread every
 //!     long-lived worker runs on, stopped and joined when dropped;
 //!   * [`roster_xlsx`] — reading and validating `employee.xlsx` without
@@ -70,8 +72,13 @@
 //!     stream, and shuts them down in order. `run --headless` and the window
 //!     both use it.
 //! * `hub` (feature `hub`) — the cloud API server stations upload to: axum
-//!   routes over a storage trait with an embedded SQLite backend. It uses
-//!   only the vocabulary and [`sqlite`], never a station module.
+//!   routes over a storage trait with an embedded SQLite backend; station,
+//!   read-only dashboard and master keys, dashboard sessions and station
+//!   enrolment codes; HTTPS itself with rustls when given a certificate. It
+//!   uses only the vocabulary and [`sqlite`], never a station module. Its
+//!   dashboard (`/dashboard/`) reads an attendance board (`hub::board`:
+//!   who arrived, flow, live feed) that each hub process derives from the
+//!   database by following scan ids.
 //! * The front ends, on top, imported by nothing below them:
 //!   * `gui` (feature `gui`) — **the operator window** (egui/eframe) on the
 //!     station runtime: the screen from events, problem banners, wedge
@@ -97,6 +104,7 @@
 //! event, so a UI repaints only when something changed.
 
 pub mod api;
+pub mod bundle;
 pub mod cli;
 pub mod clock;
 #[cfg(feature = "gui")]

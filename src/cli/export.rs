@@ -1,6 +1,8 @@
 //! `badgestation export [--out DIR] [--epoch current|all]`: scans to Excel
 //! through [`crate::station::export::export_scans`], with a progress bar when stderr
-//! is a terminal and a few plain progress lines otherwise.
+//! is a terminal and a few plain progress lines otherwise; and
+//! `badgestation bundle export --out FILE`: unsynced scans to a signed
+//! offline bundle through [`crate::station::sync::bundle::export_bundle`].
 
 use super::out::outln;
 use std::io::IsTerminal as _;
@@ -43,5 +45,26 @@ pub fn export(ctx: &Context, out: Option<PathBuf>, scope: ExportScope) -> anyhow
         })?
     };
     outln!("exported {} scans to {}", exported.rows, exported.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `badgestation bundle export --out FILE`
+pub fn bundle_export(ctx: &Context, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let store = ctx.open_store()?;
+    let summary = crate::station::sync::bundle::export_bundle(&store, &ctx.config.cloud.api_key, out)
+        .with_context(|| format!("bundle export to {}", out.display()))?;
+    outln!(
+        "wrote {} unsynced scans of station {:?} to {} ({} pending, {} archived and never uploaded; {} bytes), signed \
+         with this station's CLOUD_API_KEY. Import it at the hub: badgestation hub import-bundle {} (or the \
+         dashboard's \"Import a bundle\"). Nothing was marked synced here.",
+        summary.pending + summary.cleared,
+        summary.station_name,
+        summary.path.display(),
+        summary.pending,
+        summary.cleared,
+        summary.bytes,
+        summary.path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

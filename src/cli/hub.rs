@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 
 use super::Context;
 use crate::hub::auth::{self, MASTER_KEY_ENV};
-use crate::hub::storage::HubStorage;
+use crate::hub::storage::{HubStorage, KeyKind};
 use crate::hub::{self as server, Hub, HubConfig, RateLimit};
 
 /// `badgestation hub ...`. `--database` is accepted before or after
@@ -47,7 +47,8 @@ struct ServeArgs {
     /// File holding the master API key on one line [default: the HUB_API_KEY environment variable]
     #[arg(long, value_name = "FILE")]
     api_key_file: Option<PathBuf>,
-    /// Largest request body, in bytes; bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
+    /// Largest request body, in bytes, after gzip decompression (Content-Encoding: gzip bodies are inflated up to
+    /// this and no further); bigger requests get 413 [env: HUB_MAX_BODY_BYTES] [default: 8388608]
     #[arg(long, value_name = "BYTES")]
     max_body_bytes: Option<usize>,
     /// Time limit per request, in seconds; slower ones get 503 [env: HUB_REQUEST_TIMEOUT_SECS] [default: 30]
@@ -73,6 +74,17 @@ struct ServeArgs {
     /// 5 s get 503 [env: HUB_DATABASE_POOL_SIZE] [default: 16]
     #[arg(long, value_name = "N")]
     database_pool_size: Option<usize>,
+    /// Serve HTTPS with this certificate chain (PEM, server certificate first); needs --tls-key
+    /// [env: HUB_TLS_CERT] [default: plain HTTP]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC) [env: HUB_TLS_KEY]
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// How long a dashboard session lasts before the page asks for a key again, in hours (1–168)
+    /// [env: HUB_SESSION_HOURS] [default: 12]
+    #[arg(long, value_name = "HOURS")]
+    session_hours: Option<u64>,
 }
 
 impl ServeArgs {
@@ -86,6 +98,9 @@ impl ServeArgs {
             || self.max_connections.is_some()
             || self.key_lookups_per_minute.is_some()
             || self.database_pool_size.is_some()
+            || self.tls_cert.is_some()
+            || self.tls_key.is_some()
+            || self.session_hours.is_some()
     }
 }
 
@@ -108,7 +123,11 @@ dashboard figures cache (at most 2 s old).
 
 Moving in:
   badgestation hub migrate --from hub.db --to postgres://...      copy a hub database (either direction)
-  badgestation hub import-trackattendance postgres://...          import a TrackAttendance API database";
+  badgestation hub import-trackattendance postgres://...          import a TrackAttendance API database
+
+Offline stations:
+  badgestation bundle export --out FILE   (on the station) its unsynced scans in one signed file
+  badgestation hub import-bundle FILE     (here) import it once; refused whole if truncated, altered or foreign";
 
 #[derive(Debug, Subcommand)]
 enum HubCommand {
@@ -134,6 +153,20 @@ enum HubCommand {
         /// Scans per transaction
         #[arg(long, value_name = "N", default_value_t = crate::hub::migrate::DEFAULT_CHUNK)]
         chunk: usize,
+    },
+    /// Import an offline bundle (`badgestation bundle export` on a station) into this hub's database
+    /// (--database), exactly once: checked whole first (truncated, altered, or not signed by a key this hub holds
+    /// for that station nor the master key: refused, nothing imported), then stored like an upload from that
+    /// station. Importing the same file again, or the station syncing the same scans later, changes nothing.
+    /// Bundles signed with the master key are recognised when --api-key-file or HUB_API_KEY gives it
+    #[command(name = "import-bundle")]
+    ImportBundle {
+        /// The bundle file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// File holding the master API key on one line [default: the HUB_API_KEY environment variable, if set]
+        #[arg(long, value_name = "FILE")]
+        api_key_file: Option<PathBuf>,
     },
     /// Import a TrackAttendance API database (its scans, station_heartbeat, roster_summary and roster_meta tables)
     /// into this hub's database (--database), keeping their idempotency keys and clear epoch. Run it again right
@@ -168,20 +201,38 @@ enum RosterCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeyCommand {
-    /// Issue a new key for a station and print it (only this once)
+    /// Issue a new key for a station (or, with --dashboard, a read-only dashboard key) and print it (only this once)
     Add {
-        /// The station's name, exactly as its STATION_NAME
+        /// The station's name, exactly as its STATION_NAME (with --dashboard: any name, e.g. who uses it)
         station: String,
+        /// A read-only dashboard key: it reads the dashboard (GET /v1/dashboard/...) and nothing else, so the master
+        /// key never has to be typed into a browser
+        #[arg(long)]
+        dashboard: bool,
     },
-    /// List keys (prefix, station, issued, revoked) — never the keys themselves
+    /// List keys (prefix, kind, name, issued, last use, revoked) — never the keys themselves
     List {
-        /// Only this station's keys
+        /// Only the keys of this name
         station: Option<String>,
     },
-    /// Revoke every active key of a station (its requests then get 403)
-    Revoke {
-        /// The station's name
+    /// Make a one-time enrolment code for a station, valid 15 minutes: on the station, `badgestation enroll URL CODE`
+    /// trades it for that station's own key (no 64-character key to type on a kiosk)
+    Enroll {
+        /// The station's name, exactly as its STATION_NAME
         station: String,
+        /// The hub's address as the station reaches it (e.g. https://hub.example:8443), to show the whole command
+        /// and put it in the QR code
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// Revoke every active key of a station, or with --dashboard the dashboard keys of that name (their requests then
+    /// get 403, their dashboard sessions end)
+    Revoke {
+        /// The station's name (or the dashboard key's, with --dashboard)
+        station: String,
+        /// Revoke the dashboard keys of this name instead of the station's keys
+        #[arg(long)]
+        dashboard: bool,
     },
 }
 
@@ -204,7 +255,7 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         None => serve(&database, &args.serve),
         Some(HubCommand::Key { .. }) if args.serve.any() => {
-            bail!("--listen, --api-key-file, --max-body-bytes, --request-timeout-secs and --rate-limit-* set up the server; `hub key` does not use them (only --database)")
+            bail!("--listen, --api-key-file, --max-body-bytes, --request-timeout-secs, --rate-limit-*, --tls-* and --session-hours set up the server; `hub key` does not use them (only --database)")
         }
         Some(HubCommand::Key { command }) => {
             let storage = server::open_storage(&database).context("cannot open the hub database")?;
@@ -216,7 +267,47 @@ pub fn run(ctx: &Context, args: HubArgs) -> anyhow::Result<ExitCode> {
         }
         Some(HubCommand::Migrate { from, to, chunk }) => migrate(&from, &to, chunk),
         Some(HubCommand::ImportTrackattendance { url, chunk }) => import_trackattendance(&url, &database, chunk),
+        Some(HubCommand::ImportBundle { file, api_key_file }) => import_bundle(&file, api_key_file.as_deref(), &database),
     }
+}
+
+fn import_bundle(file: &std::path::Path, api_key_file: Option<&std::path::Path>, database: &str) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the bundle {}; check the path (the file `badgestation bundle export` wrote)", file.display()))?;
+    // The master key is optional here: without it, only station-signed bundles are recognised.
+    let master = match (api_key_file, env_value(MASTER_KEY_ENV)) {
+        (None, None) => None,
+        (file, env) => Some(auth::load_master_key(file, env.as_deref())?),
+    };
+    let master_digest = master.as_ref().map(|k| auth::key_digest(k.expose()));
+    let storage = server::open_storage(database).context("cannot open the hub database (--database)")?;
+    let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
+    let report = match crate::hub::bundle::import(storage.as_ref(), master_digest.as_ref(), bytes, &now) {
+        Ok(report) => report,
+        Err(crate::hub::bundle::ImportError::Storage(error)) => {
+            return Err(anyhow::Error::new(error).context(format!("importing the bundle {}", file.display())));
+        }
+        Err(error) => bail!("bundle {} refused, nothing was imported: {error}", file.display()),
+    };
+    outln!(
+        "imported bundle {} of station {:?} (written {}, signed with its {}): {} scans, {} new, {} already at the \
+         hub, {} rejected ({} key conflicts){}",
+        file.display(),
+        report.station_name,
+        report.created_at,
+        report.signed_by,
+        report.events,
+        report.saved,
+        report.duplicates,
+        report.rejected,
+        report.conflicts,
+        if report.filed_as_cleared > 0 {
+            format!("; {} filed as cleared (taken before a clear the station had not heard of)", report.filed_as_cleared)
+        } else {
+            String::new()
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar on a terminal, else a line now and then.
@@ -363,7 +454,25 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         config.pool.size = size;
     }
 
+    if let Some(hours) = setting(args.session_hours, "HUB_SESSION_HOURS")? {
+        if !(1..=168).contains(&hours) {
+            bail!("--session-hours {hours} is out of range; use 1 to 168 (default 12)");
+        }
+        config.session_lifetime = Duration::from_hours(hours);
+    }
+    config.tls = match (setting(args.tls_cert.clone(), "HUB_TLS_CERT")?, setting(args.tls_key.clone(), "HUB_TLS_KEY")?) {
+        (Some(cert), Some(key)) => Some(server::TlsFiles { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!("--tls-cert needs --tls-key (HUB_TLS_KEY): the certificate's private key in PEM"),
+        (None, Some(_)) => bail!("--tls-key needs --tls-cert (HUB_TLS_CERT): the certificate chain in PEM"),
+    };
+
     let hub = Hub::start(&config).with_context(|| format!("cannot start the hub on {}", config.listen))?;
+    if let Some(warning) = server::plain_http_warning(hub.addr(), hub.tls()) {
+        // Loudly: a banner on stderr for whoever started it, and a log line for whoever reads the log later.
+        eprintln!("\n{}\n{warning}\n{}\n", "!".repeat(78), "!".repeat(78));
+        tracing::warn!("{warning}");
+    }
     tracing::info!(
         addr = %hub.addr(),
         database = server::database_for_logs(database),
@@ -373,6 +482,8 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         rate_limit_per_minute = config.rate_limit.map_or(0, |r| r.per_minute),
         max_connections = config.max_connections,
         key_lookups_per_minute = config.lookup_limit.per_minute,
+        tls = hub.tls(),
+        session_hours = config.session_lifetime.as_secs() / 3600,
         "hub started"
     );
     let mut stdout = std::io::stdout().lock();
@@ -419,36 +530,77 @@ fn roster(ctx: &Context, storage: &dyn HubStorage, command: RosterCommand) -> an
 fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCode> {
     let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
     match command {
-        KeyCommand::Add { station } => {
+        KeyCommand::Add { station, dashboard } => {
             let station = station.trim();
             if station.is_empty() || station.chars().count() > 128 {
+                if dashboard {
+                    bail!("the dashboard key's name must be 1 to 128 characters (e.g. who uses it: \"Reception laptop\")");
+                }
                 bail!("the station name must be 1 to 128 characters, exactly as the station's STATION_NAME");
             }
             let key = auth::generate_station_key();
             let digest = crate::model::hex(&auth::key_digest(&key));
-            storage.add_station_key(station, &digest, &auth::key_prefix(&key), &now)?;
+            let kind = if dashboard { KeyKind::Dashboard } else { KeyKind::Station };
+            storage.add_key(kind, station, &digest, &auth::key_prefix(&key), &now)?;
             // The key alone on stdout, so `KEY=$(badgestation hub key add Gate)` works; the advice on stderr.
             outln!("{key}");
-            eprintln!(
-                "API key for station {station:?} (shown only this once): set it as CLOUD_API_KEY in that station's \
-                 .env. Its events must carry station_name {station:?}."
-            );
+            if dashboard {
+                eprintln!(
+                    "read-only dashboard key {station:?} (shown only this once): enter it on the hub's /dashboard/ page. \
+                     It reads the dashboard and exports, and cannot clear, rename, manage keys, change settings or \
+                     upload. Revoke it with `badgestation hub key revoke --dashboard {station:?}`."
+                );
+            } else {
+                eprintln!(
+                    "API key for station {station:?} (shown only this once): set it as CLOUD_API_KEY in that station's \
+                     .env. Its events must carry station_name {station:?}."
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         KeyCommand::List { station } => {
             let keys = storage.station_keys(station.as_deref())?;
             if keys.is_empty() {
-                outln!("no per-station keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
+                outln!("no keys{}", station.map(|s| format!(" for {s:?}")).unwrap_or_default());
                 return Ok(ExitCode::SUCCESS);
             }
-            outln!("{:<14} {:<24} {:<26} status", "key", "station", "issued");
+            outln!("{:<14} {:<10} {:<24} {:<26} {:<26} status", "key", "kind", "name", "issued", "last used");
             for key in keys {
                 let status = key.revoked_at.map_or_else(|| "active".to_owned(), |at| format!("revoked {at}"));
-                outln!("{:<14} {:<24} {:<26} {status}", format!("{}…", key.key_prefix), key.station_name, key.created_at);
+                outln!(
+                    "{:<14} {:<10} {:<24} {:<26} {:<26} {status}",
+                    format!("{}…", key.key_prefix),
+                    key.kind.as_str(),
+                    key.station_name,
+                    key.created_at,
+                    key.last_used_at.as_deref().unwrap_or("never")
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        KeyCommand::Revoke { station } => {
+        KeyCommand::Enroll { station, url } => {
+            let station = station.trim();
+            if station.is_empty() || station.chars().count() > 128 {
+                bail!("the station name must be 1 to 128 characters, exactly as the station's STATION_NAME");
+            }
+            let code = auth::generate_enrollment_code();
+            let digest = crate::model::hex(&auth::key_digest(&auth::normalize_enrollment_code(&code)));
+            let validity = chrono::Duration::from_std(auth::ENROLLMENT_VALIDITY).unwrap_or(chrono::Duration::minutes(15));
+            let expires_at = crate::clock::format_utc_millis(&(crate::clock::utc_now() + validity));
+            storage.add_enrollment(&digest, station, &now, &expires_at)?;
+            let url = url.as_deref().map_or("HUB_URL", |u| u.trim().trim_end_matches('/'));
+            let command = format!("badgestation enroll {url} {code}");
+            // The code alone on stdout (scripts); the QR code and the advice on stderr, for the person at the terminal.
+            outln!("{code}");
+            eprintln!("{}", qr_text(&command));
+            eprintln!(
+                "one-time enrolment code for station {station:?}: {code}\nvalid for 15 minutes (until {expires_at}) and \
+                 for one use. On that station run:\n\n    {command}\n\nIt stores the station's own key in its data \
+                 directory. The QR code above holds that command."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        KeyCommand::Revoke { station, dashboard: false } => {
             let revoked = storage.revoke_station_keys(&station, &now)?;
             if revoked == 0 {
                 bail!("station {station:?} has no active key; `badgestation hub key list` shows the keys");
@@ -456,5 +608,27 @@ fn keys(storage: &dyn HubStorage, command: KeyCommand) -> anyhow::Result<ExitCod
             outln!("revoked {revoked} key(s) of station {station:?}; its requests now get 403");
             Ok(ExitCode::SUCCESS)
         }
+        KeyCommand::Revoke { station: name, dashboard: true } => {
+            let revoked = storage.revoke_named_keys(KeyKind::Dashboard, &name, &now)?;
+            if revoked == 0 {
+                bail!("there is no active dashboard key {name:?}; `badgestation hub key list` shows the keys");
+            }
+            outln!("revoked {revoked} dashboard key(s) {name:?}; their requests now get 403 and their sessions ended");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `text` as a QR code drawn with half-block characters (two modules per
+/// character cell, dark on light, with the quiet zone), or a note when it
+/// does not fit in a QR code.
+fn qr_text(text: &str) -> String {
+    match qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L) {
+        Ok(code) => code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build(),
+        Err(error) => format!("(no QR code: {error})"),
     }
 }

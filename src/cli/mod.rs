@@ -9,6 +9,7 @@
 //! Errors are printed once, as `error: <message>` with their causes, and end
 //! the process with exit code 1.
 
+mod enroll;
 mod export;
 #[cfg(feature = "hub")]
 mod hub;
@@ -122,6 +123,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = EpochArg::Current)]
         epoch: EpochArg,
     },
+    /// Offline transfer: carry unsynced scans to the hub on a USB stick when the network is down
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Run the station: the operator window (what a bare `badgestation` does), or with --headless a gate
     /// without a screen; the readers in READERS feed the recorder either way
     Run {
@@ -138,6 +144,17 @@ enum Command {
         #[command(subcommand)]
         command: ReadersCommand,
     },
+    /// Trade a one-time enrolment code from the hub operator (`badgestation hub key enroll NAME`) for this
+    /// station's own API key, stored in DATA_DIR/cloud_api.key (mode 0600) and used as CLOUD_API_KEY unless one is
+    /// set explicitly
+    Enroll {
+        /// The hub's address, e.g. https://hub.example.com:8443
+        #[arg(value_name = "URL")]
+        url: String,
+        /// The code, e.g. 7KQ2-M9XD-4HTB (valid 15 minutes, once)
+        #[arg(value_name = "CODE")]
+        code: String,
+    },
     /// Run the cloud API server that stations upload to, or manage its API keys
     ///
     /// Limits in front of everything: at most --max-connections open connections (default 512; at the cap the
@@ -146,7 +163,21 @@ enum Command {
     /// GET / answered from a copy at most 1 s old, and GET /healthz reports 503 when the database cannot write
     /// (e.g. a full disk), checked at most every 2 s.
     #[cfg(feature = "hub")]
-    Hub(hub::HubArgs),
+    Hub(Box<hub::HubArgs>),
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Write every unsynced scan (pending, and archived but never uploaded; not failed ones) with its stored
+    /// idempotency key to one file signed with this station's CLOUD_API_KEY. Import it at the hub with
+    /// `badgestation hub import-bundle FILE` or the dashboard's "Import a bundle" form. Nothing is marked synced:
+    /// the station learns at its next sync that the hub has the scans (as duplicates), and importing twice, or
+    /// importing and then syncing, stores each scan once
+    Export {
+        /// The bundle file to write (replaced if it exists)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,13 +365,15 @@ fn run(cli: Cli, started: Instant) -> anyhow::Result<ExitCode> {
                 EpochArg::All => crate::station::export::ExportScope::All,
             },
         ),
+        Some(Command::Bundle { command: BundleCommand::Export { out } }) => export::bundle_export(&ctx, &out),
         Some(Command::Run { headless }) => readers::run(&ctx, headless),
         Some(Command::Devices) => Ok(readers::devices(&ctx)),
         Some(Command::Readers { command: ReadersCommand::Test { profile, path } }) => {
             readers::test(&ctx, profile.as_deref(), path.as_deref())
         }
+        Some(Command::Enroll { url, code }) => enroll::enroll(&ctx, &url, &code),
         #[cfg(feature = "hub")]
-        Some(Command::Hub(args)) => hub::run(&ctx, args),
+        Some(Command::Hub(args)) => hub::run(&ctx, *args),
     }
 }
 

@@ -36,6 +36,7 @@ pub(super) fn why_off(ctx: &Context) -> String {
         Some(Source::DotEnv) => format!("in {}", config.env_file.display()),
         Some(Source::Environment) => "in the environment".to_owned(),
         Some(Source::Flag) => "from --set".to_owned(),
+        Some(Source::KeyFile) => "in the enrolled key file".to_owned(),
         Some(Source::Default) | None => "by default".to_owned(),
     };
     if config.cloud.read_only {

@@ -7,7 +7,9 @@
 //! [`MAX_LOCKOUT`]. A right PIN resets it. Time is the station's monotonic
 //! clock, so a wall-clock change cannot shorten a lockout.
 //!
-//! The panel offers: sync all (with progress) and retry failed, export to
+//! The panel offers: sync all (with progress) and retry failed, the hub's
+//! own figures per gate and business unit (`/v1/dashboard/stats`, as the
+//! TrackAttendance kiosk's dashboard overlay showed them), export to
 //! Excel, roster import, the reader list, the effective settings with their
 //! sources (secrets only as set/unset), the station name, and quit. The
 //! slow ones run as [`super::jobs`] on background threads; the panel shows
@@ -38,6 +40,65 @@ pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// An open panel (or PIN prompt) locks itself after this long without a
 /// touch or a key, so a kiosk left with the panel open does not stay open.
 pub const AUTO_LOCK: Duration = Duration::from_secs(60);
+
+/// While the panel is open, the hub's figures are fetched this often.
+pub const HUB_FIGURES_EVERY: Duration = Duration::from_secs(15);
+
+/// The hub's figures as the admin panel shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubFigures {
+    /// No hub to ask (why, in plain words).
+    NotConfigured(String),
+    /// Asked, no answer yet.
+    Waiting,
+    /// The hub could not be asked, and no figures came before.
+    Unreachable(String),
+    /// The latest figures; `error` when a later fetch failed (they are
+    /// then shown as of `fetched_at`).
+    Shown {
+        /// The figures.
+        stats: crate::api::DashboardStats,
+        /// When they came (station clock).
+        fetched_at: chrono::DateTime<chrono::Utc>,
+        /// Why the latest fetch failed, if it did.
+        error: Option<String>,
+    },
+}
+
+/// The fetching of [`HubFigures`]: a job thread asks, the panel only reads.
+#[derive(Debug, Clone)]
+struct HubFiguresState {
+    /// A client for the configured hub, `None` without `CLOUD_API_URL`.
+    client: Option<crate::station::sync::client::HubClient>,
+    figures: HubFigures,
+    /// A fetch is running.
+    fetching: bool,
+    /// When the last fetch started (monotonic).
+    last_started: Option<Duration>,
+    /// "Refresh" was pressed.
+    refresh_requested: bool,
+}
+
+impl HubFiguresState {
+    fn new(config: &Config) -> Self {
+        // Monitoring stations (CLOUD_READ_ONLY) read the figures too: reading sends no scans.
+        let client = config.cloud.api_url.as_deref().map(|url| {
+            crate::station::sync::client::HubClient::with_tls(
+                url,
+                config.cloud.api_key.clone(),
+                crate::station::sync::UPLOAD_TIMEOUT,
+                Duration::from_secs(config.auto_sync.connection_timeout_secs),
+                &crate::station::sync::client::tls_config_from(config),
+            )
+        });
+        let figures = if client.is_some() {
+            HubFigures::Waiting
+        } else {
+            HubFigures::NotConfigured("no hub: CLOUD_API_URL is not set".to_owned())
+        };
+        HubFiguresState { client, figures, fetching: false, last_started: None, refresh_requested: false }
+    }
+}
 
 /// What a PIN attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +210,8 @@ pub struct AdminPanel {
     confirm_quit: bool,
     /// The volume slider.
     volume: f32,
+    /// The hub's figures.
+    hub: HubFiguresState,
 }
 
 impl AdminPanel {
@@ -177,7 +240,56 @@ impl AdminPanel {
             last_input: Duration::ZERO,
             confirm_quit: false,
             volume: config.station.sound_volume,
+            hub: HubFiguresState::new(config),
         }
+    }
+
+    /// The hub's figures as shown.
+    #[must_use]
+    pub fn hub_figures(&self) -> &HubFigures {
+        &self.hub.figures
+    }
+
+    /// A client to fetch the hub's figures with, when a fetch is due at
+    /// `now` (the panel is unlocked, none is running, and the last one is
+    /// [`HUB_FIGURES_EVERY`] old or "Refresh" was pressed); the caller runs
+    /// it off the UI thread and reports to [`AdminPanel::hub_figures_fetched`].
+    pub fn hub_figures_due(&mut self, now: Duration) -> Option<crate::station::sync::client::HubClient> {
+        let hub = &mut self.hub;
+        if !(self.open && self.unlocked) || hub.fetching {
+            return None;
+        }
+        let client = hub.client.clone()?;
+        let due = hub.refresh_requested || hub.last_started.is_none_or(|at| now.saturating_sub(at) >= HUB_FIGURES_EVERY);
+        if !due {
+            return None;
+        }
+        hub.fetching = true;
+        hub.refresh_requested = false;
+        hub.last_started = Some(now);
+        Some(client)
+    }
+
+    /// A fetch of the hub's figures ended.
+    pub fn hub_figures_fetched(
+        &mut self,
+        result: Result<crate::api::DashboardStats, String>,
+        _now: Duration,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        self.hub.fetching = false;
+        self.hub.figures = match (result, std::mem::replace(&mut self.hub.figures, HubFigures::Waiting)) {
+            (Ok(stats), _) => HubFigures::Shown { stats, fetched_at: at, error: None },
+            (Err(error), HubFigures::Shown { stats, fetched_at, .. }) => HubFigures::Shown { stats, fetched_at, error: Some(error) },
+            (Err(error), _) => HubFigures::Unreachable(error),
+        };
+    }
+
+    /// While unlocked: when the next fetch of the hub's figures is due.
+    #[must_use]
+    pub fn hub_figures_deadline(&self) -> Option<Duration> {
+        (self.open && self.unlocked && !self.hub.fetching && self.hub.client.is_some())
+            .then(|| self.hub.last_started.map_or(Duration::ZERO, |at| at + HUB_FIGURES_EVERY))
     }
 
     /// Whether the PIN was accepted and the panel itself shows.
@@ -410,6 +522,8 @@ impl StationApp {
             self.admin_problems_ui(ui);
             self.admin_sync_ui(ui);
             ui.separator();
+            self.admin_hub_ui(ui);
+            ui.separator();
             self.admin_data_ui(ui);
             ui.separator();
             ui.label(RichText::new("Readers").strong());
@@ -483,6 +597,79 @@ impl StationApp {
             RichText::new("These last until the station restarts; VOICE_ENABLED and VOICE_VOLUME in .env keep them.")
                 .color(theme::TEXT_MUTED),
         );
+    }
+
+    /// The hub's own figures, per gate and per business unit, as the hub
+    /// counts them (every station's scans): what the TrackAttendance
+    /// kiosk's dashboard overlay showed. Fetched by a job thread.
+    fn admin_hub_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("Hub figures").strong());
+            if self.admin.hub.client.is_some() && ui.button("Refresh hub figures").clicked() {
+                self.admin.hub.refresh_requested = true;
+            }
+        });
+        let local = |at: &chrono::DateTime<chrono::Utc>| at.with_timezone(&chrono::Local).format("%H:%M:%S").to_string();
+        match &self.admin.hub.figures {
+            HubFigures::NotConfigured(why) => {
+                ui.label(format!("Hub figures: not configured ({why})"));
+            }
+            HubFigures::Waiting => {
+                ui.label(RichText::new("Hub figures: asking the hub…").color(theme::TEXT_MUTED));
+            }
+            HubFigures::Unreachable(error) => {
+                ui.label(RichText::new(format!("Hub unreachable: {error}")).color(theme::ATTENTION));
+            }
+            HubFigures::Shown { stats, fetched_at, error } => {
+                if let Some(error) = error {
+                    ui.label(
+                        RichText::new(format!("Hub unreachable: {error}; the figures below are from {}", local(fetched_at)))
+                            .color(theme::ATTENTION),
+                    );
+                }
+                ui.label(format!(
+                    "At the hub: {} scans, {} people (as of {})",
+                    stats.total_scans,
+                    stats.unique_badges,
+                    local(fetched_at)
+                ));
+                egui::Grid::new("hub-gates").striped(true).show(ui, |ui| {
+                    for header in ["Gate", "Scans", "People", "Last scan"] {
+                        ui.label(RichText::new(header).color(theme::TEXT_MUTED));
+                    }
+                    ui.end_row();
+                    for gate in &stats.stations {
+                        ui.label(&gate.name);
+                        ui.label(gate.scans.map_or_else(|| "–".to_owned(), |n| n.to_string()));
+                        ui.label(gate.unique.map_or_else(|| "–".to_owned(), |n| n.to_string()));
+                        let last = gate
+                            .last_scan
+                            .as_deref()
+                            .and_then(|t| crate::clock::parse_utc(t).ok())
+                            .map_or_else(|| "–".to_owned(), |t| local(&t));
+                        ui.label(last);
+                        ui.end_row();
+                    }
+                });
+                egui::Grid::new("hub-units").striped(true).show(ui, |ui| {
+                    for header in ["Business unit", "Registered", "Checked in", "Share"] {
+                        ui.label(RichText::new(header).color(theme::TEXT_MUTED));
+                    }
+                    ui.end_row();
+                    for unit in &stats.business_units {
+                        ui.label(&unit.name);
+                        ui.label(unit.registered.to_string());
+                        ui.label(unit.unique.to_string());
+                        ui.label(if unit.registered > 0 {
+                            format!("{:.0}%", unit.unique as f64 * 100.0 / unit.registered as f64)
+                        } else {
+                            "–".to_owned()
+                        });
+                        ui.end_row();
+                    }
+                });
+            }
+        }
     }
 
     /// What is wrong, with the technical details the main screen leaves out.

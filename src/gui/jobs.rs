@@ -41,6 +41,9 @@ pub enum JobEvent {
     RosterImported(Result<String, String>),
     /// The station was renamed (the new name), or what went wrong.
     StationRenamed(Result<String, String>),
+    /// The hub's figures per gate and business unit (`/v1/dashboard/stats`),
+    /// or why they could not be fetched.
+    HubFigures(Result<crate::api::DashboardStats, String>),
 }
 
 /// Starts jobs and receives their events.
@@ -161,6 +164,16 @@ impl Jobs {
                 .map_err(|e| e.to_string())
                 .and_then(|renamed| renamed.map_err(|e| e.to_string()));
             emit(JobEvent::StationRenamed(result));
+        })
+    }
+}
+
+impl Jobs {
+    /// Fetches the hub's dashboard figures on thread `gui-hub-figures` (the
+    /// admin panel shows them; the UI thread only reads the result).
+    pub fn start_hub_figures(&self, client: crate::station::sync::client::HubClient) -> Result<(), String> {
+        self.spawn("gui-hub-figures", move |emit| {
+            emit(JobEvent::HubFigures(client.dashboard_stats().map_err(|e| e.to_string())));
         })
     }
 }

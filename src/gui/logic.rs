@@ -108,6 +108,7 @@ impl StationApp {
         }
         self.screen.expire(now);
         self.admin.tick(now);
+        self.refresh_hub_figures(now);
         self.intercept_close(ctx, now);
         self.schedule_repaint(ctx, now, more);
     }
@@ -147,6 +148,17 @@ impl StationApp {
                 }
                 self.admin.rename_finished(result);
             }
+            JobEvent::HubFigures(result) => self.admin.hub_figures_fetched(result, now, self.clock.now_utc()),
+        }
+    }
+
+    /// While the admin panel is open: fetches the hub's figures when they are
+    /// due (at once on unlock, then every [`super::admin::HUB_FIGURES_EVERY`]),
+    /// on a job thread.
+    pub(super) fn refresh_hub_figures(&mut self, now: Duration) {
+        let Some(client) = self.admin.hub_figures_due(now) else { return };
+        if let Err(error) = self.jobs.start_hub_figures(client) {
+            self.admin.hub_figures_fetched(Err(error), now, self.clock.now_utc());
         }
     }
 
@@ -256,6 +268,7 @@ impl StationApp {
             self.wedge.deadline(),
             self.shutdown.as_ref().and_then(ShutdownFlow::deadline),
             self.admin.deadline(now),
+            self.admin.hub_figures_deadline(),
             Some(now + until_next_minute(self.clock.now_utc())),
         ]
         .into_iter()

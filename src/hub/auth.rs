@@ -11,15 +11,30 @@
 //!   the client sent, which tells an attacker nothing about stored keys, and
 //!   the found hash is compared again in constant time.
 //!
+//! * **Dashboard keys** (`badgestation hub key add --dashboard NAME`) are
+//!   the same kind of token, stored with the kind `dashboard`: they read the
+//!   dashboard (`GET /v1/dashboard/*`) and nothing else, so the master key
+//!   never has to be typed into a browser on a shared laptop.
+//! * **Sessions**: the dashboard page trades a master or dashboard key for a
+//!   random session token (`POST /v1/session`) held in an HttpOnly,
+//!   SameSite=Strict cookie; the database keeps its SHA-256 and its expiry,
+//!   so every replica knows it. A session opened with the master key is an
+//!   *admin* session ([`Caller::Master`]); one opened with a dashboard key is
+//!   read-only ([`Caller::Dashboard`]). Revoking that key ends its sessions.
+//! * **Enrolment codes** (`badgestation hub key enroll NAME`): one-time,
+//!   15-minute codes a station trades (`POST /v1/enroll`) for a key of its
+//!   own, so nobody types a 64-character key on a kiosk.
+//!
 //! A missing or unknown key is `401`; a known key that is revoked, or a
-//! station key on a master-only route, is `403`. Keys never reach logs: a
-//! request is logged with its [`Caller`] (`master` / `station:<name>`).
+//! station or dashboard key on a route it may not use, is `403`. Keys never
+//! reach logs: a request is logged with its [`Caller`] (`master` /
+//! `station:<name>` / `dashboard:<name>`).
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::storage::{HubStorage, StorageError};
+use super::storage::{HubStorage, KeyKind, StorageError};
 use crate::model::Secret;
 use crate::model::hex;
 use subtle::ConstantTimeEq as _;
@@ -110,7 +125,7 @@ pub fn key_prefix(key: &str) -> String {
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// The master key.
+    /// The master key, or an admin session opened with it.
     Master,
     /// A per-station key.
     Station {
@@ -119,16 +134,39 @@ pub enum Caller {
         /// The key's row id (rate limits are per key).
         key_id: i64,
     },
+    /// **\[ext\]** A read-only dashboard key, or a session opened with one.
+    Dashboard {
+        /// The name the key was given.
+        name: String,
+        /// The key's row id.
+        key_id: i64,
+    },
 }
 
 impl Caller {
-    /// The station this caller is limited to, `None` for the master key.
+    /// The station this caller is limited to, `None` for the master key
+    /// (and for a dashboard key, which the HTTP layer lets read only).
     #[must_use]
     pub fn station(&self) -> Option<&str> {
         match self {
-            Caller::Master => None,
+            Caller::Master | Caller::Dashboard { .. } => None,
             Caller::Station { name, .. } => Some(name),
         }
+    }
+
+    /// The stored key behind this caller, `None` for the master key.
+    #[must_use]
+    pub fn key_id(&self) -> Option<i64> {
+        match self {
+            Caller::Master => None,
+            Caller::Station { key_id, .. } | Caller::Dashboard { key_id, .. } => Some(*key_id),
+        }
+    }
+
+    /// Whether this caller may only read the dashboard.
+    #[must_use]
+    pub fn read_only(&self) -> bool {
+        matches!(self, Caller::Dashboard { .. })
     }
 
     /// A name for logs and for scoping `Idempotency-Key`s.
@@ -137,6 +175,7 @@ impl Caller {
         match self {
             Caller::Master => "master".to_owned(),
             Caller::Station { name, .. } => format!("station:{name}"),
+            Caller::Dashboard { name, .. } => format!("dashboard:{name}"),
         }
     }
 
@@ -145,7 +184,7 @@ impl Caller {
     pub fn rate_key(&self) -> String {
         match self {
             Caller::Master => "master".to_owned(),
-            Caller::Station { key_id, .. } => format!("key:{key_id}"),
+            Caller::Station { key_id, .. } | Caller::Dashboard { key_id, .. } => format!("key:{key_id}"),
         }
     }
 }
@@ -159,7 +198,9 @@ pub enum Verdict {
     Unknown,
     /// A known key that may not be used: `403`, with the reason.
     Revoked {
-        /// The station of the key.
+        /// The kind of the key.
+        kind: KeyKind,
+        /// The station of the key (or the dashboard key's name).
         station: String,
         /// When it was revoked.
         revoked_at: String,
@@ -184,6 +225,13 @@ impl KeyChecker {
         KeyChecker { master_digest: key_digest(master.expose()) }
     }
 
+    /// SHA-256 of the master key: the key that checks bundles signed with
+    /// it ([`crate::bundle`]).
+    #[must_use]
+    pub fn master_digest(&self) -> &[u8; 32] {
+        &self.master_digest
+    }
+
     /// Whether `token` is the master key (constant time, no I/O).
     #[must_use]
     pub fn is_master(&self, token: &str) -> bool {
@@ -206,11 +254,66 @@ impl KeyChecker {
         if !bool::from(key.key_sha256.as_bytes().ct_eq(hex_digest.as_bytes())) {
             return Ok(Verdict::Unknown);
         }
-        Ok(match key.revoked_at {
-            Some(revoked_at) => Verdict::Revoked { station: key.station_name, revoked_at },
-            None => Verdict::Allowed(Caller::Station { name: key.station_name, key_id: key.id }),
+        Ok(match (key.revoked_at, key.kind) {
+            (Some(revoked_at), kind) => Verdict::Revoked { kind, station: key.station_name, revoked_at },
+            (None, KeyKind::Station) => Verdict::Allowed(Caller::Station { name: key.station_name, key_id: key.id }),
+            (None, KeyKind::Dashboard) => Verdict::Allowed(Caller::Dashboard { name: key.station_name, key_id: key.id }),
         })
     }
+}
+
+/// The cookie that carries a dashboard session.
+pub const SESSION_COOKIE: &str = "bs_session";
+
+/// A new session token: 256 bits from the operating system's generator
+/// (two v4 UUIDs, 244 random bits), hex.
+#[must_use]
+pub fn generate_session_token() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// The value of cookie `name` in a `Cookie` header value.
+#[must_use]
+pub fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v.trim())
+}
+
+/// How long an enrolment code is valid.
+pub const ENROLLMENT_VALIDITY: std::time::Duration = std::time::Duration::from_mins(15);
+
+/// The letters of enrolment codes: Crockford's base 32 (no I, L, O, U), so
+/// a code read off a screen cannot be mistyped into another valid one.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A new enrolment code, `XXXX-XXXX-XXXX`: 60 random bits. Guessing one in
+/// its 15 minutes is hopeless, the more so as every try from an address
+/// counts against the hub's per-address lookup limit.
+#[must_use]
+pub fn generate_enrollment_code() -> String {
+    let random = uuid::Uuid::new_v4().as_u128();
+    let letters: Vec<char> = (0..12).map(|i| CODE_ALPHABET[((random >> (5 * i)) & 31) as usize] as char).collect();
+    format!(
+        "{}-{}-{}",
+        letters[0..4].iter().collect::<String>(),
+        letters[4..8].iter().collect::<String>(),
+        letters[8..12].iter().collect::<String>()
+    )
+}
+
+/// An enrolment code as typed, in the form its hash is taken of: upper
+/// case, without spaces or dashes, with the look-alikes Crockford allows
+/// (`O` → `0`, `I`/`L` → `1`) mapped.
+#[must_use]
+pub fn normalize_enrollment_code(typed: &str) -> String {
+    typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        })
+        .collect()
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
@@ -240,6 +343,24 @@ mod tests {
         assert!(a.starts_with(STATION_KEY_PREFIX));
         assert_eq!(a.len(), STATION_KEY_PREFIX.len() + 64);
         assert_eq!(key_prefix(&a).len(), 10);
+    }
+
+    #[test]
+    fn enrollment_codes_are_random_and_forgive_typing() {
+        let code = generate_enrollment_code();
+        assert_eq!(code.len(), 14);
+        assert_ne!(code, generate_enrollment_code());
+        let normal = normalize_enrollment_code(&code);
+        assert_eq!(normal.len(), 12);
+        assert_eq!(normalize_enrollment_code(&code.to_lowercase().replace('-', " ")), normal);
+        assert_eq!(normalize_enrollment_code("o1il-2345"), "01112345");
+    }
+
+    #[test]
+    fn cookies_are_found_by_name() {
+        assert_eq!(cookie_value("a=1; bs_session=xyz; b=2", SESSION_COOKIE), Some("xyz"));
+        assert_eq!(cookie_value("bs_sessionx=1", SESSION_COOKIE), None);
+        assert_eq!(cookie_value("", SESSION_COOKIE), None);
     }
 
     #[test]

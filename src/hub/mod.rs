@@ -33,10 +33,22 @@
 //!   buckets; [`storage`] — the backend trait; [`sqlite`] — the embedded
 //!   backend; [`postgres`] — the PostgreSQL backend; [`migrate`] — copying
 //!   data in (`hub migrate`, `hub import-trackattendance`); [`export`] —
-//!   CSV/XLSX files for the dashboard.
-//! * `dashboard.html` — the static page at `/dashboard/`.
+//!   CSV/XLSX files for the dashboard; [`board`] — the dashboard's
+//!   attendance board (who arrived, flow, live feed), derived from the
+//!   database; `dashboard` — its routes; [`encoding`] — gzip request bodies
+//!   (limit after decompression) and gzip answers; [`bundle`] — importing
+//!   signed offline bundles.
+//! * `dashboard.html` — the static page at `/dashboard/`; it signs in with
+//!   a session cookie ([`auth`]: dashboard keys, sessions, enrolment codes).
+//! * TLS: with [`HubConfig::tls`] (`--tls-cert`, `--tls-key`) the accept
+//!   loop runs a rustls handshake (tokio-rustls) in each connection's task,
+//!   under the same header timeout, before hyper sees the connection.
 
 pub mod auth;
+pub mod board;
+pub mod bundle;
+mod dashboard;
+pub mod encoding;
 pub mod export;
 pub mod ratelimit;
 pub mod roster;
@@ -55,7 +67,7 @@ use std::time::Duration;
 
 use crate::model::Secret;
 pub use ratelimit::RateLimit;
-pub use routes::MAX_EXPORT_ROWS;
+pub use routes::{BUNDLE_IMPORT_PATH, MAX_BUNDLE_BYTES, MAX_EXPORT_ROWS};
 use storage::{HubStorage, StorageError};
 
 /// Where the hub listens unless told otherwise.
@@ -84,6 +96,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// recently found valid) per client address: the per-address limit in front
 /// of the database, so a flood of unknown keys costs no database work.
 pub const DEFAULT_LOOKUP_LIMIT: RateLimit = RateLimit { per_minute: 120, burst: 60 };
+
+/// How long a dashboard session lasts unless `hub --session-hours` says
+/// otherwise: a working day, so a laptop left logged in overnight asks again.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_hours(12);
 
 /// How often old `Idempotency-Key` responses are purged.
 const PURGE_INTERVAL: Duration = Duration::from_hours(1);
@@ -115,6 +131,73 @@ pub struct HubConfig {
     pub max_connections: usize,
     /// Key lookups per client address ([`DEFAULT_LOOKUP_LIMIT`]).
     pub lookup_limit: RateLimit,
+    /// How long a dashboard session lasts ([`DEFAULT_SESSION_LIFETIME`]).
+    pub session_lifetime: Duration,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`);
+    /// `None`: plain HTTP (loopback, or behind a reverse proxy that does TLS).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of the hub's own TLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, server certificate first (`--tls-cert`).
+    pub cert: PathBuf,
+    /// Its private key: PKCS#8, PKCS#1 or SEC1 (`--tls-key`).
+    pub key: PathBuf,
+}
+
+/// The TLS server settings from the PEM files; errors name the file and the
+/// flag, and say what the file must hold.
+pub fn load_tls(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, HubError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_error = |flag: &str, path: &std::path::Path, what: String| HubError::Tls(format!("{flag} {}: {what}", path.display()));
+    let cert_bytes = std::fs::read(&files.cert).map_err(|e| tls_error("--tls-cert", &files.cert, format!("cannot read it ({e})")))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_error("--tls-cert", &files.cert, format!("not a valid PEM file ({e})")))?;
+    if certs.is_empty() {
+        return Err(tls_error(
+            "--tls-cert",
+            &files.cert,
+            "holds no certificate (-----BEGIN CERTIFICATE-----); give the server certificate, then any intermediates, in PEM"
+                .to_owned(),
+        ));
+    }
+    let key_bytes = std::fs::read(&files.key).map_err(|e| tls_error("--tls-key", &files.key, format!("cannot read it ({e})")))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+        tls_error("--tls-key", &files.key, format!("holds no usable private key ({e}); give the certificate's key in PEM (PKCS#8, RSA or EC)"))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HubError::Tls(format!("cannot set up TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            HubError::Tls(format!(
+                "--tls-cert {} and --tls-key {} do not work together ({e}); check that the key is the certificate's",
+                files.cert.display(),
+                files.key.display()
+            ))
+        })?;
+    // The hub speaks HTTP/1.1 only.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The warning for a hub that serves plain HTTP on an address other hosts
+/// can reach, `None` when it is loopback or TLS.
+#[must_use]
+pub fn plain_http_warning(addr: SocketAddr, tls: bool) -> Option<String> {
+    (!tls && !addr.ip().is_loopback()).then(|| {
+        format!(
+            "WARNING: the hub listens on {addr} WITHOUT TLS: API keys, session cookies and scans cross the network in \
+             clear text. Serve HTTPS with --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1 behind a reverse \
+             proxy that does TLS (see the README)"
+        )
+    })
 }
 
 impl HubConfig {
@@ -135,6 +218,8 @@ impl HubConfig {
             stats_max_age: STATS_MAX_AGE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             lookup_limit: DEFAULT_LOOKUP_LIMIT,
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            tls: None,
         }
     }
 }
@@ -159,6 +244,9 @@ pub enum HubError {
     /// A database URL of a backend this build lacks.
     #[error("{0}")]
     UnsupportedDatabase(String),
+    /// The TLS certificate or key cannot be used; the message names the file.
+    #[error("{0}")]
+    Tls(String),
     /// The async runtime could not start (out of threads or memory).
     #[error("cannot start the hub's runtime: {0}")]
     Runtime(std::io::Error),
@@ -213,10 +301,14 @@ pub fn database_for_logs(database: &str) -> String {
 pub struct Hub {
     addr: SocketAddr,
     backend: &'static str,
+    tls: bool,
     grace: Duration,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
+    /// Ends the dashboard's live feeds at shutdown (they would hold their
+    /// connections open through the grace period).
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -234,6 +326,7 @@ impl Hub {
 
     /// Starts serving on an already opened storage backend.
     pub fn start_with_storage(config: &HubConfig, storage: Arc<dyn HubStorage>) -> Result<Hub, HubError> {
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             // Names the worker threads and the blocking pool (where database work runs).
             .thread_name("hub")
@@ -250,6 +343,7 @@ impl Hub {
         };
 
         let backend = storage.backend();
+        let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(routes::AppState {
             storage: storage.clone(),
             keys: auth::KeyChecker::new(&config.master_key),
@@ -259,19 +353,38 @@ impl Hub {
                 request_timeout: config.request_timeout,
                 offline_after: config.offline_after,
                 stats_max_age: config.stats_max_age,
+                session_lifetime: config.session_lifetime,
+                tls: tls.is_some(),
             },
             stats_cache: tokio::sync::Mutex::new(None),
             root_cache: std::sync::Mutex::new(None),
             health_cache: tokio::sync::Mutex::new(None),
             lookup_limiter: ratelimit::RateLimiter::new(config.lookup_limit),
             known_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            known_sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            key_uses: std::sync::Mutex::new(std::collections::HashMap::new()),
+            board: Arc::new(std::sync::Mutex::new(board::Board::new())),
+            closing: closing_rx,
         });
         let app = routes::router(state);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let limits = ConnectionLimits { header_timeout: config.request_timeout, max_connections: config.max_connections.max(1) };
+        let limits = ConnectionLimits {
+            header_timeout: config.request_timeout,
+            max_connections: config.max_connections.max(1),
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+        };
         let server = runtime.spawn(serve_connections(listener, app, stop_rx, limits));
         runtime.spawn(purge_request_keys(storage));
-        Ok(Hub { addr, backend, grace: config.shutdown_grace, runtime: Some(runtime), stop: Some(stop_tx), server: Some(server) })
+        Ok(Hub {
+            addr,
+            backend,
+            tls: config.tls.is_some(),
+            grace: config.shutdown_grace,
+            runtime: Some(runtime),
+            stop: Some(stop_tx),
+            server: Some(server),
+            closing,
+        })
     }
 
     /// The bound address.
@@ -280,10 +393,16 @@ impl Hub {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` when the hub serves TLS.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// Whether the hub serves TLS itself.
+    #[must_use]
+    pub fn tls(&self) -> bool {
+        self.tls
     }
 
     /// The storage backend's name.
@@ -324,6 +443,7 @@ impl Hub {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        self.closing.send_replace(true);
         let Some(runtime) = self.runtime.take() else { return };
         if let Some(server) = self.server.take() {
             let grace = self.grace;
@@ -344,11 +464,14 @@ impl Drop for Hub {
     }
 }
 
-/// How `serve_connections` bounds connections.
-#[derive(Debug, Clone, Copy)]
+/// How `serve_connections` bounds connections, and whether it speaks TLS.
+#[derive(Clone)]
 struct ConnectionLimits {
     header_timeout: Duration,
     max_connections: usize,
+    /// The TLS handshake runs in the connection's own task, within
+    /// `header_timeout`, so a client that stalls it holds only itself.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// One open connection, as the accept loop sees it.
@@ -448,8 +571,26 @@ async fn serve_connections(
                 response
             }
         }));
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(tracked_app));
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(tracked_app);
+        let watcher = graceful.watcher();
+        let (http, tls, handshake_timeout) = (http.clone(), limits.tls.clone(), limits.header_timeout);
+        let connection = async move {
+            match tls {
+                None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(error)) => {
+                        // A client that does not trust the certificate, or speaks plain HTTP to the TLS port.
+                        tracing::debug!(%error, %peer, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake not finished in time; connection closed");
+                        Ok(())
+                    }
+                },
+            }
+        };
         let open = open.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -468,18 +609,27 @@ async fn serve_connections(
     graceful.shutdown().await;
 }
 
-/// Forgets old `Idempotency-Key` responses now and then every hour.
+/// Forgets old `Idempotency-Key` responses, expired sessions and expired
+/// enrolment codes now and then every hour.
 async fn purge_request_keys(storage: Arc<dyn HubStorage>) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tick.tick().await;
-        let storage = storage.clone();
+        let keys_storage = storage.clone();
         let retention = chrono::Duration::from_std(REQUEST_KEY_RETENTION).unwrap_or(chrono::Duration::days(7));
         let before = crate::clock::format_utc_millis(&(crate::clock::utc_now() - retention));
-        match tokio::task::spawn_blocking(move || storage.purge_request_keys(&before)).await {
+        match tokio::task::spawn_blocking(move || keys_storage.purge_request_keys(&before)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(purged)) => tracing::debug!(purged, "old Idempotency-Key responses purged"),
             Ok(Err(error)) => tracing::warn!(%error, "cannot purge old Idempotency-Key responses; will retry in an hour"),
+            Err(error) => tracing::warn!(%error, "the purge task failed; will retry in an hour"),
+        }
+        // Expired sessions and enrolment codes: already refused, only taking space.
+        let storage_expired = storage.clone();
+        let now = crate::clock::format_utc_millis(&crate::clock::utc_now());
+        match tokio::task::spawn_blocking(move || storage_expired.purge_expired(&now)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot purge expired sessions and enrolment codes; will retry in an hour"),
             Err(error) => tracing::warn!(%error, "the purge task failed; will retry in an hour"),
         }
     }

@@ -50,8 +50,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
 use super::storage::{
-    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, NewScan, RawScan,
-    RecentScan, RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats,
+    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, KeyKind,
+    NewScan, RawScan, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind,
+    StationKey, StationRow, StationScans, Stats,
     StorageError, Stored, StoredRequest, UnitScans, batch_response,
 };
 use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
@@ -172,7 +173,29 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (old_name, new_name)
     );
     ",
-    // 3: the full roster [ext]; the scan feed's commit order [ext]. Row ids come from a sequence and
+    // 3: key kinds, last use, dashboard sessions, station enrolment codes (as SQLite's migration 3).
+    r#"
+    ALTER TABLE api_keys ADD COLUMN kind text NOT NULL DEFAULT 'station';
+    ALTER TABLE api_keys ADD COLUMN last_used_at text;
+    CREATE TABLE sessions (
+        token_sha256  text PRIMARY KEY,
+        kind          text NOT NULL,
+        name          text NOT NULL,
+        key_id        bigint,
+        created_at    text NOT NULL,
+        expires_at    text COLLATE "C" NOT NULL
+    );
+    CREATE INDEX sessions_key ON sessions (key_id);
+    CREATE TABLE enrollments (
+        code_sha256   text PRIMARY KEY,
+        station_name  text NOT NULL,
+        created_at    text NOT NULL,
+        expires_at    text COLLATE "C" NOT NULL,
+        used_at       text,
+        key_id        bigint
+    );
+    "#,
+    // 4: the full roster [ext]; the scan feed's commit order [ext]. Row ids come from a sequence and
     // are not committed in order, so the feed orders scans by the id of the transaction that stored
     // them (xid8, PostgreSQL 13+), served only below the oldest transaction still running: a scan
     // that commits later can never land before a cursor already handed out. Rows stored before this
@@ -815,7 +838,19 @@ async fn set_state(c: &tokio_postgres::Client, key: &str, value: &str) -> Result
     Ok(())
 }
 
-const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at, kind, last_used_at";
+
+fn feed_row(r: &tokio_postgres::Row) -> BoardScan {
+    BoardScan {
+        id: r.get(0),
+        badge_id: r.get(1),
+        station_name: r.get(2),
+        scanned_at: r.get(3),
+        business_unit: r.get(4),
+        scan_source: r.get(5),
+        live: r.get(6),
+    }
+}
 
 fn key_from_row(r: &tokio_postgres::Row) -> StationKey {
     StationKey {
@@ -825,6 +860,19 @@ fn key_from_row(r: &tokio_postgres::Row) -> StationKey {
         key_prefix: r.get(3),
         created_at: r.get(4),
         revoked_at: r.get(5),
+        kind: KeyKind::parse(r.get(6)),
+        last_used_at: r.get(7),
+    }
+}
+
+fn session_from_row(r: &tokio_postgres::Row) -> Session {
+    Session {
+        token_sha256: r.get(0),
+        kind: SessionKind::parse(r.get(1)),
+        name: r.get(2),
+        key_id: r.get(3),
+        created_at: r.get(4),
+        expires_at: r.get(5),
     }
 }
 
@@ -892,7 +940,7 @@ impl HubStorage for PostgresStorage {
                 tx.execute("DELETE FROM station_epochs WHERE station_name = $1", &[&new]).await?;
                 tx.execute("UPDATE station_epochs SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
             }
-            let keys_moved = tx.execute("UPDATE api_keys SET station_name = $2 WHERE station_name = $1", &[&old, &new]).await?;
+            let keys_moved = tx.execute("UPDATE api_keys SET station_name = $2 WHERE station_name = $1 AND kind = 'station'", &[&old, &new]).await?;
             // Earlier names of `old` now lead to `new` too (dropping rows that would then repeat).
             tx.execute(
                 "DELETE FROM station_renames r WHERE r.new_name = $1 AND EXISTS \
@@ -1086,6 +1134,59 @@ impl HubStorage for PostgresStorage {
         })
     }
 
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
+        self.with_client(async |c| {
+            let sql = if live_only {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE cleared_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+            } else {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE id > $1 ORDER BY id LIMIT $2"
+            };
+            Ok(c.query(sql, &[&after_id, &(limit as i64)]).await?.iter().map(feed_row).collect())
+        })
+    }
+
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.with_client(async |c| {
+            Ok(c
+                .query(
+                    "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                     FROM scans WHERE id = ANY($1) ORDER BY id",
+                    &[&ids],
+                )
+                .await?
+                .iter()
+                .map(feed_row)
+                .collect())
+        })
+    }
+
+    fn feed_generation(&self) -> Result<String> {
+        self.with_client(async |c| {
+            Ok(c.query_one(
+                "SELECT (SELECT count(*) || '/' || coalesce(max(id), 0) FROM clears) || '/' || \
+                        (SELECT count(*) || '/' || coalesce(max(renamed_at), '') FROM station_renames)",
+                &[],
+            )
+            .await?
+            .get(0))
+        })
+    }
+
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.with_client(async |c| {
+            Ok(c.query("SELECT name, registered FROM roster_units ORDER BY name COLLATE \"C\"", &[])
+                .await?
+                .iter()
+                .map(|r| BusinessUnitCount { name: r.get(0), registered: count(r.get(1)) })
+                .collect())
+        })
+    }
+
     fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {
         self.with_client(async |c| {
             let rows = c
@@ -1155,11 +1256,11 @@ impl HubStorage for PostgresStorage {
         })
     }
 
-    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+    fn add_key(&self, kind: KeyKind, name: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
         self.with_client(async |c| {
             c.execute(
-                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at) VALUES ($1, $2, $3, $4)",
-                &[&station, &key_sha256, &key_prefix, &now],
+                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, kind) VALUES ($1, $2, $3, $4, $5)",
+                &[&name, &key_sha256, &key_prefix, &now, &kind.as_str()],
             )
             .await
             .map(|_| ())
@@ -1178,10 +1279,125 @@ impl HubStorage for PostgresStorage {
         })
     }
 
-    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
+    fn revoke_named_keys(&self, kind: KeyKind, name: &str, now: &str) -> Result<u64> {
         self.with_client(async |c| {
-            c.execute("UPDATE api_keys SET revoked_at = $1 WHERE station_name = $2 AND revoked_at IS NULL", &[&now, &station])
-                .await
+            let tx = c.transaction().await?;
+            tx.execute(
+                "DELETE FROM sessions WHERE key_id IN \
+                 (SELECT id FROM api_keys WHERE station_name = $1 AND kind = $2 AND revoked_at IS NULL)",
+                &[&name, &kind.as_str()],
+            )
+            .await?;
+            let revoked = tx
+                .execute(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE station_name = $2 AND kind = $3 AND revoked_at IS NULL",
+                    &[&now, &name, &kind.as_str()],
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(revoked)
+        })
+    }
+
+    fn revoke_key(&self, id: i64, now: &str) -> Result<Option<StationKey>> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            tx.execute("DELETE FROM sessions WHERE key_id = $1", &[&id]).await?;
+            tx.execute("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", &[&now, &id]).await?;
+            let key = tx.query_opt(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"), &[&id]).await?;
+            tx.commit().await?;
+            Ok(key.as_ref().map(key_from_row))
+        })
+    }
+
+    fn touch_keys(&self, ids: &[i64], now: &str) -> Result<()> {
+        self.with_client(async |c| {
+            c.execute(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = ANY($2) AND (last_used_at IS NULL OR last_used_at < $1)",
+                &[&now, &ids],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn add_session(&self, session: &Session) -> Result<()> {
+        let s = session;
+        self.with_client(async |c| {
+            c.execute(
+                "INSERT INTO sessions (token_sha256, kind, name, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&s.token_sha256, &s.kind.as_str(), &s.name, &s.key_id, &s.created_at, &s.expires_at],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn find_session(&self, token_sha256: &str, now: &str) -> Result<Option<Session>> {
+        self.with_client(async |c| {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT token_sha256, kind, name, key_id, created_at, expires_at FROM sessions \
+                     WHERE token_sha256 = $1 AND expires_at > $2",
+                )
+                .await?;
+            Ok(c.query_opt(&stmt, &[&token_sha256, &now]).await?.as_ref().map(session_from_row))
+        })
+    }
+
+    fn end_session(&self, token_sha256: &str) -> Result<bool> {
+        self.with_client(async |c| Ok(c.execute("DELETE FROM sessions WHERE token_sha256 = $1", &[&token_sha256]).await? > 0))
+    }
+
+    fn purge_expired(&self, now: &str) -> Result<u64> {
+        self.with_client(async |c| {
+            let sessions = c.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now]).await?;
+            let codes = c.execute("DELETE FROM enrollments WHERE expires_at <= $1", &[&now]).await?;
+            Ok(sessions + codes)
+        })
+    }
+
+    fn add_enrollment(&self, code_sha256: &str, station: &str, now: &str, expires_at: &str) -> Result<()> {
+        self.with_client(async |c| {
+            c.execute(
+                "INSERT INTO enrollments (code_sha256, station_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                &[&code_sha256, &station, &now, &expires_at],
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            // FOR UPDATE: of two hubs trading the same code at once, the second waits and then sees it used.
+            let row = tx
+                .query_opt(
+                    "SELECT station_name, expires_at, used_at FROM enrollments WHERE code_sha256 = $1 FOR UPDATE",
+                    &[&code_sha256],
+                )
+                .await?;
+            let Some(row) = row else { return Ok(Redeemed::Unknown) };
+            let (station, expires_at, used_at): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
+            if let Some(used_at) = used_at {
+                return Ok(Redeemed::Used(used_at));
+            }
+            if expires_at.as_str() <= now {
+                return Ok(Redeemed::Expired(expires_at));
+            }
+            let key_id: i64 = tx
+                .query_one(
+                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, kind) \
+                     VALUES ($1, $2, $3, $4, 'station') RETURNING id",
+                    &[&station, &key_sha256, &key_prefix, &now],
+                )
+                .await?
+                .get(0);
+            tx.execute("UPDATE enrollments SET used_at = $1, key_id = $2 WHERE code_sha256 = $3", &[&now, &key_id, &code_sha256])
+                .await?;
+            tx.commit().await?;
+            Ok(Redeemed::Issued { station_name: station, key_id })
         })
     }
 
@@ -1229,6 +1445,7 @@ impl HubStorage for PostgresStorage {
         })
     }
 
+    #[allow(clippy::similar_names)] // start_xid and start_id: a transaction id and a row id, named alike on purpose
     fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
         let limit = to_int(limit.max(1));
         let after = after.and_then(parse_feed_cursor);
@@ -1428,9 +1645,9 @@ impl HubStorage for PostgresStorage {
             }
             for k in &t.api_keys {
                 tx.execute(
-                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_sha256) DO NOTHING",
-                    &[&k.station_name, &k.key_sha256, &k.key_prefix, &k.created_at, &k.revoked_at],
+                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at, kind, last_used_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key_sha256) DO NOTHING",
+                    &[&k.station_name, &k.key_sha256, &k.key_prefix, &k.created_at, &k.revoked_at, &k.kind.as_str(), &k.last_used_at],
                 )
                 .await?;
             }

@@ -27,12 +27,16 @@ use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use sha2::{Digest, Sha256};
 
-use super::auth::{Caller, KeyChecker, Verdict, bearer_token};
+use super::auth::{Caller, KeyChecker, SESSION_COOKIE, Verdict, bearer_token, cookie_value};
+use super::encoding::{self, RequestEncoding};
 use super::ratelimit::{RateLimiter, retry_after_secs};
-use super::storage::{HubStorage, IngestOutcome, RequestKey, StationRow, Stats, StorageError};
+use super::storage::{
+    HubStorage, IngestOutcome, KeyKind, Redeemed, RequestKey, Session, SessionKind, StationKey, StationRow, Stats,
+    StorageError,
+};
 use super::validate::{self, BodyError};
 use crate::api::{
-    BatchResponse, BusinessUnitStats, CONFIRM_CLEAR_SCANS, ClearInfo, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
+    BatchResponse, BusinessUnitStats, EnrollRequest, EnrollResponse, CONFIRM_CLEAR_SCANS, ClearInfo, CONFIRM_CLEAR_STATION, CONFIRM_HEADER, ClearResponse,
     ClearStationResponse, DashboardConfig, DashboardStats, DuplicateCheck, EXT_CLEARED_UPLOAD, EXT_STATION_EPOCH,
     ErrorBody, EventStatus, Export, Health, HeartbeatResponse, RenameRequest, RenameResponse, RosterHash,
     RosterSummaryResponse, ScanCount, ServiceStatus, StationStats, StationStatus, StationsStatus, UNMATCHED_UNIT,
@@ -43,6 +47,13 @@ use crate::model::hex;
 
 /// The most rows one export returns.
 pub const MAX_EXPORT_ROWS: u64 = 100_000;
+
+/// `POST` a signed offline bundle here to import it (see [`super::bundle`]).
+pub const BUNDLE_IMPORT_PATH: &str = "/v1/bundles/import";
+/// The body limit of [`BUNDLE_IMPORT_PATH`] (decompressed), unless the hub's
+/// general limit is higher: a bundle holds a whole offline day (about 350
+/// bytes a scan, so some 190 000 scans).
+pub const MAX_BUNDLE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The header that asks for a batch to be applied once.
 const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -57,6 +68,10 @@ pub(crate) struct Settings {
     pub request_timeout: Duration,
     pub offline_after: Duration,
     pub stats_max_age: Duration,
+    /// How long a dashboard session lasts.
+    pub session_lifetime: Duration,
+    /// Whether the hub serves TLS itself (session cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// Everything the handlers share.
@@ -82,6 +97,34 @@ pub(crate) struct AppState {
     /// key up, so a revocation applies at once); entries live
     /// [`KNOWN_KEY_MAX_AGE`]; a rename through this hub clears them.
     pub known_keys: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant)>>,
+    /// The dashboard's attendance board, derived from the database (see
+    /// `super::board`).
+    pub board: Arc<std::sync::Mutex<super::board::Board>>,
+    /// Turns `true` when the hub shuts down: live feeds end.
+    pub closing: tokio::sync::watch::Receiver<bool>,
+    /// Sessions found valid recently (SHA-256 of the token → caller, when,
+    /// expiry): the same fallback as `known_keys`, for session cookies.
+    pub known_sessions: std::sync::Mutex<HashMap<[u8; 32], (Caller, Instant, String)>>,
+    /// When this process last recorded each key's use (`last_used_at`): at
+    /// most once per [`KEY_USE_RECORD_INTERVAL`], not a write per request.
+    pub key_uses: std::sync::Mutex<HashMap<i64, Instant>>,
+}
+
+/// How often a key's `last_used_at` is written at most (per hub process).
+pub(crate) const KEY_USE_RECORD_INTERVAL: Duration = Duration::from_mins(1);
+
+/// How a request proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// An `Authorization: Bearer` key.
+    Key,
+    /// A session cookie.
+    Session {
+        /// SHA-256 of the token, hex.
+        token_sha256: String,
+        /// When the session ends.
+        expires_at: String,
+    },
 }
 
 /// The client's address, set per connection by the accept loop.
@@ -119,7 +162,8 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/dashboard/public/stats", get(public_stats))
         .route("/v1/dashboard/public/config", get(public_config))
         .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
-        .route("/dashboard/", get(dashboard));
+        .route("/dashboard/", get(dashboard))
+        .route("/v1/enroll", post(enroll));
     let keyed = Router::new()
         .route("/v1/scans/batch", post(batch))
         .route("/v1/stations/heartbeat", post(heartbeat))
@@ -133,6 +177,14 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/dashboard/config", put(put_config))
         .route("/v1/stations/rename", put(rename_station))
         .route("/v1/scans/check-duplicate", get(check_duplicate))
+        .route("/v1/session", post(open_session).get(session_info).delete(end_session))
+        .route("/v1/admin/keys", get(list_keys))
+        .route("/v1/admin/keys/{id}", delete(revoke_key))
+        .route(
+            BUNDLE_IMPORT_PATH,
+            post(import_bundle).layer(DefaultBodyLimit::max(body_limit(&state.settings, BUNDLE_IMPORT_PATH))),
+        )
+        .merge(super::dashboard::routes())
         // [ext] The full roster (names: keyed only) and the scan feed. An upload may be larger
         // than a batch: its own body limit.
         .route(
@@ -140,22 +192,25 @@ pub(crate) fn router(state: Shared) -> Router {
             get(roster_document).put(put_roster).layer(DefaultBodyLimit::max(super::roster::MAX_UPLOAD_BYTES)),
         )
         .route("/v1/scans/feed", get(scan_feed))
+        // Inside the key check: an unknown caller costs no inflating.
+        .route_layer(middleware::from_fn_with_state(state.clone(), decode_body))
         // route_layer: only matched routes ask for a key, so an unknown path is a 404, not a 401.
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.merge(keyed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn(compress_answer))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     format_utc_millis(&crate::clock::utc_now())
 }
 
 /// Runs blocking storage work on tokio's blocking pool.
-async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, StorageError> + Send + 'static,
     T: Send + 'static,
@@ -296,7 +351,239 @@ async fn time_limit(State(state): State<Shared>, request: Request, next: Next) -
     }
 }
 
-/// Checks the API key and the rate limit, and hands the [`Caller`] to the
+/// Decompresses a `Content-Encoding: gzip` body (see [`super::encoding`]):
+/// the body limit applies to the decompressed size, so a zip bomb is cut off
+/// at the limit and answered `413`; bad gzip is `400`, another encoding
+/// `415`. Errors on the batch route keep the batch shape kiosks parse.
+async fn decode_body(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let limit = body_limit(&state.settings, &path);
+    let refuse = |status: StatusCode, message: String| {
+        if path == "/v1/scans/batch" { batch_error(status, message, 0) } else { error_response(status, message) }
+    };
+    match encoding::request_encoding(request.headers()) {
+        RequestEncoding::Identity => next.run(request).await,
+        RequestEncoding::Unsupported(coding) => {
+            let mut response = refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Encoding: {coding:?} is not supported; send the body uncompressed or with \
+                     Content-Encoding: gzip"
+                ),
+            );
+            response.headers_mut().insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        }
+        RequestEncoding::Gzip => {
+            let (mut parts, body) = request.into_parts();
+            // The compressed body may not be larger than the limit either (gzip of
+            // incompressible data is a few bytes longer than the data).
+            let compressed = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit + 1024)).await {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                    return refuse(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("body: larger than the hub's limit of {limit} bytes; send fewer events per request"),
+                    );
+                }
+                Err(error) => return refuse(StatusCode::BAD_REQUEST, format!("body: could not be read ({error})")),
+            };
+            let inflated = tokio::task::spawn_blocking(move || encoding::gunzip_limited(&compressed, limit)).await;
+            let body = match inflated {
+                Ok(Ok(body)) => body,
+                Ok(Err(error @ encoding::InflateError::TooLarge { .. })) => {
+                    tracing::warn!(path, limit, "gzip body inflates past the body limit; refused (413)");
+                    return refuse(StatusCode::PAYLOAD_TOO_LARGE, error.to_string());
+                }
+                Ok(Err(error)) => return refuse(StatusCode::BAD_REQUEST, error.to_string()),
+                Err(join) => return ApiError::Internal(format!("gzip task failed: {join}")).into_response(),
+            };
+            parts.headers.remove(header::CONTENT_ENCODING);
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            next.run(Request::from_parts(parts, axum::body::Body::from(body))).await
+        }
+    }
+}
+
+/// The body limit of a route: the bundle import takes bigger files.
+fn body_limit(settings: &Settings, path: &str) -> usize {
+    if path == BUNDLE_IMPORT_PATH { settings.max_body_bytes.max(MAX_BUNDLE_BYTES) } else { settings.max_body_bytes }
+}
+
+/// Compresses text and JSON answers with gzip for clients that accept it
+/// (see [`super::encoding`]). Answers with an unknown length (streams) and
+/// small ones pass as they are.
+async fn compress_answer(request: Request, next: Next) -> Response {
+    let wants_gzip = encoding::accepts_gzip(request.headers());
+    let response = next.run(request).await;
+    if !encoding::compressible(response.headers().get(header::CONTENT_TYPE))
+        || response.headers().contains_key(header::CONTENT_ENCODING)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The answer differs by Accept-Encoding: caches must know.
+    parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    let length = axum::body::HttpBody::size_hint(&body).exact();
+    let Some(length) = length.filter(|n| wants_gzip && *n >= encoding::MIN_COMPRESSED_BYTES as u64) else {
+        return Response::from_parts(parts, body);
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, length as usize).await else {
+        return ApiError::Internal("could not read an answer to compress it".to_owned()).into_response();
+    };
+    let compressed = if bytes.len() > 64 * 1024 {
+        match tokio::task::spawn_blocking(move || crate::api::gzip(&bytes)).await {
+            Ok(compressed) => compressed,
+            Err(join) => return ApiError::Internal(format!("gzip task failed: {join}")).into_response(),
+        }
+    } else {
+        crate::api::gzip(&bytes)
+    };
+    parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(compressed))
+}
+
+/// The address a request came from, for the per-address lookup limit.
+fn client_address(request: &Request) -> String {
+    request.extensions().get::<ClientAddr>().map_or_else(|| "unknown".to_owned(), |a| a.0.to_string())
+}
+
+/// `429` for an address over its lookup limit.
+fn too_many_lookups(address: &str, wait: Duration, what: &str) -> Response {
+    let secs = retry_after_secs(wait);
+    let mut response =
+        error_response(StatusCode::TOO_MANY_REQUESTS, format!("too many requests with unrecognised {what} from {address}; retry after {secs} s"));
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
+/// What a read-only dashboard caller may call: reading `/v1/dashboard/*`,
+/// and its own session. Everything else (uploads, heartbeats, admin routes,
+/// config PUT, renames, keys, roster and bundle uploads, and any route added
+/// later outside `/v1/dashboard/`) is refused: deny by default.
+fn dashboard_may(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    path == "/v1/session" || (matches!(*method, Method::GET | Method::HEAD) && path.starts_with("/v1/dashboard/"))
+}
+
+/// Checks a bearer key: the master key, else a stored key (through the
+/// per-address lookup limit).
+async fn caller_from_key(state: &Shared, address: String, token: String) -> Result<Caller, Response> {
+    let digest = super::auth::key_digest(&token);
+    if state.keys.is_master(&token) {
+        return Ok(Caller::Master);
+    }
+    // The per-address limit in front of the database: each key lookup costs one.
+    if let Err(wait) = state.lookup_limiter.check(&format!("addr:{address}"), Instant::now()) {
+        // Over the limit (a flood of unknown keys from this address?): a station key
+        // found valid recently still gets in, without a lookup.
+        let known = state
+            .known_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&digest)
+            .filter(|(_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE)
+            .map(|(caller, _)| caller.clone());
+        return known.ok_or_else(|| too_many_lookups(&address, wait, "API keys"));
+    }
+    let st = state.clone();
+    match blocking(move || st.keys.check(&token, st.storage.as_ref())).await {
+        Ok(Verdict::Allowed(caller)) => {
+            let mut known = state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if known.len() > 10_000 {
+                known.retain(|_, (_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE);
+            }
+            known.insert(digest, (caller.clone(), Instant::now()));
+            Ok(caller)
+        }
+        Ok(Verdict::Unknown) => Err(ApiError::Unauthorized.into_response()),
+        Ok(Verdict::Revoked { kind: KeyKind::Dashboard, station, revoked_at }) => Err(ApiError::Forbidden(format!(
+            "the dashboard key {station:?} was revoked at {revoked_at}; ask the hub operator for a new one \
+             (badgestation hub key add --dashboard NAME)"
+        ))
+        .into_response()),
+        Ok(Verdict::Revoked { kind: KeyKind::Station, station, revoked_at }) => Err(ApiError::Forbidden(format!(
+            "this API key of station {station:?} was revoked at {revoked_at}; ask the hub operator for a new \
+             one (badgestation hub key add {station:?}) and set it as CLOUD_API_KEY"
+        ))
+        .into_response()),
+        Err(error) => Err(error.into_response()),
+    }
+}
+
+/// Checks a session cookie. An unknown, expired or ended session (its key
+/// revoked, or logged out) is `401`: the dashboard page then asks for a key
+/// again.
+async fn caller_from_session(state: &Shared, address: String, token: &str) -> Result<(Caller, Credential), Response> {
+    let digest = super::auth::key_digest(token);
+    let token_sha256 = hex(&digest);
+    let now = now_text();
+    if let Err(wait) = state.lookup_limiter.check(&format!("addr:{address}"), Instant::now()) {
+        let known = state
+            .known_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&digest)
+            .filter(|(_, at, expires_at)| at.elapsed() < KNOWN_KEY_MAX_AGE && expires_at.as_str() > now.as_str())
+            .map(|(caller, _, expires_at)| (caller.clone(), expires_at.clone()));
+        return match known {
+            Some((caller, expires_at)) => Ok((caller, Credential::Session { token_sha256, expires_at })),
+            None => Err(too_many_lookups(&address, wait, "sessions")),
+        };
+    }
+    let st = state.clone();
+    let (hash, at) = (token_sha256.clone(), now.clone());
+    let session = match blocking(move || st.storage.find_session(&hash, &at)).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(ApiError::Unauthorized.into_response()),
+        Err(error) => return Err(error.into_response()),
+    };
+    let caller = match (session.kind, session.key_id) {
+        (SessionKind::Admin, _) => Caller::Master,
+        (SessionKind::Dashboard, Some(key_id)) => Caller::Dashboard { name: session.name, key_id },
+        // A dashboard session always has its key; a row without one is refused rather than guessed at.
+        (SessionKind::Dashboard, None) => return Err(ApiError::Unauthorized.into_response()),
+    };
+    let mut known = state.known_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if known.len() > 10_000 {
+        known.retain(|_, (_, at, _)| at.elapsed() < KNOWN_KEY_MAX_AGE);
+    }
+    known.insert(digest, (caller.clone(), Instant::now(), session.expires_at.clone()));
+    Ok((caller, Credential::Session { token_sha256, expires_at: session.expires_at }))
+}
+
+/// Records that a stored key was used, at most once per
+/// [`KEY_USE_RECORD_INTERVAL`] per key and process, off the request path.
+fn note_key_use(state: &Shared, caller: &Caller) {
+    let Some(id) = caller.key_id() else { return };
+    {
+        let mut uses = state.key_uses.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if uses.get(&id).is_some_and(|at| at.elapsed() < KEY_USE_RECORD_INTERVAL) {
+            return;
+        }
+        uses.insert(id, Instant::now());
+    }
+    let storage = state.storage.clone();
+    let now = now_text();
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = storage.touch_keys(&[id], &now) {
+            tracing::warn!(%error, key_id = id, "cannot record a key's last use; it will be tried again in a minute");
+        }
+    });
+}
+
+/// A request refused before its handler ran: its body was never read, so
+/// the connection cannot carry another request. `Connection: close` says
+/// so; without it a client could send its next request on a connection
+/// the server is closing, and see it cut off ("peer disconnected").
+fn refused(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Checks the API key (or the dashboard session cookie) and the rate limit,
+/// keeps read-only callers to the dashboard, and hands the [`Caller`] to the
 /// handler (request extension) and to the log (response extension).
 async fn authenticate(State(state): State<Shared>, mut request: Request, next: Next) -> Response {
     let token = request
@@ -305,58 +592,41 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .map(str::to_owned);
-    let Some(token) = token else { return ApiError::Unauthorized.into_response() };
-    let digest = super::auth::key_digest(&token);
-    let caller = if state.keys.is_master(&token) {
-        Caller::Master
-    } else {
-        // The per-address limit in front of the database: each key lookup costs one.
-        let address = request.extensions().get::<ClientAddr>().map_or_else(|| "unknown".to_owned(), |a| a.0.to_string());
-        if let Err(wait) = state.lookup_limiter.check(&format!("addr:{address}"), Instant::now()) {
-            // Over the limit (a flood of unknown keys from this address?): a station key
-            // found valid recently still gets in, without a lookup.
-            let known = state
-                .known_keys
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&digest)
-                .filter(|(_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE)
-                .map(|(caller, _)| caller.clone());
-            if let Some(caller) = known {
-                request.extensions_mut().insert(caller.clone());
-                let mut response = next.run(request).await;
-                response.extensions_mut().insert(caller);
-                return response;
-            }
-            let secs = retry_after_secs(wait);
-            let mut response = error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many requests with unrecognised API keys from {address}; retry after {secs} s"),
-            );
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            return response;
-        }
-        let st = state.clone();
-        match blocking(move || st.keys.check(&token, st.storage.as_ref())).await {
-            Ok(Verdict::Allowed(caller)) => {
-                let mut known = state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                if known.len() > 10_000 {
-                    known.retain(|_, (_, at)| at.elapsed() < KNOWN_KEY_MAX_AGE);
-                }
-                known.insert(digest, (caller.clone(), Instant::now()));
-                caller
-            }
-            Ok(Verdict::Unknown) => return ApiError::Unauthorized.into_response(),
-            Ok(Verdict::Revoked { station, revoked_at }) => {
-                return ApiError::Forbidden(format!(
-                    "this API key of station {station:?} was revoked at {revoked_at}; ask the hub operator for a new \
-                     one (badgestation hub key add {station:?}) and set it as CLOUD_API_KEY"
-                ))
-                .into_response();
-            }
-            Err(error) => return error.into_response(),
-        }
+    let session_token = request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_value(v, SESSION_COOKIE))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    // A bearer key wins over a cookie: scripts and stations never send cookies.
+    let (caller, credential) = match (token, session_token) {
+        (Some(token), _) => match caller_from_key(&state, client_address(&request), token).await {
+            Ok(caller) => (caller, Credential::Key),
+            Err(response) => return refused(response),
+        },
+        (None, Some(session)) => match caller_from_session(&state, client_address(&request), &session).await {
+            Ok(found) => found,
+            Err(response) => return refused(response),
+        },
+        (None, None) => return refused(ApiError::Unauthorized.into_response()),
     };
+    if caller.read_only() && !dashboard_may(request.method(), request.uri().path()) {
+        let mut response = ApiError::Forbidden(format!(
+            "{} is read-only: it may read the dashboard (GET /v1/dashboard/...) but not {} {}; use the master key",
+            match &caller {
+                Caller::Dashboard { name, .. } => format!("the dashboard key {name:?}"),
+                _ => "this key".to_owned(),
+            },
+            request.method(),
+            request.uri().path()
+        ))
+        .into_response();
+        response.extensions_mut().insert(caller);
+        return refused(response);
+    }
+    note_key_use(&state, &caller);
     if let Some(limiter) = &state.limiter
         && let Err(wait) = limiter.check(&caller.rate_key(), Instant::now())
     {
@@ -371,9 +641,10 @@ async fn authenticate(State(state): State<Shared>, mut request: Request, next: N
         );
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         response.extensions_mut().insert(caller);
-        return response;
+        return refused(response);
     }
     request.extensions_mut().insert(caller.clone());
+    request.extensions_mut().insert(credential);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(caller);
     response
@@ -385,7 +656,26 @@ fn require_master(caller: &Caller) -> Result<(), ApiError> {
         Caller::Station { name, .. } => Err(ApiError::Forbidden(format!(
             "this route needs the hub's master key; the key used belongs to station {name:?}"
         ))),
+        Caller::Dashboard { name, .. } => Err(ApiError::Forbidden(format!(
+            "this route needs the hub's master key; the dashboard key {name:?} is read-only"
+        ))),
     }
+}
+
+/// The master key or a dashboard key (routes that read people's scans).
+fn require_reader(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Master | Caller::Dashboard { .. } => Ok(()),
+        Caller::Station { name, .. } => Err(ApiError::Forbidden(format!(
+            "this route needs the hub's master key or a dashboard key; the key used belongs to station {name:?}"
+        ))),
+    }
+}
+
+/// Who may read the dashboard's names, live feed and exports: the master
+/// key and read-only dashboard keys (and their sessions), never a station.
+pub(crate) fn require_dashboard_reader(caller: &Caller) -> Result<(), ApiError> {
+    require_reader(caller)
 }
 
 async fn not_found(request: Request) -> Response {
@@ -426,6 +716,8 @@ async fn root(State(state): State<Shared>) -> Result<Json<ServiceStatus>, ApiErr
         extensions: vec![
             EXT_STATION_EPOCH.to_owned(),
             EXT_CLEARED_UPLOAD.to_owned(),
+            crate::api::EXT_GZIP_UPLOAD.to_owned(),
+            crate::api::EXT_BUNDLE_IMPORT.to_owned(),
             crate::api::EXT_ROSTER.to_owned(),
             crate::api::EXT_SCAN_FEED.to_owned(),
         ],
@@ -476,7 +768,7 @@ fn same_epoch(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
+pub(crate) fn station_status(row: StationRow, hub_epoch: Option<&str>, offline_after: Duration) -> StationStatus {
     let now = crate::clock::utc_now();
     let age = parse_utc(&row.last_seen_at).ok().map(|seen| (now - seen).to_std().unwrap_or_default());
     // A BadgeStation station (it sends the [ext] heartbeat fields) must also have
@@ -796,8 +1088,8 @@ async fn export(
     Extension(caller): Extension<Caller>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    // Exports hold every badge id: like the admin routes, master key only.
-    require_master(&caller)?;
+    // Exports hold every badge id: the master key or a (read-only) dashboard key, never a station's.
+    require_reader(&caller)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let limit = match query.get("limit") {
         None => MAX_EXPORT_ROWS,
@@ -945,6 +1237,55 @@ async fn clear_station(
     }))
 }
 
+/// `POST /v1/bundles/import` (master key): imports a signed offline bundle
+/// (the file `badgestation bundle export` wrote, as the body, gzip allowed)
+/// exactly once; see [`super::bundle`]. `?file=NAME` only names the file in
+/// messages. A refused bundle is `422` and stores nothing.
+async fn import_bundle(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<super::bundle::ImportReport>, ApiError> {
+    require_master(&caller)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let file: String = query
+        .get("file")
+        .map_or("(uploaded)", String::as_str)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let body = body_bytes(body, body_limit(&state.settings, BUNDLE_IMPORT_PATH))?;
+    let master = *state.keys.master_digest();
+    let st = state.clone();
+    let result = blocking(move || Ok(super::bundle::import(st.storage.as_ref(), Some(&master), body.to_vec(), &now_text())))
+        .await?;
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                caller = caller.label(),
+                file,
+                station = report.station_name,
+                events = report.events,
+                saved = report.saved,
+                duplicates = report.duplicates,
+                rejected = report.rejected,
+                "bundle imported"
+            );
+            Ok(Json(report))
+        }
+        Err(super::bundle::ImportError::Storage(error)) => Err(ApiError::Storage(error)),
+        Err(error) => {
+            tracing::warn!(caller = caller.label(), file, %error, "bundle refused");
+            Err(ApiError::Status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("bundle {file:?} refused, nothing was imported: {error}"),
+            ))
+        }
+    }
+}
+
 // ---------------------------------------------------------------- TrackAttendance parity routes
 
 async fn public_config(State(state): State<Shared>) -> Result<Json<DashboardConfig>, ApiError> {
@@ -1039,6 +1380,188 @@ async fn check_duplicate(
         },
         None => DuplicateCheck { duplicate: false, badge_id: None, station_name: None, scanned_at: None },
     }))
+}
+
+// ---------------------------------------------------------------- sessions, keys, enrolment [ext]
+
+/// The `Set-Cookie` value of a session (or, with `max_age_secs` 0, of its
+/// removal). HttpOnly: the page's script never sees the token. SameSite=Strict:
+/// no other site can make the browser send it. Secure when the hub serves
+/// TLS itself or a reverse proxy says the request came over HTTPS.
+fn session_cookie(token: &str, max_age_secs: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("bs_session=; Path=/; Max-Age=0"))
+}
+
+fn request_is_https(state: &AppState, headers: &HeaderMap) -> bool {
+    state.settings.tls
+        || headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+fn session_json(kind: &str, name: &str, expires_at: Option<&str>) -> serde_json::Value {
+    serde_json::json!({ "kind": kind, "name": name, "expires_at": expires_at })
+}
+
+/// `POST /v1/session` with `Authorization: Bearer <master or dashboard key>`:
+/// opens a session and sets its cookie. A session cannot open another (it
+/// would never expire), and station keys open none.
+async fn open_session(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Extension(credential): Extension<Credential>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if credential != Credential::Key {
+        return Err(ApiError::BadRequest(
+            "a session is opened with a key (Authorization: Bearer ...), not with another session".to_owned(),
+        ));
+    }
+    let (kind, name, key_id) = match &caller {
+        Caller::Master => (SessionKind::Admin, "master".to_owned(), None),
+        Caller::Dashboard { name, key_id } => (SessionKind::Dashboard, name.clone(), Some(*key_id)),
+        Caller::Station { name, .. } => {
+            return Err(ApiError::Forbidden(format!(
+                "the key of station {name:?} cannot open a dashboard session; use a dashboard key \
+                 (badgestation hub key add --dashboard NAME) or the master key"
+            )));
+        }
+    };
+    let token = super::auth::generate_session_token();
+    let lifetime = state.settings.session_lifetime;
+    let now = crate::clock::utc_now();
+    let expires_at = format_utc_millis(&(now + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12))));
+    let session = Session {
+        token_sha256: hex(&super::auth::key_digest(&token)),
+        kind,
+        name: name.clone(),
+        key_id,
+        created_at: format_utc_millis(&now),
+        expires_at: expires_at.clone(),
+    };
+    let st = state.clone();
+    blocking(move || st.storage.add_session(&session)).await?;
+    tracing::info!(caller = caller.label(), kind = kind.as_str(), expires_at, "dashboard session opened");
+    let mut response = Json(session_json(kind.as_str(), &name, Some(&expires_at))).into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie(&token, lifetime.as_secs().max(1), request_is_https(&state, &headers)));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /v1/session`: who the request is (`admin` or `dashboard`) and when
+/// its session ends; `401` when the cookie is missing, unknown or expired.
+async fn session_info(Extension(caller): Extension<Caller>, Extension(credential): Extension<Credential>) -> Json<serde_json::Value> {
+    let expires_at = match &credential {
+        Credential::Key => None,
+        Credential::Session { expires_at, .. } => Some(expires_at.as_str()),
+    };
+    Json(match &caller {
+        Caller::Master => session_json("admin", "master", expires_at),
+        Caller::Dashboard { name, .. } => session_json("dashboard", name, expires_at),
+        Caller::Station { name, .. } => session_json("station", name, expires_at),
+    })
+}
+
+/// `DELETE /v1/session`: ends the session of the cookie and removes the cookie.
+async fn end_session(
+    State(state): State<Shared>,
+    Extension(credential): Extension<Credential>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Credential::Session { token_sha256, .. } = credential {
+        let st = state.clone();
+        blocking(move || st.storage.end_session(&token_sha256)).await?;
+        state.known_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+    let mut response = Json(serde_json::json!({ "ok": true })).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, session_cookie("", 0, request_is_https(&state, &headers)));
+    Ok(response)
+}
+
+fn key_json(key: &StationKey) -> serde_json::Value {
+    serde_json::json!({
+        "id": key.id,
+        "name": key.station_name,
+        "kind": key.kind.as_str(),
+        "prefix": key.key_prefix,
+        "created_at": key.created_at,
+        "last_used_at": key.last_used_at,
+        "revoked_at": key.revoked_at,
+    })
+}
+
+/// `GET /v1/admin/keys` (master key or admin session): every stored key,
+/// never the key itself.
+async fn list_keys(State(state): State<Shared>, Extension(caller): Extension<Caller>) -> Result<Json<serde_json::Value>, ApiError> {
+    require_master(&caller)?;
+    let keys = blocking(move || state.storage.station_keys(None)).await?;
+    Ok(Json(serde_json::json!({ "keys": keys.iter().map(key_json).collect::<Vec<_>>(), "timestamp": now_text() })))
+}
+
+/// `DELETE /v1/admin/keys/{id}` (master key or admin session): revokes one
+/// key and ends the sessions opened with it.
+async fn revoke_key(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_master(&caller)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::BadRequest(format!("id: must be a key id from GET /v1/admin/keys (got {id:?})")))?;
+    let st = state.clone();
+    let Some(key) = blocking(move || st.storage.revoke_key(id, &now_text())).await? else {
+        return Err(ApiError::Status(StatusCode::NOT_FOUND, format!("no key with id {id}; GET /v1/admin/keys lists them")));
+    };
+    // Neither cache may let the revoked key or its sessions back in.
+    state.known_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    state.known_sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    tracing::info!(caller = caller.label(), key_id = id, name = key.station_name, kind = key.kind.as_str(), "key revoked");
+    Ok(Json(serde_json::json!({ "ok": true, "key": key_json(&key) })))
+}
+
+/// `POST /v1/enroll` (no key) `{"code": "XXXX-XXXX-XXXX"}`: trades a one-time
+/// enrolment code for a new key of the code's station. Each try counts
+/// against the address's lookup limit. Unknown, used and expired codes get
+/// `403` saying which.
+async fn enroll(State(state): State<Shared>, request: Request) -> Result<Response, ApiError> {
+    let address = client_address(&request);
+    if let Err(wait) = state.lookup_limiter.check(&format!("addr:{address}"), Instant::now()) {
+        return Ok(too_many_lookups(&address, wait, "enrolment codes"));
+    }
+    let body = axum::body::to_bytes(request.into_body(), 4096)
+        .await
+        .map_err(|_| ApiError::Status(StatusCode::PAYLOAD_TOO_LARGE, "body: an enrolment request is a few bytes".to_owned()))?;
+    let body: EnrollRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body: must be {{\"code\": \"XXXX-XXXX-XXXX\"}} ({e})")))?;
+    let code = super::auth::normalize_enrollment_code(&body.code);
+    if code.len() != 12 {
+        return Err(ApiError::BadRequest("code: an enrolment code has 12 letters and digits (XXXX-XXXX-XXXX)".to_owned()));
+    }
+    let key = super::auth::generate_station_key();
+    let (code_sha256, key_sha256, prefix) =
+        (hex(&super::auth::key_digest(&code)), hex(&super::auth::key_digest(&key)), super::auth::key_prefix(&key));
+    let outcome = blocking(move || state.storage.redeem_enrollment(&code_sha256, &now_text(), &key_sha256, &prefix)).await?;
+    match outcome {
+        Redeemed::Issued { station_name, key_id } => {
+            tracing::info!(station = station_name, key_id, %address, "station enrolled: a new key was issued for an enrolment code");
+            let mut response = Json(EnrollResponse { station_name, api_key: key }).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Redeemed::Unknown => Err(ApiError::Forbidden(
+            "unknown enrolment code; check it, or ask the hub operator for a new one (badgestation hub key enroll NAME)"
+                .to_owned(),
+        )),
+        Redeemed::Used(at) => Err(ApiError::Forbidden(format!(
+            "this enrolment code was already used at {at}; a code works once. Ask the hub operator for a new one \
+             (badgestation hub key enroll NAME)"
+        ))),
+        Redeemed::Expired(at) => Err(ApiError::Forbidden(format!(
+            "this enrolment code expired at {at} (codes are valid 15 minutes); ask the hub operator for a new one \
+             (badgestation hub key enroll NAME)"
+        ))),
+    }
 }
 
 // ---------------------------------------------------------------- roster and feed [ext]

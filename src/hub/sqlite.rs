@@ -44,8 +44,9 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::storage::{
-    BatchItem, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
-    RenameOutcome, RequestKey, Result, RosterOutcome, StationKey, StationRow, StationScans, Stats, StorageError,
+    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, KeyKind,
+    RawScan, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind, StationKey,
+    StationRow, StationScans, Stats, StorageError,
     Stored, StoredRequest, UnitScans, batch_response,
 };
 use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
@@ -183,7 +184,34 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (old_name, new_name)
     ) WITHOUT ROWID;
     ",
-    // 3: the full roster [ext] (stations pull it; names never leave through a public route).
+    // 3: key kinds (read-only dashboard keys), last use, dashboard sessions, station enrolment codes.
+    r"
+    -- 'station' (every key before kinds) or 'dashboard' (read-only; station_name holds its name).
+    ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'station';
+    -- Recorded at most about once a minute per key and hub process, not per request.
+    ALTER TABLE api_keys ADD COLUMN last_used_at TEXT;
+    -- Dashboard sessions: the browser holds the token (HttpOnly cookie), this table its SHA-256, so
+    -- every replica knows a session. Revoking the key a session was opened with deletes the session.
+    CREATE TABLE sessions (
+        token_sha256  TEXT PRIMARY KEY,
+        kind          TEXT NOT NULL,
+        name          TEXT NOT NULL,
+        key_id        INTEGER,
+        created_at    TEXT NOT NULL,
+        expires_at    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_key ON sessions (key_id);
+    -- One-time station enrolment codes (hash only); used_at is set when one is traded for a key.
+    CREATE TABLE enrollments (
+        code_sha256   TEXT PRIMARY KEY,
+        station_name  TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        expires_at    TEXT NOT NULL,
+        used_at       TEXT,
+        key_id        INTEGER
+    ) WITHOUT ROWID;
+    ",
+    // 4: the full roster [ext] (stations pull it; names never leave through a public route).
     r"
     CREATE TABLE roster_people (
         legacy_id      TEXT PRIMARY KEY,
@@ -633,6 +661,18 @@ impl rusqlite::ToSql for StoredKey<'_> {
     }
 }
 
+fn feed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BoardScan> {
+    Ok(BoardScan {
+        id: r.get(0)?,
+        badge_id: r.get(1)?,
+        station_name: r.get(2)?,
+        scanned_at: r.get(3)?,
+        business_unit: r.get(4)?,
+        scan_source: r.get(5)?,
+        live: r.get(6)?,
+    })
+}
+
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationKey> {
     Ok(StationKey {
         id: r.get(0)?,
@@ -641,10 +681,23 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StationKey> {
         key_prefix: r.get(3)?,
         created_at: r.get(4)?,
         revoked_at: r.get(5)?,
+        kind: KeyKind::parse(&r.get::<_, String>(6)?),
+        last_used_at: r.get(7)?,
     })
 }
 
-const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at";
+const KEY_COLUMNS: &str = "id, station_name, key_sha256, key_prefix, created_at, revoked_at, kind, last_used_at";
+
+fn session_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        token_sha256: r.get(0)?,
+        kind: SessionKind::parse(&r.get::<_, String>(1)?),
+        name: r.get(2)?,
+        key_id: r.get(3)?,
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+    })
+}
 
 impl HubStorage for SqliteStorage {
     fn backend(&self) -> &'static str {
@@ -706,7 +759,7 @@ impl HubStorage for SqliteStorage {
                 tx.execute("DELETE FROM station_epochs WHERE station_name = ?1", [&new])?;
                 tx.execute("UPDATE station_epochs SET station_name = ?2 WHERE station_name = ?1", [&old, &new])?;
             }
-            let keys_moved = tx.execute("UPDATE api_keys SET station_name = ?2 WHERE station_name = ?1", [&old, &new])? as u64;
+            let keys_moved = tx.execute("UPDATE api_keys SET station_name = ?2 WHERE station_name = ?1 AND kind = 'station'", [&old, &new])? as u64;
             // Earlier names of `old` now lead to `new` too.
             tx.execute("UPDATE OR REPLACE station_renames SET new_name = ?2 WHERE new_name = ?1", [&old, &new])?;
             tx.execute(
@@ -882,6 +935,54 @@ impl HubStorage for SqliteStorage {
         self.read(|c| c.query_row("SELECT count(*) FROM scans WHERE cleared_at IS NULL", [], |r| Ok(count(r.get(0)?))))
     }
 
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
+        self.read(|c| {
+            // Live only: the partial index on the live rows' ids; otherwise the primary key.
+            let sql = if live_only {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE cleared_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+            } else {
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE id > ?1 ORDER BY id LIMIT ?2"
+            };
+            c.prepare_cached(sql)?.query_map(params![after_id, limit as i64], feed_row)?.collect()
+        })
+    }
+
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                 FROM scans WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id",
+            )?
+            .query_map([list], feed_row)?
+            .collect()
+        })
+    }
+
+    fn feed_generation(&self) -> Result<String> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT (SELECT count(*) || '/' || coalesce(max(id), 0) FROM clears) || '/' || \
+                        (SELECT count(*) || '/' || coalesce(max(renamed_at), '') FROM station_renames)",
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.read(|c| {
+            c.prepare_cached("SELECT name, registered FROM roster_units ORDER BY name")?
+                .query_map([], |r| Ok(BusinessUnitCount { name: r.get(0)?, registered: count(r.get(1)?) }))?
+                .collect()
+        })
+    }
+
     fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
@@ -938,12 +1039,12 @@ impl HubStorage for SqliteStorage {
         })
     }
 
-    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
-        let row = [station, key_sha256, key_prefix, now].map(str::to_owned);
+    fn add_key(&self, kind: KeyKind, name: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        let row = [name, key_sha256, key_prefix, now, kind.as_str()].map(str::to_owned);
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![row[0], row[1], row[2], row[3]],
+                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row[0], row[1], row[2], row[3], row[4]],
             )?;
             Ok(())
         })
@@ -958,13 +1059,117 @@ impl HubStorage for SqliteStorage {
         })
     }
 
-    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
-        let (station, now) = (station.to_owned(), now.to_owned());
+    fn revoke_named_keys(&self, kind: KeyKind, name: &str, now: &str) -> Result<u64> {
+        let (name, now) = (name.to_owned(), now.to_owned());
         self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM sessions WHERE key_id IN \
+                 (SELECT id FROM api_keys WHERE station_name = ?1 AND kind = ?2 AND revoked_at IS NULL)",
+                params![name, kind.as_str()],
+            )?;
             Ok(tx.execute(
-                "UPDATE api_keys SET revoked_at = ?1 WHERE station_name = ?2 AND revoked_at IS NULL",
-                params![now, station],
+                "UPDATE api_keys SET revoked_at = ?1 WHERE station_name = ?2 AND kind = ?3 AND revoked_at IS NULL",
+                params![now, name, kind.as_str()],
             )? as u64)
+        })
+    }
+
+    fn revoke_key(&self, id: i64, now: &str) -> Result<Option<StationKey>> {
+        let now = now.to_owned();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM sessions WHERE key_id = ?1", [id])?;
+            tx.execute("UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL", params![now, id])?;
+            Ok(tx
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"))?
+                .query_row([id], key_from_row)
+                .optional()?)
+        })
+    }
+
+    fn touch_keys(&self, ids: &[i64], now: &str) -> Result<()> {
+        let (ids, now) = (ids.to_vec(), now.to_owned());
+        self.write(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            )?;
+            for id in ids {
+                stmt.execute(params![now, id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn add_session(&self, session: &Session) -> Result<()> {
+        let s = session.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO sessions (token_sha256, kind, name, key_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![s.token_sha256, s.kind.as_str(), s.name, s.key_id, s.created_at, s.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn find_session(&self, token_sha256: &str, now: &str) -> Result<Option<Session>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT token_sha256, kind, name, key_id, created_at, expires_at FROM sessions \
+                 WHERE token_sha256 = ?1 AND expires_at > ?2",
+            )?
+            .query_row([token_sha256, now], session_from_row)
+            .optional()
+        })
+    }
+
+    fn end_session(&self, token_sha256: &str) -> Result<bool> {
+        let token = token_sha256.to_owned();
+        self.write(move |tx| Ok(tx.execute("DELETE FROM sessions WHERE token_sha256 = ?1", [token])? > 0))
+    }
+
+    fn purge_expired(&self, now: &str) -> Result<u64> {
+        let now = now.to_owned();
+        self.write(move |tx| {
+            let sessions = tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [&now])?;
+            let codes = tx.execute("DELETE FROM enrollments WHERE expires_at <= ?1", [&now])?;
+            Ok((sessions + codes) as u64)
+        })
+    }
+
+    fn add_enrollment(&self, code_sha256: &str, station: &str, now: &str, expires_at: &str) -> Result<()> {
+        let row = [code_sha256, station, now, expires_at].map(str::to_owned);
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO enrollments (code_sha256, station_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![row[0], row[1], row[2], row[3]],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed> {
+        let [code, now, key, prefix] = [code_sha256, now, key_sha256, key_prefix].map(str::to_owned);
+        self.write(move |tx| {
+            let found: Option<(String, String, Option<String>)> = tx
+                .query_row(
+                    "SELECT station_name, expires_at, used_at FROM enrollments WHERE code_sha256 = ?1",
+                    [&code],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((station, expires_at, used_at)) = found else { return Ok(Redeemed::Unknown) };
+            if let Some(used_at) = used_at {
+                return Ok(Redeemed::Used(used_at));
+            }
+            if expires_at <= now {
+                return Ok(Redeemed::Expired(expires_at));
+            }
+            tx.execute(
+                "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, kind) VALUES (?1, ?2, ?3, ?4, 'station')",
+                params![station, key, prefix, now],
+            )?;
+            let key_id = tx.last_insert_rowid();
+            tx.execute("UPDATE enrollments SET used_at = ?1, key_id = ?2 WHERE code_sha256 = ?3", params![now, key_id, code])?;
+            Ok(Redeemed::Issued { station_name: station, key_id })
         })
     }
 
@@ -1182,9 +1387,9 @@ impl HubStorage for SqliteStorage {
             }
             for k in &t.api_keys {
                 tx.execute(
-                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key_sha256) DO NOTHING",
-                    params![k.station_name, k.key_sha256, k.key_prefix, k.created_at, k.revoked_at],
+                    "INSERT INTO api_keys (station_name, key_sha256, key_prefix, created_at, revoked_at, kind, last_used_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (key_sha256) DO NOTHING",
+                    params![k.station_name, k.key_sha256, k.key_prefix, k.created_at, k.revoked_at, k.kind.as_str(), k.last_used_at],
                 )?;
             }
             if !t.roster_units.is_empty() {

@@ -322,12 +322,41 @@ pub struct ClearRecord {
     pub cleared_at: String,
 }
 
-/// A per-station API key as stored (the key itself is never stored).
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// A station's key: uploads and heartbeats of that one station.
+    Station,
+    /// **\[ext\]** A read-only dashboard key (`hub key add --dashboard NAME`):
+    /// `GET /v1/dashboard/*` only, never an admin route or an upload.
+    Dashboard,
+}
+
+impl KeyKind {
+    /// How the kind is stored and shown: `station`, `dashboard`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Station => "station",
+            KeyKind::Dashboard => "dashboard",
+        }
+    }
+
+    /// The stored text back; anything unknown is a station key (the
+    /// narrower of the two for uploads, and what every key was before kinds).
+    #[must_use]
+    pub fn parse(text: &str) -> KeyKind {
+        if text == "dashboard" { KeyKind::Dashboard } else { KeyKind::Station }
+    }
+}
+
+/// An API key as stored (the key itself is never stored): a station's key,
+/// or a dashboard key ([`KeyKind`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationKey {
     /// Row id.
     pub id: i64,
-    /// The station it belongs to.
+    /// The station it belongs to (for a dashboard key: the name it was given).
     pub station_name: String,
     /// SHA-256 of the key (hex).
     pub key_sha256: String,
@@ -337,6 +366,74 @@ pub struct StationKey {
     pub created_at: String,
     /// When it was revoked, if it was.
     pub revoked_at: Option<String>,
+    /// What it may do.
+    pub kind: KeyKind,
+    /// When it was last used, recorded at most about once a minute per key
+    /// and hub process (not a write per request).
+    pub last_used_at: Option<String>,
+}
+
+/// Who a dashboard session stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// Opened with the master key: may do everything the master key may.
+    Admin,
+    /// Opened with a dashboard key: read-only.
+    Dashboard,
+}
+
+impl SessionKind {
+    /// Stored and shown as `admin`, `dashboard`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Admin => "admin",
+            SessionKind::Dashboard => "dashboard",
+        }
+    }
+
+    /// The stored text back (anything unknown is the read-only kind).
+    #[must_use]
+    pub fn parse(text: &str) -> SessionKind {
+        if text == "admin" { SessionKind::Admin } else { SessionKind::Dashboard }
+    }
+}
+
+/// **\[ext\]** A dashboard session: the browser holds a random token in an
+/// HttpOnly cookie, the database its SHA-256, so every replica knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the token (hex).
+    pub token_sha256: String,
+    /// Admin or read-only.
+    pub kind: SessionKind,
+    /// `master`, or the dashboard key's name.
+    pub name: String,
+    /// The dashboard key it was opened with (`None` for the master key):
+    /// revoking that key ends the session.
+    pub key_id: Option<i64>,
+    /// When it was opened (canonical UTC millis).
+    pub created_at: String,
+    /// When it ends (canonical UTC millis).
+    pub expires_at: String,
+}
+
+/// What trading an enrolment code for a station key did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// The code was valid: a new key of this station was stored (its id).
+    Issued {
+        /// The station the code was made for.
+        station_name: String,
+        /// The new key's row id.
+        key_id: i64,
+    },
+    /// No such code.
+    Unknown,
+    /// The code was already traded, at this time.
+    Used(String),
+    /// The code expired at this time.
+    Expired(String),
 }
 
 /// The hub's database. Synchronous; call it off the async threads.
@@ -433,17 +530,82 @@ pub trait HubStorage: Send + Sync {
     ) -> Result<Option<RecentScan>>;
 
     /// Stores a new per-station key (its hash only).
-    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()>;
+    fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        self.add_key(KeyKind::Station, station, key_sha256, key_prefix, now)
+    }
 
-    /// All per-station keys, oldest first, optionally of one station.
+    /// **\[ext\]** Stores a new key of any kind (its hash only).
+    fn add_key(&self, kind: KeyKind, name: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()>;
+
+    /// All keys (every kind), oldest first, optionally of one name.
     fn station_keys(&self, station: Option<&str>) -> Result<Vec<StationKey>>;
 
     /// Revokes every active key of a station. Returns how many.
-    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64>;
+    fn revoke_station_keys(&self, station: &str, now: &str) -> Result<u64> {
+        self.revoke_named_keys(KeyKind::Station, station, now)
+    }
+
+    /// **\[ext\]** Revokes every active key of this kind and name, and ends
+    /// the sessions opened with them, in one transaction. Returns how many
+    /// keys.
+    fn revoke_named_keys(&self, kind: KeyKind, name: &str, now: &str) -> Result<u64>;
+
+    /// **\[ext\]** Revokes one key by id and ends the sessions opened with
+    /// it, in one transaction. Returns the key as it now is, `None` when there
+    /// is no such key; a key already revoked keeps its first revocation time.
+    fn revoke_key(&self, id: i64, now: &str) -> Result<Option<StationKey>>;
+
+    /// **\[ext\]** Records that these keys were used at `now` (a key's
+    /// `last_used_at` never moves back).
+    fn touch_keys(&self, ids: &[i64], now: &str) -> Result<()>;
+
+    /// **\[ext\]** Stores a new dashboard session.
+    fn add_session(&self, session: &Session) -> Result<()>;
+
+    /// **\[ext\]** The session with this token hash if it has not expired
+    /// at `now` (and was not ended).
+    fn find_session(&self, token_sha256: &str, now: &str) -> Result<Option<Session>>;
+
+    /// **\[ext\]** Ends a session (logout). Returns whether there was one.
+    fn end_session(&self, token_sha256: &str) -> Result<bool>;
+
+    /// **\[ext\]** Forgets sessions and enrolment codes that expired before
+    /// `now`. Returns how many rows went.
+    fn purge_expired(&self, now: &str) -> Result<u64>;
+
+    /// **\[ext\]** Stores a one-time enrolment code (its hash only) for a
+    /// station, valid until `expires_at`.
+    fn add_enrollment(&self, code_sha256: &str, station: &str, now: &str, expires_at: &str) -> Result<()>;
+
+    /// **\[ext\]** Trades an enrolment code for a new station key, in one
+    /// transaction: the code must exist, be unused and unexpired at `now`;
+    /// it is then marked used and the key (hash and prefix given) stored for
+    /// the code's station. Two hubs racing on one code issue one key.
+    fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed>;
 
     /// The key whose hash is `key_sha256`, revoked or not.
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>>;
 
+    // ---- the dashboard's attendance board and live feed (`super::board`)
+
+    /// Up to `limit` scans with row id above `after_id`, in id order: the
+    /// feed the dashboard's attendance board and live view follow by cursor
+    /// (from the database, so every replica sees every replica's scans).
+    /// With `live_only` only live scans (a full rebuild); otherwise cleared
+    /// ones too, flagged, so the cursor accounts for every id.
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>>;
+
+    /// The scans with these row ids that exist now (live and cleared), in id
+    /// order: ids the feed skipped because their transaction had not
+    /// committed yet (PostgreSQL hands out ids before commit).
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>>;
+
+    /// A value that changes whenever stored scans change other than by new
+    /// rows (a clear, a rename): the board rebuilds itself then.
+    fn feed_generation(&self) -> Result<String>;
+
+    /// The roster summary: registered head count per business unit, by name.
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>>;
     // ---- the full roster **[ext]** (names: keyed routes only)
 
     /// Replaces the whole roster in one transaction, with its content hash
@@ -500,6 +662,25 @@ pub trait HubStorage: Send + Sync {
     /// A value of the hub's state table (clear epoch, roster hash, copy
     /// cursors).
     fn state_value(&self, key: &str) -> Result<Option<String>>;
+}
+
+/// A scan as the dashboard's feed reads it (see [`HubStorage::feed_after`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardScan {
+    /// Row id: the feed's cursor.
+    pub id: i64,
+    /// Badge.
+    pub badge_id: String,
+    /// Station (gate).
+    pub station_name: String,
+    /// Canonical UTC millis.
+    pub scanned_at: String,
+    /// Business unit as the station sent it.
+    pub business_unit: Option<String>,
+    /// `badge`, `manual`, `lookup`.
+    pub scan_source: String,
+    /// Not cleared (counts in the current epoch).
+    pub live: bool,
 }
 
 /// What [`HubStorage::replace_roster`] did.

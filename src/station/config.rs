@@ -29,6 +29,41 @@ use readers::{ReaderSpec, parse_readers};
 /// The roster file the station looks for in its data directory.
 pub const ROSTER_FILE_NAME: &str = "employee.xlsx";
 
+/// The file in the data directory where `badgestation enroll` keeps the
+/// station's own key (mode 0600). It is the `CLOUD_API_KEY` unless one is
+/// set explicitly (`.env`, environment, `--set`), which always wins.
+pub const ENROLLED_KEY_FILE: &str = "cloud_api.key";
+
+/// Reads `CLOUD_CA_FILE`: every certificate in a PEM file. The error names
+/// the file, the variable and the fix.
+pub fn read_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        format!("CLOUD_CA_FILE={}: cannot read it ({e}); give the path of the site's CA certificate (PEM)", path.display())
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&bytes) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(format!(
+                    "CLOUD_CA_FILE={}: not a valid PEM file ({e}); it must hold the CA certificate as \
+                     -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----",
+                    path.display()
+                ));
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!(
+            "CLOUD_CA_FILE={}: holds no certificate (-----BEGIN CERTIFICATE-----); give the site's CA certificate in \
+             PEM form, not a key or a DER file",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "BADGESTATION_DATA_DIR";
 
@@ -43,6 +78,10 @@ pub enum Source {
     Environment,
     /// A command-line flag.
     Flag,
+    /// The key file `badgestation enroll` wrote in the data directory
+    /// ([`ENROLLED_KEY_FILE`]); only `CLOUD_API_KEY`, and only when no other
+    /// source sets it.
+    KeyFile,
 }
 
 impl fmt::Display for Source {
@@ -52,6 +91,7 @@ impl fmt::Display for Source {
             Source::DotEnv => ".env",
             Source::Environment => "environment",
             Source::Flag => "flag",
+            Source::KeyFile => "enrolled key file",
         })
     }
 }
@@ -118,6 +158,12 @@ pub struct CloudConfig {
     /// `CLOUD_READ_ONLY`: monitoring only, nothing is sent to the hub (no
     /// uploads, no heartbeats, no roster summary).
     pub read_only: bool,
+    /// `CLOUD_CA_FILE`: a PEM file of certificate authorities to trust for
+    /// the hub besides the system's (a site's own CA).
+    pub ca_file: Option<PathBuf>,
+    /// An enrolled key ([`ENROLLED_KEY_FILE`]) exists but an explicit
+    /// `CLOUD_API_KEY` wins over it (`config check` says so).
+    pub enrolled_key_ignored: bool,
 }
 
 /// Auto-sync settings (`AUTO_SYNC_*`).
@@ -311,9 +357,10 @@ const OWN_PREFIXES: &[&str] = &[
 fn about(name: &str) -> &'static str {
     match name {
         "CLOUD_API_URL" => "The hub to upload to (http:// or https://); sync is off while unset",
-        "CLOUD_API_KEY" => "The station's API key from the hub admin (secret)",
+        "CLOUD_API_KEY" => "The station's API key from the hub admin (secret); when unset, the key `badgestation enroll` stored in DATA_DIR/cloud_api.key",
         "CLOUD_SYNC_BATCH_SIZE" => "Scans per upload request",
         "CLOUD_READ_ONLY" => "Monitoring only: send nothing to the hub (no uploads, no heartbeats)",
+        "CLOUD_CA_FILE" => "Certificate authorities (PEM) to trust for an https:// hub besides the system's, e.g. a site's own CA",
         "AUTO_SYNC_ENABLED" => "Upload on its own when the station is idle",
         "AUTO_SYNC_IDLE_SECONDS" => "Quiet time after the last scan before an auto-sync",
         "AUTO_SYNC_CHECK_INTERVAL_SECONDS" => "How often auto-sync checks whether to run",
@@ -386,6 +433,8 @@ pub struct Sources {
     pub environment: HashMap<String, String>,
     /// `--set` flags.
     pub flags: Vec<(String, String)>,
+    /// The key in [`ENROLLED_KEY_FILE`], if the station was enrolled.
+    pub enrolled_key: Option<String>,
 }
 
 /// Why configuration could not be loaded at all.
@@ -462,13 +511,40 @@ impl Config {
             }
             Err(source) => return Err(ConfigError::EnvFileUnreadable { path: env_file, source }),
         };
-        Ok(Config::from_sources(Sources {
+        let key_file = data_dir.join(ENROLLED_KEY_FILE);
+        let (enrolled_key, key_file_error) = match std::fs::read_to_string(&key_file) {
+            Ok(text) => (Some(text.trim().to_owned()).filter(|k| !k.is_empty()), None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+            Err(e) => (None, Some(e)),
+        };
+        let mut config = Config::from_sources(Sources {
             data_dir,
             env_file,
             env_file_text,
             environment,
             flags: options.flags.clone(),
-        }))
+            enrolled_key,
+        });
+        if let Some(error) = key_file_error {
+            config.problems.push(ConfigProblem {
+                kind: ProblemKind::Sync,
+                name: "CLOUD_API_KEY".to_owned(),
+                source: Source::KeyFile,
+                message: format!(
+                    "cannot read the enrolled key file {}: {error}; run the station as the user that enrolled it, or \
+                     enrol again (badgestation enroll URL CODE)",
+                    key_file.display()
+                ),
+            });
+        }
+        // A CA file that cannot be used is a problem now, not a TLS error at the first upload.
+        if let Some(path) = config.cloud.ca_file.clone()
+            && let Err(message) = read_ca_file(&path)
+        {
+            let source = config.settings.iter().find(|s| s.name == "CLOUD_CA_FILE").map_or(Source::Default, |s| s.source);
+            config.problems.push(ConfigProblem { kind: ProblemKind::Sync, name: "CLOUD_CA_FILE".to_owned(), source, message });
+        }
+        Ok(config)
     }
 
     /// Builds the configuration from explicit sources.
@@ -476,11 +552,28 @@ impl Config {
     pub fn from_sources(sources: Sources) -> Config {
         let mut loader = Loader::new(&sources);
 
+        let api_url = loader.url("CLOUD_API_URL");
+        let mut api_key = loader.secret("CLOUD_API_KEY");
+        // The enrolled key stands in for an unset CLOUD_API_KEY; an explicit one always wins.
+        let enrolled_key_ignored = match &sources.enrolled_key {
+            Some(key) if !api_key.is_set() => {
+                api_key = Secret::new(key);
+                if let Some(setting) = loader.settings.iter_mut().find(|s| s.name == "CLOUD_API_KEY") {
+                    "set".clone_into(&mut setting.shown);
+                    setting.source = Source::KeyFile;
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
         let cloud = CloudConfig {
-            api_url: loader.url("CLOUD_API_URL"),
-            api_key: loader.secret("CLOUD_API_KEY"),
+            api_url,
+            api_key,
             batch_size: loader.int("CLOUD_SYNC_BATCH_SIZE", 100, 1, 2000) as u32,
             read_only: loader.boolean("CLOUD_READ_ONLY", false),
+            ca_file: loader.path("CLOUD_CA_FILE"),
+            enrolled_key_ignored,
         };
         let auto_sync = AutoSyncConfig {
             enabled: loader.boolean("AUTO_SYNC_ENABLED", true),
@@ -639,6 +732,21 @@ impl Config {
         for s in &self.settings {
             let _ = writeln!(out, "{:width$}  {:<24}  [{}]", s.name, s.shown, s.source);
         }
+        let key_file = self.data_dir.join(ENROLLED_KEY_FILE);
+        if self.cloud.enrolled_key_ignored {
+            let _ = writeln!(
+                out,
+                "\nCLOUD_API_KEY: the explicit setting wins; the enrolled key in {} is not used (remove CLOUD_API_KEY \
+                 to use it)",
+                key_file.display()
+            );
+        } else if self.settings.iter().any(|s| s.name == "CLOUD_API_KEY" && s.source == Source::KeyFile) {
+            let _ = writeln!(
+                out,
+                "\nCLOUD_API_KEY: the enrolled key in {} (a CLOUD_API_KEY in .env, the environment or --set would win)",
+                key_file.display()
+            );
+        }
         if self.cloud.read_only {
             let _ = writeln!(out, "\nmonitoring only (CLOUD_READ_ONLY=true): nothing is sent to the hub");
         } else if !self.sync_configured() {
@@ -677,6 +785,8 @@ pub struct Loader {
     /// Process environment names, checked only when they look like ours.
     environment_names: Vec<String>,
     env_file: String,
+    /// Relative paths in settings are relative to it.
+    data_dir: PathBuf,
 }
 
 impl Loader {
@@ -689,6 +799,7 @@ impl Loader {
             given: Vec::new(),
             environment_names: sources.environment.keys().cloned().collect(),
             env_file: sources.env_file.display().to_string(),
+            data_dir: sources.data_dir.clone(),
         };
         if let Some(text) = &sources.env_file_text {
             let file = envfile::parse(text);
@@ -747,7 +858,7 @@ impl Loader {
                 Source::DotEnv => format!("in {}", self.env_file),
                 Source::Flag => "in --set".to_owned(),
                 Source::Environment => "in the environment".to_owned(),
-                Source::Default => String::new(),
+                Source::Default | Source::KeyFile => String::new(),
             };
             if IGNORED_TRACKATTENDANCE.contains(&name.as_str()) {
                 let message = format!("{name} ({where_}) is a TrackAttendance setting this station does not implement; it is ignored");
@@ -908,6 +1019,19 @@ impl Loader {
         }
     }
 
+    /// A file path; relative paths are relative to the data directory.
+    fn path(&mut self, name: &'static str) -> Option<PathBuf> {
+        self.doc(name, "(unset: the system's trust store)", "a PEM file");
+        let Some((text, source)) = self.raw(name) else {
+            self.record(name, "(unset)".to_owned(), Source::Default);
+            return None;
+        };
+        let path = PathBuf::from(text.trim());
+        let path = if path.is_relative() { self.data_dir.join(path) } else { path };
+        self.record(name, path.display().to_string(), source);
+        Some(path)
+    }
+
     fn url(&mut self, name: &'static str) -> Option<String> {
         self.doc(name, "(unset: sync off)", "http:// or https:// URL");
         let (text, source) = self.raw(name)?.clone();
@@ -1035,6 +1159,7 @@ mod tests {
 
     fn sources(dotenv: &str, env: &[(&str, &str)], flags: &[(&str, &str)]) -> Sources {
         Sources {
+            enrolled_key: None,
             data_dir: PathBuf::from("/data"),
             env_file: PathBuf::from("/data/.env"),
             env_file_text: Some(dotenv.to_owned()),

@@ -50,6 +50,9 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub authorization: Option<String>,
+    /// The `Content-Encoding` header, if sent (this server, like
+    /// TrackAttendance's, never advertises gzip).
+    pub content_encoding: Option<String>,
     pub body: String,
 }
 
@@ -196,6 +199,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
     }
     let mut length = 0usize;
     let mut auth: Option<String> = None;
+    let mut content_encoding: Option<String> = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
@@ -204,6 +208,9 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().unwrap_or(0);
+        }
+        if let Some(v) = lower.strip_prefix("content-encoding:") {
+            content_encoding = Some(v.trim().to_owned());
         }
         if lower.starts_with("authorization:") {
             auth = Some(line["authorization:".len()..].trim().to_owned());
@@ -219,6 +226,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
         method: method.to_owned(),
         path: path.to_owned(),
         authorization: auth.clone(),
+        content_encoding,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
 

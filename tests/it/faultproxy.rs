@@ -37,6 +37,9 @@ pub enum Fault {
     HtmlTooLarge,
     /// Forwards and answers `200 {}`.
     EmptyObject,
+    /// Answers `415` with an HTML page itself (a proxy that refuses
+    /// compressed request bodies).
+    HtmlUnsupportedMedia,
 }
 
 /// The faults a "link that drops half the requests" mixes, in equal parts.
@@ -51,6 +54,20 @@ struct Plan {
     rng: fastrand::Rng,
 }
 
+/// One request as it crossed the proxy: the bytes on the wire each way
+/// (headers included).
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The request path.
+    pub path: String,
+    /// The request head as forwarded (lowercase it to look for a header).
+    pub head: String,
+    /// Request head plus body, in bytes.
+    pub request_bytes: usize,
+    /// The answer as relayed, in bytes.
+    pub response_bytes: usize,
+}
+
 /// A running proxy. Stops on drop.
 pub struct FaultProxy {
     addr: SocketAddr,
@@ -58,6 +75,7 @@ pub struct FaultProxy {
     stop: Arc<AtomicBool>,
     faults: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -76,24 +94,26 @@ impl FaultProxy {
         let stop = Arc::new(AtomicBool::new(false));
         let faults = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));
+        let exchanges = Arc::new(Mutex::new(Vec::new()));
         let (p, s, f, r) = (Arc::clone(&plan), Arc::clone(&stop), Arc::clone(&faults), Arc::clone(&requests));
+        let log = Arc::clone(&exchanges);
         let thread = std::thread::Builder::new()
             .name("fault-proxy".into())
             .spawn(move || {
                 while !s.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (p, f, r) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r));
+                            let (p, f, r, log) = (Arc::clone(&p), Arc::clone(&f), Arc::clone(&r), Arc::clone(&log));
                             let _ = std::thread::Builder::new()
                                 .name("fault-proxy-conn".into())
-                                .spawn(move || serve(client, upstream, &p, &f, &r));
+                                .spawn(move || serve(client, upstream, &p, &f, &r, &log));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
                 }
             })
             .expect("proxy thread");
-        FaultProxy { addr, plan, stop, faults, requests, thread: Some(thread) }
+        FaultProxy { addr, plan, stop, faults, requests, exchanges, thread: Some(thread) }
     }
 
     /// Its base URL.
@@ -125,6 +145,11 @@ impl FaultProxy {
     /// Requests seen so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Every exchange so far, with its bytes on the wire.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().unwrap().clone()
     }
 }
 
@@ -196,7 +221,14 @@ fn canned(status: &str, content_type: &str, extra: &str, body: &str) -> Vec<u8> 
     .into_bytes()
 }
 
-fn serve(mut client: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>, faults: &AtomicU64, requests: &AtomicU64) {
+fn serve(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    plan: &Mutex<Plan>,
+    faults: &AtomicU64,
+    requests: &AtomicU64,
+    exchanges: &Mutex<Vec<Exchange>>,
+) {
     let _ = client.set_nonblocking(false);
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
     let Some((path, head, body)) = read_request(&mut client) else { return };
@@ -241,12 +273,21 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, plan: &Mutex<Plan>, faults
         Some(Fault::HtmlTooLarge) => {
             Some(canned("413 Request Entity Too Large", "text/html", "", &html("413 Request Entity Too Large")))
         }
+        Some(Fault::HtmlUnsupportedMedia) => {
+            Some(canned("415 Unsupported Media Type", "text/html", "", &html("415 Unsupported Media Type")))
+        }
         Some(Fault::EmptyObject) => {
             let _ = forward(upstream, &head, &body);
             Some(canned("200 OK", "application/json", "", "{}"))
         }
         None => forward(upstream, &head, &body),
     };
+    exchanges.lock().unwrap().push(Exchange {
+        path: path.clone(),
+        head: String::from_utf8_lossy(&head).into_owned(),
+        request_bytes: head.len() + body.len(),
+        response_bytes: reply.as_ref().map_or(0, Vec::len),
+    });
     if let Some(reply) = reply {
         let _ = client.write_all(&reply);
     }

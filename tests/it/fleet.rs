@@ -75,6 +75,7 @@ pub fn settings(url: &str, key: &str, dir: &Path) -> SyncSettings {
         upload_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.join("exports"),
+        ca_file: None,
         learn: badgestation::station::sync::LearnSettings::off(),
     }
 }

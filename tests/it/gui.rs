@@ -58,6 +58,7 @@ fn person(id: &str, name: &str, unit: &str, position: &str) -> Person {
 
 fn config_in(dir: &TempDir, env: &str) -> Config {
     Config::from_sources(Sources {
+        enrolled_key: None,
         data_dir: dir.path().to_path_buf(),
         env_file: dir.path().join(".env"),
         env_file_text: Some(env.to_owned()),
@@ -739,4 +740,80 @@ fn duplicate_mark_survives_a_restart() {
             ("555001".to_owned(), badgestation::gui::state::RecentStatus::NotInRoster),
         ]
     );
+}
+
+/// The admin panel shows the hub's own figures (issue 14), fetched off the
+/// UI thread from a real hub with this station's own key: totals, every
+/// gate (also other stations) and every business unit with its share; they
+/// refresh every 15 s while the panel is open, and when the hub goes away
+/// the panel says "Hub unreachable" and keeps the last figures.
+#[cfg(feature = "hub")]
+#[test]
+fn admin_panel_shows_the_hub_figures_per_gate_and_unit() {
+    use badgestation::hub::{Hub, HubConfig, auth};
+    use serde_json::json;
+    const MASTER: &str = "gui-master-key-0123456789abcdef0123456789";
+
+    let hub_dir = tempfile::tempdir().unwrap();
+    let database = hub_dir.path().join("hub.db").display().to_string();
+    let mut config = HubConfig::new(database.clone(), badgestation::model::Secret::new(MASTER));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.stats_max_age = Duration::ZERO;
+    let hub = Hub::start(&config).unwrap();
+    let station_key = auth::generate_station_key();
+    badgestation::hub::open_storage(&database)
+        .unwrap()
+        .add_station_key("Gate A", &badgestation::model::hex(&auth::key_digest(&station_key)), &auth::key_prefix(&station_key), "2026-11-21T09:00:00.000Z")
+        .unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        let reply = ureq::post(format!("{}{path}", hub.url())).header("Authorization", format!("Bearer {MASTER}")).send_json(body);
+        assert!(reply.is_ok(), "{path}: {reply:?}");
+    };
+    post("/v1/roster/summary", json!({ "business_units": [{ "name": "Finance", "registered": 4 }, { "name": "Plant", "registered": 10 }] }));
+    let event = |key: &str, badge: &str, station: &str, unit: &str| {
+        json!({ "idempotency_key": key, "badge_id": badge, "station_name": station, "scanned_at": "2026-11-21T08:05:00Z", "business_unit": unit, "scan_source": "badge" })
+    };
+    post("/v1/scans/batch", json!({ "events": [
+        event("gui-hub-0001", "101", "Side Gate", "Finance"),
+        event("gui-hub-0002", "102", "Side Gate", "Finance"),
+        event("gui-hub-0003", "201", "Main Hall", "Plant"),
+    ] }));
+
+    let env = format!("CLOUD_API_URL={}\nCLOUD_API_KEY={station_key}\nAUTO_SYNC_ENABLED=false\nADMIN_PIN=2468\n", hub.url());
+    let mut gui = Gui::start(&env, Vec::new());
+    assert!(!gui.shows("Hub figures"), "nothing is fetched before the panel opens");
+    gui.click("Admin");
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    gui.wait_for("At the hub: 3 scans, 3 people");
+    for text in ["Side Gate", "Main Hall", "Finance", "Plant", "50%", "10%"] {
+        assert!(gui.shows(text), "{text} is shown");
+    }
+
+    // Every 15 s while open, the figures come again.
+    post("/v1/scans/batch", json!({ "events": [event("gui-hub-0004", "103", "Side Gate", "Finance")] }));
+    gui.advance(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    gui.harness.step();
+    assert!(gui.shows("At the hub: 3 scans"), "not before 15 s");
+    gui.advance(Duration::from_secs(5));
+    gui.wait_for("At the hub: 4 scans, 4 people");
+    assert!(gui.shows("75%"));
+
+    drop(hub);
+    gui.click("Refresh hub figures");
+    gui.wait_for("Hub unreachable");
+    assert!(gui.shows("Side Gate") && gui.shows("At the hub: 4 scans"), "the last figures stay, marked as old");
+}
+
+/// Without a hub configured, the admin panel says so plainly instead of
+/// showing empty figures.
+#[test]
+fn admin_panel_says_hub_figures_are_not_configured() {
+    let mut gui = Gui::start("ADMIN_PIN=2468\n", Vec::new());
+    gui.click("Admin");
+    gui.type_slowly("2468");
+    gui.click("Unlock");
+    assert!(gui.shows("Hub figures: not configured (no hub: CLOUD_API_URL is not set)"));
+    assert!(gui.harness.query_by_label("Refresh hub figures").is_none());
 }

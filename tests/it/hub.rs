@@ -1197,6 +1197,77 @@ fn service_status_lists_extensions(backend: Backend) {
     assert!(ext.contains(&api::EXT_STATION_EPOCH) && ext.contains(&api::EXT_CLEARED_UPLOAD), "{root}");
 }
 
+/// An offline bundle (issue 12) goes through the same path as an upload:
+/// per-event results (a bad event rejected alone, a key stored with another
+/// scan reported as a conflict), scans sent as cleared filed as cleared, and
+/// a second import stores nothing. Signed with the station's key, it may hold
+/// only that station's scans (refused whole otherwise); signed with the
+/// master key it may hold any.
+fn bundles_import_once_like_an_upload(backend: Backend) {
+    use badgestation::bundle::{BundleHeader, signing_key, write};
+    let hub = start(backend);
+    let key = hub.add_station_key("Gate");
+    assert_eq!(counts(&hub.batch(&key, &[event("bundle-key-0001", "B1", "Gate")])), (1, 0, 0));
+    let upload = |k: &str, badge: &str, station: &str, cleared: bool| api::ScanUpload {
+        idempotency_key: k.to_owned(),
+        badge_id: badge.to_owned(),
+        station_name: station.to_owned(),
+        scanned_at: "2026-11-21T10:15:30.123Z".to_owned(),
+        meta: None,
+        business_unit: Some("Operations".to_owned()),
+        scan_source: Some("badge".to_owned()),
+        cleared,
+    };
+    let header = BundleHeader {
+        station_name: "Gate".into(),
+        install_id: "7f0c2a8e-0000-4000-8000-000000000000".into(),
+        created_at: "2026-11-21T12:00:00.000Z".into(),
+        count: 0,
+        cleared: 0,
+        chunks: 0,
+        body_sha256: String::new(),
+        clear_epoch: None,
+        station_clear_epoch: None,
+        hub_seen: true,
+        station_epoch_seen: false,
+        app_version: "test".into(),
+    };
+    let events = [
+        upload("bundle-key-0001", "B999", "Gate", false), // stored before with badge B1: a conflict
+        upload("bundle-key-0002", "B2", "Gate", false),
+        upload("bundle-key-0003", "B3", "Gate", false),
+        upload("bundle-key-0004", "", "Gate", false), // no badge: rejected alone
+        upload("bundle-key-0005", "B5", "Gate", true), // archived at the station: filed as cleared
+    ];
+    let bytes = write(header.clone(), &events, &signing_key(&key));
+    let import = |bytes: &[u8]| hub.request("POST", "/v1/bundles/import?file=gate.bundle", Some(MASTER), &[], Some(bytes));
+    let n = |v: &Value, f: &str| v[f].as_u64().unwrap_or_else(|| panic!("{f}: {v}"));
+    let first = import(&bytes);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let report = first.json();
+    let got: Vec<u64> = ["events", "saved", "duplicates", "rejected", "conflicts"].iter().map(|f| n(&report, f)).collect();
+    assert_eq!(got, [5, 3, 0, 2, 1], "{report}");
+    let again = import(&bytes).json();
+    let got: Vec<u64> = ["saved", "duplicates", "rejected", "conflicts"].iter().map(|f| n(&again, f)).collect();
+    assert_eq!(got, [0, 3, 2, 1], "the second import stores nothing: {again}");
+    assert_eq!(hub.scan_count(), 3, "B1 (uploaded), B2, B3 live; B5 filed as cleared");
+
+    // A station key brings only its own station's scans.
+    let other = write(header.clone(), &[upload("bundle-key-0006", "B6", "Other Gate", false)], &signing_key(&key));
+    let refused = import(&other);
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(refused.json()["message"].as_str().unwrap().contains("gate.bundle"), "{}", refused.text());
+    // The master key may sign for any station.
+    let by_master = write(header, &[upload("bundle-key-0006", "B6", "Other Gate", false)], &signing_key(MASTER));
+    let accepted = import(&by_master);
+    assert_eq!(accepted.status, 200, "{}", accepted.text());
+    assert_eq!((n(&accepted.json(), "saved"), accepted.json()["signed_by"].clone()), (1, json!("master key")));
+    assert_eq!(hub.scan_count(), 4);
+    // Only the master key may import.
+    let by_station = hub.request("POST", "/v1/bundles/import", Some(&key), &[], Some(&bytes));
+    assert_eq!(by_station.status, 403, "{}", by_station.text());
+}
+
 /// The hub refuses a station's database handed to `--database` (and leaves
 /// it as it was), and a station refuses a hub's.
 #[test]
@@ -1252,6 +1323,7 @@ conformance! {
     shutdown_finishes_an_in_flight_batch,
     the_hub_survives_a_kill_mid_run_without_lost_or_doubled_scans,
     the_hub_binary_stops_on_sigterm_and_logs_requests_without_secrets,
+    bundles_import_once_like_an_upload,
 }
 
 // ------------------------------------------------------------------ PostgreSQL only
@@ -1812,5 +1884,13 @@ mod postgres_only {
     }
 }
 
+/// Access (issue 14): dashboard keys, sessions, key management, enrolment.
+mod access;
+
+/// The organiser's dashboard views (issue 14).
+mod dashboard_views;
+
+/// The dashboard in a real browser (issue 14).
+mod browser;
 /// The roster and the scan feed stations pull (a module of its own, on the same suite).
 mod roster_feed;

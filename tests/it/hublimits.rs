@@ -14,8 +14,9 @@ use std::time::Duration;
 use badgestation::api::{BusinessUnitCount, ExportScan, Heartbeat};
 use badgestation::hub::sqlite::SqliteStorage;
 use badgestation::hub::storage::{
-    BatchItem, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan, RenameOutcome,
-    RequestKey, Result, RosterOutcome, StationKey, StationRow, Stats, StorageError,
+    BatchItem, BoardScan, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, RawScan, RecentScan,
+    RenameOutcome, KeyKind, Redeemed, RequestKey, Result, RosterOutcome, Session, StationKey, StationRow, Stats,
+    StorageError,
 };
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::Secret;
@@ -195,6 +196,48 @@ impl HubStorage for Watched {
     }
     fn find_station_key(&self, key_sha256: &str) -> Result<Option<StationKey>> {
         self.inner.find_station_key(key_sha256)
+    }
+    fn add_key(&self, kind: KeyKind, name: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
+        self.inner.add_key(kind, name, key_sha256, key_prefix, now)
+    }
+    fn revoke_named_keys(&self, kind: KeyKind, name: &str, now: &str) -> Result<u64> {
+        self.inner.revoke_named_keys(kind, name, now)
+    }
+    fn revoke_key(&self, id: i64, now: &str) -> Result<Option<StationKey>> {
+        self.inner.revoke_key(id, now)
+    }
+    fn touch_keys(&self, ids: &[i64], now: &str) -> Result<()> {
+        self.inner.touch_keys(ids, now)
+    }
+    fn add_session(&self, session: &Session) -> Result<()> {
+        self.inner.add_session(session)
+    }
+    fn find_session(&self, token_sha256: &str, now: &str) -> Result<Option<Session>> {
+        self.inner.find_session(token_sha256, now)
+    }
+    fn end_session(&self, token_sha256: &str) -> Result<bool> {
+        self.inner.end_session(token_sha256)
+    }
+    fn purge_expired(&self, now: &str) -> Result<u64> {
+        self.inner.purge_expired(now)
+    }
+    fn add_enrollment(&self, code_sha256: &str, station: &str, now: &str, expires_at: &str) -> Result<()> {
+        self.inner.add_enrollment(code_sha256, station, now, expires_at)
+    }
+    fn redeem_enrollment(&self, code_sha256: &str, now: &str, key_sha256: &str, key_prefix: &str) -> Result<Redeemed> {
+        self.inner.redeem_enrollment(code_sha256, now, key_sha256, key_prefix)
+    }
+    fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
+        self.inner.feed_after(after_id, limit, live_only)
+    }
+    fn feed_by_ids(&self, ids: &[i64]) -> Result<Vec<BoardScan>> {
+        self.inner.feed_by_ids(ids)
+    }
+    fn feed_generation(&self) -> Result<String> {
+        self.inner.feed_generation()
+    }
+    fn roster_units(&self) -> Result<Vec<BusinessUnitCount>> {
+        self.inner.roster_units()
     }
     fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
         self.inner.copy_scans_after(after_id, limit)

@@ -10,7 +10,7 @@
 //! 3  station::runtime, hub         the runtime starts the station; the hub is its own program
 //! 2  station::{recorder, reader, roster, sync, export, sound}
 //! 1  station::{config, store}, sqlite
-//! 0  model, clock, api, worker,    the vocabulary
+//! 0  model, clock, api, bundle, worker,   the vocabulary
 //!    roster_xlsx
 //! ```
 //!
@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("clock", 0),
     ("api", 0),
+    ("bundle", 0),
     ("worker", 0),
     ("roster_xlsx", 0),
     ("sqlite", 1),

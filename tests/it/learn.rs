@@ -298,6 +298,7 @@ fn the_running_station_learns_at_start_and_names_the_other_gate() {
         env_file_text: Some(env),
         environment: std::collections::HashMap::new(),
         flags: Vec::new(),
+        enrolled_key: None,
     });
     assert!(config.roster_precedence().contains("the hub's roster wins"));
     let runtime = StationRuntime::from_config(&config, badgestation::model::noop_waker()).unwrap();

@@ -27,3 +27,7 @@ mod roster;
 mod sound;
 mod station;
 mod sync;
+#[cfg(feature = "hub")]
+mod tls;
+#[cfg(feature = "hub")]
+mod transfer;

@@ -61,6 +61,7 @@ fn settings(url: &str, dir: &Path) -> SyncSettings {
         upload_timeout: Duration::from_secs(1),
         heartbeat_interval: Duration::from_secs(60),
         exports_dir: dir.join("exports"),
+        ca_file: None,
         learn: badgestation::station::sync::LearnSettings::off(),
     }
 }

@@ -148,6 +148,44 @@ pub struct StatusProbe {
     pub hub_time: Option<DateTime<Utc>>,
 }
 
+/// How the station trusts an https:// hub: the platform's verifier, or, with
+/// extra roots (`CLOUD_CA_FILE`, a site's own CA), the system's trusted
+/// certificates *and* those roots. ureq 3 cannot add roots to the platform
+/// verifier, so with extra roots the system's certificates are loaded as
+/// roots next to them (on Linux that is what the platform verifier uses).
+#[must_use]
+pub fn tls_config(extra_roots: &[ureq::tls::Certificate<'static>]) -> ureq::tls::TlsConfig {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    if extra_roots.is_empty() {
+        return TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
+    }
+    let system = rustls_native_certs::load_native_certs();
+    if !system.errors.is_empty() {
+        tracing::debug!(errors = ?system.errors, "some of the system's trusted certificates could not be read");
+    }
+    let mut roots: Vec<Certificate<'static>> =
+        system.certs.iter().map(|der| Certificate::from_der(der.as_ref()).to_owned()).collect();
+    roots.extend(extra_roots.iter().cloned());
+    TlsConfig::builder().root_certs(RootCerts::new_with_certs(&roots)).build()
+}
+
+/// The TLS settings the configuration asks for: `CLOUD_CA_FILE` as extra
+/// roots. A CA file that cannot be used was reported as a configuration
+/// problem at start; it is logged again here and the system's trust store
+/// is used (so an https:// hub with a site CA then fails with an unknown
+/// issuer, which `config check` explains).
+#[must_use]
+pub fn tls_config_from(config: &crate::station::config::Config) -> ureq::tls::TlsConfig {
+    match config.cloud.ca_file.as_deref().map(crate::station::config::read_ca_file) {
+        None => tls_config(&[]),
+        Some(Ok(roots)) => tls_config(&roots),
+        Some(Err(message)) => {
+            tracing::error!("{message}");
+            tls_config(&[])
+        }
+    }
+}
+
 /// A blocking client for one hub.
 #[derive(Debug, Clone)]
 pub struct HubClient {
@@ -159,6 +197,13 @@ pub struct HubClient {
     api_key: Secret,
     timeout: Duration,
     probe_timeout: Duration,
+    /// Whether upload bodies go gzip-compressed: only once the hub listed
+    /// [`crate::api::EXT_GZIP_UPLOAD`] (a TrackAttendance server does not).
+    gzip_uploads: bool,
+    /// Set when a gzip upload was answered `415` (a proxy in front of the
+    /// hub that does not pass compressed bodies): from then on this client,
+    /// and its clones on the upload threads, send plain JSON.
+    gzip_refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HubClient {
@@ -167,14 +212,25 @@ impl HubClient {
     /// connectivity probe and heartbeats.
     #[must_use]
     pub fn new(base_url: &str, api_key: Secret, timeout: Duration, probe_timeout: Duration) -> Self {
+        Self::with_tls(base_url, api_key, timeout, probe_timeout, &tls_config(&[]))
+    }
+
+    /// [`HubClient::new`] with its TLS trust settings ([`tls_config`]).
+    #[must_use]
+    pub fn with_tls(
+        base_url: &str,
+        api_key: Secret,
+        timeout: Duration,
+        probe_timeout: Duration,
+        tls: &ureq::tls::TlsConfig,
+    ) -> Self {
         // Timeouts live on two agents rather than on each request: a
         // per-request config in ureq 3.5 costs 2–4 ms per call on loopback
         // (measured), which would cap a drain at batch 100 far below the hub.
         let agent_with = |total: Duration| -> Agent {
-            let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
             Agent::config_builder()
                 .http_status_as_error(false)
-                .tls_config(tls)
+                .tls_config(tls.clone())
                 .timeout_connect(Some(probe_timeout))
                 .timeout_global(Some(total))
                 .user_agent(format!("badgestation/{}", env!("CARGO_PKG_VERSION")))
@@ -188,7 +244,23 @@ impl HubClient {
             api_key,
             timeout,
             probe_timeout,
+            gzip_uploads: false,
+            gzip_refused: std::sync::Arc::default(),
         }
+    }
+
+    /// Sends upload bodies gzip-compressed (`Content-Encoding: gzip`) or
+    /// plain. The sync engine turns it on when the hub's `GET /` lists
+    /// [`crate::api::EXT_GZIP_UPLOAD`], and off when it does not.
+    pub fn set_gzip_uploads(&mut self, on: bool) {
+        self.gzip_uploads = on;
+    }
+
+    /// Whether upload bodies go gzip-compressed: the hub accepts them and
+    /// no upload was refused with `415`.
+    #[must_use]
+    pub fn gzip_uploads(&self) -> bool {
+        self.gzip_uploads && !self.gzip_refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The client the configuration describes, or `None` while sync is off
@@ -200,11 +272,12 @@ impl HubClient {
         if config.cloud.read_only {
             return None;
         }
-        Some(HubClient::new(
+        Some(HubClient::with_tls(
             config.cloud.api_url.as_deref()?,
             config.cloud.api_key.clone(),
             crate::station::sync::UPLOAD_TIMEOUT,
             Duration::from_secs(config.auto_sync.connection_timeout_secs),
+            &tls_config_from(config),
         ))
     }
 
@@ -224,7 +297,16 @@ impl HubClient {
             ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 HubError::Timeout { url: self.base_url.clone(), timeout_secs: timeout.as_secs() }
             }
-            other => HubError::Offline { url: self.base_url.clone(), detail: other.to_string() },
+            other => {
+                let mut detail = other.to_string();
+                if self.base_url.starts_with("https://") && (detail.contains("certificate") || detail.contains("UnknownIssuer")) {
+                    detail.push_str(
+                        " — this station does not trust the hub's certificate; if the site uses its own certificate \
+                         authority, set CLOUD_CA_FILE to its CA certificate (PEM) in .env",
+                    );
+                }
+                HubError::Offline { url: self.base_url.clone(), detail }
+            }
         }
     }
 
@@ -310,9 +392,30 @@ impl HubClient {
         Ok(StatusProbe { status, clock_offset_millis, round_trip, hub_time })
     }
 
-    /// `POST /v1/scans/batch`.
+    /// `POST /v1/scans/batch`, gzip-compressed when the hub accepts it
+    /// (about a tenth of the bytes; see BENCHMARKS.md).
     pub fn upload(&self, batch: &BatchRequest) -> Result<BatchResponse, HubError> {
-        self.post("/v1/scans/batch", batch, self.timeout)
+        if !self.gzip_uploads() {
+            return self.post("/v1/scans/batch", batch, self.timeout);
+        }
+        // Serialising strings and maps cannot fail; if it ever did, the scans stay pending (a transient error).
+        let json = serde_json::to_vec(batch).map_err(|e| HubError::BadResponse { status: 0, detail: e.to_string() })?;
+        let body = crate::api::gzip(&json);
+        let response = self
+            .agent
+            .post(self.url("/v1/scans/batch"))
+            .header("Authorization", format!("Bearer {}", self.api_key.expose()))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .send(&body[..])
+            .map_err(|e| self.transport_error(&e, self.timeout))?;
+        if response.status().as_u16() == 415 {
+            // Something between here and the hub does not take compressed bodies: plain from now on.
+            tracing::warn!(url = self.base_url, "a gzip upload was refused with 415; sending uncompressed from now on");
+            self.gzip_refused.store(true, std::sync::atomic::Ordering::Relaxed);
+            return self.post("/v1/scans/batch", batch, self.timeout);
+        }
+        Self::answer(response)
     }
 
     /// `POST /v1/stations/heartbeat`; the answer carries this station's own
@@ -329,6 +432,12 @@ impl HubClient {
     /// `POST /v1/roster/summary`.
     pub fn roster_summary(&self, summary: &RosterSummary) -> Result<RosterSummaryResponse, HubError> {
         self.post("/v1/roster/summary", summary, self.probe_timeout)
+    }
+
+    /// `GET /v1/dashboard/stats`: the hub's figures per gate and business
+    /// unit, for the admin panel (bounded by the probe timeout).
+    pub fn dashboard_stats(&self) -> Result<crate::api::DashboardStats, HubError> {
+        self.get("/v1/dashboard/stats", self.probe_timeout, true)
     }
 
     /// **\[ext\]** `GET /v1/roster` with `If-None-Match: "<etag>"` when the

@@ -27,7 +27,7 @@ use super::backoff::{backoff_delay, jitter};
 use super::client::{HubClient, HubError, StatusProbe};
 use super::{CLOCK_WARNING, FailureKind, SyncEvent, SyncSettings, SyncTrigger, WATCHDOG_INTERVALS};
 use crate::api::{
-    BatchRequest, BatchResponse, EXT_CLEARED_UPLOAD, EXT_STATION_EPOCH, EventStatus, Heartbeat, KEY_CONFLICT,
+    BatchRequest, BatchResponse, EXT_CLEARED_UPLOAD, EXT_GZIP_UPLOAD, EXT_STATION_EPOCH, EventStatus, Heartbeat, KEY_CONFLICT,
     ScanUpload,
 };
 use crate::clock::{HubTimeAnchor, SharedClock, format_utc_millis, parse_utc};
@@ -369,6 +369,7 @@ impl SyncEngine {
             self.hub_anchor.set(hub_time, mono_before + probe.round_trip / 2);
         }
         self.extensions.clone_from(&probe.status.extensions);
+        self.client.set_gzip_uploads(self.hub_has(EXT_GZIP_UPLOAD));
         if let Some(offset) = probe.clock_offset_millis {
             self.clock_offset_millis = Some(offset);
             let warn = offset.unsigned_abs() > CLOCK_WARNING.as_millis() as u64;
@@ -1210,11 +1211,14 @@ fn remote_entries(scans: &[crate::api::FeedScan], own: &str, now_utc: DateTime<U
 }
 
 fn client_for(settings: &SyncSettings) -> HubClient {
-    HubClient::new(
+    // A CA file that cannot be read was reported as a configuration problem; the system's roots are used then.
+    let roots = settings.ca_file.as_deref().map(crate::station::config::read_ca_file).and_then(Result::ok).unwrap_or_default();
+    HubClient::with_tls(
         &settings.api_url,
         settings.api_key.clone(),
         settings.upload_timeout,
         Duration::from_secs(settings.auto.connection_timeout_secs),
+        &super::client::tls_config(&roots),
     )
 }
 

@@ -9,6 +9,13 @@
 //!   offset and the clear epoch. The CLI calls it directly.
 //! * [`worker`] — the sync worker thread around the engine: commands in,
 //!   [`SyncEvent`]s out, auto-sync and the drain watchdog on a tick.
+//! * [`bundle`] — the other way to the hub: unsynced scans in one signed
+//!   file (`badgestation bundle export`), carried by hand when the network
+//!   is gone; it marks nothing synced.
+//!
+//! Upload bodies go gzip-compressed to a hub that lists
+//! [`crate::api::EXT_GZIP_UPLOAD`] (the engine sets it on the client at each
+//! probe), plain JSON to any other server.
 //!
 //! The promises it keeps (DESIGN.md 2–4): a scan is marked `synced` only
 //! after the hub said it has it (saved or duplicate), in one transaction per
@@ -18,6 +25,7 @@
 //! makes it `failed`; nothing is ever deleted.
 
 pub mod backoff;
+pub mod bundle;
 pub mod client;
 pub mod engine;
 pub mod roster_summary;
@@ -67,6 +75,8 @@ pub struct SyncSettings {
     pub heartbeat_interval: Duration,
     /// Where clear-epoch backups are written.
     pub exports_dir: PathBuf,
+    /// `CLOUD_CA_FILE`: extra certificate authorities for an https:// hub.
+    pub ca_file: Option<PathBuf>,
     /// What the station pulls from the hub: the roster and the scan feed.
     pub learn: LearnSettings,
 }
@@ -139,6 +149,7 @@ impl SyncSettings {
             upload_timeout: UPLOAD_TIMEOUT,
             heartbeat_interval: HEARTBEAT_INTERVAL,
             exports_dir: config.exports_dir(),
+            ca_file: config.cloud.ca_file.clone(),
             learn: LearnSettings::from_config(config),
         })
     }
