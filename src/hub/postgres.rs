@@ -829,6 +829,27 @@ async fn state(c: &tokio_postgres::Client, key: &str) -> Result<Option<String>, 
     Ok(c.query_opt("SELECT value FROM hub_state WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
 }
 
+/// Inserts or replaces a station's row ([`UPSERT_STATION`]).
+async fn upsert_station(c: &tokio_postgres::Client, row: &StationRow) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        UPSERT_STATION,
+        &[
+            &row.station_name,
+            &row.last_clear_epoch,
+            &to_int(row.local_scan_count),
+            &row.pending.map(to_int),
+            &row.failed.map(to_int),
+            &row.oldest_pending_age_secs.map(to_int),
+            &row.app_version,
+            &row.clock_offset_millis,
+            &row.last_seen_at,
+            &row.reported_station_epoch,
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
 async fn set_state(c: &tokio_postgres::Client, key: &str, value: &str) -> Result<(), tokio_postgres::Error> {
     c.execute(
         "INSERT INTO hub_state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -1000,25 +1021,8 @@ impl HubStorage for PostgresStorage {
     }
 
     fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
-        self.with_client(async |c| {
-            c.execute(
-                UPSERT_STATION,
-                &[
-                    &hb.station_name,
-                    &hb.last_clear_epoch,
-                    &to_int(hb.local_scan_count),
-                    &hb.pending.map(to_int),
-                    &hb.failed.map(to_int),
-                    &hb.oldest_pending_age_secs.map(to_int),
-                    &hb.app_version,
-                    &hb.clock_offset_millis,
-                    &now,
-                    &hb.station_clear_epoch,
-                ],
-            )
-            .await
-            .map(|_| ())
-        })
+        let row = StationRow::from_heartbeat(hb, now);
+        self.with_client(async |c| upsert_station(c, &row).await)
     }
 
     fn stations(&self) -> Result<Vec<StationRow>> {
@@ -1625,23 +1629,8 @@ impl HubStorage for PostgresStorage {
             for (key, value) in &t.state {
                 set_state(tx.client(), key, value).await?;
             }
-            for hb in &t.stations {
-                tx.execute(
-                    UPSERT_STATION,
-                    &[
-                        &hb.station_name,
-                        &hb.last_clear_epoch,
-                        &to_int(hb.local_scan_count),
-                        &hb.pending.map(to_int),
-                        &hb.failed.map(to_int),
-                        &hb.oldest_pending_age_secs.map(to_int),
-                        &hb.app_version,
-                        &hb.clock_offset_millis,
-                        &hb.last_seen_at,
-                        &hb.reported_station_epoch,
-                    ],
-                )
-                .await?;
+            for row in &t.stations {
+                upsert_station(tx.client(), row).await?;
             }
             for k in &t.api_keys {
                 tx.execute(

@@ -586,6 +586,34 @@ fn station_epoch(conn: &Connection, station: &str) -> rusqlite::Result<Option<St
     conn.query_row("SELECT clear_epoch FROM station_epochs WHERE station_name = ?1", [station], |r| r.get(0)).optional()
 }
 
+/// A station's row, from a heartbeat or a migration: inserted, or every
+/// column replaced.
+fn upsert_station(conn: &Connection, row: &StationRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
+         oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
+         local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
+         oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
+         clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
+         reported_station_epoch = excluded.reported_station_epoch",
+        params![
+            row.station_name,
+            row.last_clear_epoch,
+            to_sql_int(row.local_scan_count),
+            row.pending.map(to_sql_int),
+            row.failed.map(to_sql_int),
+            row.oldest_pending_age_secs.map(to_sql_int),
+            row.app_version,
+            row.clock_offset_millis,
+            row.last_seen_at,
+            row.reported_station_epoch
+        ],
+    )?;
+    Ok(())
+}
+
 fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO hub_state (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -801,32 +829,8 @@ impl HubStorage for SqliteStorage {
     }
 
     fn heartbeat(&self, hb: &Heartbeat, now: &str) -> Result<()> {
-        let (hb, now) = (hb.clone(), now.to_owned());
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                 oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                 ON CONFLICT (station_name) DO UPDATE SET last_clear_epoch = excluded.last_clear_epoch, \
-                 local_scan_count = excluded.local_scan_count, pending = excluded.pending, failed = excluded.failed, \
-                 oldest_pending_age_secs = excluded.oldest_pending_age_secs, app_version = excluded.app_version, \
-                 clock_offset_millis = excluded.clock_offset_millis, last_seen_at = excluded.last_seen_at, \
-                 reported_station_epoch = excluded.reported_station_epoch",
-                params![
-                    hb.station_name,
-                    hb.last_clear_epoch,
-                    to_sql_int(hb.local_scan_count),
-                    hb.pending.map(to_sql_int),
-                    hb.failed.map(to_sql_int),
-                    hb.oldest_pending_age_secs.map(to_sql_int),
-                    hb.app_version,
-                    hb.clock_offset_millis,
-                    now,
-                    hb.station_clear_epoch
-                ],
-            )?;
-            Ok(())
-        })
+        let row = StationRow::from_heartbeat(hb, now);
+        self.write(move |tx| Ok(upsert_station(tx, &row)?))
     }
 
     fn stations(&self) -> Result<Vec<StationRow>> {
@@ -1366,24 +1370,8 @@ impl HubStorage for SqliteStorage {
             for (key, value) in &t.state {
                 set_state(tx, key, value)?;
             }
-            for hb in &t.stations {
-                tx.execute(
-                    "INSERT OR REPLACE INTO stations (station_name, last_clear_epoch, local_scan_count, pending, failed, \
-                     oldest_pending_age_secs, app_version, clock_offset_millis, last_seen_at, reported_station_epoch) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        hb.station_name,
-                        hb.last_clear_epoch,
-                        to_sql_int(hb.local_scan_count),
-                        hb.pending.map(to_sql_int),
-                        hb.failed.map(to_sql_int),
-                        hb.oldest_pending_age_secs.map(to_sql_int),
-                        hb.app_version,
-                        hb.clock_offset_millis,
-                        hb.last_seen_at,
-                        hb.reported_station_epoch
-                    ],
-                )?;
+            for row in &t.stations {
+                upsert_station(tx, row)?;
             }
             for k in &t.api_keys {
                 tx.execute(

@@ -227,6 +227,26 @@ pub struct StationRow {
     pub station_clear_epoch: Option<String>,
 }
 
+impl StationRow {
+    /// The row a heartbeat stores, heard at `now`.
+    #[must_use]
+    pub fn from_heartbeat(hb: &Heartbeat, now: &str) -> StationRow {
+        StationRow {
+            station_name: hb.station_name.clone(),
+            last_clear_epoch: hb.last_clear_epoch.clone(),
+            local_scan_count: hb.local_scan_count,
+            last_seen_at: now.to_owned(),
+            pending: hb.pending,
+            failed: hb.failed,
+            oldest_pending_age_secs: hb.oldest_pending_age_secs,
+            app_version: hb.app_version.clone(),
+            clock_offset_millis: hb.clock_offset_millis,
+            reported_station_epoch: hb.station_clear_epoch.clone(),
+            station_clear_epoch: None,
+        }
+    }
+}
+
 /// Per-station scan figures for the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationScans {
