@@ -202,11 +202,10 @@ fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<(NewSc
     };
     let (matched, legacy_id, meta) = match event.meta {
         Some(meta) => {
-            let (meta, changed) = clean_meta(meta);
+            let (meta, json, changed) = clean_meta(meta);
             cleaned |= changed;
             let matched = meta.get("matched").and_then(Value::as_bool).unwrap_or(false);
             let legacy_id = meta.get("legacy_id").and_then(Value::as_str).map(str::to_owned);
-            let json = serde_json::to_string(&meta).map_err(|e| format!("meta: {e}"))?;
             (matched, legacy_id, Some(json))
         }
         None => (false, None, None),
@@ -232,8 +231,9 @@ fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<(NewSc
 /// Makes `meta` fit API.md's shape instead of refusing the scan: keys over
 /// 64 characters are dropped, at most 20 keys are kept, nested values become
 /// their JSON text, strings are cleaned and cut to 512 characters, and while
-/// the whole is over 10 KB the longest string is cut in half.
-fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, bool) {
+/// the whole is over 10 KB the longest string is cut in half. Returns the
+/// cleaned map and its JSON text (serialised once, not again for storage).
+fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, String, bool) {
     let mut changed = false;
     let mut out = Map::new();
     for (key, value) in meta {
@@ -255,7 +255,10 @@ fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, bool) {
         };
         out.insert(key, value);
     }
-    while serde_json::to_string(&out).map_or(0, |j| j.len()) > limits::META_BYTES {
+    // A map of strings, numbers and booleans always serialises.
+    let to_json = |map: &Map<String, Value>| serde_json::to_string(map).unwrap_or_default();
+    let mut json = to_json(&out);
+    while json.len() > limits::META_BYTES {
         changed = true;
         let longest = out
             .iter()
@@ -266,11 +269,12 @@ fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, bool) {
                 if let Some(Value::String(s)) = out.get_mut(&key) {
                     *s = s.chars().take(n / 2).collect();
                 }
+                json = to_json(&out);
             }
             _ => break,
         }
     }
-    (out, changed)
+    (out, json, changed)
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, BodyError> {
