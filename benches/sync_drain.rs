@@ -12,6 +12,11 @@
 //! Run: `cargo bench --bench sync_drain`. Under `cargo test` (no `--bench`)
 //! it drains 2 000 scans to check that it works.
 //!
+//! `SYNC_BENCH_HUB_DIR=/dev/shm/…` keeps the in-process hub's database in
+//! that directory (a tmpfs: off the station's disk, as a hub on another
+//! machine is), so the recording figures show the station's own sync work
+//! rather than the co-located hub's fsyncs.
+//!
 //! `SYNC_BENCH_HUB_URL=http://…` drains to a server already running
 //! elsewhere (with key `SYNC_BENCH_HUB_KEY`) instead of a hub in this
 //! process — e.g. the old TrackAttendance API, to compare clients.
@@ -93,7 +98,9 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
     let hub = if external.is_some() {
         None
     } else {
-        let mut config = HubConfig::new(dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
+        let hub_dir = std::env::var_os("SYNC_BENCH_HUB_DIR").map_or_else(|| dir.path().to_path_buf(), std::path::PathBuf::from);
+        let _ = std::fs::remove_file(hub_dir.join("hub.db"));
+        let mut config = HubConfig::new(hub_dir.join("hub.db").to_string_lossy(), Secret::new(KEY));
         config.listen = "127.0.0.1:0".parse().expect("address");
         Some(Hub::start(&config).expect("hub"))
     };
@@ -156,7 +163,8 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
         learn.feed_file = Some(dir.path().join("remote_scans.json"));
         let mut feed_settings = settings(&url, &key, batch_size, dir.path());
         feed_settings.learn = learn;
-        let mut puller = SyncEngine::new(Store::open(&path).expect("store"), feed_settings, RecorderLink::Direct, Arc::clone(&clock));
+        // As in production, where one engine both drains and pulls: its writes go through the recorder.
+        let mut puller = SyncEngine::new(Store::open(&path).expect("store"), feed_settings, link.clone(), Arc::clone(&clock));
         puller.set_remote_scans(remote.clone());
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);

@@ -486,7 +486,13 @@ impl Recorder {
                     Err(_) => reads_open = never.clone(),
                 },
                 recv(commands) -> command => match command {
-                    Ok(RecorderCommand::Exclusive(job)) => job(&mut self),
+                    Ok(RecorderCommand::Exclusive(job)) => {
+                        // Scans go first: whatever is already queued is recorded before the job.
+                        while let Ok(read) = reads_open.try_recv() {
+                            emit(self.record(&read));
+                        }
+                        job(&mut self);
+                    }
                     Ok(RecorderCommand::Shutdown) | Err(_) => break,
                 },
                 recv(ticker) -> _ => {

@@ -324,6 +324,41 @@ fn recorder_thread_drains_its_queue_on_shutdown() {
     assert_eq!(scan_count(dir.path()), 200);
 }
 
+/// Scans go first on the recorder thread: a job another thread queues (the
+/// sync worker's marks and log rows run this way) waits until every read
+/// queued before it is recorded, so a scan never waits behind sync work
+/// that arrived at the same time.
+#[test]
+fn queued_reads_are_recorded_before_a_queued_job() {
+    use badgestation::station::recorder::RecorderCommand;
+    let dir = tempfile::tempdir().unwrap();
+    let (rec, _clock) = recorder_at(dir.path(), DuplicateAction::Silent, 60);
+    let (reads_tx, reads_rx) = crossbeam_channel::bounded(1024);
+    let (events_tx, events_rx) = crossbeam_channel::unbounded::<ScanEvent>();
+    let handle = rec.spawn(reads_rx, events_tx, badgestation::model::noop_waker()).unwrap();
+    // Hold the thread in a first job while the reads and a second job queue up.
+    let (release, held) = crossbeam_channel::bounded::<()>(0);
+    handle
+        .send(RecorderCommand::Exclusive(Box::new(move |_| {
+            let _ = held.recv();
+        })))
+        .unwrap();
+    for i in 0..50 {
+        reads_tx.send(RawRead::manual(format!("Q{i}"))).unwrap();
+    }
+    let (seen_tx, seen) = crossbeam_channel::bounded(1);
+    handle
+        .send(RecorderCommand::Exclusive(Box::new(move |recorder| {
+            let stored: i64 = recorder.store().conn().query_row("SELECT count(*) FROM scans", [], |r| r.get(0)).unwrap();
+            seen_tx.send(stored).unwrap();
+        })))
+        .unwrap();
+    release.send(()).unwrap();
+    assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), 50, "every queued scan was stored before the job ran");
+    handle.shutdown();
+    assert_eq!(events_rx.try_iter().filter(|e| matches!(e, ScanEvent::Recorded { .. })).count(), 50);
+}
+
 /// A new database file gets the full schema, WAL mode and an identity.
 #[test]
 fn migrations_from_an_empty_file() {

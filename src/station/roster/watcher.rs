@@ -109,6 +109,10 @@ impl RosterWatcher {
         events: Sender<E>,
         waker: Waker,
     ) -> std::io::Result<RosterWatcher> {
+        // A swap lost to a power cut is redone at the next look (see `Store::for_background_writes`).
+        if let Err(e) = store.for_background_writes() {
+            tracing::warn!(error = %e, "roster watcher: could not relax its connection's durability");
+        }
         let mut worker = Worker { config, store, roster, last_seen: None, waiting: None };
         let thread = WorkerThread::spawn_stoppable("roster-watcher", move |stop_rx| {
             let emit = |event: RosterEvent| {

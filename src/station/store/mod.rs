@@ -4,7 +4,9 @@
 //! `synchronous=FULL`, so a commit that returned is on disk and readers never
 //! block the writer. The recorder thread holds the only connection that
 //! inserts scans; the sync worker and the CLI open their own connections for
-//! status updates and reads.
+//! reads. With a recorder running, the sync worker's writes (marks after an
+//! upload, sync-log rows) run on the recorder's thread, after the scans
+//! queued before them and without a flush of their own ([`Store::relaxed`]).
 //!
 //! Opening is careful: a file that is not a BadgeStation database, is
 //! damaged, or was written by a newer version is refused with a message that
@@ -142,6 +144,11 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// database file in this process shares one turn (looked up by path), so
 /// the recorder and the sync worker agree without any wiring.
 ///
+/// With a recorder thread running, the sync worker does not write on its own
+/// connection at all (its writes run on the recorder's thread); the turn
+/// orders the writers that still do: the roster watcher, an engine without
+/// a recorder, roster swaps from the hub.
+///
 /// The recorder says it wants to write ([`WriteTurn::recording`]) for the
 /// length of its insert transaction; background writers (marks after an
 /// upload, sync-log rows, roster swaps) call [`WriteTurn::yield_to_recorder`]
@@ -227,6 +234,43 @@ impl Store {
         &self.path
     }
 
+    /// Stops this connection's commits from waiting for the disk
+    /// (`synchronous=NORMAL`), for a connection that writes only what can be
+    /// recovered: the sync worker's marks after an upload (lost on a power
+    /// cut, the scans are uploaded again and the hub answers "duplicate"),
+    /// its sync-log rows, feed cursors, archive moves and roster swaps (all
+    /// redone on the next pull or heartbeat). In WAL mode such a commit is
+    /// still atomic and the file stays sound; a power cut can only drop the
+    /// commits made after the last flush. Any later `FULL` commit on another
+    /// connection (the recorder's next scan) flushes them with its own. The
+    /// recorder's connection stays `FULL`: a scan is acknowledged only when
+    /// it is on disk. Keeps `OFF` where the power-cut lab set it.
+    pub fn for_background_writes(&self) -> Result<()> {
+        if self.conn.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))? >= 2 {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        Ok(())
+    }
+
+    /// Runs `write` with this connection's commits not waiting for the disk
+    /// (`synchronous=NORMAL`, see [`Store::for_background_writes`]), then
+    /// restores the connection's setting, also when `write` failed. The
+    /// recorder runs the sync worker's marks and log rows this way on its
+    /// own connection: they cost the scans after them no lock wait and no
+    /// flush of their own.
+    pub fn relaxed<T>(&mut self, write: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        let before: i64 = self.conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        if before < 2 {
+            return write(self);
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let result = write(self);
+        let restored = self.conn.pragma_update(None, "synchronous", before);
+        let value = result?;
+        restored?;
+        Ok(value)
+    }
+
     /// The write turn of this database in this process (see [`WriteTurn`]).
     #[must_use]
     pub fn turn(&self) -> &WriteTurn {
@@ -288,6 +332,38 @@ mod tests {
         let a = Store::open(&path).unwrap().station().unwrap();
         let b = Store::open(&path).unwrap().station().unwrap();
         assert_eq!(a.install_uuid, b.install_uuid);
+    }
+
+    fn synchronous(store: &Store) -> i64 {
+        store.conn().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+    }
+
+    /// A relaxed write runs at `NORMAL` and the connection is back at `FULL`
+    /// afterwards, also when the write failed: the recorder's next scan is
+    /// flushed before it is acknowledged.
+    #[test]
+    fn a_relaxed_write_restores_full_durability_even_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("badgestation.db")).unwrap();
+        let inside = store.relaxed(|s| Ok(synchronous(s))).unwrap();
+        assert_eq!((inside, synchronous(&store)), (1, 2));
+        let failed = store.relaxed(|s| -> Result<()> {
+            s.conn().execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        });
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&store), 2, "FULL again after a failed relaxed write");
+    }
+
+    /// A background connection commits without a flush; the others keep theirs.
+    #[test]
+    fn only_a_background_connection_stops_flushing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("badgestation.db");
+        let background = Store::open(&path).unwrap();
+        background.for_background_writes().unwrap();
+        let recorder = Store::open(&path).unwrap();
+        assert_eq!((synchronous(&background), synchronous(&recorder)), (1, 2));
     }
 
     #[test]

@@ -59,7 +59,10 @@ impl Store {
         Ok(live)
     }
 
-    fn mark_synced_chunk(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64> {
+    /// Marks at most a few hundred pending scans synced in one transaction
+    /// (no turn taken: for a caller that is the recorder, or already yielded
+    /// to it). Returns how many live scans moved from pending to synced.
+    pub fn mark_synced_chunk(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64> {
         // One statement over the chunk (ids passed as a JSON array):
         // per-row statements each pay for their own statement journal.
         let ids = serde_json::to_string(seqs).unwrap_or_else(|_| "[]".to_owned());
@@ -87,6 +90,11 @@ impl Store {
     /// how many live scans moved from pending to failed.
     pub fn mark_failed(&mut self, failures: &[Failure]) -> Result<u64> {
         self.turn.yield_to_recorder();
+        self.mark_failed_now(failures)
+    }
+
+    /// [`Store::mark_failed`] without taking a turn (see [`Store::mark_synced_chunk`]).
+    pub fn mark_failed_now(&mut self, failures: &[Failure]) -> Result<u64> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut live = 0;
         {

@@ -36,7 +36,7 @@ use super::roster_summary::upload_and_log;
 use crate::station::roster::{Roster, SharedRoster};
 use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
 use crate::station::store::sync_state::{EpochChange, EpochKind, Failure, adopt};
-use crate::station::store::{Store, StoreError, SyncLogEntry};
+use crate::station::store::{MARK_CHUNK, Store, StoreError, SyncLogEntry};
 use super::learn::{FEED_PAGE, FeedFile, FeedPulled, HUB_HASH_PREFIX, HUB_SOURCE_PREFIX, Learned, MAX_FEED_PAGES, RosterPulled};
 use crate::api::{EXT_ROSTER, EXT_SCAN_FEED};
 use crate::station::recorder::{RemoteScans, RemoteSeen};
@@ -237,6 +237,10 @@ impl SyncEngine {
         recorder: RecorderLink,
         clock: SharedClock,
     ) -> SyncEngine {
+        // Everything the engine writes can be redone (see `Store::for_background_writes`).
+        if let Err(e) = store.for_background_writes() {
+            tracing::warn!(error = %e, "sync: could not relax the sync connection's durability; scans may wait behind its commits");
+        }
         let client = client_for(&settings);
         let last_success_at = store.last_sync("upload", Some("ok")).ok().flatten().map(|e| e.started_at);
         let seen_hub = store.setting(SEEN_HUB_SETTING).ok().flatten().is_some();
@@ -472,9 +476,7 @@ impl SyncEngine {
             subject: None,
             bytes: None,
         };
-        if let Err(error) = self.store.log_sync(&entry) {
-            tracing::warn!(%error, "could not write the sync log");
-        }
+        self.write_log(entry);
     }
 
     /// One sync: probe, then batches (one for [`SyncTrigger::Manual`], up to
@@ -665,7 +667,8 @@ impl SyncEngine {
                     let status = if error.reached_hub() { "failed" } else { "offline" };
                     self.log("upload", batch.len() as i64, status, Some(error.to_string()), started);
                     let seqs: Vec<i64> = batch.iter().map(|s| s.seq).collect();
-                    self.store.note_attempt(&seqs, &error.to_string())?;
+                    let noted = error.to_string();
+                    self.write_sync_state(move |store| store.note_attempt(&seqs, &noted))?;
                     if !error.is_transient() || attempt >= max_attempts {
                         return Err(SyncError::Hub(error));
                     }
@@ -787,8 +790,8 @@ impl SyncEngine {
                         }));
                     }
                 };
-                let synced = self.store.mark_synced(&confirmed, &now)?;
-                let failed = self.store.mark_failed(&failures)?;
+                let synced = self.mark_synced(&confirmed, &now)?;
+                let failed = self.mark_failed(&failures)?;
                 self.report_to_recorder(SyncChange { synced, failed, reset: 0 })?;
                 for f in &failures {
                     tracing::warn!(seq = f.seq, error = %f.error, "the hub rejected a scan; marked failed");
@@ -808,7 +811,7 @@ impl SyncEngine {
             Err(HubError::Rejected { status: 400 | 413 | 422, message }) => {
                 if let [only] = scans {
                     let failure = Failure { seq: only.seq, error: format!("rejected by the hub: {message}") };
-                    let failed = self.store.mark_failed(&[failure])?;
+                    let failed = self.mark_failed(&[failure])?;
                     self.report_to_recorder(SyncChange { synced: 0, failed, reset: 0 })?;
                     tracing::warn!(seq = only.seq, %message, "the hub rejected a scan; marked failed");
                     return Ok(Sent { synced: 0, failed: 1, unanswered: 0 });
@@ -948,6 +951,66 @@ impl SyncEngine {
         }
     }
 
+    /// Runs a write of the sync state where it cannot delay a scan: with a
+    /// recorder running, on the recorder thread itself, between two reads
+    /// (it records what is queued first) and without a flush of its own
+    /// ([`Store::relaxed`]: lost to a power cut, a mark only means the scans
+    /// are sent again and the hub answers "duplicate"). So a scan never
+    /// waits for the write lock behind sync work. Without a recorder (the
+    /// CLI), on this engine's connection after the recorder's turn of any
+    /// other process-local writer.
+    fn write_sync_state<T: Send + 'static>(
+        &mut self,
+        write: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, SyncError> {
+        match &self.recorder {
+            RecorderLink::Recorder { commander, .. } => {
+                Ok(commander.exclusive(move |recorder| recorder.store_mut().relaxed(write))??)
+            }
+            RecorderLink::Direct => {
+                self.store.turn().yield_to_recorder();
+                Ok(write(&mut self.store)?)
+            }
+        }
+    }
+
+    /// Writes a `sync_log` row where it cannot delay a scan (as
+    /// [`Self::write_sync_state`] does); a row that cannot be written is
+    /// only warned about.
+    fn write_log(&self, entry: SyncLogEntry) {
+        let written = match &self.recorder {
+            RecorderLink::Recorder { commander, .. } => commander
+                .exclusive(move |recorder| recorder.store_mut().relaxed(|store| store.log_sync(&entry)))
+                .map_err(SyncError::from)
+                .and_then(|r| r.map_err(SyncError::from)),
+            RecorderLink::Direct => self.store.log_sync(&entry).map_err(SyncError::from),
+        };
+        if let Err(error) = written {
+            tracing::warn!(%error, "could not write the sync log");
+        }
+    }
+
+    /// Marks scans synced, [`MARK_CHUNK`] at a time (see [`Self::write_sync_state`]):
+    /// a scan waits for one chunk at most. A crash between chunks leaves the
+    /// rest pending; they are sent again and the hub answers `duplicate`.
+    fn mark_synced(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64, SyncError> {
+        let mut live = 0;
+        for chunk in seqs.chunks(MARK_CHUNK) {
+            let (chunk, at) = (chunk.to_vec(), *at);
+            live += self.write_sync_state(move |store| store.mark_synced_chunk(&chunk, &at))?;
+        }
+        Ok(live)
+    }
+
+    /// Marks scans failed with the hub's reason (see [`Self::write_sync_state`]).
+    fn mark_failed(&mut self, failures: &[Failure]) -> Result<u64, SyncError> {
+        if failures.is_empty() {
+            return Ok(0);
+        }
+        let failures = failures.to_vec();
+        self.write_sync_state(move |store| store.mark_failed_now(&failures))
+    }
+
     /// Tells the recorder, the counters' only writer, what this engine just
     /// committed. Waits for it (between two reads), so the events the engine
     /// sends next carry counts that include the change.
@@ -1030,9 +1093,7 @@ impl SyncEngine {
             subject: Some(subject.to_owned()),
             bytes: Some(i64::try_from(bytes).unwrap_or(i64::MAX)),
         };
-        if let Err(error) = self.store.log_sync(&entry) {
-            tracing::warn!(%error, "could not write the sync log");
-        }
+        self.write_log(entry);
     }
 
     /// Pulls the hub's roster (`If-None-Match` with the one in use when it
