@@ -22,6 +22,7 @@ use crate::model::{Counters, DuplicateAction, EarlierScan, Person, ScanEvent, Sc
 use crate::station::reader::ReaderEvent;
 use crate::station::roster::RosterEvent;
 use crate::station::runtime::StationEvent;
+use crate::station::sync::learn::Learned;
 use crate::station::sync::{FailureKind, SyncEvent, SyncTrigger};
 
 /// The settings that shape what the screen shows and for how long.
@@ -819,8 +820,13 @@ impl ScreenState {
                 self.set_counters(*counters);
                 self.sync_message(format!("{count} failed scans put back to pending"), Tone::Neutral, now);
             }
-            // Logged by the runtime's event log; nothing for the operator.
-            SyncEvent::RosterSummary(_) | SyncEvent::Learned(_) => {}
+            // A new roster from the hub changes who the screen greets: say so, as for a local import.
+            SyncEvent::Learned(Learned::Roster { people, .. }) => {
+                self.roster_people = *people;
+                self.show_notice(format!("Roster updated from the hub: {people} people"), Tone::Good, now);
+            }
+            // Logged by the runtime's event log; nothing for the operator (the feed arrives every 15 s).
+            SyncEvent::RosterSummary(_) | SyncEvent::Learned(Learned::Feed { .. }) => {}
             SyncEvent::Backlog { pending, oldest_pending_at } => {
                 self.sync.oldest_pending_at = if *pending == 0 { None } else { *oldest_pending_at };
             }
@@ -872,6 +878,22 @@ mod tests {
 
     fn counters(pending: u64) -> Counters {
         Counters { pending, total: pending, ..Counters::default() }
+    }
+
+    /// A roster pulled from the hub is announced like a local import and
+    /// changes the people count; a feed pull says nothing on screen.
+    #[test]
+    fn a_roster_from_the_hub_is_announced_and_a_feed_pull_is_not() {
+        let mut s = ScreenState::new(settings(), "Gate".into(), counters(0), &[], 0);
+        let now = Duration::from_secs(10);
+        let wall = crate::clock::utc_now();
+        s.apply(&StationEvent::Sync(SyncEvent::Learned(Learned::Feed { scans: 12 })), now, wall);
+        assert_eq!(s.notice, None);
+        let roster = Learned::Roster { people: 1200, previous_people: 900, etag: "\"r1\"".into() };
+        s.apply(&StationEvent::Sync(SyncEvent::Learned(roster)), now, wall);
+        assert_eq!(s.roster_people, 1200);
+        let notice = s.notice.as_ref().map(|n| (n.value.text.as_str(), n.value.tone));
+        assert_eq!(notice, Some(("Roster updated from the hub: 1200 people", Tone::Good)));
     }
 
     /// Auto-sync start messages follow AUTO_SYNC_SHOW_START_MESSAGE (off
