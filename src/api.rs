@@ -58,14 +58,16 @@ pub const EXT_GZIP_UPLOAD: &str = "gzip_upload";
 /// (`POST /v1/bundles/import`, `badgestation hub import-bundle`).
 pub const EXT_BUNDLE_IMPORT: &str = "bundle_import";
 
-/// gzip at the default level (scan JSON shrinks about eightfold): upload
-/// bodies of the station, answers of the hub, both sides of
-/// [`EXT_GZIP_UPLOAD`].
+/// gzip at level 2: upload bodies of the station, answers of the hub, both
+/// sides of [`EXT_GZIP_UPLOAD`]. Measured by `benches/gzip.rs` on a
+/// 1000-scan batch, level 2 shrinks the upload 5.0× and the answer 3.1× for
+/// about 70% of the default level's CPU time (5.2× and 3.1×); level 1 costs
+/// less still but only reaches 3.3× and 2.0×.
 #[must_use]
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
     let mut encoder =
-        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), flate2::Compression::default());
+        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), flate2::Compression::new(2));
     // Writing into a Vec cannot fail.
     let _ = encoder.write_all(bytes);
     encoder.finish().unwrap_or_default()
