@@ -578,12 +578,15 @@ const UPSERT_STATION: &str = "INSERT INTO stations (station_name, last_clear_epo
      last_seen_at = excluded.last_seen_at, reported_station_epoch = excluded.reported_station_epoch";
 
 /// A scan the station archived before uploading it arrives as cleared
-/// (`cleared_at` = now), the others live.
+/// (`cleared_at` = now), the others live. The key column arrives sorted
+/// ([`columns`]) and `unnest` yields it in order, so concurrent batches take
+/// key locks in one order without a sort in the statement (a deadlock,
+/// should one still happen, is retried: see `transient`).
 const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
      scan_source, matched, legacy_id, meta, received_at, cleared_at) \
      SELECT k, b, s, t, bu, src, m, l, meta, $10, CASE WHEN c THEN $10 END FROM unnest($1::bytea[], $2::text[], \
      $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $11::bool[]) \
-     AS u(k, b, s, t, bu, src, m, l, meta, c) ORDER BY k \
+     AS u(k, b, s, t, bu, src, m, l, meta, c) \
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key";
 
 /// The names the batch's stations were renamed to.
