@@ -413,12 +413,13 @@ fn a_failed_import_keeps_the_old_roster_in_memory_and_on_disk() {
     let old_hash = store.setting(HASH_SETTING).unwrap();
     let before = shared.current();
 
-    // The database refuses one row of the new file (a trigger stands in for
-    // a full disk or an I/O error in the middle of the transaction).
+    // The database refuses one row of the new file (a trigger on the table
+    // a new roster is written to stands in for a full disk or an I/O error
+    // in the middle of the swap).
     store
         .conn()
         .execute_batch(
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON roster WHEN NEW.legacy_id = 'boom'
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON roster_next WHEN NEW.legacy_id = 'boom'
              BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END;",
         )
         .unwrap();
@@ -429,7 +430,7 @@ fn a_failed_import_keeps_the_old_roster_in_memory_and_on_disk() {
     let err = import_roster(&mut store, &shared, &path, &strict()).unwrap_err();
     assert!(matches!(err, ImportError::Store(_)), "{err:?}");
     assert!(err.to_string().contains("simulated write failure"), "{err}");
-    assert_eq!(store.roster_rows().unwrap(), old_rows, "the DELETE of the old rows was rolled back");
+    assert_eq!(store.roster_rows().unwrap(), old_rows, "the roster in use was not touched");
     assert_eq!(store.setting(HASH_SETTING).unwrap(), old_hash);
     assert!(Arc::ptr_eq(&before, &shared.current()), "the in-memory roster was not swapped");
 
@@ -1141,4 +1142,69 @@ fn over_long_or_odd_metadata_is_cleaned_with_a_warning() {
     assert_eq!(report.cleaned_cells.len(), 3, "{:?}", report.cleaned_cells);
     assert!(report.cleaned_cells.iter().all(|c| c.row == 2));
     assert_eq!(person(&shared, "L2").business_unit.as_deref(), Some("Finance"), "clean cells untouched");
+}
+
+fn people(prefix: &str, n: usize) -> Vec<Person> {
+    (0..n)
+        .map(|i| Person {
+            legacy_id: format!("{i:06}"),
+            full_name: format!("{prefix} {i}"),
+            business_unit: Some("Ops".into()),
+            position: None,
+            email: None,
+        })
+        .collect()
+}
+
+/// A roster swap never holds the write lock for the whole roster: while a
+/// 60 000-person roster is being written, another connection gets a write
+/// in (as the recorder does for a scan), the roster in use is still the old
+/// one at that moment, and afterwards the new one is in place whole, with
+/// the settings of the same swap, and nothing left beside it.
+#[test]
+fn a_write_gets_in_while_a_large_roster_is_swapped_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("badgestation.db");
+    let mut store = Store::open(&path).unwrap();
+    store.replace_roster(&people("Old", 3)).unwrap();
+    let new = people("New", 60_000);
+    let swapping = std::thread::spawn(move || {
+        store.replace_roster_with_settings(&new, &[("roster.test", "swapped")]).unwrap();
+        store
+    });
+    let other = Store::open(&path).unwrap();
+    let staged = |s: &Store| s.conn().query_row("SELECT count(*) FROM roster_next", [], |r| r.get::<_, i64>(0)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while staged(&other) < 2000 {
+        assert!(std::time::Instant::now() < deadline, "the first chunk never committed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A write while the swap is under way (it waits for one chunk at most).
+    other.set_setting("roster.test.write", "in").unwrap();
+    let (in_use, staged_then) = (other.roster_rows().unwrap(), staged(&other));
+    assert!(staged_then < 60_000, "the write went in before the swap finished ({staged_then} people staged)");
+    assert_eq!(in_use.iter().map(|p| p.full_name.as_str()).collect::<Vec<_>>(), ["Old 0", "Old 1", "Old 2"]);
+    let store = swapping.join().unwrap();
+    let rows = store.roster_rows().unwrap();
+    assert_eq!(rows.len(), 60_000);
+    assert_eq!((rows[0].full_name.as_str(), rows[59_999].full_name.as_str()), ("New 0", "New 59999"));
+    assert_eq!(store.setting("roster.test").unwrap().as_deref(), Some("swapped"));
+    assert_eq!(staged(&store), 0, "the previous roster was cleared out");
+}
+
+/// A swap that was interrupted (people left in `roster_next`, the roster in
+/// use untouched) does not leak into the next one.
+#[test]
+fn an_interrupted_roster_swap_is_cleared_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("badgestation.db")).unwrap();
+    store.replace_roster(&people("Old", 2)).unwrap();
+    store
+        .conn()
+        .execute("INSERT INTO roster_next (legacy_id, full_name) VALUES ('999999', 'Half-written')", [])
+        .unwrap();
+    assert_eq!(store.roster_rows().unwrap().len(), 2, "the roster in use is untouched");
+    store.replace_roster(&people("New", 5)).unwrap();
+    let names: Vec<String> = store.roster_rows().unwrap().into_iter().map(|p| p.full_name).collect();
+    assert_eq!(names, ["New 0", "New 1", "New 2", "New 3", "New 4"]);
 }

@@ -128,6 +128,18 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE sync_log ADD COLUMN subject TEXT;
     ALTER TABLE sync_log ADD COLUMN bytes INTEGER;
     ",
+    // 5: a new roster is written beside the one in use, a few thousand people per transaction, and
+    // swapped in by renaming the two tables (issue 12): a scan never waits for a whole roster to be
+    // written. Between swaps this table is empty.
+    r"
+    CREATE TABLE roster_next (
+        legacy_id      TEXT PRIMARY KEY,
+        full_name      TEXT NOT NULL,
+        business_unit  TEXT,
+        position       TEXT,
+        email          TEXT
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The station's schema, for [`crate::sqlite::open`].

@@ -7,6 +7,11 @@ use super::{Result, Store};
 use crate::clock::{format_utc_millis, parse_utc};
 use crate::model::Person;
 
+/// People written per transaction when a roster is swapped in (see
+/// [`Store::replace_roster_with_settings`]): a few milliseconds of writing,
+/// the longest a scan can wait behind a roster swap.
+pub const ROSTER_CHUNK: usize = 2000;
+
 /// The station's identity row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationInfo {
@@ -121,26 +126,45 @@ impl Store {
         Ok(rows)
     }
 
-    /// Replaces the whole roster in one transaction: either every row of
-    /// `people` is in place afterwards, or the old roster is.
+    /// Replaces the whole roster: either every row of `people` is in place
+    /// afterwards, or the old roster is.
     pub fn replace_roster(&mut self, people: &[Person]) -> Result<()> {
         self.replace_roster_with_settings(people, &[])
     }
 
     /// Replaces the whole roster and stores `settings` (such as the hash of
-    /// the imported file) in the same transaction, so the settings describe
-    /// exactly the roster that is in place.
+    /// the imported file) in the same transaction as the swap, so the
+    /// settings describe exactly the roster that is in place.
+    ///
+    /// A scan never waits for the whole roster to be written: the new
+    /// people go into `roster_next` [`ROSTER_CHUNK`] per transaction, each
+    /// after the recorder's turn ([`super::WriteTurn`]); then one small
+    /// transaction renames the two tables (and writes `settings`); then the
+    /// old roster is emptied out of `roster_next` in chunks. An interrupted
+    /// swap leaves the roster in use untouched and is cleared by the next.
     pub fn replace_roster_with_settings(&mut self, people: &[Person], settings: &[(&str, &str)]) -> Result<()> {
+        self.clear_roster_next()?;
+        for chunk in people.chunks(ROSTER_CHUNK) {
+            self.turn.yield_to_recorder();
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO roster_next (legacy_id, full_name, business_unit, position, email) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for p in chunk {
+                    insert.execute(params![p.legacy_id, p.full_name, p.business_unit, p.position, p.email])?;
+                }
+            }
+            tx.commit()?;
+        }
         self.turn.yield_to_recorder();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("DELETE FROM roster", [])?;
+        tx.execute_batch(
+            "ALTER TABLE roster RENAME TO roster_previous; ALTER TABLE roster_next RENAME TO roster; \
+             ALTER TABLE roster_previous RENAME TO roster_next;",
+        )?;
         {
-            let mut insert = tx.prepare(
-                "INSERT OR REPLACE INTO roster (legacy_id, full_name, business_unit, position, email) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for p in people {
-                insert.execute(params![p.legacy_id, p.full_name, p.business_unit, p.position, p.email])?;
-            }
             let mut set = tx.prepare(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )?;
@@ -149,7 +173,25 @@ impl Store {
             }
         }
         tx.commit()?;
+        // The new roster is in place; what is left is housekeeping, redone by the next swap if it fails.
+        if let Err(error) = self.clear_roster_next() {
+            tracing::warn!(%error, "the previous roster could not be cleared out yet; the next roster swap clears it");
+        }
         Ok(())
+    }
+
+    /// Empties `roster_next` in chunks, each after the recorder's turn.
+    fn clear_roster_next(&mut self) -> Result<()> {
+        loop {
+            self.turn.yield_to_recorder();
+            let deleted = self.conn.execute(
+                "DELETE FROM roster_next WHERE legacy_id IN (SELECT legacy_id FROM roster_next LIMIT ?1)",
+                [ROSTER_CHUNK as i64],
+            )?;
+            if deleted == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// Appends a row to `sync_log`.
