@@ -374,7 +374,7 @@ fn migrations_from_an_empty_file() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["blocked_scans", "roster", "scans", "settings", "station", "sync_log"]);
+    assert_eq!(tables, ["blocked_scans", "roster", "roster_next", "scans", "settings", "station", "sync_log"]);
     let version: i64 = store.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, badgestation::station::store::schema::latest_version());
     assert_eq!(store.station().unwrap().install_uuid.len(), 36);
