@@ -8,7 +8,10 @@
 //! * Import: a roster workbook written with rust_xlsxwriter (Legacy ID as a
 //!   number, Full Name, SL L1 Desc, Position Desc, Email), imported with
 //!   [`import_roster`] (`force`, so the hash skip does not apply) — read,
-//!   SHA-256, parse, validate, one transaction, swap.
+//!   SHA-256, parse, validate, the swap in the database (2000 people per
+//!   transaction, then a rename), the swap in memory. Then the same imports
+//!   again while another connection writes a scan-sized row every 2 ms
+//!   with the recorder's turn: how long a scan waits behind a roster swap.
 //!
 //! Run: `cargo bench --bench excel` (100k, five runs each; add `-- million`
 //! for one run at 1M rows with the peak memory of each step). Without
@@ -184,6 +187,86 @@ fn bench_import(rows: u32, runs: usize) {
     );
 }
 
+/// A scan's write (the recorder's turn, `BEGIN IMMEDIATE`, one row, `FULL`
+/// commit) every 2 ms on its own connection while the roster is imported
+/// `runs` times: how long a scan waits behind a roster swap. Returns the
+/// write latencies during the imports and, for comparison, with nothing
+/// else writing.
+fn bench_writes_during_swap(rows: u32, runs: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("employee.xlsx");
+    write_roster(&path, rows);
+    let db = dir.path().join("badgestation.db");
+    // As in a running station: the roster watcher's (or sync worker's) connection, and the
+    // recorder's checkpoints on a thread of their own.
+    let mut store = Store::open(&db).expect("open");
+    store.for_background_writes().expect("background");
+    let _checkpoints = badgestation::station::store::checkpoint::Checkpointer::spawn(
+        db.clone(),
+        badgestation::station::store::checkpoint::CHECKPOINT_INTERVAL,
+    )
+    .expect("checkpointer");
+    let shared = SharedRoster::default();
+    let probe = |until: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            let mut conn = Store::open(&db).expect("open");
+            // The recorder's connection leaves checkpoints to the checkpointer.
+            conn.conn().pragma_update(None, "wal_autocheckpoint", 0).expect("pragma");
+            let mut samples = Vec::new();
+            let mut i = 0u64;
+            while !until.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                {
+                    // Held for the write only, as the recorder holds it for one scan.
+                    let _turn = conn.turn().recording();
+                    let tx =
+                        conn.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
+                    tx.execute(
+                        "INSERT INTO settings (key, value) VALUES ('bench.probe', ?1) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [i.to_string()],
+                    )
+                    .expect("write");
+                    tx.commit().expect("commit");
+                }
+                samples.push(t.elapsed());
+                i += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            samples
+        })
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let quiet = probe(std::sync::Arc::clone(&stop));
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut quiet = quiet.join().expect("join");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let during = probe(std::sync::Arc::clone(&stop));
+    let t = Instant::now();
+    for _ in 0..runs {
+        import_roster(&mut store, &shared, &path, &ImportOptions { strict: true, force: true }).expect("import");
+    }
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut during = during.join().expect("join");
+    let (q, d) = (stats::summarize(&mut quiet), stats::summarize(&mut during));
+    println!(
+        "writes during {runs} import(s) of {rows} rows ({} s): {} writes, p50 {} ms, p99 {} ms, max {} ms; \
+         alone: {} writes, p50 {} ms, p99 {} ms, max {} ms",
+        secs(took),
+        d.samples,
+        stats::ms(d.p50),
+        stats::ms(d.p99),
+        stats::ms(d.max),
+        q.samples,
+        stats::ms(q.p50),
+        stats::ms(q.p99),
+        stats::ms(q.max)
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
     // then a small smoke run keeps this program working without taking minutes.
@@ -200,4 +283,5 @@ fn main() {
     println!("Excel export and roster import, {rows} rows, {runs} run(s) each");
     bench_export(rows, runs);
     bench_import(rows, runs);
+    bench_writes_during_swap(rows, runs);
 }
