@@ -209,7 +209,7 @@ fn bench_writes_during_swap(rows: u32, runs: usize) {
     let shared = SharedRoster::default();
     let probe = |until: std::sync::Arc<std::sync::atomic::AtomicBool>| {
         let db = db.clone();
-        std::thread::spawn(move || {
+        std::thread::Builder::new().name("bench-probe".into()).spawn(move || {
             let mut conn = Store::open(&db).expect("open");
             // The recorder's connection leaves checkpoints to the checkpointer.
             conn.conn().pragma_update(None, "wal_autocheckpoint", 0).expect("pragma");
@@ -236,6 +236,7 @@ fn bench_writes_during_swap(rows: u32, runs: usize) {
             }
             samples
         })
+        .expect("thread")
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let quiet = probe(std::sync::Arc::clone(&stop));

@@ -1168,10 +1168,13 @@ fn a_write_gets_in_while_a_large_roster_is_swapped_in() {
     let mut store = Store::open(&path).unwrap();
     store.replace_roster(&people("Old", 3)).unwrap();
     let new = people("New", 60_000);
-    let swapping = std::thread::spawn(move || {
-        store.replace_roster_with_settings(&new, &[("roster.test", "swapped")]).unwrap();
-        store
-    });
+    let swapping = std::thread::Builder::new()
+        .name("roster-swap".into())
+        .spawn(move || {
+            store.replace_roster_with_settings(&new, &[("roster.test", "swapped")]).unwrap();
+            store
+        })
+        .unwrap();
     let other = Store::open(&path).unwrap();
     let staged = |s: &Store| s.conn().query_row("SELECT count(*) FROM roster_next", [], |r| r.get::<_, i64>(0)).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
