@@ -14,6 +14,8 @@
 //! Run: `cargo bench --bench feed_lag` (about 95 s). Under `cargo test` it
 //! runs 6 s with a 1 s pull interval to check that it works.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
 #[path = "support/stats.rs"]
 mod stats;
 
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use badgestation::clock::{SharedClock, SystemClock};
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::{DuplicateAction, RawRead, Secret};
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, LiveSyncConfig, RetryConfig};
+use badgestation::station::config::{DuplicateConfig, LiveSyncConfig};
 use badgestation::station::recorder::{Recorder, RemoteScans};
 use badgestation::station::roster::SharedRoster;
 use badgestation::station::store::Store;
@@ -42,25 +44,6 @@ impl SyncContext for Quiet {
 
 fn settings(url: &str, dir: &std::path::Path, pull: Duration) -> SyncSettings {
     SyncSettings {
-        api_url: url.to_owned(),
-        api_key: Secret::new(KEY),
-        batch_size: 100,
-        auto: AutoSyncConfig {
-            enabled: false,
-            idle_secs: 30,
-            check_interval_secs: 60,
-            min_pending_scans: 1,
-            connection_timeout_secs: 5,
-            show_start_message: false,
-            show_complete_message: false,
-            message_duration_millis: 0,
-            max_consecutive_failures: 5,
-            failure_cooldown_secs: 300,
-        },
-        retry: RetryConfig { enabled: true, max_attempts: 3, backoff_secs: 1 },
-        upload_timeout: Duration::from_secs(30),
-        heartbeat_interval: Duration::from_secs(60),
-        exports_dir: dir.join("exports"),
         learn: LearnSettings {
             roster: false,
             live_sync: LiveSyncConfig { enabled: true, dup_window_minutes: 5 },
@@ -68,7 +51,7 @@ fn settings(url: &str, dir: &std::path::Path, pull: Duration) -> SyncSettings {
             feed_file: Some(dir.join("remote_scans.json")),
             ..LearnSettings::off()
         },
-        ca_file: None,
+        ..fixtures::sync_settings(url, KEY, 100, dir)
     }
 }
 

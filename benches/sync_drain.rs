@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use badgestation::clock::{SharedClock, SystemClock};
 use badgestation::model::Secret;
-use badgestation::station::config::{AutoSyncConfig, DuplicateConfig, RetryConfig};
+use badgestation::station::config::DuplicateConfig;
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent};
 use badgestation::station::recorder::Recorder;
@@ -56,29 +56,7 @@ impl SyncContext for Quiet {
 }
 
 fn settings(url: &str, key: &str, batch_size: u32, dir: &std::path::Path) -> SyncSettings {
-    SyncSettings {
-        api_url: url.to_owned(),
-        api_key: Secret::new(key),
-        batch_size,
-        auto: AutoSyncConfig {
-            enabled: false,
-            idle_secs: 30,
-            check_interval_secs: 60,
-            min_pending_scans: 1,
-            connection_timeout_secs: 5,
-            show_start_message: false,
-            show_complete_message: false,
-            message_duration_millis: 0,
-            max_consecutive_failures: 5,
-            failure_cooldown_secs: 300,
-        },
-        retry: RetryConfig { enabled: true, max_attempts: 3, backoff_secs: 1 },
-        upload_timeout: Duration::from_secs(60),
-        heartbeat_interval: Duration::from_secs(60),
-        exports_dir: dir.join("exports"),
-        ca_file: None,
-        learn: badgestation::station::sync::LearnSettings::off(),
-    }
+    SyncSettings { upload_timeout: Duration::from_secs(60), ..fixtures::sync_settings(url, key, batch_size, dir) }
 }
 
 /// Drains `scans` pending scans at `batch_size`; with `record_meanwhile`,

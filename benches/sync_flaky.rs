@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 use badgestation::clock::{SharedClock, SystemClock};
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::Secret;
-use badgestation::station::config::{AutoSyncConfig, RetryConfig};
 use badgestation::station::store::Store;
-use badgestation::station::sync::{RecorderLink, SyncEngine, SyncEvent, SyncSettings};
+use badgestation::station::sync::{RecorderLink, SyncEngine, SyncEvent};
 
 const KEY: &str = "bench-master-key-0123456789abcdef0123456789";
 const SCANS: u32 = 2_000;
@@ -50,29 +49,10 @@ fn main() {
     // The kiosk defaults (TrackAttendance's .env), except that the station is idle
     // from the start and checks every 5 s instead of 60 s, so the figure is the
     // engine's, not the check interval's.
-    let settings = SyncSettings {
-        api_url: proxy.url(),
-        api_key: Secret::new(KEY),
-        batch_size: 100,
-        auto: AutoSyncConfig {
-            enabled: true,
-            idle_secs: 0,
-            check_interval_secs: 5,
-            min_pending_scans: 1,
-            connection_timeout_secs: 5,
-            show_start_message: false,
-            show_complete_message: false,
-            message_duration_millis: 0,
-            max_consecutive_failures: 5,
-            failure_cooldown_secs: 300,
-        },
-        retry: RetryConfig { enabled: true, max_attempts: 3, backoff_secs: 1 },
-        upload_timeout: Duration::from_secs(30),
-        heartbeat_interval: Duration::from_secs(60),
-        exports_dir: dir.path().join("exports"),
-        ca_file: None,
-        learn: badgestation::station::sync::LearnSettings::off(),
-    };
+    let mut settings = fixtures::sync_settings(&proxy.url(), KEY, 100, dir.path());
+    settings.auto.enabled = true;
+    settings.auto.idle_secs = 0;
+    settings.auto.check_interval_secs = 5;
     let clock: SharedClock = SystemClock::shared();
     let store = Store::open(&path).expect("store");
     let engine = SyncEngine::new(store, settings, RecorderLink::Direct, clock);

@@ -107,3 +107,33 @@ pub fn populate(path: &Path, history: &History<'_>) {
 pub fn populate_scans(path: &Path, rows: u32, pending_every: u32) {
     populate(path, &History::month(rows, pending_every));
 }
+
+/// Sync settings as a station with TrackAttendance's `.env` defaults would
+/// have them, auto-sync off and nothing learned from the hub: each bench
+/// changes what it measures (`auto`, `learn`, timeouts) on top.
+pub fn sync_settings(url: &str, key: &str, batch_size: u32, dir: &Path) -> badgestation::station::sync::SyncSettings {
+    use badgestation::station::config::{AutoSyncConfig, RetryConfig};
+    badgestation::station::sync::SyncSettings {
+        api_url: url.to_owned(),
+        api_key: badgestation::model::Secret::new(key),
+        batch_size,
+        auto: AutoSyncConfig {
+            enabled: false,
+            idle_secs: 30,
+            check_interval_secs: 60,
+            min_pending_scans: 1,
+            connection_timeout_secs: 5,
+            show_start_message: false,
+            show_complete_message: false,
+            message_duration_millis: 0,
+            max_consecutive_failures: 5,
+            failure_cooldown_secs: 300,
+        },
+        retry: RetryConfig { enabled: true, max_attempts: 3, backoff_secs: 1 },
+        upload_timeout: std::time::Duration::from_secs(30),
+        heartbeat_interval: std::time::Duration::from_secs(60),
+        exports_dir: dir.join("exports"),
+        ca_file: None,
+        learn: badgestation::station::sync::LearnSettings::off(),
+    }
+}

@@ -1,10 +1,10 @@
 //! Upload state changes on `scans`: the sync worker's writes, and the clear
 //! epoch's archive.
 //!
-//! These run on the sync worker's own connection (or the CLI's), never on
-//! the recorder's, except [`adopt_epoch`], which must be serialised with scan
-//! inserts and so runs on the recorder's connection when the station is
-//! running. Every function that changes states does it in one transaction
+//! With the station running, the sync worker runs them on the recorder's
+//! thread and connection, after the scans queued before them (the engine's
+//! `write_sync_state`); [`adopt_epoch`] runs there too, serialised with scan
+//! inserts. The CLI runs them on its own connection. Every function that changes states does it in one transaction
 //! (marking synced: one per [`super::MARK_CHUNK`] scans, so a scan never
 //! waits behind a whole batch; an error part-way is healed by the recount
 //! the sync worker runs when the database shows fewer pending scans than
@@ -43,22 +43,6 @@ pub struct Failure {
 }
 
 impl Store {
-    /// Marks pending scans synced (the hub has them), in transactions of at most
-    /// [`super::MARK_CHUNK`] scans.
-    /// Returns how many live scans moved from pending to synced.
-    pub fn mark_synced(&mut self, seqs: &[i64], at: &DateTime<Utc>) -> Result<u64> {
-        // In chunks, each after the recorder's turn (see `WriteTurn`): a scan
-        // waits for one chunk at most, never for a whole batch. A crash between
-        // chunks leaves the rest pending; they are sent again and the hub
-        // answers `duplicate`.
-        let mut live = 0;
-        for chunk in seqs.chunks(super::MARK_CHUNK) {
-            self.turn.yield_to_recorder();
-            live += self.mark_synced_chunk(chunk, at)?;
-        }
-        Ok(live)
-    }
-
     /// Marks at most a few hundred pending scans synced in one transaction
     /// (no turn taken: for a caller that is the recorder, or already yielded
     /// to it). Returns how many live scans moved from pending to synced.
@@ -86,15 +70,10 @@ impl Store {
         Ok(live)
     }
 
-    /// Marks scans failed with the hub's reason, in one transaction. Returns
-    /// how many live scans moved from pending to failed.
+    /// Marks scans failed with the hub's reason, in one transaction (no turn
+    /// taken, as [`Store::mark_synced_chunk`]). Returns how many live scans
+    /// moved from pending to failed.
     pub fn mark_failed(&mut self, failures: &[Failure]) -> Result<u64> {
-        self.turn.yield_to_recorder();
-        self.mark_failed_now(failures)
-    }
-
-    /// [`Store::mark_failed`] without taking a turn (see [`Store::mark_synced_chunk`]).
-    pub fn mark_failed_now(&mut self, failures: &[Failure]) -> Result<u64> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut live = 0;
         {

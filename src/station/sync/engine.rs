@@ -1008,7 +1008,7 @@ impl SyncEngine {
             return Ok(0);
         }
         let failures = failures.to_vec();
-        self.write_sync_state(move |store| store.mark_failed_now(&failures))
+        self.write_sync_state(move |store| store.mark_failed(&failures))
     }
 
     /// Tells the recorder, the counters' only writer, what this engine just
