@@ -1157,16 +1157,24 @@ fn people(prefix: &str, n: usize) -> Vec<Person> {
 }
 
 /// A roster swap never holds the write lock for the whole roster: while a
-/// 60 000-person roster is being written, another connection gets a write
-/// in (as the recorder does for a scan), the roster in use is still the old
-/// one at that moment, and afterwards the new one is in place whole, with
-/// the settings of the same swap, and nothing left beside it.
+/// 60 000-person roster is being written, another connection that takes the
+/// recorder's turn (as the recorder does for a scan) gets a write in, the
+/// roster in use is still the old one at that moment, and afterwards the new
+/// one is in place whole, with the settings of the same swap, and nothing
+/// left beside it.
+///
+/// The writer asks for its turn before the first chunk lands and keeps it,
+/// so the swap goes on only at its slowest pace (one chunk per yield limit)
+/// and cannot finish between the check and the write on a busy machine; the
+/// write and the reads are one transaction, so they see one state.
 #[test]
 fn a_write_gets_in_while_a_large_roster_is_swapped_in() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("badgestation.db");
     let mut store = Store::open(&path).unwrap();
     store.replace_roster(&people("Old", 3)).unwrap();
+    let mut other = Store::open(&path).unwrap();
+    let turn = other.turn().recording();
     let new = people("New", 60_000);
     let swapping = std::thread::Builder::new()
         .name("roster-swap".into())
@@ -1175,24 +1183,29 @@ fn a_write_gets_in_while_a_large_roster_is_swapped_in() {
             store
         })
         .unwrap();
-    let other = Store::open(&path).unwrap();
-    let staged = |s: &Store| s.conn().query_row("SELECT count(*) FROM roster_next", [], |r| r.get::<_, i64>(0)).unwrap();
+    let staged = |c: &rusqlite::Connection| c.query_row("SELECT count(*) FROM roster_next", [], |r| r.get::<_, i64>(0)).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while staged(&other) < 2000 {
+    while staged(other.conn()) < 2000 {
         assert!(std::time::Instant::now() < deadline, "the first chunk never committed");
         std::thread::sleep(Duration::from_millis(1));
     }
     // A write while the swap is under way (it waits for one chunk at most).
-    other.set_setting("roster.test.write", "in").unwrap();
-    let (in_use, staged_then) = (other.roster_rows().unwrap(), staged(&other));
-    assert!(staged_then < 60_000, "the write went in before the swap finished ({staged_then} people staged)");
-    assert_eq!(in_use.iter().map(|p| p.full_name.as_str()).collect::<Vec<_>>(), ["Old 0", "Old 1", "Old 2"]);
+    let tx = other.conn_mut().transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+    tx.execute("INSERT INTO settings (key, value) VALUES ('roster.test.write', 'in')", []).unwrap();
+    let staged_then = staged(&tx);
+    let in_use: Vec<String> =
+        tx.prepare("SELECT full_name FROM roster ORDER BY legacy_id").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    tx.commit().unwrap();
+    drop(turn);
+    assert!((2000..60_000).contains(&staged_then), "the write went in while the swap was half done ({staged_then} people staged)");
+    assert_eq!(in_use, ["Old 0", "Old 1", "Old 2"]);
     let store = swapping.join().unwrap();
     let rows = store.roster_rows().unwrap();
     assert_eq!(rows.len(), 60_000);
     assert_eq!((rows[0].full_name.as_str(), rows[59_999].full_name.as_str()), ("New 0", "New 59999"));
     assert_eq!(store.setting("roster.test").unwrap().as_deref(), Some("swapped"));
-    assert_eq!(staged(&store), 0, "the previous roster was cleared out");
+    assert_eq!(other.setting("roster.test.write").unwrap().as_deref(), Some("in"));
+    assert_eq!(staged(store.conn()), 0, "the previous roster was cleared out");
 }
 
 /// A swap that was interrupted (people left in `roster_next`, the roster in
