@@ -17,6 +17,13 @@
 //! machine is), so the recording figures show the station's own sync work
 //! rather than the co-located hub's fsyncs.
 //!
+//! `SYNC_BENCH_SPLIT_CPUS=1` (needs `taskset`, util-linux) runs the hub as
+//! its own process (the `badgestation hub` binary, database in
+//! `SYNC_BENCH_HUB_DIR` or the case's directory) pinned to CPU 1, and this
+//! process (station, recorder, engine) to CPU 0: the nearest this 2-core
+//! machine gets to a hub on another machine, where the station's drain
+//! leaves the recorder a core instead of sharing both with the hub.
+//!
 //! `SYNC_BENCH_HUB_URL=http://…` drains to a server already running
 //! elsewhere (with key `SYNC_BENCH_HUB_KEY`) instead of a hub in this
 //! process — e.g. the old TrackAttendance API, to compare clients.
@@ -73,16 +80,27 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
     let external = std::env::var("SYNC_BENCH_HUB_URL").ok();
     let key = std::env::var("SYNC_BENCH_HUB_KEY").unwrap_or_else(|_| KEY.to_owned());
     // Any free port: a fixed one may be taken (another hub on this machine, or this run's last one).
+    let split = std::env::var_os("SYNC_BENCH_SPLIT_CPUS").is_some();
+    // A fresh directory per case, removed with its database, log and all.
+    let hub_dir = match std::env::var_os("SYNC_BENCH_HUB_DIR") {
+        Some(parent) => tempfile::tempdir_in(parent).expect("SYNC_BENCH_HUB_DIR is a writable directory"),
+        None => tempfile::tempdir_in(dir.path()).expect("tempdir"),
+    };
+    let mut hub_process = None;
     let hub = if external.is_some() {
         None
+    } else if split {
+        hub_process = Some(HubProcess::start(hub_dir.path()));
+        None
     } else {
-        let hub_dir = std::env::var_os("SYNC_BENCH_HUB_DIR").map_or_else(|| dir.path().to_path_buf(), std::path::PathBuf::from);
-        let _ = std::fs::remove_file(hub_dir.join("hub.db"));
-        let mut config = HubConfig::new(hub_dir.join("hub.db").to_string_lossy(), Secret::new(KEY));
+        let mut config = HubConfig::new(hub_dir.path().join("hub.db").to_string_lossy(), Secret::new(KEY));
         config.listen = "127.0.0.1:0".parse().expect("address");
         Some(Hub::start(&config).expect("hub"))
     };
-    let url = external.clone().unwrap_or_else(|| hub.as_ref().map(Hub::url).unwrap_or_default());
+    let url = external
+        .clone()
+        .or_else(|| hub_process.as_ref().map(|p| p.url.clone()))
+        .unwrap_or_else(|| hub.as_ref().map(Hub::url).unwrap_or_default());
     let clock: SharedClock = SystemClock::shared();
     let store = Store::open(&path).expect("store");
     let mut link = RecorderLink::Direct;
@@ -187,10 +205,62 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
     if let Some(hub) = hub {
         hub.shutdown();
     }
+    drop(hub_process);
     (took, latencies, quiet, fed)
 }
 
+/// The hub as its own process, pinned to CPU 1 (`SYNC_BENCH_SPLIT_CPUS`).
+struct HubProcess {
+    url: String,
+    child: std::process::Child,
+}
+
+impl HubProcess {
+    fn start(dir: &std::path::Path) -> HubProcess {
+        use std::io::BufRead as _;
+        let key_file = dir.join("hub.key");
+        std::fs::write(&key_file, format!("{KEY}\n")).expect("key file");
+        std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod key file");
+        let mut child = std::process::Command::new("taskset")
+            .args(["-c", "1", env!("CARGO_BIN_EXE_badgestation"), "--data-dir"])
+            .arg(dir)
+            .args(["hub", "--listen", "127.0.0.1:0", "--api-key-file"])
+            .arg(&key_file)
+            .arg("--database")
+            .arg(dir.join("hub.db"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("cannot start `taskset -c 1 badgestation hub` (SYNC_BENCH_SPLIT_CPUS needs taskset from util-linux)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("hub's first line");
+        let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("the hub did not start: {line:?}")).to_owned();
+        HubProcess { url, child }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pins this process (before it starts any thread) to CPU 0.
+fn pin_to_cpu0() {
+    let status = std::process::Command::new("taskset")
+        .args(["-p", "-c", "0", &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("taskset (SYNC_BENCH_SPLIT_CPUS needs taskset from util-linux)");
+    assert!(status.success(), "taskset -p -c 0 failed: {status}");
+}
+
 fn main() {
+    if std::env::var_os("SYNC_BENCH_SPLIT_CPUS").is_some() {
+        pin_to_cpu0();
+    }
     let smoke = !std::env::args().any(|a| a == "--bench");
     let scans: u32 = if smoke { 2_000 } else { 100_000 };
     println!("sync drain of {scans} pending scans to the local hub (SQLite, loopback)");
