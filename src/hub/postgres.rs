@@ -589,6 +589,20 @@ const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, statio
      AS u(k, b, s, t, bu, src, m, l, meta, c) \
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key";
 
+/// The fast path of a batch: every distinct scan in one binary `COPY`
+/// (rows sorted by key, as [`INSERT_BATCH`]). `COPY` has no `ON CONFLICT`:
+/// a key already stored fails the whole statement with a unique violation,
+/// nothing of it stays, and the batch goes through [`INSERT_BATCH`]
+/// instead (see [`copy_all`]).
+const COPY_BATCH: &str = "COPY scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+     matched, legacy_id, meta, received_at, cleared_at) FROM STDIN (FORMAT binary)";
+
+/// The column types of [`COPY_BATCH`], in its order.
+const COPY_TYPES: [tokio_postgres::types::Type; 11] = {
+    use tokio_postgres::types::Type;
+    [Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::BOOL, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]
+};
+
 /// The names the batch's stations were renamed to.
 const RENAMES: &str = "SELECT old_name, new_name FROM station_renames WHERE old_name = ANY($1::text[])";
 
@@ -599,6 +613,7 @@ const EXISTING: &str =
 /// The statements of a batch, prepared once per connection (deadpool's
 /// statement cache), so a batch costs one round trip, not a prepare as well.
 struct BatchStatements {
+    copy: tokio_postgres::Statement,
     insert: tokio_postgres::Statement,
     existing: tokio_postgres::Statement,
     renames: tokio_postgres::Statement,
@@ -607,10 +622,74 @@ struct BatchStatements {
 impl BatchStatements {
     async fn prepare(cache: &deadpool_postgres::StatementCache, client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
         Ok(BatchStatements {
+            copy: cache.prepare(client, COPY_BATCH).await?,
             insert: cache.prepare(client, INSERT_BATCH).await?,
             existing: cache.prepare(client, EXISTING).await?,
             renames: cache.prepare(client, RENAMES).await?,
         })
+    }
+}
+
+/// Stores every distinct scan of the batch with one binary `COPY`, and says
+/// whether that worked: `false` when one of the keys is already stored (a
+/// resend, or another replica's concurrent upload of the same scans, which
+/// this `COPY` waited for), and then nothing of it was kept. Inside a
+/// transaction (`in_transaction`, the Idempotency-Key path) the `COPY` runs
+/// under a savepoint, so the transaction goes on after that failure.
+///
+/// Why: a new scan is the common case, and `COPY` stores it at a fraction of
+/// [`INSERT_BATCH`]'s cost (no `unnest`, no `ON CONFLICT` pre-check, heap
+/// rows and WAL written in multi-row groups). A batch with a stored key pays
+/// the failed `COPY` once and then goes through [`INSERT_BATCH`].
+async fn copy_all(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    c: &Columns<'_>,
+    now: &str,
+    in_transaction: bool,
+) -> Result<bool, tokio_postgres::Error> {
+    if in_transaction {
+        client.batch_execute("SAVEPOINT copy_batch").await?;
+    }
+    let copied = async {
+        let sink = client.copy_in(statement).await?;
+        let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES));
+        for at in 0..c.keys.len() {
+            let cleared = c.cleared[at].then_some(now);
+            writer
+                .as_mut()
+                .write(&[
+                    &c.keys[at],
+                    &c.badge[at],
+                    &c.station[at],
+                    &c.scanned_at[at],
+                    &c.business_unit[at],
+                    &c.scan_source[at],
+                    &c.matched[at],
+                    &c.legacy_id[at],
+                    &c.meta[at],
+                    &now,
+                    &cleared,
+                ])
+                .await?;
+        }
+        writer.finish().await
+    }
+    .await;
+    match copied {
+        Ok(_) => {
+            if in_transaction {
+                client.batch_execute("RELEASE SAVEPOINT copy_batch").await?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            if in_transaction {
+                client.batch_execute("ROLLBACK TO SAVEPOINT copy_batch").await?;
+            }
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -619,11 +698,28 @@ async fn store_scans(
     statements: &BatchStatements,
     items: &[BatchItem],
     now: &str,
+    in_transaction: bool,
 ) -> Result<Vec<Stored>, tokio_postgres::Error> {
     let (c, slots, firsts) = columns(items);
     if firsts.is_empty() {
         return Ok(Vec::new());
     }
+    let inserted = if copy_all(client, &statements.copy, &c, now, in_transaction).await? {
+        vec![true; c.keys.len()]
+    } else {
+        insert_new(client, statements, &c, now).await?
+    };
+    judge_batch(client, statements, &c, &slots, &firsts, &inserted).await
+}
+
+/// Inserts the keys of the batch not stored yet ([`INSERT_BATCH`]) and says
+/// which went in (by index in the sorted columns).
+async fn insert_new(
+    client: &tokio_postgres::Client,
+    statements: &BatchStatements,
+    c: &Columns<'_>,
+    now: &str,
+) -> Result<Vec<bool>, tokio_postgres::Error> {
     let insert = &statements.insert;
     let inserted_rows = client
         .query(
@@ -650,8 +746,21 @@ async fn store_scans(
             inserted[at] = true;
         }
     }
+    Ok(inserted)
+}
+
+/// What happened to each scan of the batch (in order), given which of its
+/// distinct keys went in: the others are judged against the stored rows.
+async fn judge_batch(
+    client: &tokio_postgres::Client,
+    statements: &BatchStatements,
+    c: &Columns<'_>,
+    slots: &[Slot<'_>],
+    firsts: &[&NewScan],
+    inserted: &[bool],
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
     // Keys that were already there: a duplicate or a conflict, judged against the stored row.
-    let others: Vec<&[u8]> = c.keys.iter().zip(&inserted).filter(|(_, ins)| !**ins).map(|(k, _)| k.as_slice()).collect();
+    let others: Vec<&[u8]> = c.keys.iter().zip(inserted).filter(|(_, ins)| !**ins).map(|(k, _)| k.as_slice()).collect();
     let mut stored_rows: Vec<Option<(String, String, String)>> = vec![None; c.keys.len()];
     let mut renamed: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     if !others.is_empty() {
@@ -719,7 +828,7 @@ impl PostgresStorage {
             // One statement is one transaction: no BEGIN/COMMIT round trips.
             return Ok(async {
                 let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
-                let stored = store_scans(&client, &statements, items, now).await?;
+                let stored = store_scans(&client, &statements, items, now, false).await?;
                 Ok(IngestOutcome::Applied(batch_response(items, &stored)))
             }
             .await);
@@ -751,7 +860,7 @@ impl PostgresStorage {
                 });
             }
             let statements = BatchStatements::prepare(&tx.statement_cache, tx.client()).await?;
-            let stored = store_scans(tx.client(), &statements, items, now).await?;
+            let stored = store_scans(tx.client(), &statements, items, now, true).await?;
             let response = batch_response(items, &stored);
             let json = serde_json::to_string(&response).unwrap_or_default();
             tx.execute(

@@ -343,6 +343,47 @@ fn the_same_batch_twice_stores_nothing_the_second_time(backend: Backend) {
     assert_eq!(hub.scan_count(), 3);
 }
 
+/// A batch that mixes new keys with stored ones (sorted among them, so a
+/// bulk write that stops at the first stored key has already written some)
+/// saves exactly the new ones, once, with and without an Idempotency-Key
+/// (on PostgreSQL: the failed `COPY` fast path keeps nothing, and under the
+/// request key's transaction its savepoint keeps the claim), and a replay of
+/// the request answers the same.
+fn a_batch_of_new_and_stored_keys_saves_exactly_the_new_ones(backend: Backend) {
+    let hub = start(backend);
+    let stored = hub.batch(MASTER, &[event("key-mix-b", "42", "Gate"), event("key-mix-d", "44", "Gate")]);
+    assert_eq!(counts(&stored), (2, 0, 0));
+    let mixed = |prefix: &str| {
+        vec![
+            event(&format!("{prefix}a"), "41", "Gate"),
+            event("key-mix-b", "42", "Gate"),
+            event(&format!("{prefix}c"), "43", "Gate"),
+            event("key-mix-d", "99", "Gate"),
+            event(&format!("{prefix}e"), "45", "Gate"),
+        ]
+    };
+    let plain = hub.batch(MASTER, &mixed("key-mix-1"));
+    assert_eq!(plain.status, 200, "{}", plain.text());
+    assert_eq!(statuses(&plain), ["saved", "duplicate", "saved", "rejected", "saved"]);
+    assert_eq!(plain.json()["results"][3]["error"], api::KEY_CONFLICT);
+    assert_eq!(hub.scan_count(), 5);
+
+    let body = json!({ "events": mixed("key-mix-2") }).to_string();
+    let send = || hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", "mix-0001")], Some(body.as_bytes()));
+    let first = send();
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(statuses(&first), ["saved", "duplicate", "saved", "rejected", "saved"]);
+    assert_eq!(hub.scan_count(), 8);
+    let replay = send();
+    assert_eq!((replay.status, replay.header("idempotent-replayed").as_deref()), (200, Some("true")));
+    assert_eq!(replay.body, first.body);
+    // All new, under a request key: the fast path whole.
+    let fresh = json!({ "events": [event("key-mix-3a", "46", "Gate"), event("key-mix-3b", "47", "Gate")] }).to_string();
+    let reply = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", "mix-0002")], Some(fresh.as_bytes()));
+    assert_eq!(statuses(&reply), ["saved", "saved"]);
+    assert_eq!(hub.scan_count(), 10);
+}
+
 /// One malformed event does not sink its batch: the good events are saved,
 /// each bad one is rejected with a reason that names its field, in request
 /// order.
@@ -1303,6 +1344,7 @@ conformance! {
     every_keyed_route_refuses_missing_and_wrong_keys,
     station_keys_are_limited_to_their_station_and_stop_when_revoked,
     the_same_batch_twice_stores_nothing_the_second_time,
+    a_batch_of_new_and_stored_keys_saves_exactly_the_new_ones,
     a_bad_event_among_good_ones_is_rejected_alone,
     a_key_with_other_content_is_a_conflict_not_a_duplicate,
     schema_invalid_bodies_get_400_naming_the_field,
