@@ -151,7 +151,7 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
     });
     if feed_meanwhile {
         // The quiet part of the run: recording alone.
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(4));
     }
     let feeding = feed_meanwhile.then(|| {
         let mut learn = badgestation::station::sync::LearnSettings::off();
@@ -266,7 +266,16 @@ fn main() {
     println!("sync drain of {scans} pending scans to the local hub (SQLite, loopback)");
     println!("| batch | seconds | scans/s | recording during the drain |");
     println!("|------:|--------:|--------:|----------------------------|");
-    for (batch, record, feed) in [(100, false, false), (1000, false, false), (100, true, false), (1000, true, false), (1000, true, true)] {
+    // `SYNC_BENCH_FEED_RUNS=N`: only the last case, N times, and the median of its ratios (the
+    // quiet p99 of one run rests on a few hundred scans, so one run's ratio is noisy).
+    let feed_runs: usize = std::env::var("SYNC_BENCH_FEED_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let cases: Vec<(u32, bool, bool)> = if feed_runs > 0 && !smoke {
+        vec![(1000, true, true); feed_runs]
+    } else {
+        vec![(100, false, false), (1000, false, false), (100, true, false), (1000, true, false), (1000, true, true)]
+    };
+    let mut ratios = Vec::new();
+    for (batch, record, feed) in cases {
         let (took, mut latencies, mut quiet, fed) = drain(scans, batch, record, feed);
         let rate = f64::from(scans) / took.as_secs_f64();
         let recording = if latencies.is_empty() {
@@ -277,6 +286,8 @@ fn main() {
         };
         let recording = if feed {
             let q = stats::summarize(&mut quiet);
+            let d = stats::summarize(&mut latencies.clone());
+            ratios.push(d.p99.as_secs_f64() / q.p99.as_secs_f64());
             format!(
                 "{recording}; + feed pulls every 20 ms ({fed} scans of other stations merged); quiet before the drain: \
                  {} scans, p50 {} ms, p99 {} ms",
@@ -288,5 +299,10 @@ fn main() {
             recording
         };
         println!("| {batch:>5} | {:>7.2} | {rate:>7.0} | {recording} |", took.as_secs_f64());
+    }
+    if ratios.len() > 1 {
+        ratios.sort_by(f64::total_cmp);
+        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+        println!("recording p99 during the drain / quiet p99, {} runs: {} (median {:.2})", ratios.len(), shown.join(", "), ratios[ratios.len() / 2]);
     }
 }

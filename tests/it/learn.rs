@@ -7,13 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use badgestation::clock::{HubTimeAnchor, SystemClock};
+use badgestation::clock::{HubTimeAnchor, ManualClock, SystemClock};
 use badgestation::model::{DuplicateAction, RawRead, ScanEvent};
 use badgestation::station::config::{DuplicateConfig, LiveSyncConfig};
 use badgestation::station::recorder::{Recorder, RemoteScans};
 use badgestation::station::roster::{Roster, SharedRoster};
 use badgestation::station::store::Store;
-use badgestation::station::sync::learn::{FeedPulled, RosterPulled};
+use badgestation::station::sync::learn::{FEED_SAVE_INTERVAL, FeedFile, FeedPulled, RosterPulled};
 use badgestation::station::sync::{LearnSettings, RecorderLink, SyncEngine, SyncEvent, SyncSettings};
 
 use crate::common;
@@ -199,6 +199,50 @@ fn a_badge_scanned_at_a_is_a_duplicate_at_b_even_offline_after_a_restart() {
     }
     // A's own scan fed back to A is not a cross-station duplicate: A's feed skips its own name.
     assert!(matches!(a.recorder.record(&RawRead::manual("9999")), ScanEvent::Recorded { .. }));
+}
+
+/// The feed file is written by the first pull with news, then at most once
+/// per `FEED_SAVE_INTERVAL` (a pull in between keeps its news in memory
+/// only), and when the engine stops; what it holds is always one pull's
+/// complete state, so an offline restart starts from a consistent cursor.
+#[test]
+fn the_feed_file_is_written_at_most_once_per_interval_and_when_the_engine_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(&dir.path().join("hub.db"));
+    let url = hub.url();
+    let mut a = Station::new(&url, MASTER, "Main Gate");
+    let b_dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let mut sync = settings(&url, MASTER, b_dir.path());
+    sync.learn = learning(b_dir.path());
+    let mut b = SyncEngine::new(Store::open(&b_dir.path().join("badgestation.db")).unwrap(), sync, RecorderLink::Direct, clock.clone());
+    let file = b_dir.path().join("remote_scans.json");
+    let in_file = || {
+        let mut badges: Vec<String> = FeedFile::load(&file).map(|f| f.scans.into_iter().map(|s| s.badge_id).collect()).unwrap_or_default();
+        badges.sort();
+        badges
+    };
+    let mut scan_at_a_and_pull_at_b = |badge: &str| {
+        a.scan(1, badge);
+        assert_eq!(a.sync().0.unwrap().synced, 1);
+        let pulled = b.pull_feed(&mut Recording::default()).unwrap();
+        assert!(matches!(pulled, FeedPulled::Pulled { others: 1, .. }), "{pulled:?}");
+    };
+
+    scan_at_a_and_pull_at_b("F1-");
+    assert_eq!(in_file(), ["F1-0000"], "the first pull with news is written at once");
+    clock.advance(FEED_SAVE_INTERVAL - Duration::from_secs(1));
+    scan_at_a_and_pull_at_b("F2-");
+    assert_eq!(in_file(), ["F1-0000"], "news within the interval waits");
+    clock.advance(Duration::from_secs(1));
+    scan_at_a_and_pull_at_b("F3-");
+    assert_eq!(in_file(), ["F1-0000", "F2-0000", "F3-0000"], "the first pull after the interval writes all of it");
+    scan_at_a_and_pull_at_b("F4-");
+    assert_eq!(in_file().len(), 3);
+    let cursor_before_stop = FeedFile::load(&file).unwrap().cursor;
+    drop(b);
+    assert_eq!(in_file(), ["F1-0000", "F2-0000", "F3-0000", "F4-0000"], "the engine's stop writes what was waiting");
+    assert_ne!(FeedFile::load(&file).unwrap().cursor, cursor_before_stop, "with the cursor of the same pull");
 }
 
 /// Against a server without the roster route and the feed (the fake hub,

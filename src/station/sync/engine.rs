@@ -37,7 +37,7 @@ use crate::station::roster::{Roster, SharedRoster};
 use crate::station::recorder::{Recorder, RecorderCommander, RecorderStopped, SharedCounters, SyncChange};
 use crate::station::store::sync_state::{EpochChange, EpochKind, Failure, adopt};
 use crate::station::store::{MARK_CHUNK, Store, StoreError, SyncLogEntry};
-use super::learn::{FEED_PAGE, FeedFile, FeedPulled, HUB_HASH_PREFIX, HUB_SOURCE_PREFIX, Learned, MAX_FEED_PAGES, RosterPulled};
+use super::learn::{FEED_PAGE, FEED_SAVE_INTERVAL, FeedFile, FeedPulled, HUB_HASH_PREFIX, HUB_SOURCE_PREFIX, Learned, MAX_FEED_PAGES, RosterPulled};
 use crate::api::{EXT_ROSTER, EXT_SCAN_FEED};
 use crate::station::recorder::{RemoteScans, RemoteSeen};
 use crate::station::roster::import::{HASH_SETTING, install_people};
@@ -211,6 +211,11 @@ pub struct SyncEngine {
     remote: Option<RemoteScans>,
     /// The last pulled feed (cursor and scans in the window), as kept on disk.
     feed: FeedFile,
+    /// When the feed file was last written (the engine's monotonic clock),
+    /// and whether [`Self::feed`] has news the file lacks (see
+    /// [`FEED_SAVE_INTERVAL`]).
+    feed_saved_at: Option<Duration>,
+    feed_unsaved: bool,
     /// A roster pull is due (start, reconnect, a heartbeat naming another roster).
     roster_due: bool,
     /// A feed pull is due (start, reconnect).
@@ -227,6 +232,14 @@ pub const SEEN_STATION_EPOCH_SETTING: &str = "sync.station_epoch_seen";
 
 /// The `settings` key recording that the hub was reached at least once.
 pub const SEEN_HUB_SETTING: &str = "sync.hub_seen";
+
+/// A feed pulled since the file was last written goes to disk when the
+/// engine stops (see [`FEED_SAVE_INTERVAL`]).
+impl Drop for SyncEngine {
+    fn drop(&mut self) {
+        self.save_feed();
+    }
+}
 
 impl SyncEngine {
     /// An engine on its own connection `store`.
@@ -269,6 +282,8 @@ impl SyncEngine {
             summary_sent_for: None,
             remote: None,
             feed: FeedFile::default(),
+            feed_saved_at: None,
+            feed_unsaved: false,
             roster_due: true,
             feed_due: true,
         }
@@ -1210,17 +1225,35 @@ impl SyncEngine {
         if let Some(remote) = &self.remote {
             remote.prune(mono_millis(self.clock.now_mono()) - mono_millis(window));
         }
-        if let (Some(path), Some(_)) = (learn.feed_file.as_deref(), newest_hub_time)
-            && let Err(error) = self.feed.save(path)
-        {
-            // The map in memory is complete; only a restart while offline would miss these.
-            tracing::warn!(%error, file = %path.display(), "cannot keep the scan feed on disk");
+        if newest_hub_time.is_some() && scans > 0 {
+            self.feed_unsaved = true;
+        }
+        let now = self.clock.now_mono();
+        if self.feed_saved_at.is_none_or(|at| now.saturating_sub(at) >= FEED_SAVE_INTERVAL) {
+            self.save_feed();
         }
         self.log_download("feed", scans as u64, bytes, "ok", None, started);
         if others > 0 {
             ctx.emit(SyncEvent::Learned(Learned::Feed { scans: others }));
         }
         Ok(FeedPulled::Pulled { scans, others, bytes })
+    }
+
+    /// Writes the feed file if the feed has news it lacks. The map in
+    /// memory is complete either way; the file is what a restart while
+    /// offline starts from.
+    fn save_feed(&mut self) {
+        let Some(path) = self.settings.learn.feed_file.clone() else { return };
+        if !self.feed_unsaved {
+            return;
+        }
+        match self.feed.save(&path) {
+            Ok(()) => {
+                self.feed_unsaved = false;
+                self.feed_saved_at = Some(self.clock.now_mono());
+            }
+            Err(error) => tracing::warn!(%error, file = %path.display(), "cannot keep the scan feed on disk"),
+        }
     }
 
     /// Whether a pull is due now (start, reconnect, a changed roster).

@@ -16,8 +16,9 @@
 //!   [`RemoteScans`](crate::station::recorder::RemoteScans) with its age
 //!   measured against the hub's clock. The scans within
 //!   `LIVE_SYNC_DUP_WINDOW_MINUTES` and the cursor are kept in
-//!   [`FEED_FILE_NAME`] in the data directory (written whole, then renamed),
-//!   so the rule keeps working offline after a restart. The file is not the
+//!   [`FEED_FILE_NAME`] in the data directory (written whole, then renamed,
+//!   at most every [`FEED_SAVE_INTERVAL`] and when the engine stops), so the
+//!   rule keeps working offline after a restart. The file is not the
 //!   station database on purpose: writing it never takes the database's
 //!   write lock, which a scan may be waiting for.
 //!
@@ -36,6 +37,16 @@ use crate::model::{Person, sanitize_badge};
 pub const FEED_FILE_NAME: &str = "remote_scans.json";
 
 pub use crate::station::roster::import::{HUB_HASH_PREFIX, HUB_SOURCE_PREFIX};
+
+/// The feed file is written at most this often: the first pull with news
+/// writes it at once, later news waits for the first pull this long after
+/// that write, or for the engine to stop. At the 15 s pull interval every
+/// pull with news is written; faster pulls (reconnects, `sync`, a drain's
+/// bench) do not each cost a file write and an fsync on the disk that the
+/// recorder's commit waits for. A power cut can lose at most this much of
+/// the feed from the file, and the hub serves it again from the cursor
+/// kept with it.
+pub const FEED_SAVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Feed pages pulled at most in one go (then the next pull continues).
 pub const MAX_FEED_PAGES: u32 = 20;
