@@ -11,11 +11,12 @@
 //! **Stateless replicas:** everything a replica needs lives in the database:
 //! scans, clear epochs, heartbeats, keys, the roster summary and the
 //! `Idempotency-Key` responses. Two replicas uploading the same keys at once
-//! store each scan once: the `UNIQUE` key index decides, and `ON CONFLICT DO
-//! NOTHING` waits for the other transaction instead of failing. Batches
-//! insert their keys in sorted order, so two batches with overlapping keys
-//! lock them in the same order and cannot deadlock; a deadlock or
-//! serialization failure is retried all the same.
+//! store each scan once: the `UNIQUE` key index decides (a `COPY` or an
+//! insert of a key another transaction is writing waits for it; then the
+//! `COPY` fails and `ON CONFLICT DO NOTHING` skips the key). Batches insert
+//! their keys in sorted order, so two batches with overlapping keys lock
+//! them in the same order and cannot deadlock; a deadlock or serialization
+//! failure is retried all the same.
 //!
 //! **Schema:** our tables live in the `badgestation` schema, so the hub can
 //! share a database with a TrackAttendance API (whose tables are `public.scans`
@@ -28,12 +29,17 @@
 //! their 32 bytes, any other key as `0xFF` + its UTF-8 (see [`encode_key`]),
 //! one-to-one, so the `UNIQUE` index on the stored form is one on the keys.
 //!
-//! **A batch is one statement:** `INSERT … SELECT FROM unnest($arrays) ON
-//! CONFLICT DO NOTHING RETURNING key`, one round trip for up to 2000 events,
-//! atomic by itself; keys that were not inserted are looked up in a second
-//! query to tell a duplicate from a key conflict. With an `Idempotency-Key`
-//! the batch runs in a transaction that first claims the request key, so a
-//! replay arriving at another replica waits for the first and then replays.
+//! **A batch is one statement, usually a `COPY`:** the batch's distinct
+//! scans first go in with one binary `COPY` (new scans are the common case,
+//! and `COPY` stores them for much less than an `INSERT`: see BENCHMARKS.md).
+//! `COPY` cannot skip a stored key, so a batch holding one fails it whole,
+//! keeps nothing of it, and goes in with `INSERT … SELECT FROM
+//! unnest($arrays) ON CONFLICT DO NOTHING RETURNING key` instead, one round
+//! trip for up to 2000 events, atomic by itself; keys that were not inserted
+//! are looked up in a second query to tell a duplicate from a key conflict.
+//! With an `Idempotency-Key` the batch runs in a transaction that first
+//! claims the request key, so a replay arriving at another replica waits for
+//! the first and then replays (the `COPY` runs under a savepoint there).
 //!
 //! **Faults:** a pool that stays exhausted for `pool_wait`, or a database
 //! that cannot be reached, is [`StorageError::Unavailable`] (the HTTP layer
