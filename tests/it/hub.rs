@@ -379,8 +379,8 @@ fn a_batch_of_new_and_stored_keys_saves_exactly_the_new_ones(backend: Backend) {
     assert_eq!(replay.body, first.body);
     // All new, under a request key: the fast path whole.
     let fresh = json!({ "events": [event("key-mix-3a", "46", "Gate"), event("key-mix-3b", "47", "Gate")] }).to_string();
-    let reply = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", "mix-0002")], Some(fresh.as_bytes()));
-    assert_eq!(statuses(&reply), ["saved", "saved"]);
+    let all_new = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", "mix-0002")], Some(fresh.as_bytes()));
+    assert_eq!(statuses(&all_new), ["saved", "saved"]);
     assert_eq!(hub.scan_count(), 10);
 }
 
