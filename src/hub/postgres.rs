@@ -641,7 +641,9 @@ impl BatchStatements {
 /// resend, or another replica's concurrent upload of the same scans, which
 /// this `COPY` waited for), and then nothing of it was kept. Inside a
 /// transaction (`in_transaction`, the Idempotency-Key path) the `COPY` runs
-/// under a savepoint, so the transaction goes on after that failure.
+/// under a savepoint, so the transaction goes on after that failure;
+/// otherwise in a transaction of its own, committed explicitly (see the
+/// comment inside on why not autocommit).
 ///
 /// Why: a new scan is the common case, and `COPY` stores it at a fraction of
 /// [`INSERT_BATCH`]'s cost (no `unnest`, no `ON CONFLICT` pre-check, heap
@@ -654,9 +656,11 @@ async fn copy_all(
     now: &str,
     in_transaction: bool,
 ) -> Result<bool, tokio_postgres::Error> {
-    if in_transaction {
-        client.batch_execute("SAVEPOINT copy_batch").await?;
-    }
+    // Never autocommit: the driver's `finish` returns at the COPY's CommandComplete, which the
+    // server sends before the Sync that commits an implicit transaction, so a server stopped in
+    // between (a fast shutdown) would have us answer 200 for scans it rolled back. An explicit
+    // COMMIT (or the request's own) answers only once the scans are committed.
+    client.batch_execute(if in_transaction { "SAVEPOINT copy_batch" } else { "BEGIN" }).await?;
     let copied = async {
         let sink = client.copy_in(statement).await?;
         let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES));
@@ -684,18 +688,21 @@ async fn copy_all(
     .await;
     match copied {
         Ok(_) => {
-            if in_transaction {
-                client.batch_execute("RELEASE SAVEPOINT copy_batch").await?;
-            }
+            client.batch_execute(if in_transaction { "RELEASE SAVEPOINT copy_batch" } else { "COMMIT" }).await?;
             Ok(true)
         }
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            if in_transaction {
-                client.batch_execute("ROLLBACK TO SAVEPOINT copy_batch").await?;
-            }
+            client.batch_execute(if in_transaction { "ROLLBACK TO SAVEPOINT copy_batch" } else { "ROLLBACK" }).await?;
             Ok(false)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            // Leave no open transaction on a connection that goes back to the pool (the
+            // request's own transaction is rolled back by its owner).
+            if !in_transaction {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            Err(e)
+        }
     }
 }
 
