@@ -32,8 +32,9 @@
 //! **A batch is one statement, usually a `COPY`:** the batch's distinct
 //! scans first go in with one binary `COPY` (new scans are the common case,
 //! and `COPY` stores them for much less than an `INSERT`: see BENCHMARKS.md).
-//! `COPY` cannot skip a stored key, so a batch holding one fails it whole,
-//! keeps nothing of it, and goes in with `INSERT … SELECT FROM
+//! The `COPY` is committed explicitly before the batch is answered (see
+//! [`copy_all`]). `COPY` cannot skip a stored key, so a batch holding one
+//! fails it whole, keeps nothing of it, and goes in with `INSERT … SELECT FROM
 //! unnest($arrays) ON CONFLICT DO NOTHING RETURNING key` instead, one round
 //! trip for up to 2000 events, atomic by itself; keys that were not inserted
 //! are looked up in a second query to tell a duplicate from a key conflict.
@@ -838,7 +839,8 @@ impl PostgresStorage {
     ) -> Result<Result<IngestOutcome, tokio_postgres::Error>> {
         let mut client = self.client().await?;
         let Some(rk) = request_key else {
-            // One statement is one transaction: no BEGIN/COMMIT round trips.
+            // No request key to claim: the batch's own statements are its transaction (the `COPY`
+            // in one committed explicitly, the fallback `INSERT` as one statement).
             return Ok(async {
                 let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
                 let stored = store_scans(&client, &statements, items, now, false).await?;

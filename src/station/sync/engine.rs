@@ -1194,7 +1194,6 @@ impl SyncEngine {
         let own = self.store.station()?.name;
         let window = learn.dup_window();
         let (mut scans, mut others, mut bytes) = (0usize, 0usize, 0u64);
-        let mut newest_hub_time = None;
         for _ in 0..MAX_FEED_PAGES {
             let result = self.client.scan_feed(self.feed.cursor.as_deref(), FEED_PAGE, learn.live_sync.dup_window_minutes);
             self.observe(&result, ctx);
@@ -1208,7 +1207,6 @@ impl SyncEngine {
             bytes += size;
             scans += page.scans.len();
             let hub_now = parse_utc(&page.timestamp).unwrap_or_else(|_| self.clock.now_utc());
-            newest_hub_time = Some(hub_now);
             let now_mono = mono_millis(self.clock.now_mono());
             let entries = remote_entries(&page.scans, &own, hub_now, now_mono);
             others += entries.len();
@@ -1225,7 +1223,7 @@ impl SyncEngine {
         if let Some(remote) = &self.remote {
             remote.prune(mono_millis(self.clock.now_mono()) - mono_millis(window));
         }
-        if newest_hub_time.is_some() && scans > 0 {
+        if scans > 0 {
             self.feed_unsaved = true;
         }
         let now = self.clock.now_mono();
