@@ -14,7 +14,8 @@
 //!
 //! A last case repeats batch 1000 on a hub that already stores a million
 //! scans (loaded through the storage layer first), because the key index
-//! grows with the database.
+//! grows with the database. Before it is measured, the same hub times 200
+//! `GET /v1/scans/check-duplicate` calls (old kiosks' Live Sync check).
 //!
 //! Environment: `HUB_BENCH_SCANS` (scans per case, default 200000),
 //! `HUB_BENCH_THREADS` (client threads, default 8), `HUB_BENCH_PRELOAD`
@@ -28,7 +29,8 @@
 //! (default 10000000, generated inside PostgreSQL, the key index built after
 //! the load); two replicas (two hubs, two pools, one database) ingesting
 //! together; and the latency of single 100-event batches sent to one replica
-//! while the other ingests at full speed.
+//! while the other ingests at full speed. The preloaded case also times 200
+//! `check-duplicate` calls.
 //! Results go in BENCHMARKS.md ("Hub ingest").
 
 use std::sync::Arc;
@@ -126,6 +128,32 @@ fn send_all_as(url: &str, key: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, t
     Run { scans: bodies.len() * batch, elapsed, latencies }
 }
 
+/// `GET /v1/scans/check-duplicate`, which old kiosks with Live Sync call
+/// before each scan (on their UI thread): 200 calls one after another, for
+/// badges spread over the roster, on a hub that holds many scans (the warm-up
+/// batches just received, the preload long before).
+fn check_duplicate_latency(url: &str, label: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let authorization = format!("Bearer {MASTER_KEY}");
+    let mut latencies: Vec<Duration> = (0..200)
+        .map(|i| {
+            let badge = format!("{:010}", 4_000_000 + (i * 7_919) % 50_000);
+            let sent = Instant::now();
+            let mut response = agent
+                .get(&format!("{url}/v1/scans/check-duplicate?badge_id={badge}&window_minutes=5&exclude_station=Hall"))
+                .header("Authorization", &authorization)
+                .call()
+                .expect("check-duplicate");
+            let text = response.body_mut().read_to_string().expect("read answer");
+            assert_eq!(response.status(), 200, "{text}");
+            sent.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    let ms = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    println!("{label}: check-duplicate, 200 calls: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(0.5), ms(0.99), ms(1.0));
+}
+
 fn report(label: &str, batch: usize, run: &Run) {
     let pct = |p: f64| run.latencies[((run.latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
     println!(
@@ -205,6 +233,9 @@ fn run_case(dir: &std::path::Path, batch: usize, scans: usize, threads: usize, l
     // Warm-up: connections, page cache, prepared statements; not measured.
     let warm = Arc::new(bodies(&format!("warm-{batch}"), batch, batch * threads * 2));
     send_all(&url, &warm, batch, threads, "saved");
+    if label.contains("stored") {
+        check_duplicate_latency(&url, label);
+    }
 
     let case = format!("case-{batch}");
     let fresh = Arc::new(bodies(&case, batch, scans));
@@ -421,6 +452,7 @@ fn preloaded(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &
         println!("(preloaded {preload} scans into PostgreSQL in {:.1} s)", started.elapsed().as_secs_f64());
         let hub = start_hub(&url);
         send_all(&hub.url(), warm, batch, threads, "saved");
+        check_duplicate_latency(&hub.url(), &format!("pg: {}k stored", preload / 1000));
         let fresh = Arc::new(bodies("pg-after-preload", batch, scans));
         report(&format!("pg: new scans, {}k stored", preload / 1000), batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
         hub.shutdown();

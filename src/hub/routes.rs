@@ -1356,6 +1356,13 @@ async fn rename_station(
     Ok(Json(RenameResponse { ok: true, scans_updated: outcome.scans_updated }))
 }
 
+/// How much earlier than the window a scan may have been received and still
+/// count in `check-duplicate`: a scan made in the window reaches the hub after
+/// the window opened, by the hub's clock; this covers replicas whose clocks
+/// differ a little. A scan received well before the window is not a recent
+/// scan, whatever a fast station clock stamped on it.
+const RECEIPT_CLOCK_ALLOWANCE: chrono::Duration = chrono::Duration::minutes(2);
+
 async fn check_duplicate(
     State(state): State<Shared>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -1368,9 +1375,12 @@ async fn check_duplicate(
         .ok_or_else(|| ApiError::BadRequest("badge_id: required query parameter, 1 to 128 characters".to_owned()))?;
     let minutes = query.get("window_minutes").and_then(|w| w.trim().parse::<i64>().ok()).unwrap_or(5).clamp(1, 60);
     let exclude = query.get("exclude_station").filter(|s| !s.is_empty()).cloned();
-    let since = format_utc_millis(&(crate::clock::utc_now() - chrono::Duration::minutes(minutes)));
+    let since = crate::clock::utc_now() - chrono::Duration::minutes(minutes);
+    let received_since = format_utc_millis(&(since - RECEIPT_CLOCK_ALLOWANCE));
+    let since = format_utc_millis(&since);
     let b = badge.clone();
-    let found = blocking(move || state.storage.recent_scan_elsewhere(&b, &since, exclude.as_deref())).await?;
+    let found =
+        blocking(move || state.storage.recent_scan_elsewhere(&b, &since, &received_since, exclude.as_deref())).await?;
     Ok(Json(match found {
         Some(scan) => DuplicateCheck {
             duplicate: true,

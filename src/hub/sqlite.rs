@@ -221,7 +221,19 @@ const MIGRATIONS: &[&str] = &[
         email          TEXT
     ) WITHOUT ROWID;
     ",
+    // 5: `GET /v1/scans/check-duplicate` reads the scans received in its window through this index
+    // instead of the whole table (see HubStorage::recent_scan_elsewhere). Receipt times grow with
+    // the rowid, so each new scan appends to the index's last page.
+    r"
+    CREATE INDEX scans_received ON scans (received_at);
+    ",
 ];
+
+/// [`HubStorage::recent_scan_elsewhere`]: a range of the `scans_received`
+/// index (the last minutes of receipts), not a read of the whole table.
+const RECENT_SCAN_ELSEWHERE: &str = "SELECT station_name, scanned_at FROM scans INDEXED BY scans_received \
+     WHERE received_at >= ?4 AND cleared_at IS NULL AND badge_id = ?1 AND scanned_at >= ?2 \
+     AND (?3 IS NULL OR station_name <> ?3) ORDER BY scanned_at DESC LIMIT 1";
 
 /// The hub's schema, for [`crate::sqlite::open`].
 const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema { application_id: APPLICATION_ID, migrations: MIGRATIONS };
@@ -803,14 +815,12 @@ impl HubStorage for SqliteStorage {
         &self,
         badge_id: &str,
         since: &str,
+        received_since: &str,
         exclude_station: Option<&str>,
     ) -> Result<Option<RecentScan>> {
         self.read(|c| {
-            c.prepare_cached(
-                "SELECT station_name, scanned_at FROM scans WHERE cleared_at IS NULL AND badge_id = ?1 \
-                 AND scanned_at >= ?2 AND (?3 IS NULL OR station_name <> ?3) ORDER BY scanned_at DESC LIMIT 1",
-            )?
-            .query_row(params![badge_id, since, exclude_station], |r| {
+            c.prepare_cached(RECENT_SCAN_ELSEWHERE)?
+            .query_row(params![badge_id, since, exclude_station, received_since], |r| {
                 Ok(RecentScan { station_name: r.get(0)?, scanned_at: r.get(1)? })
             })
             .optional()
@@ -1643,9 +1653,9 @@ mod tests {
             )
             .unwrap(),
         );
-        let found = s.recent_scan_elsewhere("7", "2026-11-21T09:55:00.000Z", Some("A")).unwrap().unwrap();
+        let found = s.recent_scan_elsewhere("7", "2026-11-21T09:55:00.000Z", "2026-11-21T09:53:00.000Z", Some("A")).unwrap().unwrap();
         assert_eq!(found.station_name, "B");
-        assert_eq!(s.recent_scan_elsewhere("7", "2026-11-21T09:59:30.000Z", None).unwrap(), None);
+        assert_eq!(s.recent_scan_elsewhere("7", "2026-11-21T09:59:30.000Z", "2026-11-21T09:57:30.000Z", None).unwrap(), None);
         assert_eq!(s.stats().unwrap().unmatched_unique, 2, "NULL and empty units are unmatched");
         let times: Vec<String> = s.export(10).unwrap().into_iter().map(|e| e.scanned_at).collect();
         let mut sorted = times.clone();

@@ -540,12 +540,21 @@ pub trait HubStorage: Send + Sync {
     /// name count as the same scan (`duplicate`), not a key conflict.
     fn rename_station(&self, old: &str, new: &str, now: &str) -> Result<RenameOutcome>;
 
-    /// The newest live scan of `badge_id` with `scanned_at >= since` at a
-    /// station other than `exclude_station`.
+    /// The newest live scan of `badge_id` with `scanned_at >= since`,
+    /// received by the hub at or after `received_since`, at a station other
+    /// than `exclude_station`.
+    ///
+    /// A scan that really happened after `since` was received after it, so
+    /// the receipt bound loses none of them (the caller allows a little for
+    /// the hub clocks of replicas), and it is what keeps the lookup to the
+    /// last minutes of scans: each backend indexes `received_at`, which grows
+    /// with the table's insertion order, and not `badge_id`, which would cost
+    /// every stored scan one more random index entry.
     fn recent_scan_elsewhere(
         &self,
         badge_id: &str,
         since: &str,
+        received_since: &str,
         exclude_station: Option<&str>,
     ) -> Result<Option<RecentScan>>;
 

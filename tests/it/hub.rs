@@ -1230,6 +1230,48 @@ fn check_duplicate_finds_recent_scans_at_other_stations(backend: Backend) {
     assert_eq!(old, json!({"duplicate": false}), "the window is clamped to 60 minutes");
 }
 
+/// `check-duplicate` reads only the scans the hub received in the window
+/// (less a 2-minute allowance for replica clocks), through an index on the
+/// receipt time, so it costs the same at a thousand or ten million stored
+/// scans. A scan stamped in the window but received long before it (a
+/// station clock running hours fast) is not a recent scan.
+fn check_duplicate_counts_only_scans_received_in_the_window(backend: Backend) {
+    use badgestation::hub::storage::{BatchItem, IngestOutcome, NewScan};
+    let hub = start(backend);
+    let storage = badgestation::hub::open_storage(&hub.database).unwrap();
+    let now = chrono::Utc::now();
+    let text = |t: chrono::DateTime<chrono::Utc>| badgestation::clock::format_utc_millis(&t);
+    let stored = |key: &str, badge: &str, received: chrono::DateTime<chrono::Utc>| {
+        let scan = NewScan {
+            idempotency_key: key.to_owned(),
+            badge_id: badge.to_owned(),
+            station_name: "Main Gate".to_owned(),
+            scanned_at: text(now),
+            business_unit: None,
+            scan_source: "badge".to_owned(),
+            matched: true,
+            legacy_id: None,
+            meta: None,
+            cleared: false,
+        };
+        let outcome = storage.ingest(vec![BatchItem::Scan(scan)], None, text(received)).unwrap();
+        assert!(matches!(outcome, IngestOutcome::Applied(ref r) if r.saved == 1), "{outcome:?}");
+    };
+    // Window 5 minutes: received 6 minutes ago is inside the allowance, 8 minutes ago is not.
+    stored("key-rcv-1", "81", now - chrono::Duration::minutes(6));
+    stored("key-rcv-2", "82", now - chrono::Duration::minutes(8));
+    stored("key-rcv-3", "83", now - chrono::Duration::hours(3));
+    let ask = |badge: &str| hub.get(&format!("/v1/scans/check-duplicate?badge_id={badge}&window_minutes=5"), Some(MASTER)).json();
+    assert_eq!(ask("81")["station_name"], "Main Gate", "received within the allowance");
+    assert_eq!(ask("82"), json!({"duplicate": false}), "received before the window and its allowance");
+    assert_eq!(ask("83"), json!({"duplicate": false}), "stamped in the window, received three hours ago");
+    let direct = |badge: &str, received_since: chrono::DateTime<chrono::Utc>| {
+        storage.recent_scan_elsewhere(badge, &text(now - chrono::Duration::minutes(5)), &text(received_since), None).unwrap()
+    };
+    assert!(direct("83", now - chrono::Duration::hours(4)).is_some(), "the receipt bound alone decides");
+    assert!(direct("83", now - chrono::Duration::hours(2)).is_none());
+}
+
 /// `GET /` lists the extensions a station may rely on.
 fn service_status_lists_extensions(backend: Backend) {
     let hub = start(backend);
@@ -1338,6 +1380,7 @@ conformance! {
     dashboard_refresh_config_routes,
     rename_moves_scans_and_the_station_key_follows,
     check_duplicate_finds_recent_scans_at_other_stations,
+    check_duplicate_counts_only_scans_received_in_the_window,
     service_status_lists_extensions,
     service_status_and_health_need_no_key,
     unknown_routes_get_a_json_404,

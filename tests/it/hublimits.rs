@@ -182,8 +182,14 @@ impl HubStorage for Watched {
     fn rename_station(&self, old: &str, new: &str, now: &str) -> Result<RenameOutcome> {
         self.inner.rename_station(old, new, now)
     }
-    fn recent_scan_elsewhere(&self, badge_id: &str, since: &str, exclude: Option<&str>) -> Result<Option<RecentScan>> {
-        self.inner.recent_scan_elsewhere(badge_id, since, exclude)
+    fn recent_scan_elsewhere(
+        &self,
+        badge_id: &str,
+        since: &str,
+        received_since: &str,
+        exclude: Option<&str>,
+    ) -> Result<Option<RecentScan>> {
+        self.inner.recent_scan_elsewhere(badge_id, since, received_since, exclude)
     }
     fn add_station_key(&self, station: &str, key_sha256: &str, key_prefix: &str, now: &str) -> Result<()> {
         self.inner.add_station_key(station, key_sha256, key_prefix, now)
