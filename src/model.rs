@@ -494,22 +494,37 @@ impl ScanEvent {
     }
 }
 
-/// Levenshtein distance in characters, for "did you mean" and fuzzy name
-/// matching.
+/// Edit distance in characters, for "did you mean" and fuzzy name matching:
+/// insertions, deletions, substitutions and swaps of two neighbouring
+/// characters each count one (optimal string alignment), so a typed
+/// `somhcai` is one edit from `somchai`, as a person would count it.
 #[must_use]
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
+    edit_distance_chars(&a, &b)
+}
+
+/// [`edit_distance`] of two character slices.
+#[must_use]
+pub fn edit_distance_chars(a: &[char], b: &[char]) -> usize {
+    // Three rows of the table: two back (for swaps), one back, this one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut row: Vec<usize> = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
+            let mut best = (previous[j] + usize::from(ca != cb)).min(row[j] + 1).min(previous[j + 1] + 1);
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                best = best.min(before[j - 1] + 1);
+            }
+            row[j + 1] = best;
         }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut row);
     }
-    row[b.len()]
+    previous[b.len()]
 }
 
 /// Escapes control characters so bad input can be shown or logged safely.
@@ -563,6 +578,21 @@ impl std::fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A swap of two neighbouring letters is one edit; the rest is
+    /// Levenshtein, in characters, not bytes.
+    #[test]
+    fn edit_distance_counts_a_swap_as_one_edit() {
+        assert_eq!(edit_distance("somhcai", "somchai"), 1);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("smoan", "soman"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("ca", "abc"), 3, "optimal string alignment: a swapped pair is not edited again");
+        assert_eq!(edit_distance("สมชาย", "สมชาบ"), 1);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
 
     #[test]
     fn sanitize_trims_and_accepts_ordinary_badges() {

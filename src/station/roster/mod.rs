@@ -33,7 +33,7 @@ pub mod summary;
 pub mod watcher;
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use crate::model::Person;
 
@@ -46,13 +46,21 @@ pub use watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 #[derive(Debug, Clone, Default)]
 pub struct Roster {
     by_id: HashMap<String, Person>,
+    /// The forgot-badge lookup's index, built by the first search.
+    search: OnceLock<search::SearchIndex>,
 }
 
 impl Roster {
     /// Builds a roster; later entries with the same id replace earlier ones.
     #[must_use]
     pub fn from_people(people: impl IntoIterator<Item = Person>) -> Self {
-        Roster { by_id: people.into_iter().map(|p| (p.legacy_id.clone(), p)).collect() }
+        Roster { by_id: people.into_iter().map(|p| (p.legacy_id.clone(), p)).collect(), search: OnceLock::new() }
+    }
+
+    /// The lookup index: normalised names and emails sorted by name, and the
+    /// distinct name words. Built once per roster, by the first search.
+    pub(crate) fn search_index(&self) -> &search::SearchIndex {
+        self.search.get_or_init(|| search::SearchIndex::new(self.by_id.values()))
     }
 
     /// The person a (sanitised) badge belongs to: the exact id, else, for an
@@ -107,8 +115,11 @@ impl SharedRoster {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Swaps in a new roster at once.
+    /// Swaps in a new roster at once. Its lookup index is built first, on
+    /// the caller's thread (an import or a pull), so the window's first
+    /// search of the new roster does not build it.
     pub fn replace(&self, roster: Roster) {
+        roster.search_index();
         // Build the Arc before taking the lock, so the write lock is held
         // only for a pointer swap; the old roster is dropped after the lock is released.
         let new = Arc::new(roster);

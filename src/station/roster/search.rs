@@ -8,13 +8,16 @@
 //! 2. **all words** — every word of the query starts a word of the name
 //!    (`som jai` finds "Somchai Jaidee"), or the email starts with the query;
 //! 3. **fuzzy** — every query word of three or more letters is within one
-//!    edit (two for six or more letters) of the start of a word of the
-//!    name (`somchia` finds "Somchai").
+//!    edit (two for six or more letters; a swap of neighbouring letters is
+//!    one) of a word of the name or its start (`somchia` finds "Somchai",
+//!    `smoan` finds "Soman"); shorter query words must start a word.
 //!
 //! The window records the chosen person through the recorder with
 //! `scan_source=lookup`, like any read.
 
-use crate::model::{Person, edit_distance};
+use std::collections::HashMap;
+
+use crate::model::{Person, edit_distance_chars};
 
 use super::Roster;
 
@@ -36,6 +39,61 @@ fn normalise(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
+/// A roster prepared for lookups ([`Roster::search_index`]): every person's
+/// normalised name and email, sorted by name (then id), and the roster's
+/// distinct name words, so a search compares each query word with each
+/// distinct word once instead of with every person's words.
+#[derive(Debug, Clone, Default)]
+pub struct SearchIndex {
+    entries: Vec<Entry>,
+    words: Vec<Vec<char>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    legacy_id: String,
+    name: String,
+    email: String,
+    /// Indexes into [`SearchIndex::words`].
+    words: Vec<u32>,
+}
+
+impl SearchIndex {
+    pub(super) fn new<'a>(people: impl Iterator<Item = &'a Person>) -> SearchIndex {
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let mut words: Vec<Vec<char>> = Vec::new();
+        let mut entries: Vec<Entry> = people
+            .map(|person| {
+                let name = normalise(&person.full_name);
+                let word_ids = name
+                    .split(' ')
+                    .filter(|w| !w.is_empty())
+                    .map(|w| {
+                        *ids.entry(w.to_owned()).or_insert_with(|| {
+                            words.push(w.chars().collect());
+                            u32::try_from(words.len() - 1).unwrap_or(u32::MAX)
+                        })
+                    })
+                    .collect();
+                let email = person.email.as_deref().map(normalise).unwrap_or_default();
+                Entry { legacy_id: person.legacy_id.clone(), name, email, words: word_ids }
+            })
+            .collect();
+        entries.sort_by(|a, b| (&a.name, &a.legacy_id).cmp(&(&b.name, &b.legacy_id)));
+        SearchIndex { entries, words }
+    }
+}
+
+/// How one query word relates to one distinct name word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WordMatch {
+    None,
+    /// Close to the word or its start (the fuzzy tier).
+    Close,
+    /// The name word starts with the query word.
+    Prefix,
+}
+
 /// The people matching `query`, best first; empty for a query shorter than
 /// two characters.
 #[must_use]
@@ -44,38 +102,60 @@ pub fn search<'a>(roster: &'a Roster, query: &str) -> Vec<(MatchTier, &'a Person
     if query.chars().count() < 2 {
         return Vec::new();
     }
-    let words: Vec<&str> = query.split(' ').collect();
-    let mut found: Vec<(MatchTier, String, &Person)> = roster
-        .people()
-        .filter_map(|person| tier(person, &query, &words).map(|tier| (tier, normalise(&person.full_name), person)))
+    let index = roster.search_index();
+    // For each query word, its relation to each distinct name word.
+    let relations: Vec<Vec<WordMatch>> = query
+        .split(' ')
+        .map(|q| {
+            let q: Vec<char> = q.chars().collect();
+            index.words.iter().map(|w| relate(&q, w)).collect()
+        })
         .collect();
-    found.sort_by(|a, b| (a.0, &a.1, &a.2.legacy_id).cmp(&(b.0, &b.1, &b.2.legacy_id)));
-    found.into_iter().take(MAX_MATCHES).map(|(tier, _, person)| (tier, person)).collect()
+    // One pass in name order; each tier keeps its first MAX_MATCHES.
+    let mut tiers: [Vec<&Entry>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for entry in &index.entries {
+        let Some(tier) = tier(entry, &query, &relations) else { continue };
+        let list = &mut tiers[tier as usize];
+        if list.len() < MAX_MATCHES {
+            list.push(entry);
+        }
+    }
+    let order = [MatchTier::Exact, MatchTier::AllWords, MatchTier::Fuzzy];
+    order
+        .into_iter()
+        .zip(tiers)
+        .flat_map(|(tier, entries)| entries.into_iter().map(move |e| (tier, e)))
+        .filter_map(|(tier, entry)| roster.by_id.get(&entry.legacy_id).map(|person| (tier, person)))
+        .take(MAX_MATCHES)
+        .collect()
 }
 
-fn tier(person: &Person, query: &str, words: &[&str]) -> Option<MatchTier> {
-    let name = normalise(&person.full_name);
-    let email = person.email.as_deref().map(normalise).unwrap_or_default();
-    let local = email.split('@').next().unwrap_or_default();
-    if name == query || (!email.is_empty() && (email == query || local == query)) {
+fn relate(q: &[char], word: &[char]) -> WordMatch {
+    if word.starts_with(q) {
+        return WordMatch::Prefix;
+    }
+    if q.len() < 3 {
+        return WordMatch::None;
+    }
+    let allowed = if q.len() >= 6 { 2 } else { 1 };
+    let start = &word[..q.len().min(word.len())];
+    let close = edit_distance_chars(q, start) <= allowed
+        || (q.len().abs_diff(word.len()) <= allowed && edit_distance_chars(q, word) <= allowed);
+    if close { WordMatch::Close } else { WordMatch::None }
+}
+
+fn tier(entry: &Entry, query: &str, relations: &[Vec<WordMatch>]) -> Option<MatchTier> {
+    let email = entry.email.as_str();
+    if entry.name == query || (!email.is_empty() && (email == query || email.split('@').next() == Some(query))) {
         return Some(MatchTier::Exact);
     }
-    let name_words: Vec<&str> = name.split(' ').filter(|w| !w.is_empty()).collect();
-    if words.iter().all(|q| name_words.iter().any(|w| w.starts_with(q))) || (!email.is_empty() && email.starts_with(query)) {
+    let every = |want: WordMatch| {
+        relations.iter().all(|per_word| entry.words.iter().any(|&w| per_word[w as usize] as u8 >= want as u8))
+    };
+    if every(WordMatch::Prefix) || (!email.is_empty() && email.starts_with(query)) {
         return Some(MatchTier::AllWords);
     }
-    let close = |q: &str| {
-        let len = q.chars().count();
-        if len < 3 {
-            return name_words.iter().any(|w| w.starts_with(q));
-        }
-        let allowed = if len >= 6 { 2 } else { 1 };
-        name_words.iter().any(|w| {
-            let start: String = w.chars().take(len).collect();
-            edit_distance(q, &start) <= allowed || edit_distance(q, w) <= allowed
-        })
-    };
-    if words.iter().all(|q| close(q)) {
+    if every(WordMatch::Close) {
         return Some(MatchTier::Fuzzy);
     }
     None
@@ -115,8 +195,26 @@ mod tests {
         assert_eq!(names("SOM JAI").len(), 2, "case and word prefixes");
         assert_eq!(names("somchai.j@"), [(MatchTier::AllWords, "Somchai Jaidee".to_owned())], "email prefix");
         assert_eq!(names("somchia"), [(MatchTier::Fuzzy, "Somchai Jaidee".to_owned())], "one transposition");
+        assert_eq!(
+            names("lee nan"),
+            [(MatchTier::Fuzzy, "Ann Lee".to_owned()), (MatchTier::Fuzzy, "Anna Leeds".to_owned())],
+            "a swap is one edit, also in a three-letter word and in a word's start"
+        );
+        assert!(names("jo xyz").is_empty(), "every query word must match");
         assert!(names("x").is_empty(), "too short");
         assert!(names("zzzz").is_empty());
+    }
+
+    /// The index is built once per roster and every search uses it: a second
+    /// search of another query finds from the same index.
+    #[test]
+    fn one_index_per_roster() {
+        let roster = roster();
+        assert_eq!(search(&roster, "jaidee").len(), 2);
+        let index: *const SearchIndex = roster.search_index();
+        assert_eq!(search(&roster, "ann").len(), 3);
+        assert!(std::ptr::eq(index, roster.search_index()));
+        assert_eq!(roster.search_index().words.len(), 8, "distinct name words");
     }
 
     /// At most ten, sorted by name within a tier.
