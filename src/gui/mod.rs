@@ -121,29 +121,8 @@ impl StationApp {
         );
         screen.banners = Banner::collect(&config, runtime.reader_problems(), None);
         let admin = AdminPanel::new(&config, &runtime.station().name);
-        let config_sound = (config.station.sound_enabled, config.station.sound_volume);
-        StationApp {
-            clock: runtime.clock().clone(),
-            wedge_reads: Some(runtime.wedge_sender()),
-            sync_commands: runtime.sync_commands(),
-            recorder: Some(runtime.recorder().commander()),
-            runtime: Some(runtime),
-            config: Arc::new(config),
-            screen,
-            wedge: WedgeInput::default(),
-            admin,
-            jobs,
-            shutdown: None,
-            close_allowed: false,
-            close_sent: false,
-            frames: 0,
-            started,
-            first_frame_logged: false,
-            quit_signal: Arc::new(AtomicBool::new(false)),
-            signals: None,
-            sounds: crate::station::sound::Sounds::start(config_sound.0, config_sound.1),
-            lookup: lookup::LookupPanel::default(),
-        }
+        let clock = runtime.clock().clone();
+        Self::assemble(config, Some(runtime), clock, screen, admin, jobs, started)
     }
 
     /// The window of a station that could not start (`error` says why,
@@ -162,13 +141,26 @@ impl StationApp {
         screen.banners = Banner::collect(&config, &[], Some(error));
         screen.recording = false;
         let admin = AdminPanel::new(&config, &name);
-        let config_sound = (config.station.sound_enabled, config.station.sound_volume);
+        Self::assemble(config, None, clock, screen, admin, jobs, started)
+    }
+
+    /// The window's state from its parts, with or without a running station.
+    fn assemble(
+        config: Config,
+        runtime: Option<StationRuntime>,
+        clock: SharedClock,
+        screen: ScreenState,
+        admin: AdminPanel,
+        jobs: Jobs,
+        started: Instant,
+    ) -> Self {
+        let sounds = crate::station::sound::Sounds::start(config.station.sound_enabled, config.station.sound_volume);
         StationApp {
             clock,
-            wedge_reads: None,
-            sync_commands: None,
-            recorder: None,
-            runtime: None,
+            wedge_reads: runtime.as_ref().map(StationRuntime::wedge_sender),
+            sync_commands: runtime.as_ref().and_then(StationRuntime::sync_commands),
+            recorder: runtime.as_ref().map(|r| r.recorder().commander()),
+            runtime,
             config: Arc::new(config),
             screen,
             wedge: WedgeInput::default(),
@@ -182,7 +174,7 @@ impl StationApp {
             first_frame_logged: false,
             quit_signal: Arc::new(AtomicBool::new(false)),
             signals: None,
-            sounds: crate::station::sound::Sounds::start(config_sound.0, config_sound.1),
+            sounds,
             lookup: lookup::LookupPanel::default(),
         }
     }

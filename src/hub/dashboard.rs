@@ -105,6 +105,17 @@ fn number(query: &HashMap<String, String>, name: &str, default: usize, max: usiz
     }
 }
 
+/// What the attendance view and its export share: the search (at most 128
+/// characters), the sort key and the order.
+fn attendance_view(query: &HashMap<String, String>) -> Result<(String, SortKey, bool), ApiError> {
+    let (sort, descending) = sort_order(query)?;
+    let search = query.get("search").cloned().unwrap_or_default();
+    if search.chars().count() > 128 {
+        return Err(ApiError::BadRequest("search: at most 128 characters".to_owned()));
+    }
+    Ok((search, sort, descending))
+}
+
 fn sort_order(query: &HashMap<String, String>) -> Result<(SortKey, bool), ApiError> {
     let sort = match query.get("sort").map(String::as_str).filter(|s| !s.is_empty()) {
         None => SortKey::default(),
@@ -127,11 +138,7 @@ async fn attendance(
 ) -> Result<Response, ApiError> {
     require_dashboard_reader(&caller)?;
     let query = params(query)?;
-    let (sort, descending) = sort_order(&query)?;
-    let search = query.get("search").cloned().unwrap_or_default();
-    if search.chars().count() > 128 {
-        return Err(ApiError::BadRequest("search: at most 128 characters".to_owned()));
-    }
+    let (search, sort, descending) = attendance_view(&query)?;
     let q = AttendanceQuery {
         search,
         sort,
@@ -430,12 +437,11 @@ async fn attendance_export(
 ) -> Result<Response, ApiError> {
     require_dashboard_reader(&caller)?;
     let query = params(query)?;
-    let (sort, descending) = sort_order(&query)?;
+    let (search, sort, descending) = attendance_view(&query)?;
     let format = query.get("format").map_or("csv", String::as_str).to_owned();
     if !matches!(format.as_str(), "csv" | "xlsx") {
         return Err(ApiError::BadRequest(format!("format: must be csv or xlsx (got {format:?})")));
     }
-    let search = query.get("search").cloned().unwrap_or_default();
     let attendance = snapshot(&state, search, sort, descending).await?;
     let name = format!("badgestation-attendance-{}.{format}", stamp());
     Ok(if format == "csv" {

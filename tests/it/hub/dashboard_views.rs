@@ -345,6 +345,12 @@ fn attendance_exports_and_the_report_workbook(backend: Backend) {
     assert_eq!(arrived.height(), 5, "header and four people");
     assert_eq!(arrived.get_value((1, 1)).unwrap().to_string(), "=HYPERLINK(\"http://x\")", "a string cell, not a formula");
     assert_eq!(hub.get("/v1/dashboard/attendance/export?format=pdf", Some(MASTER)).status, 400);
+    let long = "x".repeat(129);
+    for path in ["/v1/dashboard/attendance", "/v1/dashboard/attendance/export"] {
+        let reply = hub.get(&format!("{path}?search={long}"), Some(MASTER));
+        assert_eq!(reply.status, 400, "{path}: the same search limit for the view and its export");
+        assert!(reply.json()["message"].as_str().unwrap().starts_with("search:"));
+    }
 
     let report = hub.get("/v1/dashboard/report", Some(MASTER));
     assert_eq!(report.status, 200);
