@@ -20,7 +20,8 @@
 //! Environment: `HUB_BENCH_SCANS` (scans per case, default 200000),
 //! `HUB_BENCH_THREADS` (client threads, default 8), `HUB_BENCH_PRELOAD`
 //! (scans stored before the last case, default 1000000; 0 skips it),
-//! `HUB_BENCH_SQLITE=0` skips the SQLite cases.
+//! `HUB_BENCH_SQLITE=0` skips the SQLite cases, `HUB_BENCH_PG_BATCH` sets the
+//! batch size of the PostgreSQL fresh case (default 1000).
 //!
 //! **PostgreSQL** cases run when `HUB_BENCH_PG_URL` names a server (a
 //! superuser URL, e.g. from `PG_TEST_DURABLE=1 scripts/pg_test_cluster.sh
@@ -353,9 +354,12 @@ fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
     let warm = Arc::new(bodies("pg-warm", batch, batch * threads * 2));
 
     if pg_case("fresh") {
+        // HUB_BENCH_PG_BATCH: the fresh case's batch size (default 1000), e.g. 100 to profile the
+        // per-request costs that the comparison with the TrackAttendance API measures at batch 100.
+        let batch = env_usize("HUB_BENCH_PG_BATCH", batch);
         let url = pg_database(admin, "bench_fresh");
         let hub = start_hub(&url);
-        send_all(&hub.url(), &warm, batch, threads, "saved");
+        send_all(&hub.url(), &Arc::new(bodies("pg-warm-fresh", batch, batch * threads * 2)), batch, threads, "saved");
         let fresh = Arc::new(bodies("pg-fresh", batch, scans));
         report("pg: new scans", batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
         report("pg: retries (all duplicates)", batch, &send_all(&hub.url(), &fresh, batch, threads, "duplicates"));
