@@ -235,6 +235,12 @@ const RECENT_SCAN_ELSEWHERE: &str = "SELECT station_name, scanned_at FROM scans 
      WHERE received_at >= ?4 AND cleared_at IS NULL AND badge_id = ?1 AND scanned_at >= ?2 \
      AND (?3 IS NULL OR station_name <> ?3) ORDER BY scanned_at DESC LIMIT 1";
 
+/// Where a feed without a cursor starts: from the newest row backwards to the
+/// first one received before `?1`, which costs the recent rows, not the
+/// table. `NOT INDEXED`: through `scans_received` SQLite would read every
+/// older receipt and sort them.
+const FEED_START: &str = "SELECT id FROM scans NOT INDEXED WHERE received_at < ?1 ORDER BY id DESC LIMIT 1";
+
 /// The hub's schema, for [`crate::sqlite::open`].
 const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema { application_id: APPLICATION_ID, migrations: MIGRATIONS };
 
@@ -1239,10 +1245,8 @@ impl HubStorage for SqliteStorage {
             // commit order: a scan committed later always has a larger id than any id handed out.
             let start = match after.and_then(|a| a.strip_prefix(FEED_CURSOR_PREFIX)).and_then(|id| id.parse::<i64>().ok()) {
                 Some(id) => id,
-                // From the newest row backwards to the first one received before `received_since`:
-                // costs the recent rows, not the table.
                 None => c
-                    .prepare_cached("SELECT id FROM scans WHERE received_at < ?1 ORDER BY id DESC LIMIT 1")?
+                    .prepare_cached(FEED_START)?
                     .query_row(params![received_since], |r| r.get(0))
                     .optional()?
                     .unwrap_or(0),
@@ -1636,6 +1640,30 @@ mod tests {
         assert_eq!(s.station_clear_epoch("Old").unwrap(), None);
         let r = applied(s.ingest(vec![at("key-0002", "2", "Old", NOW, None)], None, NOW.into()).unwrap());
         assert_eq!((r.duplicates, r.errors), (1, 0), "not a key conflict");
+    }
+
+    /// The two reads by receipt time keep to the recent rows: the duplicate
+    /// check through the `scans_received` range, the feed's start by walking
+    /// row ids back from the newest (no read of all older receipts, no sort).
+    #[test]
+    fn reads_by_receipt_time_keep_to_the_recent_rows() {
+        let (_dir, s) = open();
+        let plan = |sql: &str| -> Vec<String> {
+            s.read(|c| {
+                let mut statement = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = statement.query_map([], |r| r.get::<_, String>(3))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .unwrap()
+        };
+        let duplicate_check = RECENT_SCAN_ELSEWHERE.replace("?4", "'2026-11-21T09:00:00.000Z'")
+            .replace("?1", "'7'")
+            .replace("?2", "'2026-11-21T09:00:00.000Z'")
+            .replace("?3", "NULL");
+        let steps = plan(&duplicate_check);
+        assert!(steps[0].contains("USING INDEX scans_received (received_at>?)"), "{steps:?}");
+        let steps = plan(&FEED_START.replace("?1", "'2026-11-21T09:00:00.000Z'"));
+        assert_eq!(steps, ["SCAN scans"], "backwards by row id, stopping at the first match");
     }
 
     #[test]
