@@ -151,12 +151,17 @@ fn check_duplicate_latency(url: &str, label: &str) {
         })
         .collect();
     latencies.sort();
-    let ms = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    let ms = |p: f64| percentile_ms(&latencies, p);
     println!("{label}: check-duplicate, 200 calls: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(0.5), ms(0.99), ms(1.0));
 }
 
+/// The `p` quantile (0 to 1) of sorted latencies, in milliseconds.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0
+}
+
 fn report(label: &str, batch: usize, run: &Run) {
-    let pct = |p: f64| run.latencies[((run.latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
+    let pct = |p: f64| percentile_ms(&run.latencies, p);
     println!(
         "{label:<28} batch {batch:>5}: {:>9.0} scans/s  ({} scans in {:.2} s; per batch p50 {:.1} ms, p99 {:.1} ms)",
         run.scans as f64 / run.elapsed.as_secs_f64(),

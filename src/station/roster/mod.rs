@@ -46,7 +46,8 @@ pub use watcher::{RosterEvent, RosterWatcher, WatcherConfig};
 #[derive(Debug, Clone, Default)]
 pub struct Roster {
     by_id: HashMap<String, Person>,
-    /// The forgot-badge lookup's index, built by the first search.
+    /// The forgot-badge lookup's index: built when the roster is shared
+    /// (station start, [`SharedRoster::replace`]), else by the first search.
     search: OnceLock<search::SearchIndex>,
 }
 
@@ -58,7 +59,7 @@ impl Roster {
     }
 
     /// The lookup index: normalised names and emails sorted by name, and the
-    /// distinct name words. Built once per roster, by the first search.
+    /// distinct name words. Built once per roster.
     pub(crate) fn search_index(&self) -> &search::SearchIndex {
         self.search.get_or_init(|| search::SearchIndex::new(self.by_id.values()))
     }
@@ -144,6 +145,16 @@ mod tests {
         assert_eq!(before.lookup("1").unwrap().full_name, "Ann", "a holder keeps the roster it took");
         assert!(shared.current().lookup("1").is_none());
         assert_eq!(shared.current().lookup("2").unwrap().full_name, "Bo");
+    }
+
+    /// A roster swapped in already has its lookup index, built on the thread
+    /// that swapped it, so the window's first search does not build it.
+    #[test]
+    fn a_swapped_in_roster_brings_its_lookup_index() {
+        let shared = SharedRoster::new(Roster::from_people([person("1", "Ann")]));
+        assert!(shared.current().search.get().is_none(), "not built until asked for");
+        shared.replace(Roster::from_people([person("2", "Bo Lee")]));
+        assert!(shared.current().search.get().is_some());
     }
 
     /// A badge with leading zeros matches a roster id that Excel stored as a

@@ -84,8 +84,8 @@ impl SearchIndex {
     }
 }
 
-/// How one query word relates to one distinct name word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How one query word relates to one distinct name word, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum WordMatch {
     None,
     /// Close to the word or its start (the fuzzy tier).
@@ -150,7 +150,7 @@ fn tier(entry: &Entry, query: &str, relations: &[Vec<WordMatch>]) -> Option<Matc
         return Some(MatchTier::Exact);
     }
     let every = |want: WordMatch| {
-        relations.iter().all(|per_word| entry.words.iter().any(|&w| per_word[w as usize] as u8 >= want as u8))
+        relations.iter().all(|per_word| entry.words.iter().any(|&w| per_word[w as usize] >= want))
     };
     if every(WordMatch::Prefix) || (!email.is_empty() && email.starts_with(query)) {
         return Some(MatchTier::AllWords);
