@@ -31,7 +31,9 @@
 //! the load); two replicas (two hubs, two pools, one database) ingesting
 //! together; and the latency of single 100-event batches sent to one replica
 //! while the other ingests at full speed. The preloaded case also times 200
-//! `check-duplicate` calls.
+//! `check-duplicate` calls. The `ceiling` case (and the end of the preloaded
+//! one) sends the same rows straight to PostgreSQL, with no hub in between,
+//! to show what the database alone can store on this machine.
 //! Results go in BENCHMARKS.md ("Hub ingest").
 
 use std::sync::Arc;
@@ -302,7 +304,7 @@ fn pg_count(url: &str, sql: &str) -> i64 {
 }
 
 /// Which PostgreSQL cases run: `HUB_BENCH_PG_CASES` (comma-separated `fresh`, `replicas`,
-/// `preload`, `vs-ta`), all of them by default.
+/// `preload`, `ceiling`, `vs-ta`), all of them by default.
 fn pg_case(name: &str) -> bool {
     std::env::var("HUB_BENCH_PG_CASES").map_or(true, |cases| cases.split(',').any(|c| c.trim() == name))
 }
@@ -376,7 +378,10 @@ fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
     if pg_case("preload") {
         preloaded(admin, measuring, scans, threads, &warm);
     }
-    for name in ["bench_fresh", "bench_replicas", "bench_preloaded"] {
+    if pg_case("ceiling") {
+        ceiling(admin, scans, threads);
+    }
+    for name in ["bench_fresh", "bench_replicas", "bench_preloaded", "bench_ceiling"] {
         pg_execute(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     }
 }
@@ -465,5 +470,128 @@ fn preloaded(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &
         let fresh = Arc::new(bodies("pg-after-preload", batch, scans));
         report(&format!("pg: new scans, {}k stored", preload / 1000), batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
         hub.shutdown();
+        // The same database with no hub in front (see `ceiling`): what PostgreSQL alone stores
+        // into the hub's schema once it holds this many scans.
+        let rate = ceiling_copy(&url, &ceiling_batches("ceiling-after-preload", batch, scans), threads);
+        println!("{:<28} batch {batch:>5}: {rate:>9.0} scans/s", format!("ceiling: {}k stored", preload / 1000));
+        // And with only the unique key index left: no hub design that keeps exactly-once does better.
+        pg_execute(&url, "SET search_path = badgestation; ALTER TABLE scans DROP CONSTRAINT scans_pkey; DROP INDEX scans_live, scans_feed, scans_received;");
+        let rate = ceiling_copy(&url, &ceiling_batches("ceiling-key-only-after-preload", batch, scans), threads);
+        println!("{:<28} batch {batch:>5}: {rate:>9.0} scans/s", format!("ceiling: {}k, key only", preload / 1000));
+    }
+}
+
+/// Rows as the hub writes them for a batch of new scans, sorted by key as the hub sorts them.
+struct CeilingRow {
+    key: Vec<u8>,
+    text: [String; 7],
+}
+
+/// The rows of `scans` events of `case`, in batches of `batch`.
+fn ceiling_batches(case: &str, batch: usize, scans: usize) -> Arc<Vec<Vec<CeilingRow>>> {
+    Arc::new(
+        (0..scans / batch)
+            .map(|b| {
+                let mut rows: Vec<CeilingRow> = (b * batch..(b + 1) * batch)
+                    .map(|n| {
+                        let e = event(case, n);
+                        let text = |k: &str| e[k].as_str().expect("text field").to_owned();
+                        CeilingRow {
+                            key: Sha256::digest(format!("{case}-{n}").as_bytes()).to_vec(),
+                            text: [
+                                text("badge_id"),
+                                text("station_name"),
+                                text("scanned_at"),
+                                text("business_unit"),
+                                text("scan_source"),
+                                e["meta"]["legacy_id"].as_str().expect("legacy id").to_owned(),
+                                e["meta"].to_string(),
+                            ],
+                        }
+                    })
+                    .collect();
+                rows.sort_by(|a, b| a.key.cmp(&b.key));
+                rows
+            })
+            .collect(),
+    )
+}
+
+/// Every batch once, straight into the database's `badgestation.scans` from `connections`
+/// connections, each batch as the hub stores new scans: `BEGIN`, one binary `COPY`, `COMMIT`
+/// (durable at the server's `synchronous_commit`). Returns scans per second.
+fn ceiling_copy(url: &str, batches: &Arc<Vec<Vec<CeilingRow>>>, connections: usize) -> f64 {
+    use tokio_postgres::types::{ToSql, Type};
+    const COPY: &str = "COPY scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+         matched, legacy_id, meta, received_at) FROM STDIN (FORMAT binary)";
+    const TYPES: [Type; 10] =
+        [Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::BOOL, Type::TEXT, Type::TEXT, Type::TEXT];
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let next = Arc::new(AtomicUsize::new(0));
+    runtime.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..connections {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+            tokio::spawn(connection);
+            client.batch_execute("SET search_path = badgestation").await.expect("search path");
+            clients.push(client);
+        }
+        let started = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|client| {
+                let (batches, next) = (batches.clone(), next.clone());
+                tokio::spawn(async move {
+                    let copy = client.prepare(COPY).await.expect("prepare COPY");
+                    let received = "2026-11-21T12:00:00.000Z".to_owned();
+                    while let Some(rows) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        client.batch_execute("BEGIN").await.expect("BEGIN");
+                        let sink = client.copy_in(&copy).await.expect("COPY");
+                        let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &TYPES));
+                        for row in rows {
+                            let t = &row.text;
+                            let values: [&(dyn ToSql + Sync); 10] =
+                                [&row.key, &t[0], &t[1], &t[2], &t[3], &t[4], &true, &t[5], &t[6], &received];
+                            writer.as_mut().write(&values).await.expect("COPY row");
+                        }
+                        writer.finish().await.expect("COPY finish");
+                        client.batch_execute("COMMIT").await.expect("COMMIT");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("copy task");
+        }
+        batches.iter().map(Vec::len).sum::<usize>() as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// What PostgreSQL alone can store on this machine: the rows the hub would write for the same
+/// events, sent by `threads` connections straight to the database ([`ceiling_copy`]), with no hub
+/// and no HTTP in between, on a fresh table each time: first the hub's own schema (as
+/// `open_storage` creates it), then with only the unique key index that exactly-once cannot do
+/// without, then with no index at all; batch 1000, and batch 100 on the hub's schema. The hub's
+/// figure can only be below the first; no hub design that keeps a unique key index can beat the
+/// second.
+fn ceiling(admin: &str, scans: usize, threads: usize) {
+    println!("PostgreSQL alone (no hub, no HTTP): {scans} scans per case, {threads} connections, BEGIN + binary COPY + COMMIT");
+    let cases = [
+        ("ceiling: the hub's schema", 1000, ""),
+        ("ceiling: the hub's schema", 100, ""),
+        ("ceiling: unique key only", 1000, "ALTER TABLE scans DROP CONSTRAINT scans_pkey; DROP INDEX scans_live, scans_feed, scans_received;"),
+        ("ceiling: no index", 1000, "ALTER TABLE scans DROP CONSTRAINT scans_idempotency_key_key;"),
+    ];
+    let mut drops = String::new();
+    for (i, (label, batch, sql)) in cases.into_iter().enumerate() {
+        drops.push_str(sql);
+        let url = pg_database(admin, "bench_ceiling");
+        drop(badgestation::hub::open_storage(&url).expect("create the schema"));
+        pg_execute(&url, &format!("SET search_path = badgestation; {drops}"));
+        ceiling_copy(&url, &ceiling_batches(&format!("ceiling-warm-{i}"), batch, batch * threads * 2), threads);
+        let rate = ceiling_copy(&url, &ceiling_batches(&format!("ceiling-{i}"), batch, scans), threads);
+        let stored = pg_count(&url, "SELECT count(*) FROM badgestation.scans");
+        assert_eq!(stored as usize, batch * threads * 2 + scans / batch * batch, "{label}: {stored} rows stored");
+        println!("{label:<28} batch {batch:>5}: {rate:>9.0} scans/s");
     }
 }

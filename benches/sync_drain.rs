@@ -24,6 +24,14 @@
 //! machine gets to a hub on another machine, where the station's drain
 //! leaves the recorder a core instead of sharing both with the hub.
 //!
+//! `SYNC_BENCH_DISK_PROBE=1` is the control for the recording figures: the
+//! timing thread records no scans but writes 4 KiB and `fdatasync`s it, every
+//! 5 ms, to a file next to the station's database (overwriting a 1 MiB region,
+//! as SQLite reuses its WAL), while everything else runs as before. Its ratio
+//! says how much slower the disk itself flushes during the drain, which no
+//! recorder can do better than. `SYNC_BENCH_DISK_PROBE=append` extends the
+//! file with every write instead.
+//!
 //! `SYNC_BENCH_HUB_URL=http://…` drains to a server already running
 //! elsewhere (with key `SYNC_BENCH_HUB_KEY`) instead of a hub in this
 //! process — e.g. the old TrackAttendance API, to compare clients.
@@ -128,6 +136,7 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let p = Arc::clone(&phase);
+        let probe = std::env::var("SYNC_BENCH_DISK_PROBE").ok().map(|mode| DiskProbe::create(&dir.path().join("disk-probe"), mode == "append"));
         let thread = std::thread::Builder::new()
             .name("bench-scans".into())
             .spawn(move || {
@@ -136,10 +145,14 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
                 while !s.load(Ordering::SeqCst) {
                     let draining = p.load(Ordering::SeqCst) == 1;
                     let t = Instant::now();
-                    reads.send(RawRead::manual(format!("live-{i}"))).expect("send");
-                    let event = events.recv().expect("event");
+                    if let Some(probe) = &probe {
+                        probe.flush(i);
+                    } else {
+                        reads.send(RawRead::manual(format!("live-{i}"))).expect("send");
+                        let event = events.recv().expect("event");
+                        assert!(event.stored_scan().is_some(), "{event:?}");
+                    }
                     if draining { latencies.push(t.elapsed()) } else { quiet.push(t.elapsed()) }
-                    assert!(event.stored_scan().is_some(), "{event:?}");
                     i += 1;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -209,6 +222,38 @@ fn drain(scans: u32, batch_size: u32, record_meanwhile: bool, feed_meanwhile: bo
     (took, latencies, quiet, fed)
 }
 
+/// `SYNC_BENCH_DISK_PROBE`: a bare disk write and flush in place of a recorded scan.
+struct DiskProbe {
+    file: std::fs::File,
+    block: Vec<u8>,
+    append: bool,
+}
+
+impl DiskProbe {
+    const BLOCKS: u32 = 256;
+
+    /// A 1 MiB file, written and flushed once, so that the probe's writes overwrite it and its
+    /// flushes carry no change of size (as SQLite's reused WAL); with `append`
+    /// (`SYNC_BENCH_DISK_PROBE=append`) an empty file that every write extends (as a WAL that
+    /// cannot restart while readers hold it).
+    fn create(path: &std::path::Path, append: bool) -> DiskProbe {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(path).expect("probe file");
+        if !append {
+            file.write_all(&vec![0u8; 4096 * Self::BLOCKS as usize]).expect("probe file");
+        }
+        file.sync_all().expect("probe file");
+        DiskProbe { file, block: vec![0x5a; 4096], append }
+    }
+
+    fn flush(&self, i: u32) {
+        use std::os::unix::fs::FileExt;
+        let block = if self.append { i } else { i % Self::BLOCKS };
+        self.file.write_all_at(&self.block, u64::from(block) * 4096).expect("probe write");
+        self.file.sync_data().expect("probe flush");
+    }
+}
+
 /// The hub as its own process, pinned to CPU 1 (`SYNC_BENCH_SPLIT_CPUS`).
 struct HubProcess {
     url: String,
@@ -275,6 +320,7 @@ fn main() {
         vec![(100, false, false), (1000, false, false), (100, true, false), (1000, true, false), (1000, true, true)]
     };
     let mut ratios = Vec::new();
+    let unit = if std::env::var_os("SYNC_BENCH_DISK_PROBE").is_some() { "disk flushes" } else { "scans" };
     for (batch, record, feed) in cases {
         let (took, mut latencies, mut quiet, fed) = drain(scans, batch, record, feed);
         let rate = f64::from(scans) / took.as_secs_f64();
@@ -282,7 +328,7 @@ fn main() {
             "—".to_owned()
         } else {
             let s = stats::summarize(&mut latencies);
-            format!("{} scans, p50 {} ms, p99 {} ms, max {} ms", s.samples, stats::ms(s.p50), stats::ms(s.p99), stats::ms(s.max))
+            format!("{} {unit}, p50 {} ms, p99 {} ms, max {} ms", s.samples, stats::ms(s.p50), stats::ms(s.p99), stats::ms(s.max))
         };
         let recording = if feed {
             let q = stats::summarize(&mut quiet);
@@ -290,7 +336,7 @@ fn main() {
             ratios.push(d.p99.as_secs_f64() / q.p99.as_secs_f64());
             format!(
                 "{recording}; + feed pulls every 20 ms ({fed} scans of other stations merged); quiet before the drain: \
-                 {} scans, p50 {} ms, p99 {} ms",
+                 {} {unit}, p50 {} ms, p99 {} ms",
                 q.samples,
                 stats::ms(q.p50),
                 stats::ms(q.p99)
@@ -303,6 +349,7 @@ fn main() {
     if ratios.len() > 1 {
         ratios.sort_by(f64::total_cmp);
         let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-        println!("recording p99 during the drain / quiet p99, {} runs: {} (median {:.2})", ratios.len(), shown.join(", "), ratios[ratios.len() / 2]);
+        let what = if std::env::var_os("SYNC_BENCH_DISK_PROBE").is_some() { "disk probe (no scans)" } else { "recording" };
+        println!("{what} p99 during the drain / quiet p99, {} runs: {} (median {:.2})", ratios.len(), shown.join(", "), ratios[ratios.len() / 2]);
     }
 }
