@@ -18,26 +18,16 @@ use badgestation::station::sync::{LearnSettings, RecorderLink, SyncEngine, SyncE
 
 use crate::common;
 use crate::fakehub::FakeHub;
-use crate::fleet::{MASTER, Recording, Station, settings, start_hub};
+use crate::fleet::{MASTER, PEOPLE, Recording, Station, settings, start_hub, write_people};
 
-const PEOPLE: [(&str, &str, &str); 3] =
-    [("1001", "Zelda Quintessa", "Finance"), ("1002", "Yorick Pemberton", "Operations"), ("A-77", "Xanthe Marlowe", "Finance")];
-
-/// Writes a roster workbook with these people.
-fn write_people(path: &Path, people: &[(&str, &str, &str)]) {
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
-    for (col, header) in ["Legacy ID", "Full Name", "SL L1 Desc", "Position Desc", "Email"].iter().enumerate() {
-        sheet.write_string(0, col as u16, *header).unwrap();
-    }
-    for (row, (id, name, unit)) in people.iter().enumerate() {
-        let row = row as u32 + 1;
-        sheet.write_string(row, 0, *id).unwrap();
-        sheet.write_string(row, 1, *name).unwrap();
-        sheet.write_string(row, 2, *unit).unwrap();
-        sheet.write_string(row, 3, "Staff").unwrap();
-    }
-    workbook.save(path).unwrap();
+/// Writes `people` to `file` and imports it at the hub whose database is
+/// `hub_db`, as an admin does (`badgestation hub roster import FILE
+/// --database DB`), from `dir`.
+fn import_at_hub(dir: &Path, file: &Path, hub_db: &Path, people: &[(&str, &str, &str)]) -> std::process::Output {
+    write_people(file, people);
+    let mut cmd = common::command(dir);
+    cmd.args(["hub", "roster", "import"]).arg(file).arg("--database").arg(hub_db);
+    common::run(&mut cmd)
 }
 
 /// Learning on: roster and feed, the feed kept in `dir`.
@@ -105,10 +95,7 @@ fn roster_imported_at_the_hub_reaches_two_stations_with_304_when_unchanged() {
     let hub_db = dir.path().join("hub.db");
     let hub = start_hub(&hub_db);
     let file = dir.path().join("employee.xlsx");
-    write_people(&file, &PEOPLE);
-    let mut cmd = common::command(dir.path());
-    cmd.args(["hub", "roster", "import"]).arg(&file).arg("--database").arg(&hub_db);
-    let out = common::run(&mut cmd);
+    let out = import_at_hub(dir.path(), &file, &hub_db, &PEOPLE);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(common::stdout(&out).contains("imported 3 people"), "{}", common::stdout(&out));
 
@@ -135,10 +122,7 @@ fn roster_imported_at_the_hub_reaches_two_stations_with_304_when_unchanged() {
     }
 
     // A new roster at the hub: the heartbeat answer names it, and the next pull brings it.
-    write_people(&file, &PEOPLE[..2]);
-    let mut cmd = common::command(dir.path());
-    cmd.args(["hub", "roster", "import"]).arg(&file).arg("--database").arg(&hub_db);
-    assert!(common::run(&mut cmd).status.success());
+    assert!(import_at_hub(dir.path(), &file, &hub_db, &PEOPLE[..2]).status.success());
     let mut rec = Recording::default();
     a.engine.heartbeat(&mut rec).unwrap();
     assert!(a.engine.pulls_due().0, "the heartbeat said the roster changed");
@@ -273,11 +257,7 @@ fn roster_pull_sync_and_status_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let hub_db = dir.path().join("hub.db");
     let hub = start_hub(&hub_db);
-    let file = dir.path().join("people.xlsx");
-    write_people(&file, &PEOPLE);
-    let mut cmd = common::command(dir.path());
-    cmd.args(["hub", "roster", "import"]).arg(&file).arg("--database").arg(&hub_db);
-    assert!(common::run(&mut cmd).status.success());
+    assert!(import_at_hub(dir.path(), &dir.path().join("people.xlsx"), &hub_db, &PEOPLE).status.success());
 
     let data = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -322,11 +302,7 @@ fn the_running_station_learns_at_start_and_names_the_other_gate() {
     let dir = tempfile::tempdir().unwrap();
     let hub_db = dir.path().join("hub.db");
     let hub = start_hub(&hub_db);
-    let file = dir.path().join("people.xlsx");
-    write_people(&file, &PEOPLE);
-    let mut cmd = common::command(dir.path());
-    cmd.args(["hub", "roster", "import"]).arg(&file).arg("--database").arg(&hub_db);
-    assert!(common::run(&mut cmd).status.success());
+    assert!(import_at_hub(dir.path(), &dir.path().join("people.xlsx"), &hub_db, &PEOPLE).status.success());
     let now = badgestation::clock::format_utc_millis(&chrono::Utc::now());
     let event = serde_json::json!({"idempotency_key": "main-gate-0000001", "badge_id": "1001",
         "station_name": "Main Gate", "scanned_at": now, "scan_source": "badge"});

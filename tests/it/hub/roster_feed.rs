@@ -4,27 +4,7 @@
 
 use super::*;
 
-/// Writes a one-sheet roster workbook: `Legacy ID`, `Full Name`, `SL L1 Desc`,
-/// `Position Desc`, `Email`, one row per `(id, name, unit)`.
-pub fn write_people(path: &Path, people: &[(&str, &str, &str)]) {
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
-    for (col, header) in ["Legacy ID", "Full Name", "SL L1 Desc", "Position Desc", "Email"].iter().enumerate() {
-        sheet.write_string(0, col as u16, *header).unwrap();
-    }
-    for (row, (id, name, unit)) in people.iter().enumerate() {
-        let row = row as u32 + 1;
-        sheet.write_string(row, 0, *id).unwrap();
-        sheet.write_string(row, 1, *name).unwrap();
-        sheet.write_string(row, 2, *unit).unwrap();
-        sheet.write_string(row, 3, "Staff").unwrap();
-    }
-    workbook.save(path).unwrap();
-}
-
-/// People whose names must never appear on a public route.
-pub const PEOPLE: [(&str, &str, &str); 3] =
-    [("1001", "Zelda Quintessa", "Finance"), ("1002", "Yorick Pemberton", "Operations"), ("A-77", "Xanthe Marlowe", "Finance")];
+pub use crate::fleet::{PEOPLE, write_people};
 
 impl TestHub {
     fn put_roster(&self, key: &str, bytes: &[u8], query: &str) -> Reply {
