@@ -618,11 +618,72 @@ const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, statio
 const COPY_BATCH: &str = "COPY scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
      matched, legacy_id, meta, received_at, cleared_at) FROM STDIN (FORMAT binary)";
 
-/// The column types of [`COPY_BATCH`], in its order.
-const COPY_TYPES: [tokio_postgres::types::Type; 11] = {
-    use tokio_postgres::types::Type;
-    [Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::BOOL, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]
-};
+/// The rows of [`COPY_BATCH`] in PostgreSQL's binary `COPY` format, in one
+/// buffer sized up front: the signature, flags and an empty header
+/// extension; per row the field count, then each field as its length and
+/// its bytes (`-1` for NULL); a `-1` trailer. The columns are `bytea`,
+/// `text` and one `bool`, whose binary forms are their bytes, their UTF-8
+/// and one byte (0 or 1).
+///
+/// Why not the driver's `BinaryCopyInWriter`: it checks and encodes each
+/// field through `ToSql` one at a time and sends every 4 KiB, which was
+/// about a fifth of the hub's CPU at batch 100 (BENCHMARKS.md); this writes
+/// the same bytes.
+fn copy_rows(c: &Columns<'_>, now: &str) -> axum::body::Bytes {
+    const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+    const FIELDS: i16 = 11;
+    fn put(buf: &mut Vec<u8>, value: Option<&[u8]>) {
+        match value {
+            // A field is at most a few KiB (API.md's limits), far below i32::MAX.
+            Some(bytes) => {
+                buf.extend_from_slice(&i32::try_from(bytes.len()).unwrap_or(i32::MAX).to_be_bytes());
+                buf.extend_from_slice(bytes);
+            }
+            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    let text = |v: Option<&str>| v.map_or(0, str::len);
+    let size = SIGNATURE.len()
+        + 8
+        + 2
+        + (0..c.keys.len())
+            .map(|at| {
+                2 + 4 * usize::from(FIELDS.unsigned_abs())
+                    + c.keys[at].len()
+                    + c.badge[at].len()
+                    + c.station[at].len()
+                    + c.scanned_at[at].len()
+                    + text(c.business_unit[at])
+                    + c.scan_source[at].len()
+                    + 1
+                    + text(c.legacy_id[at])
+                    + text(c.meta[at])
+                    + now.len()
+                    + text(c.cleared[at].then_some(now))
+            })
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(size);
+    buf.extend_from_slice(SIGNATURE);
+    buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
+    buf.extend_from_slice(&0i32.to_be_bytes()); // header extension: none
+    for at in 0..c.keys.len() {
+        buf.extend_from_slice(&FIELDS.to_be_bytes());
+        put(&mut buf, Some(&c.keys[at]));
+        put(&mut buf, Some(c.badge[at].as_bytes()));
+        put(&mut buf, Some(c.station[at].as_bytes()));
+        put(&mut buf, Some(c.scanned_at[at].as_bytes()));
+        put(&mut buf, c.business_unit[at].map(str::as_bytes));
+        put(&mut buf, Some(c.scan_source[at].as_bytes()));
+        put(&mut buf, Some(&[u8::from(c.matched[at])]));
+        put(&mut buf, c.legacy_id[at].map(str::as_bytes));
+        put(&mut buf, c.meta[at].map(str::as_bytes));
+        put(&mut buf, Some(now.as_bytes()));
+        put(&mut buf, c.cleared[at].then_some(now.as_bytes()));
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    debug_assert_eq!(buf.len(), size, "the COPY buffer was sized exactly");
+    axum::body::Bytes::from(buf)
+}
 
 /// The names the batch's stations were renamed to.
 const RENAMES: &str = "SELECT old_name, new_name FROM station_renames WHERE old_name = ANY($1::text[])";
@@ -677,28 +738,11 @@ async fn copy_all(
     // COMMIT (or the request's own) answers only once the scans are committed.
     client.batch_execute(if in_transaction { "SAVEPOINT copy_batch" } else { "BEGIN" }).await?;
     let copied = async {
-        let sink = client.copy_in(statement).await?;
-        let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &COPY_TYPES));
-        for at in 0..c.keys.len() {
-            let cleared = c.cleared[at].then_some(now);
-            writer
-                .as_mut()
-                .write(&[
-                    &c.keys[at],
-                    &c.badge[at],
-                    &c.station[at],
-                    &c.scanned_at[at],
-                    &c.business_unit[at],
-                    &c.scan_source[at],
-                    &c.matched[at],
-                    &c.legacy_id[at],
-                    &c.meta[at],
-                    &now,
-                    &cleared,
-                ])
-                .await?;
-        }
-        writer.finish().await
+        use futures_util::SinkExt;
+        let rows = copy_rows(c, now);
+        let mut sink = std::pin::pin!(client.copy_in::<_, axum::body::Bytes>(statement).await?);
+        sink.as_mut().send(rows).await?;
+        sink.finish().await
     }
     .await;
     match copied {
@@ -2026,6 +2070,55 @@ mod tests {
         }
         assert_ne!(encode_key(&hex64.to_uppercase()), encode_key(&hex64), "upper-case hex is another key");
         assert_eq!(decode_key(&encode_key(&hex64.to_uppercase())), hex64.to_uppercase());
+    }
+
+    /// The binary `COPY` stream, byte by byte: header, one row with every
+    /// optional field NULL and not cleared, one with all fields and cleared,
+    /// trailer. Rows come in key order, whatever the batch's order.
+    #[test]
+    fn copy_rows_writes_postgresql_binary_copy_format() {
+        let scan = |key: &str, full: bool| NewScan {
+            idempotency_key: key.to_owned(),
+            badge_id: "42".to_owned(),
+            station_name: "Gate".to_owned(),
+            scanned_at: "2026-11-21T10:15:30.123Z".to_owned(),
+            business_unit: full.then(|| "Ops".to_owned()),
+            scan_source: "badge".to_owned(),
+            matched: full,
+            legacy_id: full.then(|| "L1".to_owned()),
+            meta: full.then(|| "{}".to_owned()),
+            cleared: full,
+        };
+        let items = vec![BatchItem::Scan(scan("key-bbbbbbbb", true)), BatchItem::Scan(scan("key-aaaaaaaa", false))];
+        let (c, _, _) = columns(&items);
+        let now = "2026-11-21T10:16:00.000Z";
+        let bytes = copy_rows(&c, now);
+
+        let mut expected: Vec<u8> = b"PGCOPY\n\xff\r\n\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        let field = |out: &mut Vec<u8>, value: Option<&[u8]>| match value {
+            Some(v) => {
+                out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]),
+        };
+        for (key, full) in [("key-aaaaaaaa", false), ("key-bbbbbbbb", true)] {
+            expected.extend_from_slice(&11i16.to_be_bytes());
+            field(&mut expected, Some(&encode_key(key)));
+            field(&mut expected, Some(b"42"));
+            field(&mut expected, Some(b"Gate"));
+            field(&mut expected, Some(b"2026-11-21T10:15:30.123Z"));
+            field(&mut expected, full.then_some(b"Ops".as_slice()));
+            field(&mut expected, Some(b"badge"));
+            field(&mut expected, Some(&[u8::from(full)]));
+            field(&mut expected, full.then_some(b"L1".as_slice()));
+            field(&mut expected, full.then_some(b"{}".as_slice()));
+            field(&mut expected, Some(now.as_bytes()));
+            field(&mut expected, full.then_some(now.as_bytes()));
+        }
+        expected.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(bytes.as_ref(), expected.as_slice());
     }
 
     #[test]
