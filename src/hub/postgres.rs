@@ -631,57 +631,43 @@ const COPY_BATCH: &str = "COPY scans (idempotency_key, badge_id, station_name, s
 /// the same bytes.
 fn copy_rows(c: &Columns<'_>, now: &str) -> axum::body::Bytes {
     const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-    const FIELDS: i16 = 11;
-    fn put(buf: &mut Vec<u8>, value: Option<&[u8]>) {
-        match value {
-            // A field is at most a few KiB (API.md's limits), far below i32::MAX.
-            Some(bytes) => {
-                buf.extend_from_slice(&i32::try_from(bytes.len()).unwrap_or(i32::MAX).to_be_bytes());
-                buf.extend_from_slice(bytes);
-            }
-            None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-    }
-    let text = |v: Option<&str>| v.map_or(0, str::len);
-    let size = SIGNATURE.len()
-        + 8
-        + 2
-        + (0..c.keys.len())
-            .map(|at| {
-                2 + 4 * usize::from(FIELDS.unsigned_abs())
-                    + c.keys[at].len()
-                    + c.badge[at].len()
-                    + c.station[at].len()
-                    + c.scanned_at[at].len()
-                    + text(c.business_unit[at])
-                    + c.scan_source[at].len()
-                    + 1
-                    + text(c.legacy_id[at])
-                    + text(c.meta[at])
-                    + now.len()
-                    + text(c.cleared[at].then_some(now))
-            })
-            .sum::<usize>();
+    // The fields of row `at`, in COPY_BATCH's column order.
+    let row = |at: usize| -> [Option<&[u8]>; 11] {
+        [
+            Some(&c.keys[at]),
+            Some(c.badge[at].as_bytes()),
+            Some(c.station[at].as_bytes()),
+            Some(c.scanned_at[at].as_bytes()),
+            c.business_unit[at].map(str::as_bytes),
+            Some(c.scan_source[at].as_bytes()),
+            Some(if c.matched[at] { &[1] } else { &[0] }),
+            c.legacy_id[at].map(str::as_bytes),
+            c.meta[at].map(str::as_bytes),
+            Some(now.as_bytes()),
+            c.cleared[at].then_some(now.as_bytes()),
+        ]
+    };
+    let rows = 0..c.keys.len();
+    let size = SIGNATURE.len() + 8 + 2 + rows.clone().map(|at| 2 + row(at).iter().map(|f| 4 + f.map_or(0, <[u8]>::len)).sum::<usize>()).sum::<usize>();
     let mut buf = Vec::with_capacity(size);
     buf.extend_from_slice(SIGNATURE);
     buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension: none
-    for at in 0..c.keys.len() {
-        buf.extend_from_slice(&FIELDS.to_be_bytes());
-        put(&mut buf, Some(&c.keys[at]));
-        put(&mut buf, Some(c.badge[at].as_bytes()));
-        put(&mut buf, Some(c.station[at].as_bytes()));
-        put(&mut buf, Some(c.scanned_at[at].as_bytes()));
-        put(&mut buf, c.business_unit[at].map(str::as_bytes));
-        put(&mut buf, Some(c.scan_source[at].as_bytes()));
-        put(&mut buf, Some(&[u8::from(c.matched[at])]));
-        put(&mut buf, c.legacy_id[at].map(str::as_bytes));
-        put(&mut buf, c.meta[at].map(str::as_bytes));
-        put(&mut buf, Some(now.as_bytes()));
-        put(&mut buf, c.cleared[at].then_some(now.as_bytes()));
+    for at in rows {
+        let fields = row(at);
+        buf.extend_from_slice(&(fields.len() as i16).to_be_bytes());
+        for field in fields {
+            match field {
+                // A field is at most a few KiB (API.md's limits), far below i32::MAX.
+                Some(bytes) => {
+                    buf.extend_from_slice(&i32::try_from(bytes.len()).unwrap_or(i32::MAX).to_be_bytes());
+                    buf.extend_from_slice(bytes);
+                }
+                None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+            }
+        }
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
-    debug_assert_eq!(buf.len(), size, "the COPY buffer was sized exactly");
     axum::body::Bytes::from(buf)
 }
 
