@@ -29,6 +29,8 @@ use badgestation::hub::storage::{BatchItem, HubStorage, NewScan};
 use badgestation::hub::{Hub, HubConfig};
 use badgestation::model::Secret;
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/stats.rs"]
 mod stats;
 

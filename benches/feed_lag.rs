@@ -14,6 +14,8 @@
 //! Run: `cargo bench --bench feed_lag` (about 95 s). Under `cargo test` it
 //! runs 6 s with a 1 s pull interval to check that it works.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "support/stats.rs"]

@@ -12,6 +12,8 @@
 //! Without `--bench` (as `cargo test --all-targets` runs it) it does a 1k
 //! smoke run. BENCHMARKS.md records the results.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "support/stats.rs"]

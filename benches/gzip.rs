@@ -8,6 +8,8 @@
 //! Each figure is the median of the runs, on one thread.
 //! Results go in BENCHMARKS.md ("Bytes on the wire").
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/stats.rs"]
 mod stats;
 

@@ -44,6 +44,9 @@ use badgestation::model::Secret;
 use badgestation::hub::{Hub, HubConfig};
 use sha2::{Digest, Sha256};
 
+#[path = "support/allocator.rs"]
+mod allocator;
+
 const MASTER_KEY: &str = "bench-master-key-0123456789abcdef0123456789";
 
 fn env_usize(name: &str, default: usize) -> usize {

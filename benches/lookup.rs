@@ -11,6 +11,8 @@
 //! Run: `cargo bench --no-default-features --bench lookup`.
 //! BENCHMARKS.md records the results.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/stats.rs"]
 mod stats;
 

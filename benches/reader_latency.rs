@@ -16,6 +16,8 @@
 //! Run: `cargo bench --no-default-features --bench reader_latency`.
 //! BENCHMARKS.md records the results.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/stats.rs"]
 mod stats;
 

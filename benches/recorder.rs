@@ -11,6 +11,8 @@
 //! for 0 and 100k only). Prints p50/p90/p99/max per table size;
 //! BENCHMARKS.md records the results.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "support/stats.rs"]

@@ -36,6 +36,8 @@
 //! elsewhere (with key `SYNC_BENCH_HUB_KEY`) instead of a hub in this
 //! process — e.g. the old TrackAttendance API, to compare clients.
 
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 #[path = "support/stats.rs"]

@@ -12,6 +12,8 @@
 
 #[path = "../tests/it/faultproxy.rs"]
 mod faultproxy;
+#[path = "support/allocator.rs"]
+mod allocator;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
