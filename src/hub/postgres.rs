@@ -233,6 +233,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE VIEW archived_scans AS SELECT * FROM scans WHERE cleared_at IS NOT NULL;
     CREATE INDEX scans_received ON scans USING brin (received_at) WITH (autosummarize = on);
     "#,
+    // 6: the live scans without an index entry per stored scan. `scans_live` (a B-tree on the live
+    // rows' ids) cost every batch about a fifth of its ingest rate (BENCHMARKS.md, issue 11). What
+    // it served, reading only the live scans once a clear has archived most of the table, now
+    // comes from the live floor: every row whose id is at or below it is cleared, so the live
+    // reads (figures, board, export, clears) start above it on the primary key. A clear of all
+    // stations raises it (see `settled_max_id`); nothing else moves it. It stays in its own table
+    // so that `hub migrate` never carries it to a database whose ids are different.
+    r"
+    DROP INDEX scans_live;
+    CREATE TABLE live_floor (
+        one  boolean PRIMARY KEY DEFAULT true CHECK (one),
+        id   bigint NOT NULL
+    );
+    INSERT INTO live_floor (id) VALUES (0);
+    ",
 ];
 
 /// The schema version this build writes.
@@ -1000,6 +1015,45 @@ async fn state(c: &tokio_postgres::Client, key: &str) -> Result<Option<String>, 
     Ok(c.query_opt("SELECT value FROM hub_state WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
 }
 
+/// The live floor (migration 6): every scan with an id at or below it is
+/// cleared, so reads of the live scans look only above it.
+async fn live_floor(c: &tokio_postgres::Client) -> Result<i64, tokio_postgres::Error> {
+    Ok(c.query_one("SELECT id FROM live_floor", &[]).await?.get(0))
+}
+
+/// How long a clear of all stations waits for the batches still inserting
+/// before it gives up raising the live floor (and clears anyway).
+const FLOOR_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// The highest scan id once every batch still inserting has ended: a short
+/// transaction takes a `SHARE` lock on `scans`, which waits for every
+/// transaction that inserts (they hold `ROW EXCLUSIVE`) and holds new ones
+/// back for as long as one `max(id)` takes. Every row at or below the
+/// answer is then committed, so a clear that starts after this returns sees
+/// (and archives) all of them, and every row inserted later gets a higher id
+/// from the sequence. Row ids are handed out at insert, not at commit: the
+/// largest id committed so far is not enough, as a slower batch can still
+/// commit a lower one.
+///
+/// `None` when the batches in flight did not end within
+/// [`FLOOR_LOCK_WAIT`] (a stuck connection): the clear then leaves the floor
+/// where it is, which costs the next live reads time, not correctness.
+async fn settled_max_id(c: &mut deadpool_postgres::Object) -> Result<Option<i64>, tokio_postgres::Error> {
+    let tx = c.transaction().await?;
+    tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", FLOOR_LOCK_WAIT.as_millis())).await?;
+    match tx.batch_execute("LOCK TABLE scans IN SHARE MODE").await {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    let max: i64 = tx.query_one("SELECT coalesce(max(id), 0) FROM scans", &[]).await?.get(0);
+    tx.commit().await?;
+    Ok(Some(max))
+}
+
 /// Inserts or replaces a station's row ([`UPSERT_STATION`]).
 async fn upsert_station(c: &tokio_postgres::Client, row: &StationRow) -> Result<(), tokio_postgres::Error> {
     c.execute(
@@ -1258,14 +1312,16 @@ impl HubStorage for PostgresStorage {
         self.with_client(async |c| {
             // One snapshot, so the totals and the rows agree even while batches land.
             let tx = c.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
+            // Given as a value, not a subquery, so the planner knows how few rows lie above it.
+            let floor = live_floor(tx.client()).await?;
             let totals = tx
-                .query_one("SELECT count(*), count(DISTINCT badge_id) FROM scans WHERE cleared_at IS NULL", &[])
+                .query_one("SELECT count(*), count(DISTINCT badge_id) FROM scans WHERE cleared_at IS NULL AND id > $1", &[&floor])
                 .await?;
             let stations = tx
                 .query(
                     "SELECT station_name, count(*), count(DISTINCT badge_id), max(scanned_at) FROM scans \
-                     WHERE cleared_at IS NULL GROUP BY station_name ORDER BY station_name COLLATE \"C\"",
-                    &[],
+                     WHERE cleared_at IS NULL AND id > $1 GROUP BY station_name ORDER BY station_name COLLATE \"C\"",
+                    &[&floor],
                 )
                 .await?
                 .iter()
@@ -1274,13 +1330,13 @@ impl HubStorage for PostgresStorage {
             let business_units = tx
                 .query(
                     "WITH scanned AS (SELECT business_unit AS name, count(DISTINCT badge_id) AS n FROM scans \
-                                      WHERE cleared_at IS NULL AND business_unit IS NOT NULL AND business_unit <> '' \
-                                      GROUP BY business_unit), \
+                                      WHERE cleared_at IS NULL AND id > $1 AND business_unit IS NOT NULL \
+                                      AND business_unit <> '' GROUP BY business_unit), \
                           names AS (SELECT name FROM roster_units UNION SELECT name FROM scanned) \
                      SELECT names.name, coalesce(roster_units.registered, 0), coalesce(scanned.n, 0) FROM names \
                      LEFT JOIN roster_units ON roster_units.name = names.name \
                      LEFT JOIN scanned ON scanned.name = names.name ORDER BY names.name COLLATE \"C\"",
-                    &[],
+                    &[&floor],
                 )
                 .await?
                 .iter()
@@ -1289,8 +1345,8 @@ impl HubStorage for PostgresStorage {
             let unmatched = tx
                 .query_one(
                     "SELECT count(DISTINCT badge_id) FROM scans \
-                     WHERE cleared_at IS NULL AND (business_unit IS NULL OR business_unit = '')",
-                    &[],
+                     WHERE cleared_at IS NULL AND id > $1 AND (business_unit IS NULL OR business_unit = '')",
+                    &[&floor],
                 )
                 .await?;
             tx.commit().await?;
@@ -1306,18 +1362,26 @@ impl HubStorage for PostgresStorage {
 
     fn scan_count(&self) -> Result<u64> {
         self.with_client(async |c| {
-            Ok(count(c.query_one("SELECT count(*) FROM scans WHERE cleared_at IS NULL", &[]).await?.get(0)))
+            let floor = live_floor(c).await?;
+            Ok(count(c.query_one("SELECT count(*) FROM scans WHERE cleared_at IS NULL AND id > $1", &[&floor]).await?.get(0)))
         })
     }
 
     fn feed_after(&self, after_id: i64, limit: usize, live_only: bool) -> Result<Vec<BoardScan>> {
         self.with_client(async |c| {
-            let sql = if live_only {
-                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
-                 FROM scans WHERE cleared_at IS NULL AND id > $1 ORDER BY id LIMIT $2"
+            let (sql, after_id) = if live_only {
+                (
+                    "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                     FROM scans WHERE cleared_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+                    // Nothing at or below the floor is live: a rebuild after a clear starts above it.
+                    after_id.max(live_floor(c).await?),
+                )
             } else {
-                "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
-                 FROM scans WHERE id > $1 ORDER BY id LIMIT $2"
+                (
+                    "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
+                     FROM scans WHERE id > $1 ORDER BY id LIMIT $2",
+                    after_id,
+                )
             };
             Ok(c.query(sql, &[&after_id, &(limit as i64)]).await?.iter().map(feed_row).collect())
         })
@@ -1365,11 +1429,12 @@ impl HubStorage for PostgresStorage {
 
     fn export(&self, limit: u64) -> Result<Vec<ExportScan>> {
         self.with_client(async |c| {
+            let floor = live_floor(c).await?;
             let rows = c
                 .query(
                     "SELECT badge_id, legacy_id, station_name, scanned_at, matched, business_unit, scan_source FROM scans \
-                     WHERE cleared_at IS NULL ORDER BY scanned_at COLLATE \"C\", id LIMIT $1",
-                    &[&to_int(limit)],
+                     WHERE cleared_at IS NULL AND id > $2 ORDER BY scanned_at COLLATE \"C\", id LIMIT $1",
+                    &[&to_int(limit), &floor],
                 )
                 .await?;
             Ok(rows
@@ -1389,9 +1454,13 @@ impl HubStorage for PostgresStorage {
 
     fn clear(&self, station: Option<&str>, cleared_by: &str, now: &str) -> Result<ClearOutcome> {
         self.with_client(async |c| {
+            // A clear of all stations archives every live scan: first wait for the batches still
+            // inserting, so that the floor can rise to the highest id (see settled_max_id).
+            let settled = if station.is_none() { settled_max_id(c).await? } else { None };
             let tx = c.transaction().await?;
             // Clears on two replicas at once still get two distinct, increasing epochs.
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLEAR_LOCK]).await?;
+            let floor = live_floor(tx.client()).await?;
             let (clear_epoch, deleted) = if let Some(name) = station {
                 // The station's own epoch moves; the global one (which TrackAttendance
                 // kiosks watch) does not.
@@ -1403,8 +1472,8 @@ impl HubStorage for PostgresStorage {
                 let deleted = tx
                     .execute(
                         "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 \
-                         WHERE cleared_at IS NULL AND station_name = $3",
-                        &[&now, &epoch, &name],
+                         WHERE cleared_at IS NULL AND station_name = $3 AND id > $4",
+                        &[&now, &epoch, &name, &floor],
                     )
                     .await?;
                 tx.execute(
@@ -1417,8 +1486,16 @@ impl HubStorage for PostgresStorage {
             } else {
                 let epoch = next_epoch(state(tx.client(), "clear_epoch").await?.as_deref(), now);
                 let deleted = tx
-                    .execute("UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL", &[&now, &epoch])
+                    .execute(
+                        "UPDATE scans SET cleared_at = $1, cleared_epoch = $2 WHERE cleared_at IS NULL AND id > $3",
+                        &[&now, &epoch, &floor],
+                    )
                     .await?;
+                // This statement's snapshot began after every row up to `settled` had committed, so
+                // it archived them all. Never lowered: a concurrent clear may have raised it further.
+                if let Some(max) = settled {
+                    tx.execute("UPDATE live_floor SET id = greatest(id, $1)", &[&max]).await?;
+                }
                 set_state(tx.client(), "clear_epoch", &epoch).await?;
                 (epoch, deleted)
             };

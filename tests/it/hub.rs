@@ -1967,6 +1967,106 @@ mod postgres_only {
             pg::execute(&ta.url, "DELETE FROM scans WHERE idempotency_key = 'late-key-0001'");
         }
     }
+
+    /// The live floor (PostgreSQL's replacement for an index on the live
+    /// scans): a clear of all stations raises it only past batches that have
+    /// committed. A batch still inserting when the clear starts holds the
+    /// clear back until it commits (and is then archived with the rest); one
+    /// that outlasts the clear's wait leaves the floor where it was, and
+    /// commits live. Either way every live read (count, figures, board,
+    /// export) agrees with the table itself, and a per-station clear leaves
+    /// the floor alone.
+    ///
+    /// The slow batch holds the lock every inserting batch holds (`ROW
+    /// EXCLUSIVE` on `scans`) and inserts its row just before it commits: a
+    /// transaction that held an inserted row (a transaction id) open for
+    /// seconds would hold back the scan feed's horizon, which is
+    /// cluster-wide, for the feed tests running alongside.
+    #[test]
+    fn a_clear_raises_the_live_floor_only_past_committed_batches() {
+        use badgestation::hub::storage::{BatchItem, HubStorage, NewScan};
+        let Some(backend) = Backend::postgres() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(backend, dir.path());
+        let storage = PostgresStorage::open(&db.url, pool()).unwrap();
+        let now = "2026-11-21T10:16:00.000Z";
+        let scan = |key: &str, station: &str| {
+            BatchItem::Scan(NewScan {
+                idempotency_key: key.to_owned(),
+                badge_id: format!("badge-{key}"),
+                station_name: station.to_owned(),
+                scanned_at: "2026-11-21T10:15:30.123Z".to_owned(),
+                business_unit: None,
+                scan_source: "badge".to_owned(),
+                matched: false,
+                legacy_id: None,
+                meta: None,
+                cleared: false,
+            })
+        };
+        let ingest = |keys: &[&str], station: &str| {
+            storage.ingest(keys.iter().map(|k| scan(k, station)).collect(), None, now.to_owned()).unwrap();
+        };
+        let number = |sql: &str| pg::query_strings(&db.url, sql)[0].parse::<i64>().unwrap();
+        let floor = || number("SELECT id FROM badgestation.live_floor");
+        let truth = || number("SELECT count(*) FROM badgestation.scans WHERE cleared_at IS NULL") as u64;
+        let live_reads_agree = |expected: u64, context: &str| {
+            assert_eq!(truth(), expected, "{context}: live rows in the table");
+            assert_eq!(storage.scan_count().unwrap(), expected, "{context}: scan count");
+            assert_eq!(storage.stats().unwrap().total_scans, expected, "{context}: dashboard figures");
+            assert_eq!(storage.feed_after(0, 100, true).unwrap().len() as u64, expected, "{context}: board rebuild");
+            assert_eq!(storage.export(100).unwrap().len() as u64, expected, "{context}: export");
+        };
+
+        // A batch in flight, on a connection of its own.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (slow, connection) = runtime.block_on(tokio_postgres::connect(&db.url, tokio_postgres::NoTls)).unwrap();
+        runtime.spawn(connection);
+        let run = |sql: &str| runtime.block_on(slow.batch_execute(sql)).unwrap();
+        let begin_slow_batch = || run("BEGIN; LOCK TABLE badgestation.scans IN ROW EXCLUSIVE MODE");
+        let commit_slow_batch = |key: &str| {
+            run(&format!(
+                "INSERT INTO badgestation.scans (idempotency_key, badge_id, station_name, scanned_at, scan_source, \
+                 matched, received_at) VALUES ('{key}'::bytea, 'slow', 'Gate', '2026-11-21T10:15:31.000Z', 'badge', \
+                 false, '{now}'); COMMIT"
+            ));
+        };
+
+        ingest(&["key-0000000001", "key-0000000002"], "Gate");
+        begin_slow_batch();
+        ingest(&["key-0000000003"], "Gate");
+        std::thread::scope(|s| {
+            let clear = s.spawn(|| storage.clear(None, "test", now).unwrap());
+            std::thread::sleep(Duration::from_millis(500));
+            assert!(!clear.is_finished(), "the clear waits for the batch still inserting");
+            commit_slow_batch("slow-key-001");
+            assert_eq!(clear.join().unwrap().deleted, 4, "the slow batch committed first, so it is archived too");
+        });
+        let highest = number("SELECT max(id) FROM badgestation.scans");
+        assert_eq!(floor(), highest, "the floor rose to the highest id");
+        live_reads_agree(0, "after the clear");
+
+        // New scans land above the floor.
+        ingest(&["key-0000000004", "key-0000000005"], "Gate");
+        ingest(&["key-0000000006"], "Door");
+        live_reads_agree(3, "new scans");
+
+        // A station's clear archives its scans and leaves the floor alone.
+        assert_eq!(storage.clear(Some("Door"), "test", now).unwrap().deleted, 1);
+        assert_eq!(floor(), highest, "a per-station clear leaves the floor");
+        live_reads_agree(2, "after clearing Door");
+
+        // A batch that outlasts the clear's wait: the clear goes ahead without it and without raising
+        // the floor, and the batch then commits live and is counted.
+        begin_slow_batch();
+        ingest(&["key-0000000007"], "Gate");
+        let started = Instant::now();
+        assert_eq!(storage.clear(None, "test", now).unwrap().deleted, 3, "the committed live scans");
+        assert!(started.elapsed() >= Duration::from_secs(4), "it waited for the slow batch first");
+        assert_eq!(floor(), highest, "the floor stays where it was");
+        commit_slow_batch("slow-key-002");
+        live_reads_agree(1, "the slow batch committed after the clear");
+    }
 }
 
 /// Access (issue 14): dashboard keys, sessions, key management, enrolment.
