@@ -726,6 +726,13 @@ impl BatchStatements {
 /// [`INSERT_BATCH`]'s cost (no `unnest`, no `ON CONFLICT` pre-check, heap
 /// rows and WAL written in multi-row groups). A batch with a stored key pays
 /// the failed `COPY` once and then goes through [`INSERT_BATCH`].
+///
+/// Two round trips, not four: the driver sends requests in the order they
+/// are first polled and answers them in order, so `BEGIN` goes out with the
+/// start of the `COPY`, and `COMMIT` right behind its data. A `COMMIT` that
+/// arrives in a transaction the failed `COPY` aborted rolls it back (the
+/// server answers `ROLLBACK`, not an error), which is the rollback a failed
+/// `COPY` needs anyway.
 async fn copy_all(
     client: &tokio_postgres::Client,
     statement: &tokio_postgres::Statement,
@@ -733,37 +740,55 @@ async fn copy_all(
     now: &str,
     in_transaction: bool,
 ) -> Result<bool, tokio_postgres::Error> {
+    use futures_util::SinkExt;
+    use futures_util::future::join;
     // Never autocommit: the driver's `finish` returns at the COPY's CommandComplete, which the
     // server sends before the Sync that commits an implicit transaction, so a server stopped in
     // between (a fast shutdown) would have us answer 200 for scans it rolled back. An explicit
     // COMMIT (or the request's own) answers only once the scans are committed.
-    client.batch_execute(if in_transaction { "SAVEPOINT copy_batch" } else { "BEGIN" }).await?;
+    let rows = copy_rows(c, now);
+    let (opened, started) = join(
+        client.batch_execute(if in_transaction { "SAVEPOINT copy_batch" } else { "BEGIN" }),
+        client.copy_in::<_, axum::body::Bytes>(statement),
+    )
+    .await;
+    if in_transaction {
+        let copied = async {
+            opened?;
+            let mut sink = std::pin::pin!(started?);
+            sink.as_mut().feed(rows).await?;
+            sink.finish().await
+        }
+        .await;
+        // The request's own transaction is rolled back by its owner on any other error.
+        return match copied {
+            Ok(_) => client.batch_execute("RELEASE SAVEPOINT copy_batch").await.map(|()| true),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                client.batch_execute("ROLLBACK TO SAVEPOINT copy_batch").await.map(|()| false)
+            }
+            Err(e) => Err(e),
+        };
+    }
     let copied = async {
-        use futures_util::SinkExt;
-        let rows = copy_rows(c, now);
-        let mut sink = std::pin::pin!(client.copy_in::<_, axum::body::Bytes>(statement).await?);
-        sink.as_mut().send(rows).await?;
-        sink.finish().await
+        // A sink dropped unfinished aborts the COPY (CopyFail): nothing is sent outside BEGIN.
+        opened?;
+        let mut sink = std::pin::pin!(started?);
+        sink.as_mut().feed(rows).await?;
+        let (finished, committed) = join(sink.finish(), client.batch_execute("COMMIT")).await;
+        match (finished, committed) {
+            (Ok(_), Ok(())) => Ok(true),
+            // The COMMIT behind it rolled the failed COPY back.
+            (Err(e), Ok(())) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+        }
     }
     .await;
-    match copied {
-        Ok(_) => {
-            client.batch_execute(if in_transaction { "RELEASE SAVEPOINT copy_batch" } else { "COMMIT" }).await?;
-            Ok(true)
-        }
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            client.batch_execute(if in_transaction { "ROLLBACK TO SAVEPOINT copy_batch" } else { "ROLLBACK" }).await?;
-            Ok(false)
-        }
-        Err(e) => {
-            // Leave no open transaction on a connection that goes back to the pool (the
-            // request's own transaction is rolled back by its owner).
-            if !in_transaction {
-                let _ = client.batch_execute("ROLLBACK").await;
-            }
-            Err(e)
-        }
+    if copied.is_err() {
+        // Leave no open transaction on a connection that goes back to the pool (a COPY that
+        // never started, or a COMMIT that failed on a connection still alive).
+        let _ = client.batch_execute("ROLLBACK").await;
     }
+    copied
 }
 
 async fn store_scans(

@@ -1564,8 +1564,12 @@ mod postgres_only {
         assert_eq!(b.batch(&key, &[event("key-replica-hall", "42", "Hall")]).status, 200);
     }
 
-    /// Holds an ACCESS EXCLUSIVE lock on the scans table until dropped, on a
-    /// connection of its own.
+    /// Holds a SHARE lock on the scans table until dropped, on a connection
+    /// of its own: every batch waits for it (a batch writes under ROW
+    /// EXCLUSIVE). Not ACCESS EXCLUSIVE: that lock is logged for standbys and
+    /// so gives its transaction an id, which would hold back the scan feed of
+    /// every database on the cluster (`roster_feed::scan_feed_follows_server_cursors`
+    /// running alongside saw an empty page) for as long as the lock is held.
     struct TableLock {
         runtime: tokio::runtime::Runtime,
         client: Option<tokio_postgres::Client>,
@@ -1577,7 +1581,7 @@ mod postgres_only {
             let client = runtime.block_on(async {
                 let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(connection);
-                client.batch_execute("BEGIN; LOCK TABLE badgestation.scans IN ACCESS EXCLUSIVE MODE").await.unwrap();
+                client.batch_execute("BEGIN; LOCK TABLE badgestation.scans IN SHARE MODE").await.unwrap();
                 client
             });
             TableLock { runtime, client: Some(client) }
