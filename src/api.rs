@@ -328,6 +328,17 @@ pub mod limits {
         (out, changed)
     }
 
+    /// Whether [`clean_text`] would return `text` as it is: no control
+    /// characters, no space at either end, no two spaces in a row, at most
+    /// `max_chars` characters. Checking costs no allocation.
+    #[must_use]
+    pub fn is_clean(text: &str, max_chars: usize) -> bool {
+        text.len() == text.trim().len()
+            && !text.contains("  ")
+            && !text.chars().any(char::is_control)
+            && text.chars().count() <= max_chars
+    }
+
     /// Whether an identity field's length (in characters) is within `range`.
     #[must_use]
     pub fn chars_within(text: &str, range: &std::ops::RangeInclusive<usize>) -> bool {

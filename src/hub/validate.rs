@@ -8,15 +8,21 @@
 //! right or the whole request is refused (`400`); then each event is parsed
 //! on its own from its raw JSON text, so a malformed event is rejected alone
 //! and the rest of the batch still applies. The fast path deserialises an
-//! event straight into [`ScanUpload`]; only when that fails is the event
-//! parsed again as a generic value to say which field is wrong.
+//! event into [`EventIn`], whose strings borrow from the body, and takes
+//! `meta` as it was sent when it is already in the shape the hub stores
+//! ([`flat_meta`]); only when the event does not parse is it parsed again as
+//! a generic value to say which field is wrong, and only when `meta` needs
+//! cleaning is it built as a map. Both paths store the same values
+//! (`fast_and_slow_meta_agree` below).
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::storage::{BatchItem, NewScan};
-use crate::api::{BusinessUnitCount, Heartbeat, MAX_BATCH_EVENTS, ScanUpload, limits};
+use crate::api::{BusinessUnitCount, Heartbeat, MAX_BATCH_EVENTS, limits};
 use crate::clock::{format_utc_millis, parse_utc};
 
 /// At most this many business units in a roster summary.
@@ -111,15 +117,35 @@ pub fn parse_batch_cleaned(body: &[u8], station_of_key: Option<&str>) -> Result<
 /// How the reason for an event of another station than the key's begins.
 const FOREIGN_STATION: &str = "station_name: this API key belongs to station";
 
+/// One event of a batch as sent ([`crate::api::ScanUpload`]'s fields), its
+/// strings borrowed from the body where they hold no escapes, `meta` as its
+/// raw JSON text.
+#[derive(Deserialize)]
+struct EventIn<'a> {
+    #[serde(borrow)]
+    idempotency_key: Cow<'a, str>,
+    #[serde(borrow)]
+    badge_id: Cow<'a, str>,
+    #[serde(borrow)]
+    station_name: Cow<'a, str>,
+    #[serde(borrow)]
+    scanned_at: Cow<'a, str>,
+    #[serde(borrow, default)]
+    meta: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    business_unit: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    scan_source: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cleared: bool,
+}
+
 fn parse_event(raw: &str, station_of_key: Option<&str>) -> (BatchItem, bool) {
-    match serde_json::from_str::<ScanUpload>(raw) {
-        Ok(event) => {
-            let key = event.idempotency_key.clone();
-            match check_event(event, station_of_key) {
-                Ok((scan, cleaned)) => (BatchItem::Scan(scan), cleaned),
-                Err(reason) => (BatchItem::Rejected { idempotency_key: key, reason }, false),
-            }
-        }
+    match serde_json::from_str::<EventIn<'_>>(raw) {
+        Ok(event) => match check_event(&event, station_of_key) {
+            Ok((scan, cleaned)) => (BatchItem::Scan(scan), cleaned),
+            Err(reason) => (BatchItem::Rejected { idempotency_key: event.idempotency_key.into_owned(), reason }, false),
+        },
         Err(error) => {
             let (idempotency_key, reason) = diagnose_event(raw, &error);
             (BatchItem::Rejected { idempotency_key, reason }, false)
@@ -167,7 +193,13 @@ fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), Str
 /// reject it; its metadata is trimmed or cleaned instead (the `bool` says
 /// whether anything was), because a scan must never sink for a long
 /// business-unit name.
-fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<(NewScan, bool), String> {
+fn check_event(event: &EventIn<'_>, station_of_key: Option<&str>) -> Result<(NewScan, bool), String> {
+    // Checked first, as when `meta` was parsed with the event (then a wrong shape failed the parse).
+    let meta = match event.meta.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(text) if text.starts_with('{') => Some(text),
+        Some(_) => return Err("meta: must be an object or null".to_owned()),
+    };
     check_len("idempotency_key", &event.idempotency_key, *limits::KEY_CHARS.start(), *limits::KEY_CHARS.end())?;
     check_len("badge_id", &event.badge_id, *limits::BADGE_CHARS.start(), *limits::BADGE_CHARS.end())?;
     check_len("station_name", &event.station_name, *limits::STATION_CHARS.start(), *limits::STATION_CHARS.end())?;
@@ -188,33 +220,42 @@ fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<(NewSc
         return Err(format!("scanned_at: year {year} is out of range (1970 to 9999)"));
     }
     let mut cleaned = false;
-    let business_unit = event.business_unit.as_deref().and_then(|bu| {
-        let (text, changed) = limits::clean_text(bu, limits::BUSINESS_UNIT_CHARS);
-        cleaned |= changed;
-        (!text.is_empty()).then_some(text)
-    });
-    let scan_source = match event.scan_source.as_deref().map(|s| limits::clean_text(s, limits::SCAN_SOURCE_CHARS)) {
-        Some((s, changed)) if !s.is_empty() => {
-            cleaned |= changed;
-            s
+    let mut clean = |text: &str, max_chars: usize| {
+        if limits::is_clean(text, max_chars) {
+            return text.to_owned();
         }
+        let (text, changed) = limits::clean_text(text, max_chars);
+        cleaned |= changed;
+        text
+    };
+    let business_unit = event.business_unit.as_deref().map(|bu| clean(bu, limits::BUSINESS_UNIT_CHARS)).filter(|bu| !bu.is_empty());
+    let scan_source = match event.scan_source.as_deref().map(|s| clean(s, limits::SCAN_SOURCE_CHARS)) {
+        Some(s) if !s.is_empty() => s,
         _ => "manual".to_owned(),
     };
-    let (matched, legacy_id, meta) = match event.meta {
-        Some(meta) => {
-            let (meta, json, changed) = clean_meta(meta);
-            cleaned |= changed;
-            let matched = meta.get("matched").and_then(Value::as_bool).unwrap_or(false);
-            let legacy_id = meta.get("legacy_id").and_then(Value::as_str).map(str::to_owned);
-            (matched, legacy_id, Some(json))
+    let (matched, legacy_id, meta) = match meta {
+        Some(text) => {
+            let meta = if let Some(flat) = flat_meta(text) {
+                flat
+            } else {
+                let map: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("meta: not valid JSON ({e})"))?;
+                let (map, json, changed) = clean_meta(map);
+                cleaned |= changed;
+                StoredMeta {
+                    matched: map.get("matched").and_then(Value::as_bool).unwrap_or(false),
+                    legacy_id: map.get("legacy_id").and_then(Value::as_str).map(str::to_owned),
+                    json,
+                }
+            };
+            (meta.matched, meta.legacy_id, Some(meta.json))
         }
         None => (false, None, None),
     };
     Ok((
         NewScan {
-            idempotency_key: event.idempotency_key,
-            badge_id: event.badge_id,
-            station_name: event.station_name,
+            idempotency_key: event.idempotency_key.as_ref().to_owned(),
+            badge_id: event.badge_id.as_ref().to_owned(),
+            station_name: event.station_name.as_ref().to_owned(),
             // Truncated to milliseconds: the unit stations store and the unit duplicates compare in.
             scanned_at: format_utc_millis(&scanned_at),
             business_unit,
@@ -226,6 +267,101 @@ fn check_event(event: ScanUpload, station_of_key: Option<&str>) -> Result<(NewSc
         },
         cleaned,
     ))
+}
+
+/// What the hub keeps of `meta`: its compact JSON text (keys in order, as a
+/// map serialises them) and the two fields it reads.
+#[derive(Debug, PartialEq, Eq)]
+struct StoredMeta {
+    matched: bool,
+    legacy_id: Option<String>,
+    json: String,
+}
+
+/// The keys of a flat `meta` object and their values' raw JSON text.
+struct FlatEntries<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FlatEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = FlatEntries<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4).min(limits::META_KEYS));
+                // A key with escapes is not a `&str` of the body: an error here, the map path then.
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(FlatEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
+/// `meta` as the hub stores it, read straight from its text when it needs
+/// no cleaning: at most [`limits::META_KEYS`] distinct keys of at most
+/// [`limits::META_KEY_CHARS`] characters, no escapes, and values that are
+/// clean strings, booleans, null or plain integers, [`limits::META_BYTES`]
+/// in all. That is what stations and kiosks send. The JSON is then written
+/// from the sorted entries exactly as [`clean_meta`] writes the map (the
+/// texts need no escaping, and such an integer or literal is written as it
+/// reads). `None` when anything needs the map path.
+fn flat_meta(text: &str) -> Option<StoredMeta> {
+    let FlatEntries(mut entries) = serde_json::from_str(text).ok()?;
+    if entries.len() > limits::META_KEYS {
+        return None;
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut json = String::with_capacity(text.len());
+    json.push('{');
+    let mut previous: Option<&str> = None;
+    let (mut matched, mut legacy_id) = (false, None);
+    for (key, value) in entries {
+        // Sorted: a repeated key sits next to its twin (the map keeps the last one; so does the map path).
+        if previous == Some(key) || key.chars().count() > limits::META_KEY_CHARS {
+            return None;
+        }
+        previous = Some(key);
+        let raw = value.get();
+        match raw.as_bytes().first()? {
+            b'"' => {
+                let inner = raw.get(1..raw.len() - 1)?;
+                if inner.contains('\\') || !limits::is_clean(inner, limits::META_VALUE_CHARS) {
+                    return None;
+                }
+                if key == "legacy_id" {
+                    legacy_id = Some(inner.to_owned());
+                }
+            }
+            b't' | b'f' | b'n' => matched |= key == "matched" && raw == "true",
+            _ if plain_integer(raw) => {}
+            // Nested values, fractions and exponents: the map path writes them as it reads them.
+            _ => return None,
+        }
+        if json.len() > 1 {
+            json.push(',');
+        }
+        json.push('"');
+        json.push_str(key);
+        json.push_str("\":");
+        json.push_str(raw);
+    }
+    json.push('}');
+    (json.len() <= limits::META_BYTES).then_some(StoredMeta { matched, legacy_id, json })
+}
+
+/// An integer that a JSON value reads and writes back as the same text:
+/// `0`, or an optional minus and up to 18 digits without a leading zero.
+fn plain_integer(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    !digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" && raw == "0" || !digits.starts_with('0'))
 }
 
 /// Makes `meta` fit API.md's shape instead of refusing the scan: keys over
@@ -442,6 +578,91 @@ mod tests {
         match item {
             BatchItem::Scan(s) => s,
             BatchItem::Rejected { reason, .. } => panic!("expected a scan, got a rejection: {reason}"),
+        }
+    }
+
+    /// The slow path's answer for a `meta` text: the map, cleaned.
+    fn slow_meta(text: &str) -> (StoredMeta, bool) {
+        let (map, json, changed) = clean_meta(serde_json::from_str(text).unwrap());
+        let matched = map.get("matched").and_then(Value::as_bool).unwrap_or(false);
+        let legacy_id = map.get("legacy_id").and_then(Value::as_str).map(str::to_owned);
+        (StoredMeta { matched, legacy_id, json }, changed)
+    }
+
+    /// `meta` read straight from its text stores exactly what the map path
+    /// stores, and is used for what stations and kiosks send (compact, and
+    /// with Python's `", "` and `": "` separators, keys in any order); every
+    /// text that needs cleaning, or that a map would write differently,
+    /// goes the map path.
+    #[test]
+    fn fast_and_slow_meta_agree() {
+        let taken = [
+            r#"{"legacy_id":"4000001","local_id":7,"matched":true}"#,
+            r#"{"matched": true, "legacy_id": "L42", "local_id": 7}"#,
+            r#"{ "matched" : false , "legacy_id" : null }"#,
+            r#"{"local_id":-12,"zero":0,"big":999999999999999999,"none":null,"ok":false}"#,
+            r#"{"name":"Zoë Ærø 東京","url":"https://x/y"}"#,
+            "{}",
+        ];
+        let refused = [
+            r#"{"nested":{"a":1}}"#,
+            r#"{"list":[1,2]}"#,
+            r#"{"quote":"say \"hi\""}"#,
+            r#"{"tab":"a\tb"}"#,
+            r#"{"k\u0065y":"escaped key"}"#,
+            r#"{"float":1.0}"#,
+            r#"{"exp":1e3}"#,
+            r#"{"minus_zero":-0}"#,
+            r#"{"long_int":1234567890123456789}"#,
+            r#"{"dup":1,"dup":2}"#,
+            r#"{"spaces":"a  b"}"#,
+            r#"{"edge":" a"}"#,
+            r#"{"edge":"a\u00a0"}"#,
+            "{\"edge\":\"a \"}",
+        ];
+        let long_key = format!(r#"{{"{}":1}}"#, "k".repeat(65));
+        let long_value = format!(r#"{{"v":"{}"}}"#, "v".repeat(513));
+        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i:02}"), Value::from(i))).collect();
+        let many = Value::Object(many).to_string();
+        let heavy: Map<String, Value> = (0..20).map(|i| (format!("k{i}"), Value::from("y".repeat(510)))).collect();
+        let heavy = Value::Object(heavy).to_string();
+        for text in taken {
+            let fast = flat_meta(text).unwrap_or_else(|| panic!("{text} should be read as it is"));
+            let (slow, changed) = slow_meta(text);
+            assert!(!changed, "{text}");
+            assert_eq!(fast, slow, "{text}");
+        }
+        for text in refused.iter().copied().chain([long_key.as_str(), &long_value, &many, &heavy]) {
+            assert_eq!(flat_meta(text), None, "{text} must go the map path");
+        }
+        assert_eq!(flat_meta(taken[1]).unwrap().legacy_id.as_deref(), Some("L42"));
+        assert!(flat_meta(taken[1]).unwrap().matched);
+        // The same through a whole batch: the event's stored meta is the map path's.
+        for text in taken.iter().chain(&refused) {
+            let s = scan(one(&format!(r#"{{"meta":{text}}}"#)));
+            let (slow, _) = slow_meta(text);
+            assert_eq!((s.meta.as_deref(), s.matched, s.legacy_id), (Some(slow.json.as_str()), slow.matched, slow.legacy_id), "{text}");
+        }
+    }
+
+    /// A TrackAttendance kiosk's batch as Python's `json.dumps` writes it
+    /// (a space after every `:` and `,`) reads like a compact one.
+    #[test]
+    fn python_separators_read_like_compact_json() {
+        let body = br#"{"events": [{"idempotency_key": "key-0001", "badge_id": "42", "station_name": "Gate", "scanned_at": "2026-11-21T10:15:30.123Z", "meta": {"matched": true, "legacy_id": "L42", "local_id": 7}, "business_unit": "Ops", "scan_source": "badge"}]}"#;
+        let s = scan(parse_batch(body, None).unwrap().remove(0));
+        assert_eq!(s.meta.as_deref(), Some(r#"{"legacy_id":"L42","local_id":7,"matched":true}"#));
+        assert!(s.matched);
+        assert_eq!((s.legacy_id.as_deref(), s.business_unit.as_deref(), s.scan_source.as_str()), (Some("L42"), Some("Ops"), "badge"));
+    }
+
+    /// `limits::is_clean` says "unchanged" exactly when `clean_text` changes
+    /// nothing: the hub skips cleaning only for text that needs none.
+    #[test]
+    fn is_clean_matches_clean_text() {
+        let long = ["x".repeat(10), "x".repeat(11)];
+        for text in ["Ops", "Ops North", "", " Ops", "Ops ", "Ops  North", "Ops\tNorth", "Ops\u{0}", "\u{a0}Ops", "Ops\u{85}", "Zoë Ærø", &long[0], &long[1]] {
+            assert_eq!(limits::is_clean(text, 10), !limits::clean_text(text, 10).1, "{text:?}");
         }
     }
 
