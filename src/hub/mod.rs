@@ -12,14 +12,15 @@
 //! ```text
 //!  stations ──HTTP──▶ hyper + axum (tokio worker threads "hub"; header/idle timeout)
 //!                      log → time limit → body limit → [key check → rate limit] → handler
-//!                                                                            │ spawn_blocking
-//!                                                                            ▼
-//!                                              validate (parse batch) → HubStorage
-//!                                                                            │ bounded queue
-//!                                                                            ▼
-//!                          SQLite: "hub-sqlite-writer" thread, batches atomic, group commit
-//!                          PostgreSQL: deadpool of tokio-postgres connections ("hub-pg" runtime),
-//!                                      one INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING per batch
+//!                                                                            │
+//!                     SQLite: spawn_blocking → validate (parse batch) → HubStorage::ingest
+//!                             → bounded queue → "hub-sqlite-writer" thread, batches atomic,
+//!                             group commit
+//!                 PostgreSQL: validate (on a blocking thread above 64 KiB) → a task on this
+//!                             runtime (HubStorage::ingest_async): deadpool of tokio-postgres
+//!                             connections, BEGIN + binary COPY + COMMIT in two round trips
+//!                             (INSERT … ON CONFLICT DO NOTHING when a key is stored already);
+//!                             every other route blocks on the "hub-pg" runtime
 //! ```
 //!
 //! * [`Hub::start`] binds, opens the database and serves on its own tokio

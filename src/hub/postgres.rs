@@ -49,6 +49,7 @@
 //! rolled back, and is replaced by a new one on the next request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::future::Future;
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ use super::storage::{
     StationKey, StationRow, StationScans, Stats,
     StorageError, Stored, StoredRequest, UnitScans, batch_response,
 };
-use super::storage::{FeedPage, RosterReplaced, StoredRoster, roster_keys};
+use super::storage::{FeedPage, IngestFuture, RosterReplaced, StoredRoster, roster_keys};
 use crate::api::FeedScan;
 use crate::model::Person;
 use crate::api::{BusinessUnitCount, ExportScan, Heartbeat};
@@ -915,6 +916,23 @@ async fn judge_batch(
 }
 
 impl PostgresStorage {
+    /// Stores a batch, trying again after a lock conflict (see `transient`).
+    /// Runs on any tokio runtime: the pooled connections' own tasks run on
+    /// the runtime that opened them.
+    async fn ingest_retrying(&self, items: &[BatchItem], request_key: Option<&RequestKey>, now: &str) -> Result<IngestOutcome> {
+        let mut attempt = 1;
+        loop {
+            match self.ingest_once(items, request_key, now).await? {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) if transient(&e) && attempt < TRANSIENT_ATTEMPTS => {
+                    tracing::debug!(error = %describe(&e), attempt, "batch hit a lock conflict; retrying");
+                    attempt += 1;
+                }
+                Err(e) => return Err(StorageError::from(e)),
+            }
+        }
+    }
+
     async fn ingest_once(
         &self,
         items: &[BatchItem],
@@ -1252,19 +1270,15 @@ impl HubStorage for PostgresStorage {
     }
 
     fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome> {
-        self.block_on(async {
-            let mut attempt = 1;
-            loop {
-                match self.ingest_once(&items, request_key.as_ref(), &now).await? {
-                    Ok(outcome) => return Ok(outcome),
-                    Err(e) if transient(&e) && attempt < TRANSIENT_ATTEMPTS => {
-                        tracing::debug!(error = %describe(&e), attempt, "batch hit a lock conflict; retrying");
-                        attempt += 1;
-                    }
-                    Err(e) => return Err(StorageError::from(e)),
-                }
-            }
-        })
+        self.block_on(self.ingest_retrying(&items, request_key.as_ref(), &now))
+    }
+
+    fn async_ingest(&self) -> bool {
+        true
+    }
+
+    fn ingest_async(self: Arc<Self>, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> IngestFuture {
+        Box::pin(async move { self.ingest_retrying(&items, request_key.as_ref(), &now).await })
     }
 
     fn purge_request_keys(&self, before: &str) -> Result<u64> {

@@ -29,6 +29,7 @@
 //!   and tests are deterministic.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::api::{BatchResponse, BusinessUnitCount, EventResult, EventStatus, ExportScan, FeedScan, Heartbeat};
 use crate::model::Person;
@@ -183,6 +184,9 @@ pub struct RequestKey {
     /// SHA-256 of the request body (hex).
     pub body_sha256: String,
 }
+
+/// What [`HubStorage::ingest_async`] returns.
+pub type IngestFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<IngestOutcome>> + Send + 'static>>;
 
 /// What [`HubStorage::ingest`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -457,7 +461,7 @@ pub enum Redeemed {
 }
 
 /// The hub's database. Synchronous; call it off the async threads.
-pub trait HubStorage: Send + Sync {
+pub trait HubStorage: Send + Sync + 'static {
     /// A short name for logs: `sqlite`, `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -477,6 +481,26 @@ pub trait HubStorage: Send + Sync {
     /// request order and so are the results in the response. Owned, so a
     /// backend can hand the batch to a writer thread without copying it.
     fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome>;
+
+    /// Whether [`HubStorage::ingest_async`] is the backend's own async code
+    /// (PostgreSQL, whose driver is async) rather than [`HubStorage::ingest`]
+    /// on a blocking thread. The batch route then stores a batch on its own
+    /// runtime, without handing it to a blocking thread and back.
+    fn async_ingest(&self) -> bool {
+        false
+    }
+
+    /// [`HubStorage::ingest`] as a future. The caller runs it as a task of
+    /// its own (`tokio::spawn`), so that a client hanging up cannot drop it
+    /// halfway through a transaction. By default, `ingest` on tokio's
+    /// blocking pool.
+    fn ingest_async(self: Arc<Self>, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> IngestFuture {
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || self.ingest(items, request_key, now))
+                .await
+                .map_err(|join| StorageError::Backend(format!("the batch task failed: {join}")))?
+        })
+    }
 
     /// Forgets `Idempotency-Key` responses stored before `before`. Returns how
     /// many.

@@ -163,6 +163,19 @@ fn badges(feed: &api::ScanFeed) -> Vec<&str> {
     feed.scans.iter().map(|s| s.badge_id.as_str()).collect()
 }
 
+/// Waits until the feed (without a cursor) serves `count` scans. On
+/// PostgreSQL it serves only scans below the oldest transaction still running
+/// anywhere on the server (README), and the tests running alongside create
+/// databases all the time, each in a transaction of its own: a scan just
+/// stored may wait a moment to be served. It is never served out of order.
+fn wait_until_served(hub: &TestHub, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while feed(hub, "").scans.len() < count {
+        assert!(std::time::Instant::now() < deadline, "the feed never served {count} scans");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The scan feed serves each live scan once, in the hub's order, after the
 /// cursor it issued: pages of `limit` with `more`, nothing new → nothing,
 /// later batches only; cleared scans are not served; badge, station and
@@ -176,6 +189,7 @@ fn scan_feed_follows_server_cursors(backend: Backend) {
     assert!(first.scans.is_empty() && !first.more);
     hub.batch(MASTER, &[event("key-feed-0001", "1001", "Main Gate"), event("key-feed-0002", "1002", "Main Gate")]);
     hub.batch(MASTER, &[event("key-feed-0003", "1003", "Side Door")]);
+    wait_until_served(&hub, 3);
 
     let page = feed(&hub, &format!("?after={}&limit=2", first.cursor));
     assert_eq!((badges(&page), page.more), (vec!["1001", "1002"], true));
@@ -191,6 +205,7 @@ fn scan_feed_follows_server_cursors(backend: Backend) {
     assert_eq!(badges(&feed(&hub, "?after=x9:garbage")), vec!["1001", "1002", "1003"], "a foreign cursor starts over");
 
     hub.batch(MASTER, &[event("key-feed-0004", "1004", "Main Gate")]);
+    wait_until_served(&hub, 4);
     let clear = hub.request(
         "DELETE",
         "/v1/admin/clear-station?station=Side%20Door",
