@@ -8,9 +8,9 @@
 //! right or the whole request is refused (`400`); then each event is parsed
 //! on its own from its raw JSON text, so a malformed event is rejected alone
 //! and the rest of the batch still applies. The fast path deserialises an
-//! event into [`EventIn`], whose strings borrow from the body, and takes
+//! event into `EventIn`, whose strings borrow from the body, and takes
 //! `meta` as it was sent when it is already in the shape the hub stores
-//! ([`flat_meta`]); only when the event does not parse is it parsed again as
+//! (`flat_meta`); only when the event does not parse is it parsed again as
 //! a generic value to say which field is wrong, and only when `meta` needs
 //! cleaning is it built as a map. Both paths store the same values
 //! (`fast_and_slow_meta_agree` below).
