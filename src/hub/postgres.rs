@@ -6,7 +6,10 @@
 //! blocking pool), so this backend owns a small tokio runtime of its own
 //! (`hub-pg` threads) that drives the connections, and each trait call
 //! blocks on its future there. The CLI (`hub key`, `hub migrate`) uses the
-//! same code without a runtime of its own.
+//! same code without a runtime of its own. Batch uploads, the hot path, skip
+//! that hop: [`HubStorage::ingest_async`] runs the same async code as a task
+//! on the hub's own runtime, and a connection the pool opens there is driven
+//! there (a pooled connection works from either runtime).
 //!
 //! **Stateless replicas:** everything a replica needs lives in the database:
 //! scans, clear epochs, heartbeats, keys, the roster summary and the
