@@ -343,6 +343,28 @@ fn the_same_batch_twice_stores_nothing_the_second_time(backend: Backend) {
     assert_eq!(hub.scan_count(), 3);
 }
 
+/// The largest batch a station may send (2000 events, about 700 KB: parsed
+/// off the request's thread, see `INLINE_PARSE_BYTES`) is stored whole, with
+/// a result for every event in order, and once: sent again, every event is
+/// a duplicate.
+fn a_full_size_batch_is_stored_whole_and_once(backend: Backend) {
+    let hub = start(backend);
+    let events: Vec<Value> =
+        (0..api::MAX_BATCH_EVENTS).map(|i| event(&format!("key-full-{i:05}"), &format!("{}", 50_000 + i), "Gate")).collect();
+    assert!(json!({ "events": &events }).to_string().len() > 256 * 1024, "the body must be a large one");
+    let first = hub.batch(MASTER, &events);
+    assert_eq!(first.status, 200, "{}", &first.text()[..first.text().len().min(300)]);
+    let n = api::MAX_BATCH_EVENTS as u64;
+    assert_eq!(counts(&first), (n, 0, 0));
+    let results = first.json()["results"].clone();
+    let keys: Vec<&str> = results.as_array().unwrap().iter().map(|r| r["idempotency_key"].as_str().unwrap()).collect();
+    let sent: Vec<String> = (0..api::MAX_BATCH_EVENTS).map(|i| format!("key-full-{i:05}")).collect();
+    assert_eq!(keys, sent, "one result per event, in request order");
+    assert_eq!(hub.scan_count(), n);
+    assert_eq!(counts(&hub.batch(MASTER, &events)), (0, n, 0));
+    assert_eq!(hub.scan_count(), n);
+}
+
 /// A batch that mixes new keys with stored ones (sorted among them, so a
 /// bulk write that stops at the first stored key has already written some)
 /// saves exactly the new ones, once, with and without an Idempotency-Key
@@ -1387,6 +1409,7 @@ conformance! {
     every_keyed_route_refuses_missing_and_wrong_keys,
     station_keys_are_limited_to_their_station_and_stop_when_revoked,
     the_same_batch_twice_stores_nothing_the_second_time,
+    a_full_size_batch_is_stored_whole_and_once,
     a_batch_of_new_and_stored_keys_saves_exactly_the_new_ones,
     a_bad_event_among_good_ones_is_rejected_alone,
     a_key_with_other_content_is_a_conflict_not_a_duplicate,
