@@ -52,8 +52,8 @@
 //! rolled back, and is replaced by a new one on the next request.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};

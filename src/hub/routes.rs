@@ -915,6 +915,16 @@ enum BatchStep {
     Failed { events: u64, error: StorageError },
 }
 
+impl BatchStep {
+    /// What storing a batch of `events` ended with.
+    fn stored(events: u64, result: Result<IngestOutcome, StorageError>) -> Self {
+        match result {
+            Ok(outcome) => BatchStep::Done(outcome),
+            Err(error) => BatchStep::Failed { events, error },
+        }
+    }
+}
+
 /// Bodies up to this size are parsed on the request's own thread (about a
 /// third of a millisecond for 100 events); larger ones on a blocking thread,
 /// so that one upload of 2000 events does not hold up the requests that
@@ -1006,10 +1016,7 @@ async fn batch(
             Ok(Ok((items, request_key))) => {
                 let events = items.len() as u64;
                 let stored = tokio::spawn(state.storage.clone().ingest_async(items, request_key, now_text())).await;
-                stored.map(|result| match result {
-                    Ok(outcome) => BatchStep::Done(outcome),
-                    Err(error) => BatchStep::Failed { events, error },
-                })
+                stored.map(|result| BatchStep::stored(events, result))
             }
             Ok(Err(nothing)) => Ok(nothing.into()),
             Err(join) => Err(join),
@@ -1020,10 +1027,7 @@ async fn batch(
         tokio::task::spawn_blocking(move || match prepare_batch(&body, &caller, request_key) {
             Ok((items, request_key)) => {
                 let events = items.len() as u64;
-                match st.storage.ingest(items, request_key, now_text()) {
-                    Ok(outcome) => BatchStep::Done(outcome),
-                    Err(error) => BatchStep::Failed { events, error },
-                }
+                BatchStep::stored(events, st.storage.ingest(items, request_key, now_text()))
             }
             Err(nothing) => nothing.into(),
         })

@@ -239,13 +239,9 @@ fn check_event(event: &EventIn<'_>, station_of_key: Option<&str>) -> Result<(New
                 flat
             } else {
                 let map: Map<String, Value> = serde_json::from_str(text).map_err(|e| format!("meta: not valid JSON ({e})"))?;
-                let (map, json, changed) = clean_meta(map);
+                let (meta, changed) = clean_meta(map);
                 cleaned |= changed;
-                StoredMeta {
-                    matched: map.get("matched").and_then(Value::as_bool).unwrap_or(false),
-                    legacy_id: map.get("legacy_id").and_then(Value::as_str).map(str::to_owned),
-                    json,
-                }
+                meta
             };
             (meta.matched, meta.legacy_id, Some(meta.json))
         }
@@ -367,9 +363,10 @@ fn plain_integer(raw: &str) -> bool {
 /// Makes `meta` fit API.md's shape instead of refusing the scan: keys over
 /// 64 characters are dropped, at most 20 keys are kept, nested values become
 /// their JSON text, strings are cleaned and cut to 512 characters, and while
-/// the whole is over 10 KB the longest string is cut in half. Returns the
-/// cleaned map and its JSON text (serialised once, not again for storage).
-fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, String, bool) {
+/// the whole is over 10 KB the longest string is cut in half. Returns what
+/// is stored of it (its JSON text serialised once, and the two fields the
+/// hub reads) and whether anything was changed.
+fn clean_meta(meta: Map<String, Value>) -> (StoredMeta, bool) {
     let mut changed = false;
     let mut out = Map::new();
     for (key, value) in meta {
@@ -410,7 +407,9 @@ fn clean_meta(meta: Map<String, Value>) -> (Map<String, Value>, String, bool) {
             _ => break,
         }
     }
-    (out, json, changed)
+    let matched = out.get("matched").and_then(Value::as_bool).unwrap_or(false);
+    let legacy_id = out.get("legacy_id").and_then(Value::as_str).map(str::to_owned);
+    (StoredMeta { matched, legacy_id, json }, changed)
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, BodyError> {
@@ -583,10 +582,7 @@ mod tests {
 
     /// The slow path's answer for a `meta` text: the map, cleaned.
     fn slow_meta(text: &str) -> (StoredMeta, bool) {
-        let (map, json, changed) = clean_meta(serde_json::from_str(text).unwrap());
-        let matched = map.get("matched").and_then(Value::as_bool).unwrap_or(false);
-        let legacy_id = map.get("legacy_id").and_then(Value::as_str).map(str::to_owned);
-        (StoredMeta { matched, legacy_id, json }, changed)
+        clean_meta(serde_json::from_str(text).unwrap())
     }
 
     /// `meta` read straight from its text stores exactly what the map path
