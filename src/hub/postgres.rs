@@ -92,6 +92,7 @@ const TRANSIENT_ATTEMPTS: u32 = 3;
 const MIGRATION_LOCK: i64 = 0x4253_4831_0001;
 const CLEAR_LOCK: i64 = 0x4253_4831_0002;
 const ROSTER_LOCK: i64 = 0x4253_4831_0003;
+const FEED_LOCK: i64 = 0x4253_4831_0004;
 
 /// Schema migrations: `MIGRATIONS[i]` takes version `i` to `i + 1`, each in
 /// one transaction. Never edit one that has shipped.
@@ -419,6 +420,14 @@ async fn migrate(config: &Config, database: &str) -> Result<()> {
                 .await?;
             tx.commit().await?;
             tracing::info!(version = index + 1, "hub database schema migrated");
+        }
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {SCHEMA}.hub_state (key, value) VALUES ('{FEED_IDENTITY}', {NEW_FEED_IDENTITY}) ON CONFLICT DO NOTHING"
+            ))
+            .await?;
+        if client.query_one(FEED_AHEAD, &[]).await?.get::<_, bool>(0) {
+            renumber_restored_feed(&mut client).await?;
         }
         client.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
         Ok(Ok(()))
@@ -995,11 +1004,70 @@ impl PostgresStorage {
     }
 }
 
-/// The PostgreSQL backend's feed cursors: `p1:<xid8>:<row id>`.
-const FEED_CURSOR_PREFIX: &str = "p1:";
+/// The PostgreSQL backend's feed cursors: `p2:<feed identity>:<xid8>:<row id>`.
+/// (`p1:`, without the identity, was issued before the identity existed; it
+/// is foreign now, so a station holding one starts again at its recent
+/// scans, once.)
+const FEED_CURSOR_PREFIX: &str = "p2:";
 
-fn parse_feed_cursor(cursor: &str) -> Option<(String, i64)> {
-    let (xid, id) = cursor.strip_prefix(FEED_CURSOR_PREFIX)?.split_once(':')?;
+/// The `hub_state` key of the feed's identity: 16 random hex digits, made
+/// when a hub first opens the database and again when its feed is renumbered
+/// ([`renumber_restored_feed`]). Cursors carry it, so a cursor from another
+/// database (the source of a `hub migrate`, which does not copy it) or from
+/// before a renumbering is foreign.
+const FEED_IDENTITY: &str = "feed_identity";
+/// How often [`HubStorage::scan_feed`] starts again when the feed was renumbered meanwhile.
+const FEED_ATTEMPTS: usize = 3;
+const NEW_FEED_IDENTITY: &str = "substr(md5(gen_random_uuid()::text), 1, 16)";
+
+/// Whether a stored scan carries a transaction id this server has not
+/// assigned yet. That never happens to scans this cluster stored (each
+/// committed before the snapshot, so below its `xmax`); it means the database
+/// was restored from a dump, or copied by logical replication, into a cluster
+/// whose transaction ids are behind the old one's. New scans would then sort
+/// before the old ones, behind cursors already handed out, and never be served
+/// to those stations. One statement, one snapshot; the feed index finds the
+/// largest id.
+const FEED_AHEAD: &str = "SELECT coalesce((SELECT ingest_xid FROM scans ORDER BY ingest_xid DESC LIMIT 1) \
+     >= pg_snapshot_xmax(pg_current_snapshot()), false)";
+
+/// Gives every stored scan's feed order the row order ([`FEED_AHEAD`]: the
+/// database came from a cluster ahead of this one), and the feed a new
+/// identity, so that every cursor issued before starts again at the recent
+/// scans. Under an advisory lock, checked again once held: of replicas that
+/// notice at once, one renumbers. Scans stored meanwhile keep their place
+/// (any whose transaction id is already taken becomes 0 too, after the old
+/// ones in row order). Returns how many scans were renumbered.
+async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<Option<u64>, tokio_postgres::Error> {
+    let started = std::time::Instant::now();
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&FEED_LOCK]).await?;
+    if !tx.query_one(FEED_AHEAD, &[]).await?.get::<_, bool>(0) {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let scans = tx.execute("UPDATE scans SET ingest_xid = '0' WHERE ingest_xid <> '0'", &[]).await?;
+    tx.batch_execute(&format!(
+        "INSERT INTO hub_state (key, value) VALUES ('{FEED_IDENTITY}', {NEW_FEED_IDENTITY}) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    ))
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(
+        scans,
+        seconds = started.elapsed().as_secs_f64(),
+        "the hub database holds scans stored under transaction ids this PostgreSQL server has not reached: it was \
+         restored from a dump, or copied by logical replication, into another cluster. The scan feed now serves the \
+         stored scans in row order, before every scan stored from now on, and stations start their feed again at \
+         their recent scans; nothing else changes"
+    );
+    Ok(Some(scans))
+}
+
+/// A cursor's transaction id and row id, when `identity` issued it.
+fn parse_feed_cursor(cursor: &str, identity: &str) -> Option<(String, i64)> {
+    let rest = cursor.strip_prefix(FEED_CURSOR_PREFIX)?.strip_prefix(identity)?.strip_prefix(':')?;
+    let (xid, id) = rest.split_once(':')?;
     let xid: u64 = xid.parse().ok()?;
     Some((xid.to_string(), id.parse().ok()?))
 }
@@ -1740,56 +1808,79 @@ impl HubStorage for PostgresStorage {
         })
     }
 
-    #[allow(clippy::similar_names)] // start_xid and start_id: a transaction id and a row id, named alike on purpose
+    #[allow(clippy::similar_names)] // from_xid and from_row: a transaction id and a row id, named alike on purpose
     fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
         let limit = to_int(limit.max(1));
-        let after = after.and_then(parse_feed_cursor);
-        self.with_client(async |c| {
-            let (from_xid, from_row) = match after {
-                Some(cursor) => cursor,
-                None => c
-                    .query_opt(
-                        "SELECT ingest_xid::text, id FROM scans WHERE received_at < $1 ORDER BY id DESC LIMIT 1",
-                        &[&received_since],
+        self.block_on(async {
+            let mut c = self.client().await?;
+            // Again only when another replica renumbered the feed while this call read it: once, in practice.
+            for _ in 0..FEED_ATTEMPTS {
+                let check = c
+                    .query_one(&format!("SELECT ({FEED_AHEAD}), (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY}')"), &[])
+                    .await?;
+                if check.get::<_, bool>(0) {
+                    renumber_restored_feed(&mut c).await?;
+                    continue;
+                }
+                let identity: String = check.get::<_, Option<String>>(1).unwrap_or_default();
+                let (from_xid, from_row) = match after.and_then(|a| parse_feed_cursor(a, &identity)) {
+                    Some(cursor) => cursor,
+                    None => c
+                        .query_opt(
+                            "SELECT ingest_xid::text, id FROM scans WHERE received_at < $1 ORDER BY id DESC LIMIT 1",
+                            &[&received_since],
+                        )
+                        .await?
+                        .map_or_else(|| ("0".to_owned(), 0), |r| (r.get(0), r.get(1))),
+                };
+                // One statement, one snapshot: the horizon, the identity and the rows agree. Every
+                // transaction below the horizon has ended, so nothing can commit below it later.
+                let rows = c
+                    .query(
+                        &format!(
+                            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x, \
+                             (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY}') AS identity) \
+                             SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_name, s.scanned_at, h.x::text, h.identity \
+                             FROM h LEFT JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
+                             WHERE (ingest_xid, id) > ($1::text::xid8, $2) AND ingest_xid < h.x AND cleared_at IS NULL \
+                             ORDER BY ingest_xid, id LIMIT $3) s ON true"
+                        ),
+                        &[&from_xid, &from_row, &(limit + 1)],
                     )
-                    .await?
-                    .map_or_else(|| ("0".to_owned(), 0), |r| (r.get(0), r.get(1))),
-            };
-            // One statement, one snapshot: the horizon and the rows agree. Every transaction below
-            // the horizon has ended, so nothing can commit below it later.
-            let rows = c
-                .query(
-                    "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) \
-                     SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_name, s.scanned_at, h.x::text \
-                     FROM h LEFT JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
-                     WHERE (ingest_xid, id) > ($1::text::xid8, $2) AND ingest_xid < h.x AND cleared_at IS NULL \
-                     ORDER BY ingest_xid, id LIMIT $3) s ON true",
-                    &[&from_xid, &from_row, &(limit + 1)],
-                )
-                .await?;
-            let horizon: String = rows.first().map(|r| r.get(5)).unwrap_or_default();
-            let mut scans = Vec::new();
-            let mut last: Option<(String, i64)> = None;
-            let mut more = false;
-            for r in &rows {
-                let Some(id) = r.get::<_, Option<i64>>(1) else { continue };
-                if scans.len() as i64 == limit {
-                    more = true;
-                    break;
+                    .await?;
+                if rows.first().and_then(|r| r.get::<_, Option<String>>(6)).unwrap_or_default() != identity {
+                    // Renumbered by another replica in between: the cursor meant other rows. Again.
+                    continue;
                 }
-                last = Some((r.get(0), id));
-                scans.push(FeedScan { badge_id: r.get(2), station_name: r.get(3), scanned_at: r.get(4) });
+                let horizon: String = rows.first().map(|r| r.get(5)).unwrap_or_default();
+                let mut scans = Vec::new();
+                let mut last: Option<(String, i64)> = None;
+                let mut more = false;
+                for r in &rows {
+                    let Some(id) = r.get::<_, Option<i64>>(1) else { continue };
+                    if scans.len() as i64 == limit {
+                        more = true;
+                        break;
+                    }
+                    last = Some((r.get(0), id));
+                    scans.push(FeedScan { badge_id: r.get(2), station_name: r.get(3), scanned_at: r.get(4) });
+                }
+                let cursor = match last {
+                    Some((xid, id)) if more => (xid, id),
+                    // Everything below the horizon was read: continue at it, never behind where we were.
+                    _ => {
+                        let h: u64 = horizon.parse().unwrap_or(0);
+                        let at: u64 = from_xid.parse().unwrap_or(0);
+                        if h > at { (horizon, 0) } else { last.unwrap_or((from_xid, from_row)) }
+                    }
+                };
+                let cursor = format!("{FEED_CURSOR_PREFIX}{identity}:{}:{}", cursor.0, cursor.1);
+                return Ok(FeedPage { scans, cursor, more });
             }
-            let cursor = match last {
-                Some((xid, id)) if more => (xid, id),
-                // Everything below the horizon was read: continue at it, never behind where we were.
-                _ => {
-                    let h: u64 = horizon.parse().unwrap_or(0);
-                    let at: u64 = from_xid.parse().unwrap_or(0);
-                    if h > at { (horizon, 0) } else { last.unwrap_or((from_xid, from_row)) }
-                }
-            };
-            Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{}:{}", cursor.0, cursor.1), more })
+            Err(StorageError::Backend(format!(
+                "the scan feed was renumbered {FEED_ATTEMPTS} times while it was read (see the warnings before this); \
+                 the station asks again at its next pull"
+            )))
         })
     }
 
@@ -1873,7 +1964,11 @@ impl HubStorage for PostgresStorage {
             let pairs = async |sql: &str| -> Result<Vec<(String, String)>, tokio_postgres::Error> {
                 Ok(c.query(sql, &[]).await?.iter().map(|r| (r.get(0), r.get(1))).collect())
             };
-            let state = pairs(&format!("SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' ORDER BY key")).await?;
+            // Neither the copy's own cursors nor the feed's identity: the target's feed is another feed.
+            let state = pairs(&format!(
+                "SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' AND key <> '{FEED_IDENTITY}' ORDER BY key"
+            ))
+            .await?;
             let station_epochs = pairs("SELECT station_name, clear_epoch FROM station_epochs ORDER BY station_name").await?;
             let roster_units = c
                 .query("SELECT name, registered FROM roster_units ORDER BY name", &[])

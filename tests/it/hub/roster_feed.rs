@@ -231,6 +231,71 @@ fn scan_feed_follows_server_cursors(backend: Backend) {
     assert!(ext.contains(&api::EXT_ROSTER) && ext.contains(&api::EXT_SCAN_FEED), "{root}");
 }
 
+/// A cursor issued by another hub database (here: another identity in an
+/// otherwise valid PostgreSQL cursor, as the source of a `hub migrate`
+/// would issue) is foreign: the feed starts over at the recent scans instead
+/// of reading the numbers as this database's.
+#[test]
+fn a_postgres_cursor_from_another_database_starts_over() {
+    let Some(backend) = Backend::postgres() else { return };
+    let hub = start(backend);
+    hub.batch(MASTER, &[event("key-feed-id-1", "2001", "Main Gate"), event("key-feed-id-2", "2002", "Main Gate")]);
+    wait_until_served(&hub, 2);
+    let caught_up = feed(&hub, "").cursor;
+    assert!(feed(&hub, &format!("?after={caught_up}")).scans.is_empty(), "its own cursor: nothing new");
+    let parts: Vec<&str> = caught_up.split(':').collect();
+    assert_eq!(parts.len(), 4, "p2:<identity>:<xid>:<id>: {caught_up}");
+    let other = format!("{}:0123456789abcdef:{}:{}", parts[0], parts[2], parts[3]);
+    assert_eq!(badges(&feed(&hub, &format!("?after={other}"))), vec!["2001", "2002"], "another database's cursor starts over");
+}
+
+/// A database restored from a dump (or copied by logical replication) into a
+/// cluster whose transaction ids are behind the old one's: its scans carry
+/// ids this server has not reached, and so does every cursor the stations
+/// hold. Simulated by moving the stored scans' ids, and a cursor, 10^12
+/// ahead. Without the renumbering, scans stored after the move sort before
+/// the old ones and behind the stations' cursors: never served to them, and
+/// the old scans are above the horizon, served to nobody. With it: the old
+/// cursor starts over, every scan is served in order, later cursors work as
+/// before, and a hub opening such a database renumbers it at start.
+#[test]
+fn a_postgres_database_restored_behind_in_transaction_ids_keeps_its_feed() {
+    let Some(backend) = Backend::postgres() else { return };
+    let hub = start(backend);
+    hub.batch(MASTER, &[event("key-restore-1", "3001", "Main Gate"), event("key-restore-2", "3002", "Side Door")]);
+    wait_until_served(&hub, 2);
+    let before = feed(&hub, "").cursor;
+    let parts: Vec<&str> = before.split(':').collect();
+    assert_eq!(parts.len(), 4, "p2:<identity>:<xid>:<id>: {before}");
+    let ahead = |xid: &str| (xid.parse::<u64>().unwrap() + 1_000_000_000_000).to_string();
+    let restore = "UPDATE badgestation.scans SET ingest_xid = (ingest_xid::text::numeric + 1000000000000)::text::xid8";
+    crate::pg::execute(&hub.database, restore);
+    let station_cursor = format!("{}:{}:{}:{}", parts[0], parts[1], ahead(parts[2]), parts[3]);
+
+    hub.batch(MASTER, &[event("key-restore-3", "3003", "Main Gate")]);
+    let page = feed(&hub, &format!("?after={station_cursor}"));
+    assert_eq!(badges(&page), vec!["3001", "3002", "3003"], "the station's old cursor starts over, in order");
+    assert_ne!(page.cursor.split(':').nth(1), Some(parts[1]), "a new identity: {} after {before}", page.cursor);
+    assert_eq!(badges(&feed(&hub, "")), vec!["3001", "3002", "3003"]);
+
+    hub.batch(MASTER, &[event("key-restore-4", "3004", "Side Door")]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut next = feed(&hub, &format!("?after={}", page.cursor));
+    while next.scans.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        next = feed(&hub, &format!("?after={}", page.cursor));
+    }
+    assert_eq!(badges(&next), vec!["3004"], "later cursors go on as before");
+
+    // The same move again, then a hub opening the database: renumbered at start.
+    crate::pg::execute(&hub.database, restore);
+    let pool = badgestation::hub::postgres::PoolOptions::default();
+    drop(badgestation::hub::postgres::PostgresStorage::open(&hub.database, pool).unwrap());
+    let moved = crate::pg::query_strings(&hub.database, "SELECT count(*) FROM badgestation.scans WHERE ingest_xid <> '0'");
+    assert_eq!(moved, ["0"], "every stored scan is in row order now");
+    assert_eq!(badges(&feed(&hub, "")), vec!["3001", "3002", "3003", "3004"]);
+}
+
 conformance! {
     roster_upload_is_served_with_an_etag_and_304_when_unchanged,
     public_routes_expose_no_names,
