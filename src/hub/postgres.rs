@@ -61,7 +61,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Config, NoTls};
 
 use super::storage::{
-    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, KeyKind,
+    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, FEED_IDENTITY_KEY, HubStorage, HubTables, IngestOutcome, KeyKind,
     NewScan, RawScan, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind,
     StationKey, StationRow, StationScans, Stats,
     StorageError, Stored, StoredRequest, UnitScans, batch_response,
@@ -1010,12 +1010,10 @@ impl PostgresStorage {
 /// scans, once.)
 const FEED_CURSOR_PREFIX: &str = "p2:";
 
-/// The `hub_state` key of the feed's identity: 16 random hex digits, made
-/// when a hub first opens the database and again when its feed is renumbered
-/// ([`renumber_restored_feed`]). Cursors carry it, so a cursor from another
-/// database (the source of a `hub migrate`, which does not copy it) or from
-/// before a renumbering is foreign.
-const FEED_IDENTITY: &str = "feed_identity";
+/// The feed's identity ([`FEED_IDENTITY_KEY`]), here also made anew when the
+/// feed is renumbered ([`renumber_restored_feed`]): a cursor from before is
+/// foreign then too.
+const FEED_IDENTITY: &str = FEED_IDENTITY_KEY;
 /// How often [`HubStorage::scan_feed`] starts again when the feed was renumbered meanwhile.
 const FEED_ATTEMPTS: usize = 3;
 const NEW_FEED_IDENTITY: &str = "substr(md5(gen_random_uuid()::text), 1, 16)";

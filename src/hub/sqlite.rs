@@ -44,7 +44,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::storage::{
-    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, HubStorage, HubTables, IngestOutcome, KeyKind,
+    BatchItem, BoardScan, CURSOR_PREFIX, ClearOutcome, ClearRecord, FEED_IDENTITY_KEY, HubStorage, HubTables, IngestOutcome, KeyKind,
     RawScan, RecentScan, Redeemed, RenameOutcome, RequestKey, Result, RosterOutcome, Session, SessionKind, StationKey,
     StationRow, StationScans, Stats, StorageError,
     Stored, StoredRequest, UnitScans, batch_response,
@@ -301,6 +301,8 @@ impl SqliteStorage {
             conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
             conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)
         })?;
+        conn.execute("INSERT OR IGNORE INTO hub_state (key, value) VALUES (?1, lower(hex(randomblob(8))))", [FEED_IDENTITY_KEY])
+            .map_err(|e| open_error(format!("cannot write the scan feed's identity: {e}")))?;
         let (jobs, queue) = crossbeam_channel::bounded(WRITE_QUEUE);
         let writer = std::thread::Builder::new()
             .name("hub-sqlite-writer".to_owned())
@@ -556,9 +558,30 @@ impl From<crate::sqlite::OpenError> for StorageError {
     }
 }
 
-/// SQLite integers are i64; counts are never negative.
-/// The SQLite backend's feed cursors: `s1:<row id>`.
-const FEED_CURSOR_PREFIX: &str = "s1:";
+/// The SQLite backend's feed cursors: `s2:<feed identity>:<row id>`
+/// ([`FEED_IDENTITY_KEY`]). (`s1:`, without the identity, was issued before
+/// the identity existed; it is foreign now, so a station holding one starts
+/// again at its recent scans, once.)
+const FEED_CURSOR_PREFIX: &str = "s2:";
+
+/// A cursor's row id, when this database issued it: its identity, and an id
+/// no larger than the largest stored. Rows are never deleted and ids never
+/// reused, so a larger id comes from a copy of this database that went on
+/// further: the file was restored from an older backup. Read as this
+/// database's, it would hide every scan stored since, up to that id, from
+/// the station holding it.
+fn parse_feed_cursor(c: &Connection, cursor: &str, identity: &str) -> rusqlite::Result<Option<i64>> {
+    let Some(id) = cursor
+        .strip_prefix(FEED_CURSOR_PREFIX)
+        .and_then(|rest| rest.strip_prefix(identity))
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|id| id.parse::<i64>().ok())
+    else {
+        return Ok(None);
+    };
+    let largest: i64 = c.prepare_cached("SELECT coalesce(max(id), 0) FROM scans")?.query_row([], |r| r.get(0))?;
+    Ok((id <= largest).then_some(id))
+}
 
 fn roster_people(c: &Connection) -> rusqlite::Result<Vec<Person>> {
     c.prepare_cached("SELECT legacy_id, full_name, business_unit, position, email FROM roster_people ORDER BY legacy_id")?
@@ -1243,7 +1266,12 @@ impl HubStorage for SqliteStorage {
         self.read(|c| {
             // One writer commits batches one after another and rowids grow, so the row id is the
             // commit order: a scan committed later always has a larger id than any id handed out.
-            let start = match after.and_then(|a| a.strip_prefix(FEED_CURSOR_PREFIX)).and_then(|id| id.parse::<i64>().ok()) {
+            let identity = state(c, FEED_IDENTITY_KEY)?.unwrap_or_default();
+            let cursor = match after {
+                Some(after) => parse_feed_cursor(c, after, &identity)?,
+                None => None,
+            };
+            let start = match cursor {
                 Some(id) => id,
                 None => c
                     .prepare_cached(FEED_START)?
@@ -1267,7 +1295,7 @@ impl HubStorage for SqliteStorage {
                 last = r.get(0)?;
                 scans.push(FeedScan { badge_id: r.get(1)?, station_name: r.get(2)?, scanned_at: r.get(3)? });
             }
-            Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{last}"), more })
+            Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{identity}:{last}"), more })
         })
     }
 
@@ -1341,7 +1369,10 @@ impl HubStorage for SqliteStorage {
             let pairs = |sql: &str| -> rusqlite::Result<Vec<(String, String)>> {
                 c.prepare(sql)?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
             };
-            let state = pairs(&format!("SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' ORDER BY key"))?;
+            // Neither the copy's own cursors nor the feed's identity: the target's feed is another feed.
+            let state = pairs(&format!(
+                "SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' AND key <> '{FEED_IDENTITY_KEY}' ORDER BY key"
+            ))?;
             let roster_units = c
                 .prepare("SELECT name, registered FROM roster_units ORDER BY name")?
                 .query_map([], |r| Ok(BusinessUnitCount { name: r.get(0)?, registered: count(r.get(1)?) }))?

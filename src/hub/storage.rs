@@ -853,6 +853,12 @@ pub struct HubTables {
 /// State keys that are copy cursors (never copied themselves).
 pub const CURSOR_PREFIX: &str = "copy_cursor:";
 
+/// **\[ext\]** The state key of the scan feed's identity: random hex digits,
+/// made when a hub first opens the database (and on PostgreSQL again when
+/// its feed is renumbered). Feed cursors carry it, and it is never copied
+/// (`hub migrate`), so a cursor issued by another database is foreign there.
+pub const FEED_IDENTITY_KEY: &str = "feed_identity";
+
 /// What happened to one event that reached storage: how a backend reports
 /// an event so that every backend builds the same response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -231,22 +231,47 @@ fn scan_feed_follows_server_cursors(backend: Backend) {
     assert!(ext.contains(&api::EXT_ROSTER) && ext.contains(&api::EXT_SCAN_FEED), "{root}");
 }
 
-/// A cursor issued by another hub database (here: another identity in an
-/// otherwise valid PostgreSQL cursor, as the source of a `hub migrate`
-/// would issue) is foreign: the feed starts over at the recent scans instead
-/// of reading the numbers as this database's.
-#[test]
-fn a_postgres_cursor_from_another_database_starts_over() {
-    let Some(backend) = Backend::postgres() else { return };
+/// A cursor issued by another hub database (the source of a `hub migrate`,
+/// or a hub the station used before) is foreign: the feed starts over at the
+/// recent scans instead of reading its numbers as this database's. Here the
+/// other hub stores after this one (PostgreSQL: larger transaction ids) but
+/// fewer scans (SQLite: a smaller row id), so read as this database's, its
+/// cursor would skip scans on either backend.
+fn a_cursor_from_another_database_starts_over(backend: Backend) {
     let hub = start(backend);
+    let other = start(backend);
     hub.batch(MASTER, &[event("key-feed-id-1", "2001", "Main Gate"), event("key-feed-id-2", "2002", "Main Gate")]);
-    wait_until_served(&hub, 2);
-    let caught_up = feed(&hub, "").cursor;
-    assert!(feed(&hub, &format!("?after={caught_up}")).scans.is_empty(), "its own cursor: nothing new");
-    let parts: Vec<&str> = caught_up.split(':').collect();
-    assert_eq!(parts.len(), 4, "p2:<identity>:<xid>:<id>: {caught_up}");
-    let other = format!("{}:0123456789abcdef:{}:{}", parts[0], parts[2], parts[3]);
-    assert_eq!(badges(&feed(&hub, &format!("?after={other}"))), vec!["2001", "2002"], "another database's cursor starts over");
+    hub.batch(MASTER, &[event("key-feed-id-3", "2003", "Side Door")]);
+    wait_until_served(&hub, 3);
+    other.batch(MASTER, &[event("key-feed-id-9", "2009", "Main Gate")]);
+    wait_until_served(&other, 1);
+    let foreign = feed(&other, "").cursor;
+    assert!(feed(&other, &format!("?after={foreign}")).scans.is_empty(), "at its own hub: nothing new");
+    assert_eq!(badges(&feed(&hub, &format!("?after={foreign}"))), vec!["2001", "2002", "2003"], "another database's cursor");
+}
+
+/// A SQLite hub restored from an older backup: stations hold cursors past
+/// its last row. Read as this database's, such a cursor would hide every
+/// scan stored after the restore, up to that row id, from them. It starts
+/// over at the recent scans instead.
+#[test]
+fn a_sqlite_hub_restored_from_an_older_backup_still_feeds_stations_ahead_of_it() {
+    let hub = start(Backend::Sqlite);
+    hub.batch(MASTER, &[event("key-backup-1", "4001", "Main Gate")]);
+    let kept = tempfile::tempdir().unwrap();
+    let backup = kept.path().join("backup.db");
+    rusqlite::Connection::open(&hub.database).unwrap().execute("VACUUM INTO ?1", [backup.to_str().unwrap()]).unwrap();
+    hub.batch(MASTER, &[event("key-backup-2", "4002", "Main Gate"), event("key-backup-3", "4003", "Side Door")]);
+    let station = feed(&hub, "").cursor;
+    assert!(feed(&hub, &format!("?after={station}")).scans.is_empty(), "the station is caught up");
+    drop(hub);
+
+    let restored = start_on(backup.to_str().unwrap(), kept, |_| {});
+    restored.batch(MASTER, &[event("key-backup-4", "4004", "Side Door")]);
+    let page = feed(&restored, &format!("?after={station}"));
+    assert_eq!(badges(&page), vec!["4001", "4004"], "the cursor from beyond the backup starts over");
+    restored.batch(MASTER, &[event("key-backup-5", "4005", "Main Gate")]);
+    assert_eq!(badges(&feed(&restored, &format!("?after={}", page.cursor))), vec!["4005"], "and goes on from there");
 }
 
 /// A database restored from a dump (or copied by logical replication) into a
@@ -302,4 +327,5 @@ conformance! {
     a_bad_roster_upload_is_refused_and_the_old_roster_kept,
     hub_roster_import_cli_reports_and_refuses,
     scan_feed_follows_server_cursors,
+    a_cursor_from_another_database_starts_over,
 }
