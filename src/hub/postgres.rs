@@ -253,6 +253,36 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO live_floor (id) VALUES (0);
     ",
+    // 7: the feed's order without an index entry per stored scan. `scans_feed` (a B-tree on
+    // (ingest_xid, id)) cost PostgreSQL about a fifth of its CPU per new scan (BENCHMARKS.md, issue
+    // 11). Instead, each statement that stores scans notes one row in `feed_batches`: its
+    // transaction and the range of ids it stored. A trigger writes it, so that every way in does
+    // (COPY, INSERT, `hub migrate`, `hub import-trackattendance`, a resend's fallback). The feed
+    // walks these rows in transaction order and reads each range on the primary key; rows of other
+    // transactions inside a range (ids of concurrent batches interleave) are skipped by their
+    // ingest_xid. The function names the schema itself: a session with another search_path may
+    // store scans too.
+    r"
+    CREATE TABLE feed_batches (
+        ingest_xid  xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        first_id    bigint NOT NULL,
+        last_id     bigint NOT NULL,
+        scans       bigint NOT NULL
+    );
+    INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans)
+        SELECT ingest_xid, min(id), max(id), count(*) FROM scans GROUP BY ingest_xid;
+    CREATE INDEX feed_batches_order ON feed_batches (ingest_xid);
+    CREATE FUNCTION note_feed_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO badgestation.feed_batches (first_id, last_id, scans)
+            SELECT min(id), max(id), count(*) FROM new_scans HAVING count(*) > 0;
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER scans_feed_batch AFTER INSERT ON scans REFERENCING NEW TABLE AS new_scans
+        FOR EACH STATEMENT EXECUTE FUNCTION note_feed_batch();
+    DROP INDEX scans_feed;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -1014,8 +1044,6 @@ const FEED_CURSOR_PREFIX: &str = "p2:";
 /// feed is renumbered ([`renumber_restored_feed`]): a cursor from before is
 /// foreign then too.
 const FEED_IDENTITY: &str = FEED_IDENTITY_KEY;
-/// How often [`HubStorage::scan_feed`] starts again when the feed was renumbered meanwhile.
-const FEED_ATTEMPTS: usize = 3;
 const NEW_FEED_IDENTITY: &str = "substr(md5(gen_random_uuid()::text), 1, 16)";
 
 /// Whether a stored scan carries a transaction id this server has not
@@ -1024,9 +1052,9 @@ const NEW_FEED_IDENTITY: &str = "substr(md5(gen_random_uuid()::text), 1, 16)";
 /// was restored from a dump, or copied by logical replication, into a cluster
 /// whose transaction ids are behind the old one's. New scans would then sort
 /// before the old ones, behind cursors already handed out, and never be served
-/// to those stations. One statement, one snapshot; the feed index finds the
-/// largest id.
-const FEED_AHEAD: &str = "SELECT coalesce((SELECT ingest_xid FROM scans ORDER BY ingest_xid DESC LIMIT 1) \
+/// to those stations. One statement, one snapshot; the largest id comes from
+/// the index of `feed_batches` (every stored scan's transaction has a row there).
+const FEED_AHEAD: &str = "SELECT coalesce((SELECT ingest_xid FROM feed_batches ORDER BY ingest_xid DESC LIMIT 1) \
      >= pg_snapshot_xmax(pg_current_snapshot()), false)";
 
 /// Gives every stored scan's feed order the row order ([`FEED_AHEAD`]: the
@@ -1034,8 +1062,8 @@ const FEED_AHEAD: &str = "SELECT coalesce((SELECT ingest_xid FROM scans ORDER BY
 /// identity, so that every cursor issued before starts again at the recent
 /// scans. Under an advisory lock, checked again once held: of replicas that
 /// notice at once, one renumbers. Scans stored meanwhile keep their place
-/// (any whose transaction id is already taken becomes 0 too, after the old
-/// ones in row order). Returns how many scans were renumbered.
+/// (any already committed becomes 0 too, after the old ones in row order).
+/// Returns how many scans were renumbered.
 async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<Option<u64>, tokio_postgres::Error> {
     let started = std::time::Instant::now();
     let tx = client.transaction().await?;
@@ -1046,8 +1074,11 @@ async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<O
     }
     let scans = tx.execute("UPDATE scans SET ingest_xid = '0' WHERE ingest_xid <> '0'", &[]).await?;
     tx.batch_execute(&format!(
-        "INSERT INTO hub_state (key, value) VALUES ('{FEED_IDENTITY}', {NEW_FEED_IDENTITY}) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+        "DELETE FROM feed_batches; \
+         INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans) \
+             SELECT '0', min(id), max(id), count(*) FROM scans WHERE ingest_xid = '0' HAVING count(*) > 0; \
+         INSERT INTO hub_state (key, value) VALUES ('{FEED_IDENTITY}', {NEW_FEED_IDENTITY}) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value"
     ))
     .await?;
     tx.commit().await?;
@@ -1062,12 +1093,26 @@ async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<O
     Ok(Some(scans))
 }
 
+/// The feed's next batches after a cursor: each transaction below the
+/// horizon that stored scans, with the range of ids its statements stored
+/// and how many ([`MIGRATIONS`] 7).
+const FEED_BATCHES: &str = "SELECT ingest_xid::text, min(first_id), max(last_id), sum(scans)::bigint FROM feed_batches \
+     WHERE ingest_xid >= $1::text::xid8 AND ingest_xid < $2::text::xid8 GROUP BY ingest_xid ORDER BY ingest_xid LIMIT $3";
+
+/// The live scans of the given batches (transaction, first and last id), in
+/// the feed's order: each range read on the primary key, other transactions'
+/// rows in it skipped.
+const FEED_ROWS: &str = "SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_name, s.scanned_at \
+     FROM unnest($1::text[], $2::int8[], $3::int8[]) AS b(x, lo, hi) \
+     CROSS JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
+         WHERE id BETWEEN b.lo AND b.hi AND ingest_xid = b.x::xid8 AND cleared_at IS NULL ORDER BY id LIMIT $4) s \
+     ORDER BY s.ingest_xid, s.id LIMIT $4";
+
 /// A cursor's transaction id and row id, when `identity` issued it.
-fn parse_feed_cursor(cursor: &str, identity: &str) -> Option<(String, i64)> {
+fn parse_feed_cursor(cursor: &str, identity: &str) -> Option<(u64, i64)> {
     let rest = cursor.strip_prefix(FEED_CURSOR_PREFIX)?.strip_prefix(identity)?.strip_prefix(':')?;
     let (xid, id) = rest.split_once(':')?;
-    let xid: u64 = xid.parse().ok()?;
-    Some((xid.to_string(), id.parse().ok()?))
+    Some((xid.parse().ok()?, id.parse().ok()?))
 }
 
 async fn roster_people(c: &tokio_postgres::Client) -> Result<Vec<Person>, tokio_postgres::Error> {
@@ -1809,76 +1854,86 @@ impl HubStorage for PostgresStorage {
     #[allow(clippy::similar_names)] // from_xid and from_row: a transaction id and a row id, named alike on purpose
     fn scan_feed(&self, after: Option<&str>, received_since: &str, limit: u64) -> Result<FeedPage> {
         let limit = to_int(limit.max(1));
+        let xid_of = |text: String| text.parse::<u64>().unwrap_or(0);
         self.block_on(async {
             let mut c = self.client().await?;
-            // Again only when another replica renumbered the feed while this call read it: once, in practice.
-            for _ in 0..FEED_ATTEMPTS {
-                let check = c
-                    .query_one(&format!("SELECT ({FEED_AHEAD}), (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY}')"), &[])
-                    .await?;
-                if check.get::<_, bool>(0) {
-                    renumber_restored_feed(&mut c).await?;
-                    continue;
-                }
-                let identity: String = check.get::<_, Option<String>>(1).unwrap_or_default();
-                let (from_xid, from_row) = match after.and_then(|a| parse_feed_cursor(a, &identity)) {
-                    Some(cursor) => cursor,
-                    None => c
-                        .query_opt(
-                            "SELECT ingest_xid::text, id FROM scans WHERE received_at < $1 ORDER BY id DESC LIMIT 1",
-                            &[&received_since],
-                        )
-                        .await?
-                        .map_or_else(|| ("0".to_owned(), 0), |r| (r.get(0), r.get(1))),
-                };
-                // One statement, one snapshot: the horizon, the identity and the rows agree. Every
-                // transaction below the horizon has ended, so nothing can commit below it later.
-                let rows = c
-                    .query(
-                        &format!(
-                            "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x, \
-                             (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY}') AS identity) \
-                             SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_name, s.scanned_at, h.x::text, h.identity \
-                             FROM h LEFT JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
-                             WHERE (ingest_xid, id) > ($1::text::xid8, $2) AND ingest_xid < h.x AND cleared_at IS NULL \
-                             ORDER BY ingest_xid, id LIMIT $3) s ON true"
-                        ),
-                        &[&from_xid, &from_row, &(limit + 1)],
-                    )
-                    .await?;
-                if rows.first().and_then(|r| r.get::<_, Option<String>>(6)).unwrap_or_default() != identity {
-                    // Renumbered by another replica in between: the cursor meant other rows. Again.
-                    continue;
-                }
-                let horizon: String = rows.first().map(|r| r.get(5)).unwrap_or_default();
-                let mut scans = Vec::new();
-                let mut last: Option<(String, i64)> = None;
-                let mut more = false;
-                for r in &rows {
-                    let Some(id) = r.get::<_, Option<i64>>(1) else { continue };
-                    if scans.len() as i64 == limit {
-                        more = true;
-                        break;
-                    }
-                    last = Some((r.get(0), id));
-                    scans.push(FeedScan { badge_id: r.get(2), station_name: r.get(3), scanned_at: r.get(4) });
-                }
-                let cursor = match last {
-                    Some((xid, id)) if more => (xid, id),
-                    // Everything below the horizon was read: continue at it, never behind where we were.
-                    _ => {
-                        let h: u64 = horizon.parse().unwrap_or(0);
-                        let at: u64 = from_xid.parse().unwrap_or(0);
-                        if h > at { (horizon, 0) } else { last.unwrap_or((from_xid, from_row)) }
-                    }
-                };
-                let cursor = format!("{FEED_CURSOR_PREFIX}{identity}:{}:{}", cursor.0, cursor.1);
-                return Ok(FeedPage { scans, cursor, more });
+            if c.query_one(FEED_AHEAD, &[]).await?.get::<_, bool>(0) {
+                renumber_restored_feed(&mut c).await?;
             }
-            Err(StorageError::Backend(format!(
-                "the scan feed was renumbered {FEED_ATTEMPTS} times while it was read (see the warnings before this); \
-                 the station asks again at its next pull"
-            )))
+            // One snapshot for all of it: the horizon, the identity, the batches and the rows agree.
+            // Every transaction below the horizon has ended, so nothing can commit below it later.
+            let tx = c.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
+            let head = tx
+                .query_one(
+                    &format!(
+                        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, \
+                         (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY}')"
+                    ),
+                    &[],
+                )
+                .await?;
+            let horizon = xid_of(head.get(0));
+            let identity: String = head.get::<_, Option<String>>(1).unwrap_or_default();
+            let (from_xid, from_row) = match after.and_then(|a| parse_feed_cursor(a, &identity)) {
+                Some(cursor) => cursor,
+                None => tx
+                    .query_opt(
+                        "SELECT ingest_xid::text, id FROM scans WHERE received_at < $1 ORDER BY id DESC LIMIT 1",
+                        &[&received_since],
+                    )
+                    .await?
+                    .map_or((0, 0), |r| (xid_of(r.get(0)), r.get(1))),
+            };
+            // Each batch holds at least one scan: limit + 1 batches are always enough for a page.
+            let batches =
+                tx.query(FEED_BATCHES, &[&from_xid.to_string(), &horizon.to_string(), &(limit + 1)]).await?;
+            let (mut xids, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+            // The batches taken (read or already read), and where the last of them ends.
+            let (mut taken, mut taken_end) = (0, None);
+            let mut candidates = 0;
+            for b in &batches {
+                let (xid, mut first, last, mut scans): (u64, i64, i64, i64) = (xid_of(b.get(0)), b.get(1), b.get(2), b.get(3));
+                taken += 1;
+                taken_end = Some((xid, last));
+                if xid == from_xid {
+                    // The cursor's own batch: what is left of it after the cursor.
+                    first = first.max(from_row.saturating_add(1));
+                    if first > last {
+                        continue;
+                    }
+                    scans = scans.min(last - first + 1);
+                }
+                xids.push(xid.to_string());
+                firsts.push(first);
+                lasts.push(last);
+                candidates += scans;
+                if candidates > limit {
+                    break;
+                }
+            }
+            let rows = if xids.is_empty() { Vec::new() } else { tx.query(FEED_ROWS, &[&xids, &firsts, &lasts, &(limit + 1)]).await? };
+            tx.commit().await?;
+            let more = rows.len() as i64 > limit;
+            let scans: Vec<FeedScan> = rows
+                .iter()
+                .take(limit as usize)
+                .map(|r| FeedScan { badge_id: r.get(2), station_name: r.get(3), scanned_at: r.get(4) })
+                .collect();
+            let last_row = rows.iter().take(limit as usize).last().map(|r| (xid_of(r.get(0)), r.get::<_, i64>(1)));
+            let read_all = taken == batches.len() && (batches.len() as i64) <= limit;
+            let cursor = if more {
+                last_row.unwrap_or((from_xid, from_row))
+            } else if !read_all {
+                // Every live scan of the batches taken was served (fewer than their count: some
+                // were cleared, or in the cursor's batch before it); the next page starts after them.
+                taken_end.unwrap_or((from_xid, from_row))
+            } else if horizon > from_xid {
+                // Everything below the horizon was read: continue at it, never behind where we were.
+                (horizon, 0)
+            } else {
+                last_row.unwrap_or((from_xid, from_row))
+            };
+            Ok(FeedPage { scans, cursor: format!("{FEED_CURSOR_PREFIX}{identity}:{}:{}", cursor.0, cursor.1), more: more || !read_all })
         })
     }
 

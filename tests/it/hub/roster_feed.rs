@@ -250,6 +250,156 @@ fn a_cursor_from_another_database_starts_over(backend: Backend) {
     assert_eq!(badges(&feed(&hub, &format!("?after={foreign}"))), vec!["2001", "2002", "2003"], "another database's cursor");
 }
 
+/// Every way a scan is stored reaches the feed, each scan once and in the
+/// order stored: a batch of new keys, a batch with a stored key among new
+/// ones (PostgreSQL: the `COPY` fails and an `INSERT` stores the rest), and
+/// both again under an `Idempotency-Key`. Then 8 clients upload at once, so
+/// that the ids of their batches interleave, and small pages walk the whole
+/// feed: every scan exactly once, each client's batches in its order.
+fn the_feed_serves_every_way_in_once(backend: Backend) {
+    let hub = start(backend);
+    let with_key = |request_key: &str, events: &[Value]| {
+        let body = json!({ "events": events }).to_string();
+        let reply = hub.request("POST", "/v1/scans/batch", Some(MASTER), &[("Idempotency-Key", request_key)], Some(body.as_bytes()));
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    };
+    assert_eq!(hub.batch(MASTER, &[event("key-way-1", "5001", "Main Gate")]).status, 200);
+    assert_eq!(hub.batch(MASTER, &[event("key-way-1", "5001", "Main Gate"), event("key-way-2", "5002", "Main Gate")]).status, 200);
+    with_key("way-request-3", &[event("key-way-3", "5003", "Side Door")]);
+    with_key("way-request-4", &[event("key-way-3", "5003", "Side Door"), event("key-way-4", "5004", "Side Door")]);
+    wait_until_served(&hub, 4);
+    assert_eq!(badges(&feed(&hub, "")), vec!["5001", "5002", "5003", "5004"]);
+
+    let clients: usize = 8;
+    let per_client: usize = 15;
+    let per_batch: usize = 40;
+    std::thread::scope(|scope| {
+        for client in 0..clients {
+            let hub = &hub;
+            std::thread::Builder::new()
+                .name(format!("it-feed-client-{client}"))
+                .spawn_scoped(scope, move || {
+                    for b in 0..per_client {
+                        let events: Vec<Value> = (0..per_batch)
+                            .map(|i| event(&format!("key-way-{client}-{b}-{i}"), &format!("6{client}{b:02}{i:02}"), "Gate"))
+                            .collect();
+                        assert_eq!(hub.batch(MASTER, &events).status, 200);
+                    }
+                })
+                .unwrap();
+        }
+    });
+    let total = 4 + clients * per_client * per_batch;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while feed(&hub, "?limit=5000").scans.len() < total {
+        assert!(std::time::Instant::now() < deadline, "the feed never served {total} scans");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut served = Vec::new();
+    let mut page = feed(&hub, "?limit=251");
+    let mut pages = 1;
+    loop {
+        served.extend(badges(&page).into_iter().map(str::to_owned));
+        if !page.more {
+            break;
+        }
+        page = feed(&hub, &format!("?after={}&limit=251", page.cursor));
+        pages += 1;
+        assert!(pages < 100, "the feed ends");
+    }
+    assert_eq!(served.len(), total, "each scan once");
+    let distinct: std::collections::BTreeSet<&String> = served.iter().collect();
+    assert_eq!(distinct.len(), total, "no scan twice");
+    assert_eq!(served[..4], ["5001", "5002", "5003", "5004"]);
+    for client in 0..clients {
+        // Within a batch the hub stores in key order; the batches in the order the client sent them.
+        let batches: Vec<&str> = served.iter().filter(|b| b.starts_with(&format!("6{client}"))).map(|b| &b[2..4]).collect();
+        assert!(batches.is_sorted(), "client {client}'s batches in the order it stored them: {batches:?}");
+    }
+}
+
+/// Two transactions storing scans at once get interleaved ids, so one
+/// batch's range of ids holds the other's row: the feed skips it there and
+/// serves every scan once, each transaction's in its place. Written by hand
+/// on two connections, so that the interleaving is certain (the concurrent
+/// uploads above make it likely, not certain).
+#[test]
+fn a_postgres_feed_skips_other_transactions_rows_inside_a_batchs_range() {
+    let Some(backend) = Backend::postgres() else { return };
+    let hub = start(backend);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let connect = async || {
+            let (client, connection) = tokio_postgres::connect(&hub.database, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client
+        };
+        let (a, b) = (connect().await, connect().await);
+        let insert = |key: &str, badge: &str| {
+            format!(
+                "INSERT INTO badgestation.scans (idempotency_key, badge_id, station_name, scanned_at, scan_source, matched, received_at) \
+                 VALUES (convert_to('{key}', 'UTF8'), '{badge}', 'Gate', '2026-11-21T10:15:30.123Z', 'badge', false, \
+                 to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
+            )
+        };
+        for (client, sql) in [
+            (&a, "BEGIN".to_owned()),
+            (&a, insert("key-interleave-a1", "8001")),
+            (&b, "BEGIN".to_owned()),
+            (&b, insert("key-interleave-b1", "8002")),
+            (&a, insert("key-interleave-a2", "8003")),
+            (&a, "COMMIT".to_owned()),
+            (&b, "COMMIT".to_owned()),
+        ] {
+            client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    });
+    wait_until_served(&hub, 3);
+    assert_eq!(badges(&feed(&hub, "")), vec!["8001", "8003", "8002"], "by transaction, each once");
+    // As a station follows it: pages while `more` says so.
+    let mut served = Vec::new();
+    let mut page = feed(&hub, "?limit=1");
+    for _ in 0..10 {
+        served.extend(badges(&page).into_iter().map(str::to_owned));
+        if !page.more {
+            break;
+        }
+        page = feed(&hub, &format!("?after={}&limit=1", page.cursor));
+    }
+    assert!(!page.more, "the pages end");
+    assert_eq!(served, ["8001", "8003", "8002"], "one at a time");
+}
+
+/// A PostgreSQL hub database from before the feed's batches (schema 6, the
+/// feed index on every scan): the migration notes the batches of the scans
+/// already stored, and the feed serves them, in order, then new ones.
+#[test]
+fn a_postgres_database_from_before_the_feed_batches_keeps_its_feed() {
+    let Some(backend) = Backend::postgres() else { return };
+    let hub = start(backend);
+    hub.batch(MASTER, &[event("key-v6-1", "7001", "Main Gate"), event("key-v6-2", "7002", "Main Gate")]);
+    hub.batch(MASTER, &[event("key-v6-3", "7003", "Side Door")]);
+    wait_until_served(&hub, 3);
+    // Back to schema 6 as it was: no batches, no trigger, the index on every scan.
+    crate::pg::execute(
+        &hub.database,
+        "SET search_path = badgestation; DROP TRIGGER scans_feed_batch ON scans; DROP FUNCTION note_feed_batch(); \
+         DROP TABLE feed_batches; CREATE INDEX scans_feed ON scans (ingest_xid, id); DELETE FROM schema_version WHERE version = 7",
+    );
+    let pool = badgestation::hub::postgres::PoolOptions::default();
+    drop(badgestation::hub::postgres::PostgresStorage::open(&hub.database, pool).unwrap());
+    assert_eq!(
+        crate::pg::query_strings(&hub.database, "SELECT sum(scans)::text FROM badgestation.feed_batches"),
+        ["3"],
+        "the stored scans' batches"
+    );
+    let page = feed(&hub, "?limit=2");
+    assert_eq!((badges(&page), page.more), (vec!["7001", "7002"], true));
+    hub.batch(MASTER, &[event("key-v6-4", "7004", "Main Gate")]);
+    wait_until_served(&hub, 4);
+    assert_eq!(badges(&feed(&hub, &format!("?after={}", page.cursor))), vec!["7003", "7004"]);
+}
+
 /// A SQLite hub restored from an older backup: stations hold cursors past
 /// its last row. Read as this database's, such a cursor would hide every
 /// scan stored after the restore, up to that row id, from them. It starts
@@ -293,7 +443,8 @@ fn a_postgres_database_restored_behind_in_transaction_ids_keeps_its_feed() {
     let parts: Vec<&str> = before.split(':').collect();
     assert_eq!(parts.len(), 4, "p2:<identity>:<xid>:<id>: {before}");
     let ahead = |xid: &str| (xid.parse::<u64>().unwrap() + 1_000_000_000_000).to_string();
-    let restore = "UPDATE badgestation.scans SET ingest_xid = (ingest_xid::text::numeric + 1000000000000)::text::xid8";
+    let restore = "UPDATE badgestation.scans SET ingest_xid = (ingest_xid::text::numeric + 1000000000000)::text::xid8; \
+                   UPDATE badgestation.feed_batches SET ingest_xid = (ingest_xid::text::numeric + 1000000000000)::text::xid8";
     crate::pg::execute(&hub.database, restore);
     let station_cursor = format!("{}:{}:{}:{}", parts[0], parts[1], ahead(parts[2]), parts[3]);
 
@@ -328,4 +479,5 @@ conformance! {
     hub_roster_import_cli_reports_and_refuses,
     scan_feed_follows_server_cursors,
     a_cursor_from_another_database_starts_over,
+    the_feed_serves_every_way_in_once,
 }
