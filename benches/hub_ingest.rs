@@ -160,6 +160,50 @@ fn check_duplicate_latency(url: &str, label: &str) {
     println!("{label}: check-duplicate, 200 calls: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", ms(0.5), ms(0.99), ms(1.0));
 }
 
+/// The scan feed read whole, as a station that starts late catches up: pages
+/// of 1000 from the start of the day, following `more`. Checks that every
+/// stored scan is served once, and reports the time per page. On PostgreSQL
+/// each batch's range of ids also holds the ids of batches stored at the same
+/// moment, which a page reads and skips. The feed serves only below the
+/// oldest transaction still running on the server, and autovacuum's
+/// `ANALYZE` of the table just filled is one: at the end of the pages the
+/// walk asks again, as a station's next pull would, until all are served.
+fn feed_walk(url: &str, label: &str, stored: usize) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let authorization = format!("Bearer {MASTER_KEY}");
+    let (mut cursor, mut served, mut latencies) = (String::new(), 0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while served < stored {
+        assert!(Instant::now() < deadline, "the feed served {served} of {stored} scans in 60 s");
+        let sent = Instant::now();
+        let mut response = agent
+            .get(&format!("{url}/v1/scans/feed?limit=1000&since_minutes=1440&after={cursor}"))
+            .header("Authorization", &authorization)
+            .call()
+            .expect("feed page");
+        let text = response.body_mut().with_config().limit(64 << 20).read_to_string().expect("read page");
+        latencies.push(sent.elapsed());
+        assert_eq!(response.status(), 200, "{text}");
+        let page: serde_json::Value = serde_json::from_str(&text).expect("feed page JSON");
+        served += page["scans"].as_array().expect("scans").len();
+        page["cursor"].as_str().expect("cursor").clone_into(&mut cursor);
+        if !page["more"].as_bool().expect("more") && served < stored {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(served, stored, "the feed serves every stored scan once");
+    let reading: Duration = latencies.iter().sum();
+    latencies.sort();
+    let ms = |p: f64| percentile_ms(&latencies, p);
+    println!(
+        "{label}: the feed read whole, pages of 1000: {} requests, {:.0} scans/s while reading; per request p50 {:.2} ms, p99 {:.2} ms",
+        latencies.len(),
+        served as f64 / reading.as_secs_f64(),
+        ms(0.5),
+        ms(0.99)
+    );
+}
+
 /// The `p` quantile (0 to 1) of sorted latencies, in milliseconds.
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0
@@ -374,10 +418,12 @@ fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
         let batch = env_usize("HUB_BENCH_PG_BATCH", batch);
         let url = pg_database(admin, "bench_fresh");
         let hub = start_hub(&url);
-        send_all(&hub.url(), &Arc::new(bodies("pg-warm-fresh", batch, batch * threads * 2)), batch, threads, "saved");
+        let warm = send_all(&hub.url(), &Arc::new(bodies("pg-warm-fresh", batch, batch * threads * 2)), batch, threads, "saved");
         let fresh = Arc::new(bodies("pg-fresh", batch, scans));
-        report("pg: new scans", batch, &send_all(&hub.url(), &fresh, batch, threads, "saved"));
+        let new = send_all(&hub.url(), &fresh, batch, threads, "saved");
+        report("pg: new scans", batch, &new);
         report("pg: retries (all duplicates)", batch, &send_all(&hub.url(), &fresh, batch, threads, "duplicates"));
+        feed_walk(&hub.url(), "pg", warm.scans + new.scans);
         hub.shutdown();
     }
     if pg_case("replicas") {
