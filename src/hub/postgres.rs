@@ -453,7 +453,7 @@ async fn migrate(config: &Config, database: &str) -> Result<()> {
         }
         client
             .batch_execute(&format!(
-                "INSERT INTO {SCHEMA}.hub_state (key, value) VALUES ('{FEED_IDENTITY}', {NEW_FEED_IDENTITY}) ON CONFLICT DO NOTHING"
+                "INSERT INTO {SCHEMA}.hub_state (key, value) VALUES ('{FEED_IDENTITY_KEY}', {NEW_FEED_IDENTITY}) ON CONFLICT DO NOTHING"
             ))
             .await?;
         if client.query_one(FEED_AHEAD, &[]).await?.get::<_, bool>(0) {
@@ -1040,10 +1040,9 @@ impl PostgresStorage {
 /// scans, once.)
 const FEED_CURSOR_PREFIX: &str = "p2:";
 
-/// The feed's identity ([`FEED_IDENTITY_KEY`]), here also made anew when the
-/// feed is renumbered ([`renumber_restored_feed`]): a cursor from before is
-/// foreign then too.
-const FEED_IDENTITY: &str = FEED_IDENTITY_KEY;
+/// A new value of the feed's identity ([`FEED_IDENTITY_KEY`]), here also made
+/// anew when the feed is renumbered ([`renumber_restored_feed`]): a cursor
+/// from before is foreign then too.
 const NEW_FEED_IDENTITY: &str = "substr(md5(gen_random_uuid()::text), 1, 16)";
 
 /// Whether a stored scan carries a transaction id this server has not
@@ -1077,7 +1076,7 @@ async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<O
         "DELETE FROM feed_batches; \
          INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans) \
              SELECT '0', min(id), max(id), count(*) FROM scans WHERE ingest_xid = '0' HAVING count(*) > 0; \
-         INSERT INTO hub_state (key, value) VALUES ('{FEED_IDENTITY}', {NEW_FEED_IDENTITY}) \
+         INSERT INTO hub_state (key, value) VALUES ('{FEED_IDENTITY_KEY}', {NEW_FEED_IDENTITY}) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value"
     ))
     .await?;
@@ -1867,7 +1866,7 @@ impl HubStorage for PostgresStorage {
                 .query_one(
                     &format!(
                         "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, \
-                         (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY}')"
+                         (SELECT value FROM hub_state WHERE key = '{FEED_IDENTITY_KEY}')"
                     ),
                     &[],
                 )
@@ -2019,7 +2018,7 @@ impl HubStorage for PostgresStorage {
             };
             // Neither the copy's own cursors nor the feed's identity: the target's feed is another feed.
             let state = pairs(&format!(
-                "SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' AND key <> '{FEED_IDENTITY}' ORDER BY key"
+                "SELECT key, value FROM hub_state WHERE key NOT LIKE '{CURSOR_PREFIX}%' AND key <> '{FEED_IDENTITY_KEY}' ORDER BY key"
             ))
             .await?;
             let station_epochs = pairs("SELECT station_name, clear_epoch FROM station_epochs ORDER BY station_name").await?;

@@ -1267,11 +1267,7 @@ impl HubStorage for SqliteStorage {
             // One writer commits batches one after another and rowids grow, so the row id is the
             // commit order: a scan committed later always has a larger id than any id handed out.
             let identity = state(c, FEED_IDENTITY_KEY)?.unwrap_or_default();
-            let cursor = match after {
-                Some(after) => parse_feed_cursor(c, after, &identity)?,
-                None => None,
-            };
-            let start = match cursor {
+            let start = match after.map(|a| parse_feed_cursor(c, a, &identity)).transpose()?.flatten() {
                 Some(id) => id,
                 None => c
                     .prepare_cached(FEED_START)?
