@@ -14,7 +14,8 @@
 //!   answers of at least [`MIN_COMPRESSED_BYTES`] with a known length (every
 //!   handler's answer is a whole buffer; streams such as server-sent events
 //!   have no known length and pass untouched) are compressed. Files that are
-//!   compressed already (XLSX) are left alone.
+//!   compressed already (XLSX) are left alone. An answer to an upload follows
+//!   the upload ([`gzip_answer`]): a body sent plain gets its answer plain.
 //!
 //! `routes` wires these in as middleware; the functions here are plain code
 //! on byte buffers so they can be tested without a server.
@@ -116,6 +117,28 @@ pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     )
 }
 
+/// Whether to compress the answer to a request: the client accepts gzip
+/// (`Accept-Encoding`), and, when the request carried a body (an upload),
+/// that body came compressed too.
+///
+/// Why the upload decides: the answer to a batch is about a third of its
+/// size (per-event results, mostly the 64-hex-digit keys sent), and compresses
+/// only about threefold. A client that sends its batches plain — a
+/// TrackAttendance kiosk, a script, a station behind a proxy that refused
+/// gzip bodies — spends three times those bytes on the way up already, so the
+/// answer's bytes are not what its link is short of; compressing it cost
+/// about 15 % of the hub's and PostgreSQL's CPU per scan at batch 1000
+/// (BENCHMARKS.md, issue 11: the hub at level 2 and the client inflating it,
+/// on the same two cores as the database). Our stations send their batches
+/// compressed to a hub that offers it ([`crate::api::EXT_GZIP_UPLOAD`]) and
+/// keep getting compressed answers. The TrackAttendance API never compressed
+/// its answers. Requests without a body (reads: the export, the feed, the
+/// dashboard) follow `Accept-Encoding` alone.
+#[must_use]
+pub fn gzip_answer(headers: &HeaderMap, has_body: bool) -> bool {
+    accepts_gzip(headers) && (!has_body || request_encoding(headers) == RequestEncoding::Gzip)
+}
+
 /// Whether an answer of this type is worth compressing: text and JSON (not
 /// XLSX or images, which are compressed already).
 #[must_use]
@@ -187,6 +210,14 @@ mod tests {
         assert!(!accepts_gzip(&headers(header::ACCEPT_ENCODING, "gzip;q=0")));
         assert!(!accepts_gzip(&headers(header::ACCEPT_ENCODING, "identity")));
         assert!(!accepts_gzip(&HeaderMap::new()));
+        // A read follows Accept-Encoding; an upload also its own encoding.
+        let mut upload = headers(header::ACCEPT_ENCODING, "gzip");
+        assert!(gzip_answer(&upload, false), "a read that accepts gzip");
+        assert!(!gzip_answer(&upload, true), "a plain upload gets a plain answer");
+        upload.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(gzip_answer(&upload, true), "a gzip upload gets a gzip answer");
+        upload.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        assert!(!gzip_answer(&upload, true), "never to a client that does not take gzip");
         assert!(compressible(Some(&HeaderValue::from_static("application/json"))));
         assert!(compressible(Some(&HeaderValue::from_static("text/csv; charset=utf-8"))));
         assert!(!compressible(Some(&HeaderValue::from_static("text/event-stream"))));

@@ -411,11 +411,14 @@ fn body_limit(settings: &Settings, path: &str) -> usize {
     if path == BUNDLE_IMPORT_PATH { settings.max_body_bytes.max(MAX_BUNDLE_BYTES) } else { settings.max_body_bytes }
 }
 
-/// Compresses text and JSON answers with gzip for clients that accept it
-/// (see [`super::encoding`]). Answers with an unknown length (streams) and
+/// Compresses text and JSON answers with gzip for clients that accept it,
+/// and answers to uploads only when the upload came compressed (see
+/// [`encoding::gzip_answer`]). Answers with an unknown length (streams) and
 /// small ones pass as they are.
 async fn compress_answer(request: Request, next: Next) -> Response {
-    let wants_gzip = encoding::accepts_gzip(request.headers());
+    // A body of unknown length (chunked) is a body too.
+    let has_body = axum::body::HttpBody::size_hint(request.body()).exact() != Some(0);
+    let wants_gzip = encoding::gzip_answer(request.headers(), has_body);
     let response = next.run(request).await;
     if !encoding::compressible(response.headers().get(header::CONTENT_TYPE))
         || response.headers().contains_key(header::CONTENT_ENCODING)

@@ -272,27 +272,40 @@ fn wire_bytes_per_1000_scan_batch_with_and_without_gzip() {
     );
     assert!(after.request_bytes * 4 < before.request_bytes, "gzip must shrink the batch at least fourfold");
 
-    // The hub's answer to a 1000-scan batch (per-event results), without and with Accept-Encoding: gzip.
-    let answer_bytes = |round: u32, accept: Option<&str>| {
+    // The hub's answer to a 1000-scan batch (per-event results): plain without Accept-Encoding:
+    // gzip; with it, compressed when the batch came compressed, plain when the batch came plain
+    // (as a TrackAttendance kiosk sends it).
+    let answer_bytes = |round: u32, accept: Option<&str>, gzip_upload: bool| {
         let events: Vec<Value> =
             (0..1000).map(|i| event(&key_like_a_station(round, i), &format!("EMP{i:04}"))).collect();
         let auth = master();
         let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
         headers.extend(accept.map(|a| ("Accept-Encoding", a)));
-        let (status, head, body) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, json!({ "events": events }).to_string().as_bytes());
+        let mut body = json!({ "events": events }).to_string().into_bytes();
+        if gzip_upload {
+            headers.push(("Content-Encoding", "gzip"));
+            body = gzip(&body);
+        }
+        let (status, head, answer) = raw(hub.addr(), "POST", "/v1/scans/batch", &headers, &body);
         assert_eq!(status, 200);
-        let length = head.find("\r\n\r\n").unwrap_or(head.len()) + 4;
-        (length + body.len(), head.contains("content-encoding: gzip"))
+        let length = head.find("\r\n\r\n").unwrap_or(head.len()) + 4 + answer.len();
+        let answer = if head.contains("content-encoding: gzip") { gunzip(&answer) } else { answer };
+        let parsed: Value = serde_json::from_slice(&answer).expect("the answer is the batch's JSON");
+        assert_eq!(parsed["saved"], 1000, "{head}");
+        assert_eq!(parsed["results"].as_array().map(Vec::len), Some(1000));
+        (length, head.contains("content-encoding: gzip"))
     };
-    let (plain_answer, plain_gzip) = answer_bytes(1, None);
-    let (gzip_answer, gzipped) = answer_bytes(2, Some("gzip"));
+    let (plain_answer, plain_gzip) = answer_bytes(1, None, false);
+    let (gzip_answer, gzipped) = answer_bytes(2, Some("gzip"), true);
+    let (_, plain_upload_gzipped) = answer_bytes(3, Some("gzip"), false);
     assert!(!plain_gzip && gzipped);
+    assert!(!plain_upload_gzipped, "a plain upload gets a plain answer, even to a client that takes gzip");
     println!("hub answer to a 1000-scan batch (per-event results, headers included): plain {plain_answer} B, gzip {gzip_answer} B");
     assert!(gzip_answer * 2 < plain_answer, "the answer is mostly 64-hex-digit keys, which compress about threefold");
     drop(gzip_proxy);
     drop(hub);
     let rows = hub_rows(&db);
-    assert_eq!(rows.len(), 3000, "the station's 1000 and the two answer probes");
+    assert_eq!(rows.len(), 4000, "the station's 1000 and the three answer probes");
     assert!(keys.iter().all(|k| rows.contains_key(k)), "every scan stored once, under its key");
 }
 
