@@ -283,6 +283,32 @@ const MIGRATIONS: &[&str] = &[
         FOR EACH STATEMENT EXECUTE FUNCTION note_feed_batch();
     DROP INDEX scans_feed;
     ",
+    // 8: no B-tree on the scans' ids. The primary key cost PostgreSQL about a sixth of its CPU per
+    // new scan (BENCHMARKS.md, issue 11): an index entry, and its WAL, per scan, for reads that
+    // only ever want a range of ids. Ids still come from the sequence, one per row, never reused.
+    // What read by the key now reads by windows of ids on a BRIN index (`scans_id`): rows are
+    // appended in about id order, so a summary per 32 pages finds a window's pages (see
+    // `by_id_windows`). The feed's batches note when their scans were received, so that a station
+    // without a cursor starts at its recent scans without a scan of the table; the highest id
+    // stored is the batches' highest last id (`feed_batches_last`). Batches stored before get
+    // their times from their scans.
+    r#"
+    ALTER TABLE feed_batches ADD COLUMN first_received_at text COLLATE "C";
+    ALTER TABLE feed_batches ADD COLUMN last_received_at text COLLATE "C";
+    UPDATE feed_batches f SET first_received_at = m.first_at, last_received_at = m.last_at
+        FROM (SELECT ingest_xid, min(received_at) AS first_at, max(received_at) AS last_at FROM scans GROUP BY ingest_xid) m
+        WHERE m.ingest_xid = f.ingest_xid;
+    CREATE INDEX feed_batches_last ON feed_batches (last_id);
+    CREATE OR REPLACE FUNCTION note_feed_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO badgestation.feed_batches (first_id, last_id, scans, first_received_at, last_received_at)
+            SELECT min(id), max(id), count(*), min(received_at), max(received_at) FROM new_scans HAVING count(*) > 0;
+        RETURN NULL;
+    END
+    $$;
+    ALTER TABLE scans DROP CONSTRAINT scans_pkey;
+    CREATE INDEX scans_id ON scans USING brin (id) WITH (pages_per_range = 32, autosummarize = on);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -1074,8 +1100,9 @@ async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<O
     let scans = tx.execute("UPDATE scans SET ingest_xid = '0' WHERE ingest_xid <> '0'", &[]).await?;
     tx.batch_execute(&format!(
         "DELETE FROM feed_batches; \
-         INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans) \
-             SELECT '0', min(id), max(id), count(*) FROM scans WHERE ingest_xid = '0' HAVING count(*) > 0; \
+         INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans, first_received_at, last_received_at) \
+             SELECT '0', min(id), max(id), count(*), min(received_at), max(received_at) FROM scans \
+             WHERE ingest_xid = '0' HAVING count(*) > 0; \
          INSERT INTO hub_state (key, value) VALUES ('{FEED_IDENTITY_KEY}', {NEW_FEED_IDENTITY}) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value"
     ))
@@ -1106,6 +1133,42 @@ const FEED_ROWS: &str = "SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_
      CROSS JOIN LATERAL (SELECT ingest_xid, id, badge_id, station_name, scanned_at FROM scans \
          WHERE id BETWEEN b.lo AND b.hi AND ingest_xid = b.x::xid8 AND cleared_at IS NULL ORDER BY id LIMIT $4) s \
      ORDER BY s.ingest_xid, s.id LIMIT $4";
+
+/// Where the feed starts for a station without a cursor: after the last
+/// batch, in the feed's order, whose scans were all received before
+/// `received_since`; and when the batch after it holds scans from both sides
+/// of that time (a page of `hub migrate`, a restored database's scans after
+/// [`renumber_restored_feed`]), after the last of those received before it.
+/// The hub's own batches are received at one moment each.
+async fn feed_start(tx: &tokio_postgres::Transaction<'_>, received_since: &str) -> Result<(u64, i64), tokio_postgres::Error> {
+    let xid_of = |text: String| text.parse::<u64>().unwrap_or(0);
+    let start = tx
+        .query_opt(
+            "SELECT ingest_xid::text, last_id FROM feed_batches WHERE last_received_at < $1 ORDER BY ingest_xid DESC LIMIT 1",
+            &[&received_since],
+        )
+        .await?
+        .map_or((0, 0), |r| (xid_of(r.get(0)), r.get::<_, i64>(1)));
+    let next = tx
+        .query_opt(
+            "SELECT ingest_xid::text, first_id, last_id FROM feed_batches \
+             WHERE ingest_xid >= $1::text::xid8 AND (ingest_xid, last_id) > ($1::text::xid8, $2) \
+             AND first_received_at < $3 ORDER BY ingest_xid, last_id LIMIT 1",
+            &[&start.0.to_string(), &start.1, &received_since],
+        )
+        .await?;
+    let Some(next) = next else { return Ok(start) };
+    let (xid, first, last): (String, i64, i64) = (next.get(0), next.get(1), next.get(2));
+    // The next batch began before the window: start after its last scan received before it.
+    let within = tx
+        .query_opt(
+            "SELECT id FROM scans WHERE id BETWEEN $1 AND $2 AND ingest_xid = $3::text::xid8 AND received_at < $4 \
+             ORDER BY id DESC LIMIT 1",
+            &[&first, &last, &xid, &received_since],
+        )
+        .await?;
+    Ok(within.map_or(start, |r| (xid_of(xid), r.get(0))))
+}
 
 /// A cursor's transaction id and row id, when `identity` issued it.
 fn parse_feed_cursor(cursor: &str, identity: &str) -> Option<(u64, i64)> {
@@ -1205,9 +1268,53 @@ async fn settled_max_id(c: &mut deadpool_postgres::Object) -> Result<Option<i64>
         }
         Err(e) => return Err(e),
     }
-    let max: i64 = tx.query_one("SELECT coalesce(max(id), 0) FROM scans", &[]).await?.get(0);
+    let max = max_scan_id(tx.client()).await?;
     tx.commit().await?;
     Ok(Some(max))
+}
+
+/// The highest scan id stored, from the feed's batches (every statement that
+/// stores scans writes one, with its last id; [`MIGRATIONS`] 7 and 8): one
+/// index probe, where `max(id)` on `scans` would read the table (it has no
+/// B-tree on its ids). A batch's row commits with its scans.
+async fn max_scan_id(c: &tokio_postgres::Client) -> Result<i64, tokio_postgres::Error> {
+    Ok(c.query_one("SELECT coalesce(max(last_id), 0) FROM feed_batches", &[]).await?.get(0))
+}
+
+/// Reads scans in id order after `after`, at most `limit`, with `sql`: a
+/// query that reads the ids in `($1, $2]` in order, at most `$3` of them.
+/// The scans' ids have no B-tree ([`MIGRATIONS`] 8), so `id > after ORDER BY
+/// id LIMIT n` would read every row after `after` on each call (the board's
+/// rebuild and `hub migrate` make thousands): this reads a window of ids at a
+/// time on the BRIN index instead, up to the highest id stored. A window
+/// starts twice as wide as the rows wanted and doubles each time it holds
+/// too few, so gaps in the ids (a failed `COPY` uses up its batch's ids;
+/// cleared rows, for live-only reads) cost a few windows, not one per gap's
+/// width.
+async fn by_id_windows(
+    c: &tokio_postgres::Client,
+    sql: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let end = max_scan_id(c).await?;
+    let statement = c.prepare(sql).await?;
+    let mut rows = Vec::new();
+    let (mut low, mut width) = (after, limit.max(1).saturating_mul(2));
+    while (rows.len() as i64) < limit && low < end {
+        let high = low.saturating_add(width).min(end);
+        let wanted = limit - rows.len() as i64;
+        let window = c.query(&statement, &[&low, &high, &wanted]).await?;
+        let got = window.len() as i64;
+        rows.extend(window);
+        if got >= wanted {
+            break;
+        }
+        // The whole window was read and held too few: the next one is wider.
+        low = high;
+        width = width.saturating_mul(2);
+    }
+    Ok(rows)
 }
 
 /// Inserts or replaces a station's row ([`UPSERT_STATION`]).
@@ -1524,18 +1631,18 @@ impl HubStorage for PostgresStorage {
             let (sql, after_id) = if live_only {
                 (
                     "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
-                     FROM scans WHERE cleared_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+                     FROM scans WHERE id > $1 AND id <= $2 AND cleared_at IS NULL ORDER BY id LIMIT $3",
                     // Nothing at or below the floor is live: a rebuild after a clear starts above it.
                     after_id.max(live_floor(c).await?),
                 )
             } else {
                 (
                     "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
-                     FROM scans WHERE id > $1 ORDER BY id LIMIT $2",
+                     FROM scans WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3",
                     after_id,
                 )
             };
-            Ok(c.query(sql, &[&after_id, &(limit as i64)]).await?.iter().map(feed_row).collect())
+            Ok(by_id_windows(c, sql, after_id, to_int(limit as u64)).await?.iter().map(feed_row).collect())
         })
     }
 
@@ -1543,12 +1650,14 @@ impl HubStorage for PostgresStorage {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // The ids asked for are a few recent ones: their range finds their pages on the BRIN index.
+        let (low, high) = (ids.iter().min().copied().unwrap_or(0), ids.iter().max().copied().unwrap_or(0));
         self.with_client(async |c| {
             Ok(c
                 .query(
                     "SELECT id, badge_id, station_name, scanned_at, business_unit, scan_source, cleared_at IS NULL \
-                     FROM scans WHERE id = ANY($1) ORDER BY id",
-                    &[&ids],
+                     FROM scans WHERE id BETWEEN $2 AND $3 AND id = ANY($1) ORDER BY id",
+                    &[&ids, &low, &high],
                 )
                 .await?
                 .iter()
@@ -1875,13 +1984,7 @@ impl HubStorage for PostgresStorage {
             let identity: String = head.get::<_, Option<String>>(1).unwrap_or_default();
             let (from_xid, from_row) = match after.and_then(|a| parse_feed_cursor(a, &identity)) {
                 Some(cursor) => cursor,
-                None => tx
-                    .query_opt(
-                        "SELECT ingest_xid::text, id FROM scans WHERE received_at < $1 ORDER BY id DESC LIMIT 1",
-                        &[&received_since],
-                    )
-                    .await?
-                    .map_or((0, 0), |r| (xid_of(r.get(0)), r.get(1))),
+                None => feed_start(&tx, received_since).await?,
             };
             // Each batch holds at least one scan: limit + 1 batches are always enough for a page.
             let batches =
@@ -1938,14 +2041,15 @@ impl HubStorage for PostgresStorage {
 
     fn copy_scans_after(&self, after_id: i64, limit: usize) -> Result<Vec<RawScan>> {
         self.with_client(async |c| {
-            let rows = c
-                .query(
-                    "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
-                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > $1 \
-                     ORDER BY id LIMIT $2",
-                    &[&after_id, &(limit as i64)],
-                )
-                .await?;
+            let rows = by_id_windows(
+                c,
+                "SELECT id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+                 matched, legacy_id, meta, received_at, cleared_at, cleared_epoch FROM scans WHERE id > $1 AND id <= $2 \
+                 ORDER BY id LIMIT $3",
+                after_id,
+                to_int(limit as u64),
+            )
+            .await?;
             Ok(rows
                 .iter()
                 .map(|r| RawScan {

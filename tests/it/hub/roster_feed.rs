@@ -380,11 +380,12 @@ fn a_postgres_database_from_before_the_feed_batches_keeps_its_feed() {
     hub.batch(MASTER, &[event("key-v6-1", "7001", "Main Gate"), event("key-v6-2", "7002", "Main Gate")]);
     hub.batch(MASTER, &[event("key-v6-3", "7003", "Side Door")]);
     wait_until_served(&hub, 3);
-    // Back to schema 6 as it was: no batches, no trigger, the index on every scan.
+    // Back to schema 6 as it was: no batches, no trigger, the index on every scan, the primary key.
     crate::pg::execute(
         &hub.database,
         "SET search_path = badgestation; DROP TRIGGER scans_feed_batch ON scans; DROP FUNCTION note_feed_batch(); \
-         DROP TABLE feed_batches; CREATE INDEX scans_feed ON scans (ingest_xid, id); DELETE FROM schema_version WHERE version = 7",
+         DROP TABLE feed_batches; CREATE INDEX scans_feed ON scans (ingest_xid, id); DROP INDEX scans_id; \
+         ALTER TABLE scans ADD PRIMARY KEY (id); DELETE FROM schema_version WHERE version >= 7",
     );
     let pool = badgestation::hub::postgres::PoolOptions::default();
     drop(badgestation::hub::postgres::PostgresStorage::open(&hub.database, pool).unwrap());
@@ -480,4 +481,33 @@ conformance! {
     scan_feed_follows_server_cursors,
     a_cursor_from_another_database_starts_over,
     the_feed_serves_every_way_in_once,
+}
+
+/// A station without a cursor starts at the scans received in its window,
+/// also when one batch of the feed holds scans from before and after the
+/// window's start: a restored database's scans, renumbered into one batch
+/// (simulated here by hand, as `renumber_restored_feed` writes it), where
+/// the older scans were received two hours ago. Only the last hour's are served;
+/// reading by whole batches would have served the old ones too.
+#[test]
+fn a_postgres_feed_without_a_cursor_starts_inside_a_batch_that_spans_its_window() {
+    let Some(backend) = Backend::postgres() else { return };
+    let hub = start(backend);
+    hub.batch(MASTER, &[event("key-span-1", "5001", "Main Gate"), event("key-span-2", "5002", "Side Door")]);
+    hub.batch(MASTER, &[event("key-span-3", "5003", "Main Gate"), event("key-span-4", "5004", "Side Door")]);
+    wait_until_served(&hub, 4);
+    crate::pg::execute(
+        &hub.database,
+        "SET search_path = badgestation; \
+         UPDATE scans SET received_at = to_char((now() - interval '2 hours') AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE badge_id IN ('5001', '5002'); \
+         UPDATE scans SET ingest_xid = '0'; DELETE FROM feed_batches; \
+         INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans, first_received_at, last_received_at) \
+             SELECT '0', min(id), max(id), count(*), min(received_at), max(received_at) FROM scans",
+    );
+    assert_eq!(badges(&feed(&hub, "")), vec!["5003", "5004"], "the window's scans, not the batch's old ones");
+    assert_eq!(badges(&feed(&hub, "?since_minutes=1440")), vec!["5001", "5002", "5003", "5004"], "a day holds them all");
+    hub.batch(MASTER, &[event("key-span-5", "5005", "Main Gate")]);
+    wait_until_served(&hub, 3);
+    assert_eq!(badges(&feed(&hub, "")), vec!["5003", "5004", "5005"], "then the batches after it");
 }
