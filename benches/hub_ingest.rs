@@ -382,12 +382,18 @@ fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: u
         let warm = Arc::new(bodies(&format!("vs-warm-{batch}"), batch, batch * threads * 2));
         let fresh = Arc::new(bodies(&format!("vs-{batch}"), batch, scans));
 
+        // Each side starts on a quiet server: the other side's rows just stored would otherwise
+        // draw autovacuum (and a checkpoint) into the middle of this side's few seconds of ingest.
+        pg_execute(admin, "DROP DATABASE IF EXISTS bench_vs_ta WITH (FORCE)");
         pg_execute(&ta_db, "TRUNCATE scans RESTART IDENTITY");
+        pg_execute(&ta_db, "CHECKPOINT");
         send_all_as(&ta_url, &ta_key, &warm, batch, threads, "saved");
         let theirs = send_all_as(&ta_url, &ta_key, &fresh, batch, threads, "saved");
         let stored = pg_count(&ta_db, "SELECT count(*) FROM scans");
         assert_eq!(stored as usize, warm.len() * batch + scans, "TrackAttendance API stored {stored} rows");
         report("trackattendance-api", batch, &theirs);
+        pg_execute(&ta_db, "VACUUM ANALYZE scans");
+        pg_execute(&ta_db, "CHECKPOINT");
 
         let url = pg_database(admin, "bench_vs_ta");
         let hub = start_hub(&url);
