@@ -98,18 +98,8 @@ pub fn parse_batch_cleaned(body: &[u8], station_of_key: Option<&str>) -> Result<
     if let Ok(FastEnvelope { events: Some(events) }) = serde_json::from_str::<FastEnvelope<'_>>(text)
         && events.len() <= MAX_BATCH_EVENTS
     {
-        let mut parsed = ParsedBatch { items: Vec::with_capacity(events.len()), cleaned: 0 };
-        for event in events {
-            let (item, cleaned) = checked_event(event, station_of_key);
-            if let BatchItem::Rejected { reason, .. } = &item
-                && reason.starts_with(FOREIGN_STATION)
-            {
-                return Err(BodyError { message: reason.clone(), events: parsed.items.len() as u64 + 1, forbidden: true });
-            }
-            parsed.cleaned += u64::from(cleaned);
-            parsed.items.push(item);
-        }
-        return Ok(parsed);
+        let count = events.len();
+        return collect_events(events.into_iter().map(|event| checked_event(event, station_of_key)), count);
     }
     parse_each_event(text, station_of_key)
 }
@@ -133,14 +123,19 @@ fn parse_each_event(text: &str, station_of_key: Option<&str>) -> Result<ParsedBa
             forbidden: false,
         });
     }
-    let mut parsed = ParsedBatch { items: Vec::with_capacity(raw.len()), cleaned: 0 };
-    for event in raw {
-        let (item, cleaned) = parse_event(event.get(), station_of_key);
-        if let Some(reason) = match &item {
-            BatchItem::Rejected { reason, .. } if reason.starts_with(FOREIGN_STATION) => Some(reason.clone()),
-            _ => None,
-        } {
-            return Err(BodyError { message: reason, events: parsed.items.len() as u64 + 1, forbidden: true });
+    let count = raw.len();
+    collect_events(raw.into_iter().map(|event| parse_event(event.get(), station_of_key)), count)
+}
+
+/// The batch's items in order, counting the cleaned ones; an event of
+/// another station than the key's refuses the whole batch (`403`).
+fn collect_events(events: impl Iterator<Item = (BatchItem, bool)>, count: usize) -> Result<ParsedBatch, BodyError> {
+    let mut parsed = ParsedBatch { items: Vec::with_capacity(count), cleaned: 0 };
+    for (item, cleaned) in events {
+        if let BatchItem::Rejected { reason, .. } = &item
+            && reason.starts_with(FOREIGN_STATION)
+        {
+            return Err(BodyError { message: reason.clone(), events: parsed.items.len() as u64 + 1, forbidden: true });
         }
         parsed.cleaned += u64::from(cleaned);
         parsed.items.push(item);
