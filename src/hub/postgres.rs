@@ -51,7 +51,6 @@
 //! restarted) fails the request it carried, whose transaction PostgreSQL
 //! rolled back, and is replaced by a new one on the next request.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -309,6 +308,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE scans DROP CONSTRAINT scans_pkey;
     CREATE INDEX scans_id ON scans USING brin (id) WITH (pages_per_range = 32, autosummarize = on);
     "#,
+    // 9: `check-duplicate`'s window without an index of its own on the scans. `scans_received` (a
+    // BRIN on the receipt times) cost PostgreSQL about a twentieth of its CPU per new scan
+    // (BENCHMARKS.md, issue 11): each stored row updates each BRIN index. The scans received in a
+    // window are those of the feed's batches received in it (a batch notes its last receipt time),
+    // read by their range of ids on `scans_id` (see `recent_scan_elsewhere`). The batches'
+    // receipt times get the index instead: one entry per batch, not per scan.
+    r"
+    CREATE INDEX feed_batches_received ON feed_batches (last_received_at);
+    DROP INDEX scans_received;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -570,16 +579,40 @@ fn transient(e: &tokio_postgres::Error) -> bool {
 /// starts with `0xFF` (never part of UTF-8, so the prefix is unambiguous).
 #[must_use]
 pub fn encode_key(key: &str) -> Vec<u8> {
-    if let Some(bytes) = super::sqlite::hex_key_bytes(key) {
-        return bytes.to_vec();
+    match StoredKey::of(key) {
+        StoredKey::Hex(bytes) => bytes.to_vec(),
+        StoredKey::Other(bytes) => bytes,
     }
-    let mut out = Vec::with_capacity(key.len() + 2);
-    out.push(0xFF);
-    if key.len() + 1 == 32 {
+}
+
+/// A key as [`encode_key`] stores it, without a heap allocation for the
+/// common 64-hex-digit key (a batch encodes up to 2000 of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StoredKey {
+    Hex([u8; 32]),
+    Other(Vec<u8>),
+}
+
+impl StoredKey {
+    fn of(key: &str) -> StoredKey {
+        if let Some(bytes) = super::sqlite::hex_key_bytes(key) {
+            return StoredKey::Hex(bytes);
+        }
+        let mut out = Vec::with_capacity(key.len() + 2);
         out.push(0xFF);
+        if key.len() + 1 == 32 {
+            out.push(0xFF);
+        }
+        out.extend_from_slice(key.as_bytes());
+        StoredKey::Other(out)
     }
-    out.extend_from_slice(key.as_bytes());
-    out
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            StoredKey::Hex(bytes) => bytes,
+            StoredKey::Other(bytes) => bytes,
+        }
+    }
 }
 
 /// The key [`encode_key`] stored.
@@ -597,7 +630,7 @@ pub fn decode_key(stored: &[u8]) -> String {
 /// a batch of 1000 costs no string copies on its way to the driver.
 struct Columns<'a> {
     /// Sorted, distinct.
-    keys: Vec<Vec<u8>>,
+    keys: Vec<StoredKey>,
     badge: Vec<&'a str>,
     station: Vec<&'a str>,
     scanned_at: Vec<&'a str>,
@@ -607,9 +640,6 @@ struct Columns<'a> {
     legacy_id: Vec<Option<&'a str>>,
     meta: Vec<Option<&'a str>>,
     cleared: Vec<bool>,
-    /// For each distinct key of the batch (in the order of `firsts`), its
-    /// index in the sorted columns.
-    position: Vec<usize>,
 }
 
 impl Columns<'_> {
@@ -620,30 +650,20 @@ impl Columns<'_> {
 }
 
 /// What each scan of the batch (in order) is, before the database answers:
-/// the first of its key in the batch (index into `firsts`), or a repeat of
-/// an earlier scan's key.
+/// the first of its key in the batch (index into `firsts`, which is its
+/// index in the sorted columns too), or a repeat of an earlier scan's key.
+#[derive(Clone, Copy)]
 enum Slot<'a> {
     First(usize),
     Repeat { first: usize, scan: &'a NewScan },
 }
 
 fn columns(items: &[BatchItem]) -> (Columns<'_>, Vec<Slot<'_>>, Vec<&NewScan>) {
-    let mut firsts: Vec<&NewScan> = Vec::new();
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
-    let mut slots = Vec::with_capacity(items.len());
-    for item in items {
-        let BatchItem::Scan(scan) = item else { continue };
-        if let Some(&i) = seen.get(scan.idempotency_key.as_str()) {
-            slots.push(Slot::Repeat { first: i, scan });
-        } else {
-            seen.insert(&scan.idempotency_key, firsts.len());
-            slots.push(Slot::First(firsts.len()));
-            firsts.push(scan);
-        }
-    }
-    let mut order: Vec<(Vec<u8>, usize)> =
-        firsts.iter().enumerate().map(|(i, s)| (encode_key(&s.idempotency_key), i)).collect();
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let scans: Vec<&NewScan> = items.iter().filter_map(|item| if let BatchItem::Scan(scan) = item { Some(scan) } else { None }).collect();
+    // By stored key, then in request order: a key the batch holds twice is stored, and its
+    // repeats judged, by its first scan. Sorting finds the repeats too (no hashing of the keys).
+    let mut order: Vec<(StoredKey, usize)> = scans.iter().enumerate().map(|(i, s)| (StoredKey::of(&s.idempotency_key), i)).collect();
+    order.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()).then(a.1.cmp(&b.1)));
     let n = order.len();
     let mut c = Columns {
         keys: Vec::with_capacity(n),
@@ -656,11 +676,17 @@ fn columns(items: &[BatchItem]) -> (Columns<'_>, Vec<Slot<'_>>, Vec<&NewScan>) {
         legacy_id: Vec::with_capacity(n),
         meta: Vec::with_capacity(n),
         cleared: Vec::with_capacity(n),
-        position: vec![0; n],
     };
-    for (at, (key, i)) in order.into_iter().enumerate() {
-        let s = firsts[i];
-        c.position[i] = at;
+    let mut firsts: Vec<&NewScan> = Vec::with_capacity(n);
+    let mut slots = vec![Slot::First(0); n];
+    for (key, i) in order {
+        let s = scans[i];
+        if c.keys.last().is_some_and(|last| last.as_slice() == key.as_slice()) {
+            slots[i] = Slot::Repeat { first: firsts.len() - 1, scan: s };
+            continue;
+        }
+        slots[i] = Slot::First(firsts.len());
+        firsts.push(s);
         c.keys.push(key);
         c.badge.push(&s.badge_id);
         c.station.push(&s.station_name);
@@ -721,7 +747,7 @@ fn copy_rows(c: &Columns<'_>, now: &str) -> axum::body::Bytes {
     // The fields of row `at`, in COPY_BATCH's column order.
     let row = |at: usize| -> [Option<&[u8]>; 11] {
         [
-            Some(&c.keys[at]),
+            Some(c.keys[at].as_slice()),
             Some(c.badge[at].as_bytes()),
             Some(c.station[at].as_bytes()),
             Some(c.scanned_at[at].as_bytes()),
@@ -895,7 +921,7 @@ async fn insert_new(
         .query(
             insert,
             &[
-                &c.keys,
+                &c.keys.iter().map(StoredKey::as_slice).collect::<Vec<&[u8]>>(),
                 &c.badge,
                 &c.station,
                 &c.scanned_at,
@@ -948,11 +974,10 @@ async fn judge_batch(
     }
     // The same station: the same name, or the name it was renamed to.
     let same_station = |stored: &str, sent: &str| stored == sent || renamed.contains(&(sent.to_owned(), stored.to_owned()));
-    // Judges `scan` against what is stored under the key of `firsts[first]` now: this batch's
-    // first scan of it, or the row found.
+    // Judges `scan` against what is stored under the key of `firsts[first]` (the sorted columns'
+    // key `first`) now: this batch's first scan of it, or the row found.
     let judge = |first: usize, scan: &NewScan, is_first: bool| {
-        let at = c.position[first];
-        if inserted[at] {
+        if inserted[first] {
             if is_first {
                 return Stored::Saved;
             }
@@ -966,7 +991,7 @@ async fn judge_batch(
                 Stored::KeyConflict
             };
         }
-        match &stored_rows[at] {
+        match &stored_rows[first] {
             Some((badge, station, scanned_at))
                 if *badge == scan.badge_id && *scanned_at == scan.scanned_at && same_station(station, &scan.station_name) =>
             {
@@ -1533,14 +1558,30 @@ impl HubStorage for PostgresStorage {
         exclude_station: Option<&str>,
     ) -> Result<Option<RecentScan>> {
         self.with_client(async |c| {
-            let row = c
-                .query_opt(
-                    "SELECT station_name, scanned_at FROM scans WHERE received_at >= $4 AND cleared_at IS NULL \
-                     AND badge_id = $1 AND scanned_at >= $2 AND ($3::text IS NULL OR station_name <> $3) \
-                     ORDER BY scanned_at COLLATE \"C\" DESC LIMIT 1",
-                    &[&badge_id, &since, &exclude_station, &received_since],
+            self.summarize_new_ranges(c).await;
+            // The scans received in the window are those of the batches received in it (a batch
+            // notes its last receipt time), read by their range of ids. A batch that commits
+            // after this first query is a scan that arrived just after the check.
+            let window = c
+                .query_one(
+                    "SELECT min(first_id), max(last_id) FROM feed_batches WHERE last_received_at >= $1",
+                    &[&received_since],
                 )
                 .await?;
+            let (Some(first), Some(last)) = (window.get::<_, Option<i64>>(0), window.get::<_, Option<i64>>(1)) else {
+                return Ok(None);
+            };
+            let tx = c.transaction().await?;
+            tx.batch_execute(READ_BY_ID_RANGES).await?;
+            let row = tx
+                .query_opt(
+                    "SELECT station_name, scanned_at FROM scans WHERE id BETWEEN $5 AND $6 AND received_at >= $4 \
+                     AND cleared_at IS NULL AND badge_id = $1 AND scanned_at >= $2 \
+                     AND ($3::text IS NULL OR station_name <> $3) ORDER BY scanned_at COLLATE \"C\" DESC LIMIT 1",
+                    &[&badge_id, &since, &exclude_station, &received_since, &first, &last],
+                )
+                .await?;
+            tx.commit().await?;
             Ok(row.map(|r| RecentScan { station_name: r.get(0), scanned_at: r.get(1) }))
         })
     }
@@ -2487,6 +2528,74 @@ mod tests {
         }
         assert_ne!(encode_key(&hex64.to_uppercase()), encode_key(&hex64), "upper-case hex is another key");
         assert_eq!(decode_key(&encode_key(&hex64.to_uppercase())), hex64.to_uppercase());
+    }
+
+    /// Only 64 lowercase hex digits are stored as 32 bytes: a key with any
+    /// other character at any place, including the neighbours of the digit
+    /// ranges and a character of several bytes, is stored as text.
+    #[test]
+    fn only_lowercase_hex_keys_are_stored_compact() {
+        let digits = "0123456789abcdef";
+        let hex64: String = digits.repeat(4);
+        let expected: Vec<u8> = (0..32).map(|i| (((2 * i) % 16) << 4 | ((2 * i + 1) % 16)) as u8).collect();
+        assert_eq!(encode_key(&hex64), expected, "every digit decodes to its value");
+        for at in 0..64 {
+            for other in ['/', ':', '@', 'A', 'F', 'G', '`', 'g', 'z', ' ', '\u{0}', '\u{7f}'] {
+                let mut key = hex64.clone().into_bytes();
+                key[at] = other as u8;
+                let key = String::from_utf8(key).unwrap();
+                assert_eq!(StoredKey::of(&key), StoredKey::Other([&[0xFF][..], key.as_bytes()].concat()), "{key:?}");
+            }
+        }
+        // 64 bytes, but 63 characters: still text.
+        let wide = format!("é{}", &hex64[2..]);
+        assert!(matches!(StoredKey::of(&wide), StoredKey::Other(_)));
+        for len in [63, 65] {
+            assert!(matches!(StoredKey::of(&"a".repeat(len)), StoredKey::Other(_)), "{len} digits");
+        }
+    }
+
+    /// A batch's scans as columns: sorted by stored key, each key once (its
+    /// first scan in the batch), and every scan's slot in request order.
+    #[test]
+    fn columns_sort_the_keys_and_keep_the_first_scan_of_a_repeated_key() {
+        let scan = |key: &str, badge: &str| {
+            BatchItem::Scan(NewScan {
+                idempotency_key: key.to_owned(),
+                badge_id: badge.to_owned(),
+                station_name: "Gate".to_owned(),
+                scanned_at: "2026-11-21T10:15:30.123Z".to_owned(),
+                business_unit: None,
+                scan_source: "badge".to_owned(),
+                matched: false,
+                legacy_id: None,
+                meta: None,
+                cleared: false,
+            })
+        };
+        let (b, a) = ("bb".repeat(32), "aa".repeat(32));
+        let items = vec![
+            scan(&b, "1"),
+            BatchItem::Rejected { idempotency_key: String::new(), reason: "badge_id: required".to_owned() },
+            scan("text-key-1", "2"),
+            scan(&a, "3"),
+            scan(&b, "4"),
+            scan(&a, "5"),
+        ];
+        let (c, slots, firsts) = columns(&items);
+        let keys: Vec<&[u8]> = c.keys.iter().map(StoredKey::as_slice).collect();
+        assert_eq!(keys, [encode_key(&a), encode_key(&b), encode_key("text-key-1")], "sorted, each once");
+        assert_eq!(c.badge, ["3", "1", "2"], "each key's first scan");
+        let firsts: Vec<&str> = firsts.iter().map(|s| s.badge_id.as_str()).collect();
+        assert_eq!(firsts, c.badge, "firsts in column order");
+        let shown: Vec<String> = slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::First(i) => format!("first {i}"),
+                Slot::Repeat { first, scan } => format!("repeat of {first}: {}", scan.badge_id),
+            })
+            .collect();
+        assert_eq!(shown, ["first 1", "first 2", "first 0", "repeat of 1: 4", "repeat of 0: 5"]);
     }
 
     /// The binary `COPY` stream, byte by byte: header, one row with every

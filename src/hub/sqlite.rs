@@ -702,22 +702,31 @@ impl<'a> StoredKey<'a> {
 /// BadgeStation stations send), `None` for any other key. Both backends store
 /// such keys compactly.
 pub(crate) fn hex_key_bytes(key: &str) -> Option<[u8; 32]> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
+    // Each byte's value as a lowercase hex digit, or 0xFF: a table, not a branch per digit, as
+    // the hub decodes every key of every batch.
+    const NIBBLE: [u8; 256] = {
+        let mut table = [0xFF; 256];
+        let mut c = 0;
+        while c < 256 {
+            table[c] = match c as u8 {
+                d @ b'0'..=b'9' => d - b'0',
+                d @ b'a'..=b'f' => d - b'a' + 10,
+                _ => 0xFF,
+            };
+            c += 1;
         }
-    }
-    let bytes = key.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
+        table
+    };
+    let bytes: &[u8; 64] = key.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    let mut invalid = 0;
+    for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let (high, low) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+        invalid |= high | low;
+        *byte = high << 4 | low;
     }
-    Some(out)
+    // A valid digit is at most 0x0F; 0xFF marks any other byte.
+    (invalid & 0xF0 == 0).then_some(out)
 }
 
 impl rusqlite::ToSql for StoredKey<'_> {

@@ -1253,10 +1253,11 @@ fn check_duplicate_finds_recent_scans_at_other_stations(backend: Backend) {
 }
 
 /// `check-duplicate` reads only the scans the hub received in the window
-/// (less a 2-minute allowance for replica clocks), through an index on the
-/// receipt time, so it costs the same at a thousand or ten million stored
-/// scans. A scan stamped in the window but received long before it (a
-/// station clock running hours fast) is not a recent scan.
+/// (less a 2-minute allowance for replica clocks), found through the receipt
+/// times (on PostgreSQL, those of the feed's batches), so it costs the same
+/// at a thousand or ten million stored scans. A scan stamped in the window
+/// but received long before it (a station clock running hours fast) is not a
+/// recent scan, even when scans received before and after it are.
 fn check_duplicate_counts_only_scans_received_in_the_window(backend: Backend) {
     use badgestation::hub::storage::{BatchItem, IngestOutcome, NewScan};
     let hub = start(backend);
@@ -1283,10 +1284,12 @@ fn check_duplicate_counts_only_scans_received_in_the_window(backend: Backend) {
     stored("key-rcv-1", "81", now - chrono::Duration::minutes(6));
     stored("key-rcv-2", "82", now - chrono::Duration::minutes(8));
     stored("key-rcv-3", "83", now - chrono::Duration::hours(3));
+    stored("key-rcv-4", "84", now);
     let ask = |badge: &str| hub.get(&format!("/v1/scans/check-duplicate?badge_id={badge}&window_minutes=5"), Some(MASTER)).json();
     assert_eq!(ask("81")["station_name"], "Main Gate", "received within the allowance");
     assert_eq!(ask("82"), json!({"duplicate": false}), "received before the window and its allowance");
     assert_eq!(ask("83"), json!({"duplicate": false}), "stamped in the window, received three hours ago");
+    assert_eq!(ask("84")["station_name"], "Main Gate", "received now, after the old one");
     let direct = |badge: &str, received_since: chrono::DateTime<chrono::Utc>| {
         storage.recent_scan_elsewhere(badge, &text(now - chrono::Duration::minutes(5)), &text(received_since), None).unwrap()
     };

@@ -385,7 +385,8 @@ fn a_postgres_database_from_before_the_feed_batches_keeps_its_feed() {
         &hub.database,
         "SET search_path = badgestation; DROP TRIGGER scans_feed_batch ON scans; DROP FUNCTION note_feed_batch(); \
          DROP TABLE feed_batches; CREATE INDEX scans_feed ON scans (ingest_xid, id); DROP INDEX scans_id; \
-         ALTER TABLE scans ADD PRIMARY KEY (id); DELETE FROM schema_version WHERE version >= 7",
+         ALTER TABLE scans ADD PRIMARY KEY (id); \
+         CREATE INDEX scans_received ON scans USING brin (received_at); DELETE FROM schema_version WHERE version >= 7",
     );
     let pool = badgestation::hub::postgres::PoolOptions::default();
     drop(badgestation::hub::postgres::PostgresStorage::open(&hub.database, pool).unwrap());
