@@ -1198,6 +1198,15 @@ const FEED_ROWS: &str = "SELECT s.ingest_xid::text, s.id, s.badge_id, s.station_
          WHERE id BETWEEN b.lo AND b.hi AND ingest_xid = b.x::xid8 AND cleared_at IS NULL ORDER BY id LIMIT $4) s \
      ORDER BY s.ingest_xid, s.id LIMIT $4";
 
+/// The newest live scan of a badge at another station than `$3`, stamped
+/// since `$2`, among the scans received since `$4`: those of the feed's
+/// batches received since then (see [`HubStorage::recent_scan_elsewhere`]).
+const RECENT_SCAN_ELSEWHERE: &str = "SELECT station_name, scanned_at FROM scans \
+     WHERE id BETWEEN (SELECT min(first_id) FROM feed_batches WHERE last_received_at >= $4) \
+     AND (SELECT max(last_id) FROM feed_batches WHERE last_received_at >= $4) \
+     AND received_at >= $4 AND cleared_at IS NULL AND badge_id = $1 AND scanned_at >= $2 \
+     AND ($3::text IS NULL OR station_name <> $3) ORDER BY scanned_at COLLATE \"C\" DESC LIMIT 1";
+
 /// Where the feed starts for a station without a cursor: after the last
 /// batch, in the feed's order, whose scans were all received before
 /// `received_since`; and when the batch after it holds scans from both sides
@@ -1361,7 +1370,7 @@ async fn by_id_windows(
     after: i64,
     limit: i64,
 ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    c.batch_execute(&format!("BEGIN; {READ_BY_ID_RANGES}")).await?;
+    c.batch_execute(&format!("BEGIN; {READ_PAGE_BY_ID_RANGES}")).await?;
     let read = async {
         let end = max_scan_id(c).await?;
         let statement = c.prepare(sql).await?;
@@ -1397,6 +1406,12 @@ async fn by_id_windows(
 /// for each range instead: measured on the feed, 120 to 200 ms a page at
 /// 300 000 scans instead of 8 ms.
 const READ_BY_ID_RANGES: &str = "SET LOCAL enable_seqscan = off";
+
+/// [`READ_BY_ID_RANGES`] for reads of a page of scans (a window of ids, the
+/// `check-duplicate` window), without parallel workers: starting them took
+/// 10 to 20 ms, where the read itself takes well under one (a window of
+/// 2000 ids at 1 M scans: 11 ms with two workers, 0.25 ms without).
+const READ_PAGE_BY_ID_RANGES: &str = "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0";
 
 /// Inserts or replaces a station's row ([`UPSERT_STATION`]).
 async fn upsert_station(c: &tokio_postgres::Client, row: &StationRow) -> Result<(), tokio_postgres::Error> {
@@ -1560,28 +1575,21 @@ impl HubStorage for PostgresStorage {
         self.with_client(async |c| {
             self.summarize_new_ranges(c).await;
             // The scans received in the window are those of the batches received in it (a batch
-            // notes its last receipt time), read by their range of ids. A batch that commits
-            // after this first query is a scan that arrived just after the check.
-            let window = c
-                .query_one(
-                    "SELECT min(first_id), max(last_id) FROM feed_batches WHERE last_received_at >= $1",
-                    &[&received_since],
-                )
-                .await?;
-            let (Some(first), Some(last)) = (window.get::<_, Option<i64>>(0), window.get::<_, Option<i64>>(1)) else {
-                return Ok(None);
-            };
-            let tx = c.transaction().await?;
-            tx.batch_execute(READ_BY_ID_RANGES).await?;
-            let row = tx
-                .query_opt(
-                    "SELECT station_name, scanned_at FROM scans WHERE id BETWEEN $5 AND $6 AND received_at >= $4 \
-                     AND cleared_at IS NULL AND badge_id = $1 AND scanned_at >= $2 \
-                     AND ($3::text IS NULL OR station_name <> $3) ORDER BY scanned_at COLLATE \"C\" DESC LIMIT 1",
-                    &[&badge_id, &since, &exclude_station, &received_since, &first, &last],
-                )
-                .await?;
-            tx.commit().await?;
+            // notes its last receipt time), read by their range of ids on the BRIN index. One
+            // round trip: the transaction's statements go out together (see `copy_all`), and a
+            // COMMIT after a failed query ends the transaction all the same.
+            // Prepared first (once per connection): a query by text would send its execution only
+            // after the COMMIT behind it.
+            let query = c.prepare_cached(RECENT_SCAN_ELSEWHERE).await?;
+            let (opened, row, closed) = futures_util::future::join3(
+                c.batch_execute(&format!("BEGIN READ ONLY; {READ_PAGE_BY_ID_RANGES}")),
+                c.query_opt(&query, &[&badge_id, &since, &exclude_station, &received_since]),
+                c.batch_execute("COMMIT"),
+            )
+            .await;
+            opened?;
+            let row = row?;
+            closed?;
             Ok(row.map(|r| RecentScan { station_name: r.get(0), scanned_at: r.get(1) }))
         })
     }
