@@ -1408,10 +1408,15 @@ async fn by_id_windows(
 const READ_BY_ID_RANGES: &str = "SET LOCAL enable_seqscan = off";
 
 /// [`READ_BY_ID_RANGES`] for reads of a page of scans (a window of ids, the
-/// `check-duplicate` window), without parallel workers: starting them took
-/// 10 to 20 ms, where the read itself takes well under one (a window of
-/// 2000 ids at 1 M scans: 11 ms with two workers, 0.25 ms without).
-const READ_PAGE_BY_ID_RANGES: &str = "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0";
+/// feed's page, the `check-duplicate` window), without parallel workers or
+/// JIT compilation. Both cost more than such a read: starting two workers
+/// took 10 to 20 ms (a window of 2000 ids at 1 M scans: 11 ms with them,
+/// 0.25 ms without), and the planner, which cannot know how few ids a
+/// range from a subquery holds, priced `check-duplicate`'s read at 10 M
+/// scans above `jit_above_cost`: compiling it took 10 to 40 ms of a 20 to
+/// 60 ms call.
+const READ_PAGE_BY_ID_RANGES: &str =
+    "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL jit = off";
 
 /// Inserts or replaces a station's row ([`UPSERT_STATION`]).
 async fn upsert_station(c: &tokio_postgres::Client, row: &StationRow) -> Result<(), tokio_postgres::Error> {
@@ -2079,7 +2084,7 @@ impl HubStorage for PostgresStorage {
             // One snapshot for all of it: the horizon, the identity, the batches and the rows agree.
             // Every transaction below the horizon has ended, so nothing can commit below it later.
             let tx = c.build_transaction().isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).read_only(true).start().await?;
-            tx.batch_execute(READ_BY_ID_RANGES).await?;
+            tx.batch_execute(READ_PAGE_BY_ID_RANGES).await?;
             let head = tx
                 .query_one(
                     &format!(
