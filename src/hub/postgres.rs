@@ -579,24 +579,26 @@ fn transient(e: &tokio_postgres::Error) -> bool {
 /// starts with `0xFF` (never part of UTF-8, so the prefix is unambiguous).
 #[must_use]
 pub fn encode_key(key: &str) -> Vec<u8> {
-    match StoredKey::of(key) {
-        StoredKey::Hex(bytes) => bytes.to_vec(),
-        StoredKey::Other(bytes) => bytes,
+    match KeyBytes::of(key) {
+        KeyBytes::Sha256(bytes) => bytes.to_vec(),
+        KeyBytes::Prefixed(bytes) => bytes,
     }
 }
 
-/// A key as [`encode_key`] stores it, without a heap allocation for the
-/// common 64-hex-digit key (a batch encodes up to 2000 of them).
+/// A key's bytes as [`encode_key`] stores them, without a heap allocation
+/// for the common 64-hex-digit key (a batch encodes up to 2000 of them).
+/// The SQLite backend's `StoredKey` is its counterpart: text keys stay text
+/// there, here they take the `0xFF` prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum StoredKey {
-    Hex([u8; 32]),
-    Other(Vec<u8>),
+enum KeyBytes {
+    Sha256([u8; 32]),
+    Prefixed(Vec<u8>),
 }
 
-impl StoredKey {
-    fn of(key: &str) -> StoredKey {
+impl KeyBytes {
+    fn of(key: &str) -> KeyBytes {
         if let Some(bytes) = super::sqlite::hex_key_bytes(key) {
-            return StoredKey::Hex(bytes);
+            return KeyBytes::Sha256(bytes);
         }
         let mut out = Vec::with_capacity(key.len() + 2);
         out.push(0xFF);
@@ -604,13 +606,13 @@ impl StoredKey {
             out.push(0xFF);
         }
         out.extend_from_slice(key.as_bytes());
-        StoredKey::Other(out)
+        KeyBytes::Prefixed(out)
     }
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            StoredKey::Hex(bytes) => bytes,
-            StoredKey::Other(bytes) => bytes,
+            KeyBytes::Sha256(bytes) => bytes,
+            KeyBytes::Prefixed(bytes) => bytes,
         }
     }
 }
@@ -630,7 +632,7 @@ pub fn decode_key(stored: &[u8]) -> String {
 /// a batch of 1000 costs no string copies on its way to the driver.
 struct Columns<'a> {
     /// Sorted, distinct.
-    keys: Vec<StoredKey>,
+    keys: Vec<KeyBytes>,
     badge: Vec<&'a str>,
     station: Vec<&'a str>,
     scanned_at: Vec<&'a str>,
@@ -662,7 +664,7 @@ fn columns(items: &[BatchItem]) -> (Columns<'_>, Vec<Slot<'_>>, Vec<&NewScan>) {
     let scans: Vec<&NewScan> = items.iter().filter_map(|item| if let BatchItem::Scan(scan) = item { Some(scan) } else { None }).collect();
     // By stored key, then in request order: a key the batch holds twice is stored, and its
     // repeats judged, by its first scan. Sorting finds the repeats too (no hashing of the keys).
-    let mut order: Vec<(StoredKey, usize)> = scans.iter().enumerate().map(|(i, s)| (StoredKey::of(&s.idempotency_key), i)).collect();
+    let mut order: Vec<(KeyBytes, usize)> = scans.iter().enumerate().map(|(i, s)| (KeyBytes::of(&s.idempotency_key), i)).collect();
     order.sort_unstable_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()).then(a.1.cmp(&b.1)));
     let n = order.len();
     let mut c = Columns {
@@ -921,7 +923,7 @@ async fn insert_new(
         .query(
             insert,
             &[
-                &c.keys.iter().map(StoredKey::as_slice).collect::<Vec<&[u8]>>(),
+                &c.keys.iter().map(KeyBytes::as_slice).collect::<Vec<&[u8]>>(),
                 &c.badge,
                 &c.station,
                 &c.scanned_at,
@@ -1579,11 +1581,9 @@ impl HubStorage for PostgresStorage {
     ) -> Result<Option<RecentScan>> {
         self.with_client(async |c| {
             self.summarize_new_ranges(c).await;
-            // The scans received in the window are those of the batches received in it (a batch
-            // notes its last receipt time), read by their range of ids on the BRIN index. One
-            // round trip: the transaction's statements go out together (see `copy_all`), and a
-            // COMMIT after a failed query ends the transaction all the same.
-            // Prepared first (once per connection): a query by text would send its execution only
+            // One round trip: the transaction's statements go out together (see `copy_all`), and
+            // a COMMIT after a failed query ends the transaction all the same. The query is
+            // prepared first (once per connection): a query by text would send its execution only
             // after the COMMIT behind it.
             let query = c.prepare_cached(RECENT_SCAN_ELSEWHERE).await?;
             let (opened, row, closed) = futures_util::future::join3(
@@ -2557,14 +2557,14 @@ mod tests {
                 let mut key = hex64.clone().into_bytes();
                 key[at] = other as u8;
                 let key = String::from_utf8(key).unwrap();
-                assert_eq!(StoredKey::of(&key), StoredKey::Other([&[0xFF][..], key.as_bytes()].concat()), "{key:?}");
+                assert_eq!(KeyBytes::of(&key), KeyBytes::Prefixed([&[0xFF][..], key.as_bytes()].concat()), "{key:?}");
             }
         }
         // 64 bytes, but 63 characters: still text.
         let wide = format!("é{}", &hex64[2..]);
-        assert!(matches!(StoredKey::of(&wide), StoredKey::Other(_)));
+        assert!(matches!(KeyBytes::of(&wide), KeyBytes::Prefixed(_)));
         for len in [63, 65] {
-            assert!(matches!(StoredKey::of(&"a".repeat(len)), StoredKey::Other(_)), "{len} digits");
+            assert!(matches!(KeyBytes::of(&"a".repeat(len)), KeyBytes::Prefixed(_)), "{len} digits");
         }
     }
 
@@ -2572,20 +2572,7 @@ mod tests {
     /// first scan in the batch), and every scan's slot in request order.
     #[test]
     fn columns_sort_the_keys_and_keep_the_first_scan_of_a_repeated_key() {
-        let scan = |key: &str, badge: &str| {
-            BatchItem::Scan(NewScan {
-                idempotency_key: key.to_owned(),
-                badge_id: badge.to_owned(),
-                station_name: "Gate".to_owned(),
-                scanned_at: "2026-11-21T10:15:30.123Z".to_owned(),
-                business_unit: None,
-                scan_source: "badge".to_owned(),
-                matched: false,
-                legacy_id: None,
-                meta: None,
-                cleared: false,
-            })
-        };
+        let scan = super::super::storage::test_scan;
         let (b, a) = ("bb".repeat(32), "aa".repeat(32));
         let items = vec![
             scan(&b, "1"),
@@ -2596,7 +2583,7 @@ mod tests {
             scan(&a, "5"),
         ];
         let (c, slots, firsts) = columns(&items);
-        let keys: Vec<&[u8]> = c.keys.iter().map(StoredKey::as_slice).collect();
+        let keys: Vec<&[u8]> = c.keys.iter().map(KeyBytes::as_slice).collect();
         assert_eq!(keys, [encode_key(&a), encode_key(&b), encode_key("text-key-1")], "sorted, each once");
         assert_eq!(c.badge, ["3", "1", "2"], "each key's first scan");
         let firsts: Vec<&str> = firsts.iter().map(|s| s.badge_id.as_str()).collect();

@@ -906,23 +906,29 @@ pub fn batch_response(items: &[BatchItem], stored: &[Stored]) -> BatchResponse {
     response
 }
 
+/// A valid scan of `badge` at "Gate" under `key`, for the backends' unit tests.
+#[cfg(test)]
+pub(crate) fn test_scan(key: &str, badge: &str) -> BatchItem {
+    BatchItem::Scan(NewScan {
+        idempotency_key: key.into(),
+        badge_id: badge.into(),
+        station_name: "Gate".into(),
+        scanned_at: "2026-11-21T10:15:30.123Z".into(),
+        business_unit: None,
+        scan_source: "badge".into(),
+        matched: false,
+        legacy_id: None,
+        meta: None,
+        cleared: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn scan(key: &str) -> BatchItem {
-        BatchItem::Scan(NewScan {
-            idempotency_key: key.into(),
-            badge_id: "42".into(),
-            station_name: "Gate".into(),
-            scanned_at: "2026-11-21T10:15:30.123Z".into(),
-            business_unit: None,
-            scan_source: "badge".into(),
-            matched: false,
-            legacy_id: None,
-            meta: None,
-            cleared: false,
-        })
+        test_scan(key, "42")
     }
 
     #[test]
