@@ -517,8 +517,8 @@ fn preloaded(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &
     let batch = 1000;
 
     // Many scans already stored: generated inside PostgreSQL (sha256 keys like the stations'),
-    // with the unique key index built and the feed's batch noted after the load, as a restore
-    // would (pg_dump loads the data before it creates indexes and triggers).
+    // with their ids given, the unique key index built and the feed's batch noted after the load,
+    // as a restore would (pg_dump loads the data before it creates indexes).
     let preload = if measuring { env_usize("HUB_BENCH_PG_PRELOAD", 10_000_000) } else { 2000 };
     if preload > 0 {
         let url = pg_database(admin, "bench_preloaded");
@@ -529,14 +529,13 @@ fn preloaded(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &
             &format!(
                 "SET search_path = badgestation;
                  ALTER TABLE scans DROP CONSTRAINT scans_idempotency_key_key;
-                 ALTER TABLE scans DISABLE TRIGGER scans_feed_batch;
-                 INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source,
+                 INSERT INTO scans (id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source,
                                     matched, legacy_id, meta, received_at)
-                 SELECT sha256(('preload-' || n)::text::bytea), lpad((4000000 + n % 50000)::text, 10, '0'),
+                 SELECT n, sha256(('preload-' || n)::text::bytea), lpad((4000000 + n % 50000)::text, 10, '0'),
                         'Gate ' || (n % 8), '2026-11-20T10:00:00.000Z', 'Business unit ' || (n % 40), 'badge', true,
                         lpad((4000000 + n % 50000)::text, 10, '0'), '{{\"matched\":true}}', '2026-11-20T10:00:00.000Z'
                  FROM generate_series(1, {preload}) AS n;
-                 ALTER TABLE scans ENABLE TRIGGER scans_feed_batch;
+                 SELECT setval('scans_id_seq', {preload});
                  INSERT INTO feed_batches (ingest_xid, first_id, last_id, scans, first_received_at, last_received_at)
                      SELECT ingest_xid, min(id), max(id), count(*), min(received_at), max(received_at) FROM scans
                      GROUP BY ingest_xid;
@@ -558,8 +557,7 @@ fn preloaded(admin: &str, measuring: bool, scans: usize, threads: usize, warm: &
         // And with only the unique key index left: no hub design that keeps exactly-once does better.
         pg_execute(
             &url,
-            "SET search_path = badgestation; DROP TRIGGER scans_feed_batch ON scans; \
-             DROP INDEX scans_id;",
+            "SET search_path = badgestation; DROP INDEX scans_id;",
         );
         let rate = ceiling_copy(&url, &ceiling_batches("ceiling-key-only-after-preload", batch, scans), threads);
         println!("{:<28} batch {batch:>5}: {rate:>9.0} scans/s", format!("ceiling: {}k, key only", preload / 1000));
@@ -603,14 +601,27 @@ fn ceiling_batches(case: &str, batch: usize, scans: usize) -> Arc<Vec<Vec<Ceilin
 }
 
 /// Every batch once, straight into the database's `badgestation.scans` from `connections`
-/// connections, each batch as the hub stores new scans: `BEGIN`, one binary `COPY`, `COMMIT`
-/// (durable at the server's `synchronous_commit`). Returns scans per second.
+/// connections, each batch with the statements the hub stores new scans with: `BEGIN` and the
+/// table's lock, the batch's blocks of ids from the sequence, one binary `COPY`, the feed's note,
+/// `COMMIT` (durable at the server's `synchronous_commit`). Returns scans per second.
 fn ceiling_copy(url: &str, batches: &Arc<Vec<Vec<CeilingRow>>>, connections: usize) -> f64 {
     use tokio_postgres::types::{ToSql, Type};
-    const COPY: &str = "COPY scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
+    const BLOCK: usize = 16; // the sequence's step (the hub's SCAN_ID_BLOCK)
+    const COPY: &str = "COPY scans (id, idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
          matched, legacy_id, meta, received_at) FROM STDIN (FORMAT binary)";
-    const TYPES: [Type; 10] =
-        [Type::BYTEA, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::BOOL, Type::TEXT, Type::TEXT, Type::TEXT];
+    const TYPES: [Type; 11] = [
+        Type::INT8,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BOOL,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ];
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let next = Arc::new(AtomicUsize::new(0));
     runtime.block_on(async {
@@ -628,18 +639,36 @@ fn ceiling_copy(url: &str, batches: &Arc<Vec<Vec<CeilingRow>>>, connections: usi
                 let (batches, next) = (batches.clone(), next.clone());
                 tokio::spawn(async move {
                     let copy = client.prepare(COPY).await.expect("prepare COPY");
+                    let allocate = client
+                        .prepare("SELECT nextval('scans_id_seq') FROM generate_series(1, $1::int8)")
+                        .await
+                        .expect("prepare the ids");
+                    let note = client
+                        .prepare(
+                            "INSERT INTO feed_batches (first_id, last_id, scans, first_received_at, last_received_at) \
+                             VALUES ($1, $2, $3, $4, $4)",
+                        )
+                        .await
+                        .expect("prepare the note");
                     let received = "2026-11-21T12:00:00.000Z".to_owned();
                     while let Some(rows) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        client.batch_execute("BEGIN").await.expect("BEGIN");
+                        client.batch_execute("BEGIN; LOCK TABLE scans IN ROW EXCLUSIVE MODE").await.expect("BEGIN");
+                        let blocks = rows.len().div_ceil(BLOCK) as i64;
+                        let mut starts: Vec<i64> =
+                            client.query(&allocate, &[&blocks]).await.expect("ids").iter().map(|r| r.get(0)).collect();
+                        starts.sort_unstable();
+                        let ids: Vec<i64> = starts.iter().flat_map(|&s| s..s + BLOCK as i64).take(rows.len()).collect();
                         let sink = client.copy_in(&copy).await.expect("COPY");
                         let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &TYPES));
-                        for row in rows {
+                        for (row, id) in rows.iter().zip(&ids) {
                             let t = &row.text;
-                            let values: [&(dyn ToSql + Sync); 10] =
-                                [&row.key, &t[0], &t[1], &t[2], &t[3], &t[4], &true, &t[5], &t[6], &received];
+                            let values: [&(dyn ToSql + Sync); 11] =
+                                [id, &row.key, &t[0], &t[1], &t[2], &t[3], &t[4], &true, &t[5], &t[6], &received];
                             writer.as_mut().write(&values).await.expect("COPY row");
                         }
                         writer.finish().await.expect("COPY finish");
+                        let count = rows.len() as i64;
+                        client.execute(&note, &[&ids[0], &ids[ids.len() - 1], &count, &received]).await.expect("note");
                         client.batch_execute("COMMIT").await.expect("COMMIT");
                     }
                 })
@@ -667,7 +696,7 @@ fn ceiling(admin: &str, scans: usize, threads: usize) {
         (
             "ceiling: unique key only",
             1000,
-            "DROP TRIGGER scans_feed_batch ON scans; DROP INDEX scans_id;",
+            "DROP INDEX scans_id;",
         ),
         ("ceiling: no index", 1000, "ALTER TABLE scans DROP CONSTRAINT scans_idempotency_key_key;"),
     ];

@@ -318,7 +318,39 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX feed_batches_received ON feed_batches (last_received_at);
     DROP INDEX scans_received;
     ",
+    // 10: the writer gives each scan its id and notes its batch; no trigger, no `nextval` per
+    // scan. The trigger of migration 7 copied every stored row into a transition table to find
+    // the statement's ids, and the column default drew one value from the sequence per row: at
+    // batch 1000, with one session, PostgreSQL spent 15 to 25 % less CPU per scan without both
+    // (BENCHMARKS.md, issue 11). Now a writer takes the table's lock, draws blocks of
+    // SCAN_ID_BLOCK ids (the sequence counts in steps of that size, so each value it hands out
+    // starts a block no one else gets), stores its scans under those ids and notes the batch in
+    // `feed_batches` in the same transaction (see `allocate_scan_ids`, `NOTE_BATCH`). A writer
+    // that gives no id meets the column's default, which refuses it with the reason: a hub of
+    // an older version still running during an upgrade would otherwise store scans the feed
+    // never serves. Its stations get an error and send the scans again, to an upgraded replica.
+    r"
+    DROP TRIGGER scans_feed_batch ON scans;
+    DROP FUNCTION note_feed_batch();
+    ALTER SEQUENCE scans_id_seq INCREMENT BY 16;
+    CREATE FUNCTION scan_id_not_given() RETURNS bigint LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'a scan was stored without its id'
+            USING DETAIL = 'Since schema 10 of the BadgeStation hub database, whoever stores scans gives each its id '
+                || 'from badgestation.scans_id_seq (one nextval is a block of 16 ids) and notes the batch in '
+                || 'badgestation.feed_batches, so that the scan feed serves it.',
+            HINT = 'A hub older than this database is still running: upgrade every hub replica to the same '
+                || 'version. Nothing of this statement was stored; the stations send these scans again.';
+    END
+    $$;
+    ALTER TABLE scans ALTER COLUMN id SET DEFAULT scan_id_not_given();
+    ",
 ];
+
+/// Ids per value of the scans' sequence ([`MIGRATIONS`] 10): `nextval`
+/// returns `v` and the next caller `v + SCAN_ID_BLOCK`, so `v` starts a
+/// block of this many ids that only its caller uses.
+const SCAN_ID_BLOCK: usize = 16;
 
 /// The schema version this build writes.
 #[must_use]
@@ -718,35 +750,88 @@ const UPSERT_STATION: &str = "INSERT INTO stations (station_name, last_clear_epo
 /// ([`columns`]) and `unnest` yields it in order, so concurrent batches take
 /// key locks in one order without a sort in the statement (a deadlock,
 /// should one still happen, is retried: see `transient`).
-const INSERT_BATCH: &str = "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, \
-     scan_source, matched, legacy_id, meta, received_at, cleared_at) \
-     SELECT k, b, s, t, bu, src, m, l, meta, $10, CASE WHEN c THEN $10 END FROM unnest($1::bytea[], $2::text[], \
-     $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $11::bool[]) \
-     AS u(k, b, s, t, bu, src, m, l, meta, c) \
-     ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key";
+///
+/// One statement, so atomic by itself: each row takes its id from the
+/// sequence while the statement holds the table's lock (one block of
+/// [`SCAN_ID_BLOCK`] per row: this path serves resends, where ids are not
+/// worth saving), and the rows that went in are noted as the feed's batch
+/// ([`MIGRATIONS`] 10).
+const INSERT_BATCH: &str = "WITH inserted AS (INSERT INTO scans (id, idempotency_key, badge_id, station_name, \
+     scanned_at, business_unit, scan_source, matched, legacy_id, meta, received_at, cleared_at) \
+     SELECT nextval('scans_id_seq'), k, b, s, t, bu, src, m, l, meta, $10, CASE WHEN c THEN $10 END \
+     FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], \
+     $9::text[], $11::bool[]) AS u(k, b, s, t, bu, src, m, l, meta, c) \
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key), \
+     noted AS (INSERT INTO feed_batches (first_id, last_id, scans, first_received_at, last_received_at) \
+     SELECT min(id), max(id), count(*), $10, $10 FROM inserted HAVING count(*) > 0) \
+     SELECT idempotency_key FROM inserted";
+
+/// Draws the blocks of ids for `$1` blocks' worth of scans ([`MIGRATIONS`]
+/// 10; see [`scan_ids`]). Only in the transaction that stores the scans,
+/// after it took `ROW EXCLUSIVE` on `scans` (`LOCK TABLE`, or the storing
+/// statement itself): a clear of all stations relies on every id drawn
+/// before it took `SHARE` being either committed or held by a transaction
+/// it waits for (see [`settled_max_id`]). A block drawn without the lock
+/// could be stored after the clear raised the live floor above it, and its
+/// live scans would read as cleared.
+const ALLOCATE_SCAN_IDS: &str = "SELECT nextval('scans_id_seq') FROM generate_series(1, $1::int8)";
+
+/// Notes a batch of scans a writer stored, in its transaction: the feed
+/// serves, `check-duplicate` reads and the id windows end by these rows
+/// ([`MIGRATIONS`] 7, 8 and 10).
+const NOTE_BATCH: &str = "INSERT INTO feed_batches (first_id, last_id, scans, first_received_at, last_received_at) \
+     VALUES ($1, $2, $3, $4, $4)";
+
+/// How many blocks of ids `n` scans take.
+fn scan_id_blocks(n: usize) -> i64 {
+    i64::try_from(n.div_ceil(SCAN_ID_BLOCK)).unwrap_or(i64::MAX)
+}
+
+/// The ids of `n` scans, in increasing order, from the blocks
+/// [`ALLOCATE_SCAN_IDS`] drew: each block's [`SCAN_ID_BLOCK`] ids in turn.
+fn scan_ids(rows: &[tokio_postgres::Row], n: usize) -> Vec<i64> {
+    ids_of_blocks(rows.iter().map(|r| r.get(0)).collect(), n)
+}
+
+/// The first `n` ids of the blocks starting at `starts`, in increasing order.
+fn ids_of_blocks(mut starts: Vec<i64>, n: usize) -> Vec<i64> {
+    starts.sort_unstable();
+    starts.iter().flat_map(|&start| (0..SCAN_ID_BLOCK as i64).map(move |k| start + k)).take(n).collect()
+}
+
+/// Draws ids for `n` scans ([`ALLOCATE_SCAN_IDS`]; the caller holds the
+/// table's lock).
+async fn allocate_scan_ids<T>(c: &tokio_postgres::Client, statement: &T, n: usize) -> Result<Vec<i64>, tokio_postgres::Error>
+where
+    T: ?Sized + tokio_postgres::ToStatement,
+{
+    Ok(scan_ids(&c.query(statement, &[&scan_id_blocks(n)]).await?, n))
+}
 
 /// The fast path of a batch: every distinct scan in one binary `COPY`
-/// (rows sorted by key, as [`INSERT_BATCH`]). `COPY` has no `ON CONFLICT`:
-/// a key already stored fails the whole statement with a unique violation,
-/// nothing of it stays, and the batch goes through [`INSERT_BATCH`]
-/// instead (see [`copy_all`]).
-const COPY_BATCH: &str = "COPY scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
-     matched, legacy_id, meta, received_at, cleared_at) FROM STDIN (FORMAT binary)";
+/// (rows sorted by key, as [`INSERT_BATCH`], ids drawn in blocks). `COPY`
+/// has no `ON CONFLICT`: a key already stored fails the whole statement with
+/// a unique violation, nothing of it stays, and the batch goes through
+/// [`INSERT_BATCH`] instead (see [`copy_all`]).
+const COPY_BATCH: &str = "COPY scans (id, idempotency_key, badge_id, station_name, scanned_at, business_unit, \
+     scan_source, matched, legacy_id, meta, received_at, cleared_at) FROM STDIN (FORMAT binary)";
 
 /// The rows of [`COPY_BATCH`] in PostgreSQL's binary `COPY` format, in one
 /// buffer sized up front: the signature, flags and an empty header
 /// extension; per row the field count, then each field as its length and
-/// its bytes (`-1` for NULL); a `-1` trailer. The columns are `bytea`,
-/// `text` and one `bool`, whose binary forms are their bytes, their UTF-8
-/// and one byte (0 or 1).
+/// its bytes (`-1` for NULL); a `-1` trailer. The id is an `int8` (8 bytes,
+/// big-endian); the other columns are `bytea`, `text` and one `bool`, whose
+/// binary forms are their bytes, their UTF-8 and one byte (0 or 1).
 ///
 /// Why not the driver's `BinaryCopyInWriter`: it checks and encodes each
 /// field through `ToSql` one at a time and sends every 4 KiB, which was
 /// about a fifth of the hub's CPU at batch 100 (BENCHMARKS.md); this writes
 /// the same bytes.
-fn copy_rows(c: &Columns<'_>, now: &str) -> axum::body::Bytes {
+fn copy_rows(c: &Columns<'_>, ids: &[i64], now: &str) -> axum::body::Bytes {
     const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
-    // The fields of row `at`, in COPY_BATCH's column order.
+    // The id: its length and 8 bytes.
+    const ID_FIELD: usize = 4 + 8;
+    // The fields of row `at` after its id, in COPY_BATCH's column order.
     let row = |at: usize| -> [Option<&[u8]>; 11] {
         [
             Some(c.keys[at].as_slice()),
@@ -763,14 +848,19 @@ fn copy_rows(c: &Columns<'_>, now: &str) -> axum::body::Bytes {
         ]
     };
     let rows = 0..c.keys.len();
-    let size = SIGNATURE.len() + 8 + 2 + rows.clone().map(|at| 2 + row(at).iter().map(|f| 4 + f.map_or(0, <[u8]>::len)).sum::<usize>()).sum::<usize>();
+    let size = SIGNATURE.len()
+        + 8
+        + 2
+        + rows.clone().map(|at| 2 + ID_FIELD + row(at).iter().map(|f| 4 + f.map_or(0, <[u8]>::len)).sum::<usize>()).sum::<usize>();
     let mut buf = Vec::with_capacity(size);
     buf.extend_from_slice(SIGNATURE);
     buf.extend_from_slice(&0i32.to_be_bytes()); // flags: no OIDs
     buf.extend_from_slice(&0i32.to_be_bytes()); // header extension: none
-    for at in rows {
+    for (at, id) in rows.zip(ids) {
         let fields = row(at);
-        buf.extend_from_slice(&(fields.len() as i16).to_be_bytes());
+        buf.extend_from_slice(&(fields.len() as i16 + 1).to_be_bytes());
+        buf.extend_from_slice(&8i32.to_be_bytes());
+        buf.extend_from_slice(&id.to_be_bytes());
         for field in fields {
             match field {
                 // A field is at most a few KiB (API.md's limits), far below i32::MAX.
@@ -796,7 +886,9 @@ const EXISTING: &str =
 /// The statements of a batch, prepared once per connection (deadpool's
 /// statement cache), so a batch costs one round trip, not a prepare as well.
 struct BatchStatements {
+    allocate: tokio_postgres::Statement,
     copy: tokio_postgres::Statement,
+    note: tokio_postgres::Statement,
     insert: tokio_postgres::Statement,
     existing: tokio_postgres::Statement,
     renames: tokio_postgres::Statement,
@@ -805,7 +897,9 @@ struct BatchStatements {
 impl BatchStatements {
     async fn prepare(cache: &deadpool_postgres::StatementCache, client: &tokio_postgres::Client) -> Result<Self, tokio_postgres::Error> {
         Ok(BatchStatements {
+            allocate: cache.prepare(client, ALLOCATE_SCAN_IDS).await?,
             copy: cache.prepare(client, COPY_BATCH).await?,
+            note: cache.prepare(client, NOTE_BATCH).await?,
             insert: cache.prepare(client, INSERT_BATCH).await?,
             existing: cache.prepare(client, EXISTING).await?,
             renames: cache.prepare(client, RENAMES).await?,
@@ -820,66 +914,85 @@ impl BatchStatements {
 /// transaction (`in_transaction`, the Idempotency-Key path) the `COPY` runs
 /// under a savepoint, so the transaction goes on after that failure;
 /// otherwise in a transaction of its own, committed explicitly (see the
-/// comment inside on why not autocommit).
+/// comment inside on why not autocommit). Either way the transaction takes
+/// the table's lock, draws the scans' ids ([`ALLOCATE_SCAN_IDS`]), and notes
+/// the batch for the feed ([`NOTE_BATCH`]) once the `COPY` is done.
 ///
 /// Why: a new scan is the common case, and `COPY` stores it at a fraction of
 /// [`INSERT_BATCH`]'s cost (no `unnest`, no `ON CONFLICT` pre-check, heap
 /// rows and WAL written in multi-row groups). A batch with a stored key pays
 /// the failed `COPY` once and then goes through [`INSERT_BATCH`].
 ///
-/// Two round trips, not four: the driver sends requests in the order they
-/// are first polled and answers them in order, so `BEGIN` goes out with the
-/// start of the `COPY`, and `COMMIT` right behind its data. A `COMMIT` that
-/// arrives in a transaction the failed `COPY` aborted rolls it back (the
-/// server answers `ROLLBACK`, not an error), which is the rollback a failed
-/// `COPY` needs anyway.
+/// Two round trips: the driver sends requests in the order they are first
+/// polled and answers them in order, so `BEGIN` and the lock, the drawing of
+/// the ids and the start of the `COPY` go out together, and the rows, the
+/// note and `COMMIT` together. A `COMMIT` that arrives in a transaction the
+/// failed `COPY` aborted rolls it back (the server answers `ROLLBACK`, not an
+/// error; the note before it failed as the transaction was aborted), which
+/// is the rollback a failed `COPY` needs anyway.
 async fn copy_all(
     client: &tokio_postgres::Client,
-    statement: &tokio_postgres::Statement,
+    statements: &BatchStatements,
     c: &Columns<'_>,
     now: &str,
     in_transaction: bool,
 ) -> Result<bool, tokio_postgres::Error> {
     use futures_util::SinkExt;
-    use futures_util::future::join;
+    use futures_util::future::{join, join3};
     // Never autocommit: the driver's `finish` returns at the COPY's CommandComplete, which the
     // server sends before the Sync that commits an implicit transaction, so a server stopped in
     // between (a fast shutdown) would have us answer 200 for scans it rolled back. An explicit
     // COMMIT (or the request's own) answers only once the scans are committed.
-    let rows = copy_rows(c, now);
-    let (opened, started) = join(
-        client.batch_execute(if in_transaction { "SAVEPOINT copy_batch" } else { "BEGIN" }),
-        client.copy_in::<_, axum::body::Bytes>(statement),
+    let n = c.keys.len();
+    let (opened, drawn, started) = join3(
+        client.batch_execute(if in_transaction {
+            "SAVEPOINT copy_batch; LOCK TABLE scans IN ROW EXCLUSIVE MODE"
+        } else {
+            "BEGIN; LOCK TABLE scans IN ROW EXCLUSIVE MODE"
+        }),
+        client.query(&statements.allocate, &[&scan_id_blocks(n)]),
+        client.copy_in::<_, axum::body::Bytes>(&statements.copy),
     )
     .await;
+    let count = i64::try_from(n).unwrap_or(i64::MAX);
+    let unique_violation = |e: &tokio_postgres::Error| e.code() == Some(&SqlState::UNIQUE_VIOLATION);
     if in_transaction {
         let copied = async {
-            opened?;
+            // A sink dropped unfinished aborts the COPY (CopyFail).
             let mut sink = std::pin::pin!(started?);
-            sink.as_mut().feed(rows).await?;
-            sink.finish().await
+            opened?;
+            let ids = scan_ids(&drawn?, n);
+            sink.as_mut().feed(copy_rows(c, &ids, now)).await?;
+            let (finished, noted) =
+                join(sink.finish(), client.execute(&statements.note, &[&ids[0], &ids[n - 1], &count, &now])).await;
+            finished?;
+            noted
         }
         .await;
         // The request's own transaction is rolled back by its owner on any other error.
         return match copied {
             Ok(_) => client.batch_execute("RELEASE SAVEPOINT copy_batch").await.map(|()| true),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                client.batch_execute("ROLLBACK TO SAVEPOINT copy_batch").await.map(|()| false)
-            }
+            Err(e) if unique_violation(&e) => client.batch_execute("ROLLBACK TO SAVEPOINT copy_batch").await.map(|()| false),
             Err(e) => Err(e),
         };
     }
     let copied = async {
         // A sink dropped unfinished aborts the COPY (CopyFail): nothing is sent outside BEGIN.
-        opened?;
         let mut sink = std::pin::pin!(started?);
-        sink.as_mut().feed(rows).await?;
-        let (finished, committed) = join(sink.finish(), client.batch_execute("COMMIT")).await;
-        match (finished, committed) {
-            (Ok(_), Ok(())) => Ok(true),
+        opened?;
+        let ids = scan_ids(&drawn?, n);
+        sink.as_mut().feed(copy_rows(c, &ids, now)).await?;
+        let (finished, noted, committed) = join3(
+            sink.finish(),
+            client.execute(&statements.note, &[&ids[0], &ids[n - 1], &count, &now]),
+            client.batch_execute("COMMIT"),
+        )
+        .await;
+        match (finished, noted, committed) {
+            (Ok(_), Ok(_), Ok(())) => Ok(true),
             // The COMMIT behind it rolled the failed COPY back.
-            (Err(e), Ok(())) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
-            (Ok(_), Err(e)) | (Err(e), _) => Err(e),
+            (Err(e), _, Ok(())) if unique_violation(&e) => Ok(false),
+            (Err(e), _, _) | (Ok(_), Err(e), _) | (Ok(_), Ok(_), Err(e)) => Err(e),
         }
     }
     .await;
@@ -902,7 +1015,7 @@ async fn store_scans(
     if firsts.is_empty() {
         return Ok(Vec::new());
     }
-    let inserted = if copy_all(client, &statements.copy, &c, now, in_transaction).await? {
+    let inserted = if copy_all(client, statements, &c, now, in_transaction).await? {
         vec![true; c.keys.len()]
     } else {
         insert_new(client, statements, &c, now).await?
@@ -2210,19 +2323,27 @@ impl HubStorage for PostgresStorage {
         let matched: Vec<bool> = sorted.iter().map(|s| s.matched).collect();
         self.with_client(async |c| {
             let tx = c.transaction().await?;
-            let added = tx
-                .execute(
-                    "INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, business_unit, scan_source, \
-                     matched, legacy_id, meta, received_at, cleared_at, cleared_epoch) \
+            // The lock before the ids, the ids and the feed's note with the scans (see ALLOCATE_SCAN_IDS).
+            tx.batch_execute("LOCK TABLE scans IN ROW EXCLUSIVE MODE").await?;
+            let ids = allocate_scan_ids(tx.client(), ALLOCATE_SCAN_IDS, sorted.len()).await?;
+            let added: i64 = tx
+                .query_one(
+                    "WITH inserted AS (INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, \
+                     business_unit, scan_source, matched, legacy_id, meta, received_at, cleared_at, cleared_epoch, id) \
                      SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                     $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[]) \
-                     ON CONFLICT (idempotency_key) DO NOTHING",
-                    &[&keys, &badge, &station, &at, &unit, &source, &matched, &legacy, &meta, &received, &cleared_at, &cleared_epoch],
+                     $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[]) \
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, received_at), \
+                     noted AS (INSERT INTO feed_batches (first_id, last_id, scans, first_received_at, last_received_at) \
+                     SELECT min(id), max(id), count(*), min(received_at), max(received_at) FROM inserted \
+                     HAVING count(*) > 0) \
+                     SELECT count(*) FROM inserted",
+                    &[&keys, &badge, &station, &at, &unit, &source, &matched, &legacy, &meta, &received, &cleared_at, &cleared_epoch, &ids],
                 )
-                .await?;
+                .await?
+                .get(0);
             set_state(tx.client(), cursor_key, &cursor.to_string()).await?;
             tx.commit().await?;
-            Ok(added)
+            Ok(count(added))
         })
     }
 
@@ -2600,7 +2721,34 @@ mod tests {
 
     /// The binary `COPY` stream, byte by byte: header, one row with every
     /// optional field NULL and not cleared, one with all fields and cleared,
-    /// trailer. Rows come in key order, whatever the batch's order.
+    /// trailer. Rows come in key order, whatever the batch's order, each
+    /// with the next id.
+    /// A batch's ids: each block's ids in turn, the blocks in increasing order
+    /// (however the rows came back), as many as there are scans.
+    #[test]
+    fn scan_ids_fill_the_drawn_blocks_in_order() {
+        let block = SCAN_ID_BLOCK as i64;
+        assert_eq!(scan_id_blocks(1), 1);
+        assert_eq!(scan_id_blocks(SCAN_ID_BLOCK), 1);
+        assert_eq!(scan_id_blocks(SCAN_ID_BLOCK + 1), 2);
+        assert_eq!(scan_id_blocks(2000), 125);
+        let ids = ids_of_blocks(vec![5 * block + 1, block + 1], SCAN_ID_BLOCK + 3);
+        let expected: Vec<i64> = (block + 1..=2 * block).chain(5 * block + 1..5 * block + 4).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(ids_of_blocks(vec![7], 1), [7]);
+        assert!(ids_of_blocks(Vec::new(), 0).is_empty());
+    }
+
+    /// The sequence counts in the steps the writers fill: a block no one
+    /// else gets is exactly as long as the step.
+    #[test]
+    fn the_sequence_steps_by_one_block_of_ids() {
+        let step = format!("ALTER SEQUENCE scans_id_seq INCREMENT BY {SCAN_ID_BLOCK};");
+        assert!(MIGRATIONS[9].contains(&step), "migration 10 sets the step");
+        assert!(MIGRATIONS[9].contains(&format!("a block of {SCAN_ID_BLOCK} ids")), "its error says the step");
+        assert!(MIGRATIONS[10..].iter().all(|m| !m.contains("scans_id_seq")), "and nothing after changes it");
+    }
+
     #[test]
     fn copy_rows_writes_postgresql_binary_copy_format() {
         let scan = |key: &str, full: bool| NewScan {
@@ -2618,7 +2766,7 @@ mod tests {
         let items = vec![BatchItem::Scan(scan("key-bbbbbbbb", true)), BatchItem::Scan(scan("key-aaaaaaaa", false))];
         let (c, _, _) = columns(&items);
         let now = "2026-11-21T10:16:00.000Z";
-        let bytes = copy_rows(&c, now);
+        let bytes = copy_rows(&c, &[17, 0x0102_0304_0506_0708], now);
 
         let mut expected: Vec<u8> = b"PGCOPY\n\xff\r\n\0".to_vec();
         expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
@@ -2629,8 +2777,9 @@ mod tests {
             }
             None => out.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]),
         };
-        for (key, full) in [("key-aaaaaaaa", false), ("key-bbbbbbbb", true)] {
-            expected.extend_from_slice(&11i16.to_be_bytes());
+        for (id, key, full) in [([0, 0, 0, 0, 0, 0, 0, 17], "key-aaaaaaaa", false), ([1, 2, 3, 4, 5, 6, 7, 8], "key-bbbbbbbb", true)] {
+            expected.extend_from_slice(&12i16.to_be_bytes());
+            field(&mut expected, Some(&id));
             field(&mut expected, Some(&encode_key(key)));
             field(&mut expected, Some(b"42"));
             field(&mut expected, Some(b"Gate"));

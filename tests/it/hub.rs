@@ -1519,6 +1519,39 @@ mod postgres_only {
         assert_eq!(s.feed_after(0, 1000, false).unwrap().len(), 95);
     }
 
+    /// Since schema 10 whoever stores scans gives each its id and notes the
+    /// batch for the feed. A writer that does neither, as a hub of an older
+    /// version still running during an upgrade would, is refused with the
+    /// reason and the fix, and nothing of its statement is stored; the
+    /// hub's own batches go on, and the feed serves them.
+    #[test]
+    fn a_writer_that_gives_scans_no_ids_is_refused_and_stores_nothing() {
+        let Some(backend) = Backend::postgres() else { return };
+        let hub = start(backend);
+        assert_eq!(counts(&hub.batch(MASTER, &[event("key-before-old-writer", "1", "Gate")])), (1, 0, 0));
+        let refused = pg::try_execute(
+            &hub.database,
+            "INSERT INTO badgestation.scans (idempotency_key, badge_id, station_name, scanned_at, scan_source, matched, \
+             received_at) VALUES ('\\x01'::bytea, '2', 'Gate', '2026-11-21T10:15:30.123Z', 'badge', false, \
+             '2026-11-21T10:16:00.000Z'), ('\\x02'::bytea, '3', 'Gate', '2026-11-21T10:15:31.123Z', 'badge', false, \
+             '2026-11-21T10:16:00.000Z')",
+        )
+        .expect_err("a writer without ids is refused");
+        let error = refused.as_db_error().expect("the database's error");
+        assert_eq!(error.message(), "a scan was stored without its id");
+        assert!(error.detail().unwrap_or("").contains("notes the batch in badgestation.feed_batches"), "{error:?}");
+        assert!(error.hint().unwrap_or("").contains("upgrade every hub replica"), "{error:?}");
+        assert_eq!(hub.scan_count(), 1, "nothing of the refused statement");
+        assert_eq!(counts(&hub.batch(MASTER, &[event("key-after-old-writer", "4", "Gate")])), (1, 0, 0));
+        assert_eq!(hub.scan_count(), 2);
+        let served = pg::query_strings(
+            &hub.database,
+            "SELECT count(*) FROM badgestation.scans s WHERE EXISTS (SELECT 1 FROM badgestation.feed_batches f \
+             WHERE f.ingest_xid = s.ingest_xid AND s.id BETWEEN f.first_id AND f.last_id)",
+        );
+        assert_eq!(served, ["2"], "both batches noted for the feed");
+    }
+
     /// A wrong password, an unknown host and a missing database each stop
     /// `badgestation hub` at start with a message that names
     /// HUB_DATABASE_URL and --database, and never shows the password.
@@ -1639,6 +1672,17 @@ mod postgres_only {
         let distinct = (THREADS + 1) * PER_THREAD / 2;
         assert_eq!((a.scan_count(), b.scan_count()), (distinct as u64, distinct as u64));
         assert_eq!(saved.load(Ordering::Relaxed), distinct, "every scan reported saved exactly once");
+        // Each batch drew its ids from the shared sequence (whole batches by `COPY`, resends of
+        // overlapping keys by the fallback `INSERT`) and noted them for the feed: no id twice, and
+        // every scan inside a noted range of its own transaction.
+        let invariants = pg::query_strings(
+            &a.database,
+            "SELECT count(DISTINCT id) FROM badgestation.scans UNION ALL \
+             SELECT sum(scans) FROM badgestation.feed_batches UNION ALL \
+             SELECT count(*) FROM badgestation.scans s WHERE NOT EXISTS (SELECT 1 FROM badgestation.feed_batches f \
+             WHERE f.ingest_xid = s.ingest_xid AND s.id BETWEEN f.first_id AND f.last_id)",
+        );
+        assert_eq!(invariants, [distinct.to_string(), distinct.to_string(), "0".to_owned()], "ids, noted scans, scans outside a note");
 
         let body = json!({ "events": [event("key-replica-idem-1", "41", "Gate")] }).to_string();
         let headers = [("Idempotency-Key", "batch-replica-1")];
@@ -2119,12 +2163,19 @@ mod postgres_only {
         let (slow, connection) = runtime.block_on(tokio_postgres::connect(&db.url, tokio_postgres::NoTls)).unwrap();
         runtime.spawn(connection);
         let run = |sql: &str| runtime.block_on(slow.batch_execute(sql)).unwrap();
-        let begin_slow_batch = || run("BEGIN; LOCK TABLE badgestation.scans IN ROW EXCLUSIVE MODE");
+        // As the hub's writers do (schema 10): the table's lock, then the batch's ids, drawn here
+        // before the batches stored meanwhile draw theirs, so this batch's id is below theirs.
+        let begin_slow_batch = || {
+            run("BEGIN; LOCK TABLE badgestation.scans IN ROW EXCLUSIVE MODE; \
+                 SELECT set_config('slow.id', nextval('badgestation.scans_id_seq')::text, true)");
+        };
         let commit_slow_batch = |key: &str| {
             run(&format!(
-                "INSERT INTO badgestation.scans (idempotency_key, badge_id, station_name, scanned_at, scan_source, \
-                 matched, received_at) VALUES ('{key}'::bytea, 'slow', 'Gate', '2026-11-21T10:15:31.000Z', 'badge', \
-                 false, '{now}'); COMMIT"
+                "INSERT INTO badgestation.scans (id, idempotency_key, badge_id, station_name, scanned_at, scan_source, \
+                 matched, received_at) VALUES (current_setting('slow.id')::int8, '{key}'::bytea, 'slow', 'Gate', \
+                 '2026-11-21T10:15:31.000Z', 'badge', false, '{now}'); \
+                 INSERT INTO badgestation.feed_batches (first_id, last_id, scans, first_received_at, last_received_at) \
+                 VALUES (current_setting('slow.id')::int8, current_setting('slow.id')::int8, 1, '{now}', '{now}'); COMMIT"
             ));
         };
 

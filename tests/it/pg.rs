@@ -57,15 +57,21 @@ pub fn with_dbname(url: &str, name: &str) -> String {
 
 /// Runs SQL on `url` (a test's own connection, not the hub's).
 pub fn execute(url: &str, sql: &str) {
+    try_execute(url, sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+}
+
+/// [`execute`], for SQL the database is expected to refuse: its error.
+pub fn try_execute(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let (client, connection) =
             tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect: {e}"));
         let driver = tokio::spawn(connection);
-        client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        let result = client.batch_execute(sql).await;
         drop(client);
         let _ = driver.await;
-    });
+        result
+    })
 }
 
 /// Runs a query and returns the first column of each row as text.

@@ -335,21 +335,27 @@ fn a_postgres_feed_skips_other_transactions_rows_inside_a_batchs_range() {
             client
         };
         let (a, b) = (connect().await, connect().await);
+        // As the hub's writers store scans (schema 10): each row's id from the sequence while the
+        // statement holds the table's lock, and the transaction's batch noted before it commits.
         let insert = |key: &str, badge: &str| {
             format!(
-                "INSERT INTO badgestation.scans (idempotency_key, badge_id, station_name, scanned_at, scan_source, matched, received_at) \
-                 VALUES (convert_to('{key}', 'UTF8'), '{badge}', 'Gate', '2026-11-21T10:15:30.123Z', 'badge', false, \
+                "INSERT INTO badgestation.scans (id, idempotency_key, badge_id, station_name, scanned_at, scan_source, \
+                 matched, received_at) VALUES (nextval('badgestation.scans_id_seq'), convert_to('{key}', 'UTF8'), \
+                 '{badge}', 'Gate', '2026-11-21T10:15:30.123Z', 'badge', false, \
                  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))"
             )
         };
+        let commit = "INSERT INTO badgestation.feed_batches (first_id, last_id, scans, first_received_at, last_received_at) \
+             SELECT min(id), max(id), count(*), min(received_at), max(received_at) FROM badgestation.scans \
+             WHERE ingest_xid = pg_current_xact_id(); COMMIT";
         for (client, sql) in [
             (&a, "BEGIN".to_owned()),
             (&a, insert("key-interleave-a1", "8001")),
             (&b, "BEGIN".to_owned()),
             (&b, insert("key-interleave-b1", "8002")),
             (&a, insert("key-interleave-a2", "8003")),
-            (&a, "COMMIT".to_owned()),
-            (&b, "COMMIT".to_owned()),
+            (&a, commit.to_owned()),
+            (&b, commit.to_owned()),
         ] {
             client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
@@ -380,11 +386,12 @@ fn a_postgres_database_from_before_the_feed_batches_keeps_its_feed() {
     hub.batch(MASTER, &[event("key-v6-1", "7001", "Main Gate"), event("key-v6-2", "7002", "Main Gate")]);
     hub.batch(MASTER, &[event("key-v6-3", "7003", "Side Door")]);
     wait_until_served(&hub, 3);
-    // Back to schema 6 as it was: no batches, no trigger, the index on every scan, the primary key.
+    // Back to schema 6 as it was: no batches, ids from the sequence one by one, the index on every
+    // scan, the primary key.
     crate::pg::execute(
         &hub.database,
-        "SET search_path = badgestation; DROP TRIGGER scans_feed_batch ON scans; DROP FUNCTION note_feed_batch(); \
-         DROP TABLE feed_batches; CREATE INDEX scans_feed ON scans (ingest_xid, id); DROP INDEX scans_id; \
+        "SET search_path = badgestation; ALTER TABLE scans ALTER COLUMN id SET DEFAULT nextval('scans_id_seq'); \
+         ALTER SEQUENCE scans_id_seq INCREMENT BY 1; DROP FUNCTION scan_id_not_given(); DROP TABLE feed_batches; CREATE INDEX scans_feed ON scans (ingest_xid, id); DROP INDEX scans_id; \
          ALTER TABLE scans ADD PRIMARY KEY (id); \
          CREATE INDEX scans_received ON scans USING brin (received_at); DELETE FROM schema_version WHERE version >= 7",
     );
