@@ -378,10 +378,11 @@ fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: u
     pg_execute(&ta_db, "CREATE TABLE bench_wal_warmup AS SELECT g, repeat('x', 300) AS pad FROM generate_series(1, 3000000) g");
     pg_execute(&ta_db, "DROP TABLE bench_wal_warmup");
     pg_execute(&ta_db, "CHECKPOINT");
-    // HUB_BENCH_TA_ROUNDS: rounds per batch size, each side once per round (default 3). Runs of a
-    // few seconds on two shared cores vary by ±15 %: the median of paired rounds says more than
-    // one pair.
-    let rounds = env_usize("HUB_BENCH_TA_ROUNDS", 3).max(1);
+    // HUB_BENCH_TA_ROUNDS: rounds per batch size, each side once per round (default 7). Runs of a
+    // few seconds on two shared cores vary by ±15 % and single rounds' ratios by ±20 %: the
+    // median of many paired rounds says more than one pair (three rounds' medians still moved by
+    // 0.3 from run to run).
+    let rounds = env_usize("HUB_BENCH_TA_ROUNDS", 7).max(1);
     for batch in [1000, 100] {
         let warm = Arc::new(bodies(&format!("vs-warm-{batch}"), batch, batch * threads * 2));
         let fresh = Arc::new(bodies(&format!("vs-{batch}"), batch, scans));

@@ -1299,7 +1299,7 @@ async fn renumber_restored_feed(client: &mut tokio_postgres::Client) -> Result<O
 }
 
 /// The feed's next batches after a cursor: each transaction below the
-/// horizon that stored scans, with the range of ids its statements stored
+/// horizon that stored scans, with the range of ids its writes stored
 /// and how many ([`MIGRATIONS`] 7).
 const FEED_BATCHES: &str = "SELECT ingest_xid::text, min(first_id), max(last_id), sum(scans)::bigint FROM feed_batches \
      WHERE ingest_xid >= $1::text::xid8 AND ingest_xid < $2::text::xid8 GROUP BY ingest_xid ORDER BY ingest_xid LIMIT $3";
@@ -1438,9 +1438,11 @@ const FLOOR_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// back for as long as one `max(id)` takes. Every row at or below the
 /// answer is then committed, so a clear that starts after this returns sees
 /// (and archives) all of them, and every row inserted later gets a higher id
-/// from the sequence. Row ids are handed out at insert, not at commit: the
+/// from the sequence. Row ids are drawn before commit, not at it: the
 /// largest id committed so far is not enough, as a slower batch can still
-/// commit a lower one.
+/// commit a lower one. That is why writers draw ids only once they hold
+/// `ROW EXCLUSIVE` ([`ALLOCATE_SCAN_IDS`]): every id drawn is then either
+/// committed or held by a transaction this lock waits for.
 ///
 /// `None` when the batches in flight did not end within
 /// [`FLOOR_LOCK_WAIT`] (a stuck connection): the clear then leaves the floor
@@ -1461,8 +1463,8 @@ async fn settled_max_id(c: &mut deadpool_postgres::Object) -> Result<Option<i64>
     Ok(Some(max))
 }
 
-/// The highest scan id stored, from the feed's batches (every statement that
-/// stores scans writes one, with its last id; [`MIGRATIONS`] 7 and 8): one
+/// The highest scan id stored, from the feed's batches (every writer of
+/// scans notes one, with its last id; [`MIGRATIONS`] 7, 8 and 10): one
 /// index probe, where `max(id)` on `scans` would read the table (it has no
 /// B-tree on its ids). A batch's row commits with its scans.
 async fn max_scan_id(c: &tokio_postgres::Client) -> Result<i64, tokio_postgres::Error> {
@@ -1476,9 +1478,12 @@ async fn max_scan_id(c: &tokio_postgres::Client) -> Result<i64, tokio_postgres::
 /// rebuild and `hub migrate` make thousands): this reads a window of ids at a
 /// time on the BRIN index instead, up to the highest id stored. A window
 /// starts twice as wide as the rows wanted and doubles each time it holds
-/// too few, so gaps in the ids (a failed `COPY` uses up its batch's ids;
-/// cleared rows, for live-only reads) cost a few windows, not one per gap's
-/// width.
+/// too few, so gaps in the ids cost a few windows, not one per gap's width,
+/// and a dense stretch after a sparse one is not read far past the page's
+/// end (an estimate from the sparse stretch would): a failed `COPY`
+/// uses up its batch's ids, a batch of one scan a whole block of
+/// [`SCAN_ID_BLOCK`] ids ([`MIGRATIONS`] 10; four more windows where every
+/// batch is a single scan), and live-only reads skip cleared rows.
 async fn by_id_windows(
     c: &tokio_postgres::Client,
     sql: &str,
