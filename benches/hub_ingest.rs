@@ -653,24 +653,37 @@ fn ceiling_copy(url: &str, batches: &Arc<Vec<Vec<CeilingRow>>>, connections: usi
                         .expect("prepare the note");
                     let received = "2026-11-21T12:00:00.000Z".to_owned();
                     while let Some(rows) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        client.batch_execute("BEGIN; LOCK TABLE scans IN ROW EXCLUSIVE MODE").await.expect("BEGIN");
+                        // Two round trips, pipelined as the hub does: BEGIN, lock, ids and the start
+                        // of the COPY; then the rows, the note and COMMIT.
                         let blocks = rows.len().div_ceil(BLOCK) as i64;
-                        let mut starts: Vec<i64> =
-                            client.query(&allocate, &[&blocks]).await.expect("ids").iter().map(|r| r.get(0)).collect();
+                        let (begun, drawn, sink) = futures_util::future::join3(
+                            client.batch_execute("BEGIN; LOCK TABLE scans IN ROW EXCLUSIVE MODE"),
+                            client.query(&allocate, &[&blocks]),
+                            client.copy_in(&copy),
+                        )
+                        .await;
+                        begun.expect("BEGIN");
+                        let mut starts: Vec<i64> = drawn.expect("ids").iter().map(|r| r.get(0)).collect();
                         starts.sort_unstable();
                         let ids: Vec<i64> = starts.iter().flat_map(|&s| s..s + BLOCK as i64).take(rows.len()).collect();
-                        let sink = client.copy_in(&copy).await.expect("COPY");
-                        let mut writer = std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink, &TYPES));
+                        let mut writer =
+                            std::pin::pin!(tokio_postgres::binary_copy::BinaryCopyInWriter::new(sink.expect("COPY"), &TYPES));
                         for (row, id) in rows.iter().zip(&ids) {
                             let t = &row.text;
                             let values: [&(dyn ToSql + Sync); 11] =
                                 [id, &row.key, &t[0], &t[1], &t[2], &t[3], &t[4], &true, &t[5], &t[6], &received];
                             writer.as_mut().write(&values).await.expect("COPY row");
                         }
-                        writer.finish().await.expect("COPY finish");
                         let count = rows.len() as i64;
-                        client.execute(&note, &[&ids[0], &ids[ids.len() - 1], &count, &received]).await.expect("note");
-                        client.batch_execute("COMMIT").await.expect("COMMIT");
+                        let (finished, noted, committed) = futures_util::future::join3(
+                            writer.as_mut().finish(),
+                            client.execute(&note, &[&ids[0], &ids[ids.len() - 1], &count, &received]),
+                            client.batch_execute("COMMIT"),
+                        )
+                        .await;
+                        finished.expect("COPY finish");
+                        noted.expect("note");
+                        committed.expect("COMMIT");
                     }
                 })
             })
