@@ -703,7 +703,7 @@ fn ceiling_copy(url: &str, batches: &Arc<Vec<Vec<CeilingRow>>>, connections: usi
 /// figure can only be below the first; no hub design that keeps a unique key index can beat the
 /// second.
 fn ceiling(admin: &str, scans: usize, threads: usize) {
-    println!("PostgreSQL alone (no hub, no HTTP): {scans} scans per case, {threads} connections, BEGIN + binary COPY + COMMIT");
+    println!("PostgreSQL alone (no hub, no HTTP): {scans} scans per case, {threads} connections, the hub's statements (BEGIN, lock, ids; binary COPY, note, COMMIT)");
     let cases = [
         ("ceiling: the hub's schema", 1000, ""),
         ("ceiling: the hub's schema", 100, ""),
