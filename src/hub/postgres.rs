@@ -800,12 +800,10 @@ fn ids_of_blocks(mut starts: Vec<i64>, n: usize) -> Vec<i64> {
 }
 
 /// Draws ids for `n` scans ([`ALLOCATE_SCAN_IDS`]; the caller holds the
-/// table's lock).
-async fn allocate_scan_ids<T>(c: &tokio_postgres::Client, statement: &T, n: usize) -> Result<Vec<i64>, tokio_postgres::Error>
-where
-    T: ?Sized + tokio_postgres::ToStatement,
-{
-    Ok(scan_ids(&c.query(statement, &[&scan_id_blocks(n)]).await?, n))
+/// table's lock). The batch's `COPY` draws them itself, pipelined with its
+/// start (see [`copy_all`]).
+async fn allocate_scan_ids(c: &tokio_postgres::Client, n: usize) -> Result<Vec<i64>, tokio_postgres::Error> {
+    Ok(scan_ids(&c.query(ALLOCATE_SCAN_IDS, &[&scan_id_blocks(n)]).await?, n))
 }
 
 /// The fast path of a batch: every distinct scan in one binary `COPY`
@@ -2330,7 +2328,7 @@ impl HubStorage for PostgresStorage {
             let tx = c.transaction().await?;
             // The lock before the ids, the ids and the feed's note with the scans (see ALLOCATE_SCAN_IDS).
             tx.batch_execute("LOCK TABLE scans IN ROW EXCLUSIVE MODE").await?;
-            let ids = allocate_scan_ids(tx.client(), ALLOCATE_SCAN_IDS, sorted.len()).await?;
+            let ids = allocate_scan_ids(tx.client(), sorted.len()).await?;
             let added: i64 = tx
                 .query_one(
                     "WITH inserted AS (INSERT INTO scans (idempotency_key, badge_id, station_name, scanned_at, \
