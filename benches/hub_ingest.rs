@@ -82,6 +82,36 @@ struct Run {
     scans: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time the whole machine spent meanwhile (every process: the
+    /// database, the server, the clients), when `/proc/stat` says.
+    machine_cpu: Option<Duration>,
+    /// Of that, this process's (the clients, and the hub when it runs
+    /// in-process), when `/proc/self/stat` says.
+    own_cpu: Option<Duration>,
+}
+
+/// CPU time the machine has spent since boot, all cores, all processes:
+/// user, nice, system, irq, softirq and steal from the `cpu` line of
+/// `/proc/stat` (idle and iowait are not work). `None` off Linux. Wall-clock
+/// rates on a shared 2-core machine move by a fifth between runs minutes
+/// apart; CPU time per scan moves far less, so it decides between builds.
+fn machine_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    Some(Duration::from_millis(busy * 10))
+}
+
+/// CPU time this process has spent, all its threads: `utime` and `stime` of
+/// `/proc/self/stat`. Its share of the machine's time says what the hub's
+/// own work costs next to the database's, however fast the host runs today.
+fn own_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Sends every body once from `threads` threads; checks each response's counts.
@@ -93,6 +123,7 @@ fn send_all(url: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, threads: usize,
 fn send_all_as(url: &str, key: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, threads: usize, expect: &'static str) -> Run {
     let authorization = format!("Bearer {key}");
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = (machine_cpu_time(), own_cpu_time());
     let started = Instant::now();
     let workers: Vec<_> = (0..threads)
         .map(|t| {
@@ -130,8 +161,10 @@ fn send_all_as(url: &str, key: &str, bodies: &Arc<Vec<Vec<u8>>>, batch: usize, t
         .collect();
     let mut latencies: Vec<Duration> = workers.into_iter().flat_map(|w| w.join().expect("client thread")).collect();
     let elapsed = started.elapsed();
+    let machine_cpu = machine_cpu_time().zip(cpu_before.0).map(|(after, before)| after.saturating_sub(before));
+    let own_cpu = own_cpu_time().zip(cpu_before.1).map(|(after, before)| after.saturating_sub(before));
     latencies.sort();
-    Run { scans: bodies.len() * batch, elapsed, latencies }
+    Run { scans: bodies.len() * batch, elapsed, latencies, machine_cpu, own_cpu }
 }
 
 /// `GET /v1/scans/check-duplicate`, which old kiosks with Live Sync call
@@ -211,8 +244,18 @@ fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
 
 fn report(label: &str, batch: usize, run: &Run) {
     let pct = |p: f64| percentile_ms(&run.latencies, p);
+    let per_scan = |cpu: Duration| cpu.as_secs_f64() * 1e6 / run.scans as f64;
+    let cpu = match (run.machine_cpu, run.own_cpu) {
+        (Some(machine), Some(own)) => format!(
+            "; machine CPU {:.1} µs per scan, {:.0} % of it in this process",
+            per_scan(machine),
+            100.0 * own.as_secs_f64() / machine.as_secs_f64().max(f64::EPSILON)
+        ),
+        (Some(machine), None) => format!("; machine CPU {:.1} µs per scan", per_scan(machine)),
+        _ => String::new(),
+    };
     println!(
-        "{label:<28} batch {batch:>5}: {:>9.0} scans/s  ({} scans in {:.2} s; per batch p50 {:.1} ms, p99 {:.1} ms)",
+        "{label:<28} batch {batch:>5}: {:>9.0} scans/s  ({} scans in {:.2} s; per batch p50 {:.1} ms, p99 {:.1} ms{cpu})",
         run.scans as f64 / run.elapsed.as_secs_f64(),
         run.scans,
         run.elapsed.as_secs_f64(),
@@ -386,7 +429,7 @@ fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: u
     for batch in [1000, 100] {
         let warm = Arc::new(bodies(&format!("vs-warm-{batch}"), batch, batch * threads * 2));
         let fresh = Arc::new(bodies(&format!("vs-{batch}"), batch, scans));
-        let mut ratios = Vec::new();
+        let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             // Each side starts on a quiet server: the other side's rows just stored would otherwise
             // draw autovacuum (and a checkpoint) into the middle of this side's few seconds of ingest.
@@ -412,15 +455,24 @@ fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: u
             let rate = |r: &Run| r.scans as f64 / r.elapsed.as_secs_f64();
             ratios.push(rate(&ours) / rate(&theirs));
             println!("{:<28} batch {batch:>5}: {:.1}x", "ratio (ours / theirs)", rate(&ours) / rate(&theirs));
+            // The same comparison in machine CPU time per scan (theirs / ours): what each side costs
+            // the machine, less moved by how busy the host is than the rates.
+            let cpu_per_scan = |r: &Run| r.machine_cpu.map(|cpu| cpu.as_secs_f64() / r.scans as f64);
+            if let (Some(t), Some(o)) = (cpu_per_scan(&theirs), cpu_per_scan(&ours)) {
+                cpu_ratios.push(t / o);
+                println!("{:<28} batch {batch:>5}: {:.1}x", "CPU per scan (theirs / ours)", t / o);
+            }
         }
-        ratios.sort_by(f64::total_cmp);
-        let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.1}x")).collect();
-        println!(
-            "{:<28} batch {batch:>5}: {:.1}x (median of {rounds} rounds: {})",
-            "ratio, median",
-            ratios[ratios.len() / 2],
-            shown.join(", ")
-        );
+        let median = |ratios: &mut Vec<f64>, label: &str| {
+            if ratios.is_empty() {
+                return;
+            }
+            ratios.sort_by(f64::total_cmp);
+            let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.1}x")).collect();
+            println!("{label:<28} batch {batch:>5}: {:.1}x (median of {rounds} rounds: {})", ratios[ratios.len() / 2], shown.join(", "));
+        };
+        median(&mut ratios, "ratio, median");
+        median(&mut cpu_ratios, "CPU per scan ratio, median");
     }
     pg_execute(&ta_db, "TRUNCATE scans RESTART IDENTITY");
     pg_execute(admin, "DROP DATABASE IF EXISTS bench_vs_ta WITH (FORCE)");
