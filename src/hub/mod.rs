@@ -300,6 +300,8 @@ pub fn database_for_logs(database: &str) -> String {
 ///
 /// Not for use inside another tokio runtime: it owns one, and blocks on it.
 pub struct Hub {
+    /// Told at shutdown that this runtime no longer serves it.
+    storage: Arc<dyn HubStorage>,
     addr: SocketAddr,
     backend: &'static str,
     tls: bool,
@@ -344,6 +346,7 @@ impl Hub {
         };
 
         let backend = storage.backend();
+        storage.serve_from(Some(runtime.handle().clone()));
         let (closing, closing_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(routes::AppState {
             storage: storage.clone(),
@@ -375,8 +378,9 @@ impl Hub {
             tls: tls.map(tokio_rustls::TlsAcceptor::from),
         };
         let server = runtime.spawn(serve_connections(listener, app, stop_rx, limits));
-        runtime.spawn(purge_request_keys(storage));
+        runtime.spawn(purge_request_keys(storage.clone()));
         Ok(Hub {
+            storage,
             addr,
             backend,
             tls: config.tls.is_some(),
@@ -441,6 +445,9 @@ impl Hub {
     }
 
     fn stop_and_wait(&mut self) {
+        // Connections the storage opens from now on run elsewhere: those driven on this
+        // runtime close with it (the pool then replaces them).
+        self.storage.serve_from(None);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -4,12 +4,14 @@
 //! **Driver and pool:** tokio-postgres with deadpool-postgres. The
 //! [`HubStorage`] trait is synchronous (the HTTP layer calls it from tokio's
 //! blocking pool), so this backend owns a small tokio runtime of its own
-//! (`hub-pg` threads) that drives the connections, and each trait call
-//! blocks on its future there. The CLI (`hub key`, `hub migrate`) uses the
-//! same code without a runtime of its own. Batch uploads, the hot path, skip
-//! that hop: [`HubStorage::ingest_async`] runs the same async code as a task
-//! on the hub's own runtime, and a connection the pool opens there is driven
-//! there (a pooled connection works from either runtime).
+//! (`hub-pg` threads), and each trait call blocks on its future there. The
+//! CLI (`hub key`, `hub migrate`) uses the same code without a runtime of its
+//! own. Batch uploads, the hot path, skip that hop:
+//! [`HubStorage::ingest_async`] runs the same async code as a task on the
+//! hub's own runtime. While a hub serves, every connection the pool opens is
+//! driven on the hub's runtime too ([`HubStorage::serve_from`]), so a batch
+//! never wakes the `hub-pg` threads; otherwise on the runtime that opened it
+//! (a pooled connection works from either runtime).
 //!
 //! **Stateless replicas:** everything a replica needs lives in the database:
 //! scans, clear epochs, heartbeats, keys, the roster summary and the
@@ -378,8 +380,11 @@ pub struct PostgresStorage {
     /// The URL without its password, for messages.
     database: String,
     pool: Pool,
-    /// Drives the connections; `None` only while dropping.
+    /// Runs the blocking calls' work, and drives the connections opened
+    /// while no hub serves this storage; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Where new connections are driven ([`HubStorage::serve_from`]).
+    driver: DriverRuntime,
     /// When this process last brought the BRIN summary of the scans' ids up
     /// to date ([`PostgresStorage::summarize_new_ranges`]).
     summarized_at: std::sync::Mutex<Option<std::time::Instant>>,
@@ -422,6 +427,53 @@ fn parse_config(url: &str) -> Result<Config> {
     Ok(config)
 }
 
+/// Opens the pool's connections and picks the runtime that drives each: the
+/// serving hub's, once it said so ([`HubStorage::serve_from`]), else the
+/// runtime the connection is opened on (deadpool's own `ConfigConnectImpl`
+/// does only the latter).
+///
+/// Why: a tokio-postgres connection is a task that reads and writes its
+/// socket, and every query hands messages to it. The hub stores batches on
+/// its own runtime, but a connection the pool opened during a blocking call
+/// (on the `hub-pg` runtime) stayed there, so each batch that got one woke
+/// the other runtime's threads four times and back. At batch 100 those
+/// threads took about 2 % of the machine (BENCHMARKS.md).
+#[derive(Clone, Default)]
+struct DriverRuntime(Arc<std::sync::RwLock<Option<tokio::runtime::Handle>>>);
+
+impl DriverRuntime {
+    fn set(&self, runtime: Option<tokio::runtime::Handle>) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = runtime;
+    }
+
+    fn get(&self) -> Option<tokio::runtime::Handle> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl deadpool_postgres::Connect for DriverRuntime {
+    fn connect(
+        &self,
+        config: &Config,
+    ) -> futures_util::future::BoxFuture<'_, Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>>
+    {
+        let config = config.clone();
+        Box::pin(async move {
+            let (client, connection) = config.connect(NoTls).await?;
+            let drive = async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(error = %e, "PostgreSQL connection closed with an error");
+                }
+            };
+            let task = match self.get() {
+                Some(runtime) => runtime.spawn(drive),
+                None => tokio::spawn(drive),
+            };
+            Ok((client, task))
+        })
+    }
+}
+
 impl PostgresStorage {
     /// Connects, migrates the schema (under an advisory lock) and opens the
     /// pool. A wrong URL or password is [`StorageError::Connect`], a newer
@@ -436,8 +488,12 @@ impl PostgresStorage {
             .build()
             .map_err(|e| StorageError::Backend(format!("cannot start the PostgreSQL driver's threads: {e}")))?;
         runtime.block_on(migrate(&config, &database))?;
-        let manager =
-            Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let driver = DriverRuntime::default();
+        let manager = Manager::from_connect(
+            config,
+            driver.clone(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(options.size.max(1))
             .wait_timeout(Some(options.wait))
@@ -446,7 +502,7 @@ impl PostgresStorage {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StorageError::Backend(format!("cannot build the connection pool: {e}")))?;
-        Ok(PostgresStorage { database, pool, runtime: Some(runtime), summarized_at: std::sync::Mutex::new(None) })
+        Ok(PostgresStorage { database, pool, runtime: Some(runtime), driver, summarized_at: std::sync::Mutex::new(None) })
     }
 
     /// The URL without its password.
@@ -1721,6 +1777,16 @@ impl HubStorage for PostgresStorage {
 
     fn async_ingest(&self) -> bool {
         true
+    }
+
+    fn serve_from(&self, runtime: Option<tokio::runtime::Handle>) {
+        let serving = runtime.is_some();
+        self.driver.set(runtime);
+        if serving {
+            // Idle connections opened before run where they were opened: close them, the pool
+            // opens new ones on the serving runtime as it needs them.
+            let _ = self.pool.retain(|_, _| false);
+        }
     }
 
     fn ingest_async(self: Arc<Self>, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> IngestFuture {

@@ -490,6 +490,12 @@ pub trait HubStorage: Send + Sync + 'static {
         false
     }
 
+    /// The runtime a hub serves this storage from (`None` once it stops):
+    /// a backend whose connections need a runtime to run on drives the
+    /// connections it opens from then on there, next to the requests that
+    /// use them. Nothing to do for the others.
+    fn serve_from(&self, _runtime: Option<tokio::runtime::Handle>) {}
+
     /// [`HubStorage::ingest`] as a future. The caller runs it as a task of
     /// its own (`tokio::spawn`), so that a client hanging up cannot drop it
     /// halfway through a transaction. By default, `ingest` on tokio's

@@ -1586,6 +1586,33 @@ mod postgres_only {
         assert!(err.contains("password authentication failed"), "says what is wrong: {err}");
     }
 
+    /// While a hub serves a PostgreSQL storage, each connection its pool
+    /// opens is driven on the hub's runtime, even one a blocking call opened
+    /// (on the storage's own `hub-pg` runtime): a batch then never wakes
+    /// another runtime's threads. Idle connections from before are closed.
+    /// Once the hub's runtime is gone, its connections with it, the storage
+    /// opens new ones and goes on working.
+    #[test]
+    fn connections_opened_while_a_hub_serves_run_on_its_runtime() {
+        use badgestation::hub::storage::HubStorage;
+        let Some(backend) = Backend::postgres() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let db = TestDb::new(backend, dir.path());
+        let storage = PostgresStorage::open(&db.url, PoolOptions { size: 1, wait: Duration::from_secs(5) }).unwrap();
+        let serving = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let driven_there = || serving.metrics().num_alive_tasks();
+        storage.ping().unwrap();
+        assert_eq!(driven_there(), 0, "no hub yet: the connection runs where it was opened");
+        storage.serve_from(Some(serving.handle().clone()));
+        storage.ping().unwrap();
+        assert_eq!(driven_there(), 1, "the idle connection from before was closed, the new one runs on the hub's runtime");
+        storage.ping().unwrap();
+        assert_eq!(driven_there(), 1, "and is reused");
+        storage.serve_from(None);
+        serving.shutdown_timeout(Duration::from_secs(5));
+        storage.ping().expect("a new connection replaces the one that stopped with the hub's runtime");
+    }
+
     /// A database whose schema version is newer than this build knows is
     /// refused at start, and left as it was.
     #[test]
