@@ -133,6 +133,21 @@ pub fn format_utc_millis(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Whether `text` is already what [`format_utc_millis`] writes for the time
+/// it names, `2026-11-21T10:15:30.123Z`, as stations send it, so that a
+/// caller that parsed it may keep the text instead of formatting it again.
+/// The shape alone: whether the date exists is the parser's to say. Seconds
+/// from 60 up (a leap second) are left to formatting.
+#[must_use]
+pub fn is_canonical_utc_millis(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |at: &[usize]| at.iter().all(|&i| b[i].is_ascii_digit());
+    b.len() == 24
+        && digits(&[0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22])
+        && [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')].iter().all(|&(i, c)| b[i] == c)
+        && b[17] < b'6'
+}
+
 /// Truncates a time to whole milliseconds (what is stored).
 #[must_use]
 pub fn truncate_millis(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -189,6 +204,47 @@ mod tests {
         assert_eq!(format_utc_millis(&utc_from_system(before)), "1969-06-15T00:00:00.000Z");
         let after = std::time::UNIX_EPOCH + Duration::from_millis(1_500);
         assert_eq!(format_utc_millis(&utc_from_system(after)), "1970-01-01T00:00:01.500Z");
+    }
+
+    /// The hub keeps a canonical `scanned_at` as sent instead of formatting
+    /// it again: that is only right if formatting what it parses to gives
+    /// the same text, for every time of that shape the parser accepts.
+    #[test]
+    fn a_canonical_time_formats_to_its_own_text() {
+        let mut checked = 0;
+        // Every month's first, last and one-past-last day, over years with and without 29 February.
+        for year in [1970, 1999, 2000, 2024, 2026, 2100, 9999] {
+            for month in 1..=12 {
+                for day in [1, 28, 29, 30, 31] {
+                    for time in ["00:00:00.000", "09:05:07.010", "23:59:59.999"] {
+                        let text = format!("{year:04}-{month:02}-{day:02}T{time}Z");
+                        assert!(is_canonical_utc_millis(&text), "{text}");
+                        if let Ok(at) = parse_utc(&text) {
+                            assert_eq!(format_utc_millis(&at), text);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 7 * 12 * 4 * 3, "only {checked} dates parsed");
+        for other in [
+            "2026-11-21T10:15:30.123z",
+            "2026-11-21t10:15:30.123Z",
+            "2026-11-21 10:15:30.123Z",
+            "2026-11-21T10:15:30.12Z",
+            "2026-11-21T10:15:30.1234Z",
+            "2026-11-21T10:15:30Z",
+            "2026-11-21T10:15:30.123+00:00",
+            "2026-11-21T23:59:60.500Z",
+            "2026-11-2aT10:15:30.123Z",
+            "+026-11-21T10:15:30.123Z",
+            "",
+        ] {
+            assert!(!is_canonical_utc_millis(other), "{other}");
+        }
+        // What the shape lets through is still the parser's to accept or refuse.
+        assert!(parse_utc("2026-02-30T10:15:30.123Z").is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use super::storage::{BatchItem, NewScan};
 use crate::api::{BusinessUnitCount, Heartbeat, MAX_BATCH_EVENTS, limits};
-use crate::clock::{format_utc_millis, parse_utc};
+use crate::clock::{format_utc_millis, is_canonical_utc_millis, parse_utc};
 
 /// At most this many business units in a roster summary.
 pub const MAX_ROSTER_UNITS: usize = 200;
@@ -287,7 +287,12 @@ fn check_event(event: &EventIn<'_>, station_of_key: Option<&str>) -> Result<(New
             badge_id: event.badge_id.as_ref().to_owned(),
             station_name: event.station_name.as_ref().to_owned(),
             // Truncated to milliseconds: the unit stations store and the unit duplicates compare in.
-            scanned_at: format_utc_millis(&scanned_at),
+            // Stations send that form already; its text is then what formatting would give.
+            scanned_at: if is_canonical_utc_millis(&event.scanned_at) {
+                event.scanned_at.as_ref().to_owned()
+            } else {
+                format_utc_millis(&scanned_at)
+            },
             business_unit,
             scan_source,
             matched,
@@ -691,7 +696,12 @@ mod tests {
     #[test]
     fn is_clean_matches_clean_text() {
         let long = ["x".repeat(10), "x".repeat(11)];
-        for text in ["Ops", "Ops North", "", " Ops", "Ops ", "Ops  North", "Ops\tNorth", "Ops\u{0}", "\u{a0}Ops", "Ops\u{85}", "Zoë Ærø", &long[0], &long[1]] {
+        let wide = ["é".repeat(10), "é".repeat(11), format!("{} x", "é".repeat(8)), format!("{}  x", "é".repeat(7))];
+        let cases = [
+            "Ops", "Ops North", "", " ", "  ", " Ops", "Ops ", "Ops  North", "Ops \t North", "Ops\tNorth", "Ops\u{0}",
+            "\u{a0}Ops", "Ops\u{3000}", "Ops\u{a0}\u{a0}North", "Ops\u{85}", "\u{7f}", "Zoë Ærø", "a b c d e", "a b c d e f",
+        ];
+        for text in cases.iter().copied().chain(long.iter().chain(&wide).map(String::as_str)) {
             assert_eq!(limits::is_clean(text, 10), !limits::clean_text(text, 10).1, "{text:?}");
         }
     }
