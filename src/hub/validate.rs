@@ -162,11 +162,25 @@ struct EventIn<'a> {
     #[serde(borrow, default)]
     meta: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    business_unit: Option<Cow<'a, str>>,
+    business_unit: Option<Text<'a>>,
     #[serde(borrow, default)]
-    scan_source: Option<Cow<'a, str>>,
+    scan_source: Option<Text<'a>>,
     #[serde(default)]
     cleared: bool,
+}
+
+/// A string borrowed from the body where it holds no escapes, inside an
+/// `Option`: serde borrows a `Cow` field marked `borrow`, but an
+/// `Option<Cow>` always gets an owned copy, one allocation per field and
+/// event for nothing.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 fn parse_event(raw: &str, station_of_key: Option<&str>) -> (BatchItem, bool) {
@@ -262,8 +276,9 @@ fn check_event(event: &EventIn<'_>, station_of_key: Option<&str>) -> Result<(New
         cleaned |= changed;
         text
     };
-    let business_unit = event.business_unit.as_deref().map(|bu| clean(bu, limits::BUSINESS_UNIT_CHARS)).filter(|bu| !bu.is_empty());
-    let scan_source = match event.scan_source.as_deref().map(|s| clean(s, limits::SCAN_SOURCE_CHARS)) {
+    let business_unit =
+        event.business_unit.as_ref().map(|bu| clean(bu.as_str(), limits::BUSINESS_UNIT_CHARS)).filter(|bu| !bu.is_empty());
+    let scan_source = match event.scan_source.as_ref().map(|s| clean(s.as_str(), limits::SCAN_SOURCE_CHARS)) {
         Some(s) if !s.is_empty() => s,
         _ => "manual".to_owned(),
     };
@@ -689,6 +704,22 @@ mod tests {
         assert_eq!(s.meta.as_deref(), Some(r#"{"legacy_id":"L42","local_id":7,"matched":true}"#));
         assert!(s.matched);
         assert_eq!((s.legacy_id.as_deref(), s.business_unit.as_deref(), s.scan_source.as_str()), (Some("L42"), Some("Ops"), "badge"));
+    }
+
+    /// An event's strings are borrowed from the body unless they hold
+    /// escapes, the optional ones too; escaped ones are decoded.
+    #[test]
+    fn event_strings_borrow_from_the_body() {
+        let raw = r#"{"idempotency_key":"key-0001","badge_id":"42","station_name":"Gate","scanned_at":"2026-11-21T10:15:30.123Z","business_unit":"Ops","scan_source":"badge"}"#;
+        let event: EventIn<'_> = serde_json::from_str(raw).unwrap();
+        assert!(matches!(event.badge_id, Cow::Borrowed("42")));
+        assert!(matches!(event.business_unit, Some(Text(Cow::Borrowed("Ops")))));
+        assert!(matches!(event.scan_source, Some(Text(Cow::Borrowed("badge")))));
+        let escaped = raw.replace(r#""Ops""#, r#""R\u0026D \"North\"""#);
+        let event: EventIn<'_> = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(event.business_unit.as_ref().map(Text::as_str), Some(r#"R&D "North""#));
+        let stored = scan(one(r#"{"business_unit":"R\u0026D \"North\"","scan_source":null}"#));
+        assert_eq!((stored.business_unit.as_deref(), stored.scan_source.as_str()), (Some(r#"R&D "North""#), "manual"));
     }
 
     /// `limits::is_clean` says "unchanged" exactly when `clean_text` changes
