@@ -92,9 +92,10 @@ struct Run {
 
 /// CPU time the machine has spent since boot, all cores, all processes:
 /// user, nice, system, irq, softirq and steal from the `cpu` line of
-/// `/proc/stat` (idle and iowait are not work). `None` off Linux. Wall-clock
-/// rates on a shared 2-core machine move by a fifth between runs minutes
-/// apart; CPU time per scan moves far less, so it decides between builds.
+/// `/proc/stat` (idle and iowait are not work). `None` off Linux. What each
+/// side of a comparison costs the machine, next to its rate. Neither decides
+/// between two hub builds on a shared host, whose speed drifts by a fifth
+/// within minutes and moves both; the share in [`own_cpu_time`] does.
 fn machine_cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
