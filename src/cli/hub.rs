@@ -74,6 +74,12 @@ struct ServeArgs {
     /// 5 s get 503 [env: HUB_DATABASE_POOL_SIZE] [default: 16]
     #[arg(long, value_name = "N")]
     database_pool_size: Option<usize>,
+    /// PostgreSQL only: batch transactions this process runs at once; batches arriving while they are all busy
+    /// wait (up to 5 s, then 503) and go in together, up to 1000 events per transaction. Half start at once, the
+    /// rest only for batches that find others waiting. 0 stores every batch on its own, at once
+    /// [env: HUB_DATABASE_WRITERS] [default: 4]
+    #[arg(long, value_name = "N")]
+    database_writers: Option<usize>,
     /// Serve HTTPS with this certificate chain (PEM, server certificate first); needs --tls-key
     /// [env: HUB_TLS_CERT] [default: plain HTTP]
     #[arg(long, value_name = "FILE")]
@@ -98,6 +104,7 @@ impl ServeArgs {
             || self.max_connections.is_some()
             || self.key_lookups_per_minute.is_some()
             || self.database_pool_size.is_some()
+            || self.database_writers.is_some()
             || self.tls_cert.is_some()
             || self.tls_key.is_some()
             || self.session_hours.is_some()
@@ -111,7 +118,9 @@ Backends:
   PostgreSQL: --database postgres://hub:PASSWORD@db:5432/hub (or HUB_DATABASE_URL). The hub creates its
     tables in the schema `badgestation` and migrates them at start (safe when several hubs start at once).
     Each process opens at most --database-pool-size connections (default 16): keep the sum over all
-    processes below PostgreSQL's max_connections. TLS connections are not supported yet: run the hub
+    processes below PostgreSQL's max_connections. At most --database-writers batch transactions run at
+    once (default 4); batches arriving meanwhile are stored together, which costs PostgreSQL less per
+    scan. On a database server with many cores, raise it. TLS connections are not supported yet: run the hub
     next to the database or through a TLS tunnel.
 
 Replicas (PostgreSQL only): run two or more `badgestation hub` processes with the same --database and
@@ -452,6 +461,9 @@ fn serve(database: &str, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             bail!("--database-pool-size must be at least 1 (default 16)");
         }
         config.pool.size = size;
+    }
+    if let Some(writers) = setting(args.database_writers, "HUB_DATABASE_WRITERS")? {
+        config.pool.writers = writers;
     }
 
     if let Some(hours) = setting(args.session_hours, "HUB_SESSION_HOURS")? {

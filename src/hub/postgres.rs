@@ -82,6 +82,9 @@ pub const DEFAULT_POOL_SIZE: usize = 16;
 /// How long a request waits for a free connection before it gets `503`.
 pub const DEFAULT_POOL_WAIT: Duration = Duration::from_secs(5);
 
+/// Batch transactions a hub process runs at once by default ([`PoolOptions::writers`]).
+pub const DEFAULT_WRITERS: usize = 4;
+
 /// How long connecting to PostgreSQL may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -365,13 +368,18 @@ pub fn schema_version() -> i64 {
 pub struct PoolOptions {
     /// Most connections this process opens.
     pub size: usize,
-    /// How long a request waits for a free connection before `503`.
+    /// How long a request waits for a free connection (or a batch for its
+    /// turn to be stored) before `503`.
     pub wait: Duration,
+    /// Batch transactions this process runs at once, at most; batches that
+    /// arrive while they are busy are stored together (see
+    /// [`PostgresStorage::ingest_grouped`]). 0: each batch alone, at once.
+    pub writers: usize,
 }
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        PoolOptions { size: DEFAULT_POOL_SIZE, wait: DEFAULT_POOL_WAIT }
+        PoolOptions { size: DEFAULT_POOL_SIZE, wait: DEFAULT_POOL_WAIT, writers: DEFAULT_WRITERS }
     }
 }
 
@@ -388,6 +396,12 @@ pub struct PostgresStorage {
     /// When this process last brought the BRIN summary of the scans' ids up
     /// to date ([`PostgresStorage::summarize_new_ranges`]).
     summarized_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Batches waiting to be stored together ([`PostgresStorage::ingest_grouped`]).
+    grouping: std::sync::Mutex<Grouping>,
+    /// Batch transactions at once, at most ([`PoolOptions::writers`]; 0: no grouping).
+    writers: usize,
+    /// How long a batch waits for its turn before `503` ([`PoolOptions::wait`]).
+    turn_wait: Duration,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -502,7 +516,16 @@ impl PostgresStorage {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StorageError::Backend(format!("cannot build the connection pool: {e}")))?;
-        Ok(PostgresStorage { database, pool, runtime: Some(runtime), driver, summarized_at: std::sync::Mutex::new(None) })
+        Ok(PostgresStorage {
+            database,
+            pool,
+            runtime: Some(runtime),
+            driver,
+            summarized_at: std::sync::Mutex::new(None),
+            grouping: std::sync::Mutex::new(Grouping::default()),
+            writers: options.writers,
+            turn_wait: options.wait,
+        })
     }
 
     /// The URL without its password.
@@ -1293,6 +1316,199 @@ impl PostgresStorage {
     }
 }
 
+/// Events in one group transaction at most ([`PostgresStorage::ingest_grouped`]):
+/// a waiting batch joins a group only while the group stays within this.
+const GROUP_EVENTS: usize = 1000;
+
+/// The batches waiting for a group transaction, and how many run.
+#[derive(Default)]
+struct Grouping {
+    /// Group transactions running (each led by one batch's task).
+    writers: usize,
+    waiting: std::collections::VecDeque<Waiting>,
+}
+
+/// A batch waiting for its turn, with the way to answer its task.
+struct Waiting {
+    items: Vec<BatchItem>,
+    now: String,
+    reply: tokio::sync::oneshot::Sender<Turn>,
+}
+
+/// What a waiting batch's task hears: its batch was stored in another
+/// batch's group (with its own answer), or it leads the next group.
+enum Turn {
+    Stored(Result<IngestOutcome>),
+    Lead(Vec<BatchItem>, String),
+}
+
+/// A group transaction's place among the writers. Dropped (when the group
+/// is answered, or its task panicked), it passes to the oldest waiting
+/// batch, whose task then leads the next group; with none waiting, the
+/// writer's place is free again.
+struct WriterTurn<'a>(&'a std::sync::Mutex<Grouping>);
+
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        let mut grouping = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(next) = grouping.waiting.pop_front() {
+            // A task that is gone (the runtime is shutting down) was never answered: its
+            // station sends the batch again.
+            if next.reply.send(Turn::Lead(next.items, next.now)).is_ok() {
+                return;
+            }
+        }
+        grouping.writers -= 1;
+    }
+}
+
+/// The same failure for each batch of a group that could not start.
+fn for_each_batch(e: &StorageError) -> StorageError {
+    match e {
+        StorageError::Unavailable(detail) => StorageError::Unavailable(detail.clone()),
+        StorageError::DiskFull => StorageError::DiskFull,
+        other => StorageError::Backend(other.to_string()),
+    }
+}
+
+impl PostgresStorage {
+    /// Stores a batch without a request key, together with the batches that
+    /// arrive while every writer is busy: at most `group_writers` group
+    /// transactions run at once; a batch arriving meanwhile waits, and the
+    /// next free writer stores all the waiting batches (up to
+    /// [`GROUP_EVENTS`] events) in one transaction, answering each batch on
+    /// its own, as if it had been stored alone right after the ones before
+    /// it (a key repeated in a later batch is its duplicate or conflict).
+    /// When the group's transaction fails, each batch is tried alone, so one
+    /// batch's error never becomes another's answer; a batch is answered only
+    /// from a committed transaction.
+    ///
+    /// Why: at batch 100 a transaction's own cost (its statements, round
+    /// trips and WAL flush) is a large part of PostgreSQL's work per scan
+    /// (BENCHMARKS.md).
+    async fn ingest_grouped(&self, items: Vec<BatchItem>, now: String) -> Result<IngestOutcome> {
+        let waiting = {
+            let mut grouping = self.grouping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Half of the writers start at once; the others only for a batch that finds others
+            // waiting, so that they start with a group.
+            let at_once = self.writers.div_ceil(2);
+            if grouping.writers < at_once || (grouping.writers < self.writers && !grouping.waiting.is_empty()) {
+                grouping.writers += 1;
+                Ok((items, now))
+            } else {
+                let (reply, turn) = tokio::sync::oneshot::channel();
+                grouping.waiting.push_back(Waiting { items, now, reply });
+                Err(turn)
+            }
+        };
+        let (items, now) = match waiting {
+            Ok(own) => own,
+            Err(turn) => match tokio::time::timeout(self.turn_wait, turn).await {
+                Ok(Ok(Turn::Stored(answer))) => return answer,
+                Ok(Ok(Turn::Lead(items, now))) => (items, now),
+                // Given up (the receiver dropped): a group that takes the batch after all stores
+                // it unanswered, and its resend is a duplicate.
+                Err(_) => {
+                    return Err(StorageError::Unavailable(format!(
+                        "every database writer stayed busy for {} s; send the batch again later",
+                        self.turn_wait.as_secs()
+                    )));
+                }
+                Ok(Err(_)) => {
+                    return Err(StorageError::Backend(
+                        "the transaction storing this batch with others ended without an answer; nothing of it was \
+                         acknowledged, send it again"
+                            .to_owned(),
+                    ));
+                }
+            },
+        };
+        let turn = WriterTurn(&self.grouping);
+        let others: Vec<Waiting> = {
+            let mut grouping = self.grouping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut events = items.len();
+            let mut others = Vec::new();
+            while grouping.waiting.front().is_some_and(|next| events + next.items.len() <= GROUP_EVENTS) {
+                let next = grouping.waiting.pop_front().expect("a batch is waiting");
+                if next.reply.is_closed() {
+                    continue; // its request got 503 meanwhile
+                }
+                events += next.items.len();
+                others.push(next);
+            }
+            others
+        };
+        if others.is_empty() {
+            let answer = self.ingest_retrying(&items, None, &now).await;
+            drop(turn);
+            return answer;
+        }
+        // One transaction for all: the items in order, own batch first; received at the newest
+        // batch's time (they all arrived before it).
+        let mut bounds = Vec::with_capacity(others.len() + 1);
+        let mut all = items;
+        bounds.push(0..all.len());
+        let mut newest = now.clone();
+        let mut nows = vec![now];
+        let mut replies = Vec::with_capacity(others.len());
+        for other in others {
+            let start = all.len();
+            all.extend(other.items);
+            bounds.push(start..all.len());
+            if other.now > newest {
+                newest.clone_from(&other.now);
+            }
+            nows.push(other.now);
+            replies.push(other.reply);
+        }
+        let stored = async {
+            let client = self.client().await?;
+            Ok::<_, StorageError>(
+                async {
+                    let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
+                    store_scans(&client, &statements, &all, &newest, false).await
+                }
+                .await,
+            )
+        }
+        .await;
+        let mut answers: Vec<Result<IngestOutcome>> = match stored {
+            Ok(Ok(stored)) => {
+                drop(turn);
+                let mut outcomes = stored.as_slice();
+                bounds
+                    .iter()
+                    .map(|range| {
+                        let batch = &all[range.clone()];
+                        let scans = batch.iter().filter(|item| matches!(item, BatchItem::Scan(_))).count();
+                        let (own, rest) = outcomes.split_at(scans.min(outcomes.len()));
+                        outcomes = rest;
+                        Ok(IngestOutcome::Applied(batch_response(batch, own)))
+                    })
+                    .collect()
+            }
+            // No connection: the same for every batch (each alone would wait as long again).
+            Err(e) => {
+                drop(turn);
+                bounds.iter().map(|_| Err(for_each_batch(&e))).collect()
+            }
+            // The transaction failed (nothing of it committed): each batch alone, in order.
+            Ok(Err(_)) => {
+                let mut answers = Vec::with_capacity(bounds.len());
+                for (range, now) in bounds.iter().zip(&nows) {
+                    answers.push(self.ingest_retrying(&all[range.clone()], None, now).await);
+                }
+                drop(turn);
+                answers
+            }
+        };
+        for (reply, answer) in replies.into_iter().zip(answers.drain(1..)) {
+            let _ = reply.send(Turn::Stored(answer));
+        }
+        answers.pop().expect("the leading batch's answer")
+    }
+}
+
 /// The PostgreSQL backend's feed cursors: `p2:<feed identity>:<xid8>:<row id>`.
 /// (`p1:`, without the identity, was issued before the identity existed; it
 /// is foreign now, so a station holding one starts again at its recent
@@ -1790,7 +2006,13 @@ impl HubStorage for PostgresStorage {
     }
 
     fn ingest_async(self: Arc<Self>, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> IngestFuture {
-        Box::pin(async move { self.ingest_retrying(&items, request_key.as_ref(), &now).await })
+        Box::pin(async move {
+            if request_key.is_none() && self.writers > 0 {
+                self.ingest_grouped(items, now).await
+            } else {
+                self.ingest_retrying(&items, request_key.as_ref(), &now).await
+            }
+        })
     }
 
     fn purge_request_keys(&self, before: &str) -> Result<u64> {

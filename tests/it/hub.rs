@@ -1598,7 +1598,7 @@ mod postgres_only {
         let Some(backend) = Backend::postgres() else { return };
         let dir = tempfile::tempdir().unwrap();
         let db = TestDb::new(backend, dir.path());
-        let storage = PostgresStorage::open(&db.url, PoolOptions { size: 1, wait: Duration::from_secs(5) }).unwrap();
+        let storage = PostgresStorage::open(&db.url, PoolOptions { size: 1, wait: Duration::from_secs(5), ..PoolOptions::default() }).unwrap();
         let serving = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let driven_there = || serving.metrics().num_alive_tasks();
         storage.ping().unwrap();
@@ -1768,7 +1768,7 @@ mod postgres_only {
     #[test]
     fn an_exhausted_pool_answers_503_with_retry_after() {
         let Some(_) = Backend::postgres() else { return };
-        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 1, wait: Duration::from_secs(2) });
+        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 1, wait: Duration::from_secs(2), ..PoolOptions::default() });
         let warm = hub.batch(MASTER, &[event("key-pool-0", "40", "Gate")]);
         assert_eq!(warm.status, 200, "the pool works: {}", warm.text());
         let lock = TableLock::take(&hub.database);
@@ -1802,6 +1802,137 @@ mod postgres_only {
         assert_eq!(hub.scan_count(), 2, "the refused batch was not stored");
     }
 
+    /// Waits until `n` of the hub's sessions wait on a lock (a batch blocked
+    /// by a [`TableLock`]).
+    fn wait_for_lock_waiters(hub: &TestHub, n: usize) {
+        let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+        let waiting = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND wait_event_type = 'Lock'");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while pg::query_strings(&pg::admin_url().unwrap(), &waiting) != [n.to_string()] {
+            assert!(Instant::now() < deadline, "the held batch never reached the lock");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The batches' notes for the feed, oldest first: how many scans each
+    /// transaction stored.
+    fn noted_transactions(hub: &TestHub) -> Vec<String> {
+        pg::query_strings(&hub.database, "SELECT scans::text FROM badgestation.feed_batches ORDER BY ingest_xid")
+    }
+
+    /// With one writer busy (its batch blocked on a table lock), the batches
+    /// that arrive meanwhile wait and then go in together, in one transaction,
+    /// each answered on its own as if stored alone in arrival order: a key the
+    /// later batch repeats with the same scan is its duplicate, with another
+    /// scan its key conflict (the earlier batch's scan is the one kept).
+    #[test]
+    fn batches_waiting_for_a_writer_go_in_together_each_answered_on_its_own() {
+        let Some(_) = Backend::postgres() else { return };
+        let hub = start_with(Backend::Postgres, |c| c.pool.writers = 1);
+        assert_eq!(counts(&hub.batch(MASTER, &[event("key-group-0", "60", "Gate")])), (1, 0, 0));
+        let lock = TableLock::take(&hub.database);
+        let (first, second, third) = std::thread::scope(|scope| {
+            let hub = &hub;
+            let first = scope.spawn(move || hub.batch(MASTER, &[event("key-group-1", "61", "Gate")]));
+            wait_for_lock_waiters(hub, 1);
+            let second = scope.spawn(move || {
+                hub.batch(MASTER, &[event("key-group-2", "62", "Gate"), event("key-group-shared", "63", "Gate"), event("key-group-clash", "64", "Gate")])
+            });
+            // The third only once the second waits for its turn (a batch is parsed and queued
+            // within microseconds; the writer stays blocked meanwhile).
+            std::thread::sleep(Duration::from_millis(500));
+            let third = scope.spawn(move || {
+                hub.batch(MASTER, &[event("key-group-shared", "63", "Gate"), event("key-group-clash", "65", "Gate"), event("key-group-3", "66", "Gate")])
+            });
+            std::thread::sleep(Duration::from_millis(500));
+            drop(lock);
+            (first.join().unwrap(), second.join().unwrap(), third.join().unwrap())
+        });
+        assert_eq!((first.status, counts(&first)), (200, (1, 0, 0)), "{}", first.text());
+        assert_eq!((second.status, counts(&second)), (200, (3, 0, 0)), "{}", second.text());
+        assert_eq!(statuses(&second), ["saved", "saved", "saved"]);
+        assert_eq!((third.status, counts(&third)), (200, (1, 1, 1)), "{}", third.text());
+        assert_eq!(statuses(&third), ["duplicate", "rejected", "saved"]);
+        assert_eq!(third.json()["results"][1]["error"], api::KEY_CONFLICT);
+        // The warm-up, the blocked batch, then one transaction for the two that waited.
+        assert_eq!(noted_transactions(&hub), ["1", "1", "4"]);
+        let clash = pg::query_strings(
+            &hub.database,
+            "SELECT badge_id FROM badgestation.scans WHERE badge_id IN ('64', '65') ORDER BY badge_id",
+        );
+        assert_eq!(clash, ["64"], "the first batch's scan under the key is kept");
+        assert_eq!(hub.scan_count(), 6);
+    }
+
+    /// A batch that fails inside a group (here PostgreSQL refuses one of its
+    /// rows) fails alone: the group's transaction is rolled back, every batch
+    /// of it is stored again on its own, and only the failing one gets an
+    /// error; none of its scans is stored.
+    #[test]
+    fn a_batch_failing_in_a_group_fails_alone() {
+        let Some(_) = Backend::postgres() else { return };
+        let hub = start_with(Backend::Postgres, |c| c.pool.writers = 1);
+        pg::execute(
+            &hub.database,
+            "CREATE FUNCTION badgestation.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.badge_id = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON badgestation.scans FOR EACH ROW \
+             EXECUTE FUNCTION badgestation.refuse_poison()",
+        );
+        let lock = TableLock::take(&hub.database);
+        let (first, good, poisoned, later) = std::thread::scope(|scope| {
+            let hub = &hub;
+            let first = scope.spawn(move || hub.batch(MASTER, &[event("key-poison-0", "70", "Gate")]));
+            wait_for_lock_waiters(hub, 1);
+            let good = scope.spawn(move || hub.batch(MASTER, &[event("key-poison-1", "71", "Gate")]));
+            std::thread::sleep(Duration::from_millis(300));
+            let poisoned = scope.spawn(move || {
+                hub.batch(MASTER, &[event("key-poison-2", "72", "Gate"), event("key-poison-3", "poison", "Gate")])
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let later = scope.spawn(move || hub.batch(MASTER, &[event("key-poison-4", "74", "Gate")]));
+            std::thread::sleep(Duration::from_millis(500));
+            drop(lock);
+            (first.join().unwrap(), good.join().unwrap(), poisoned.join().unwrap(), later.join().unwrap())
+        });
+        assert_eq!((first.status, counts(&first)), (200, (1, 0, 0)), "{}", first.text());
+        assert_eq!((good.status, counts(&good)), (200, (1, 0, 0)), "{}", good.text());
+        assert_eq!((later.status, counts(&later)), (200, (1, 0, 0)), "{}", later.text());
+        assert!(poisoned.status >= 500, "{} {}", poisoned.status, poisoned.text());
+        assert_eq!(poisoned.json()["saved"], 0);
+        let stored = pg::query_strings(&hub.database, "SELECT badge_id FROM badgestation.scans ORDER BY badge_id");
+        assert_eq!(stored, ["70", "71", "74"], "nothing of the failing batch, all of the others");
+        // The blocked batch alone, then each of the group's good batches alone.
+        assert_eq!(noted_transactions(&hub), ["1", "1", "1"]);
+    }
+
+    /// A batch waiting for a writer longer than the pool's wait time gets
+    /// 503 with Retry-After instead of hanging, and the writer that frees up
+    /// later does not store it behind the client's back.
+    #[test]
+    fn a_batch_waiting_too_long_for_a_writer_gets_503() {
+        let Some(_) = Backend::postgres() else { return };
+        let hub = start_with(Backend::Postgres, |c| {
+            c.pool = PoolOptions { size: 4, wait: Duration::from_secs(1), writers: 1 };
+        });
+        let lock = TableLock::take(&hub.database);
+        let (held, refused) = std::thread::scope(|scope| {
+            let hub = &hub;
+            let held = scope.spawn(move || hub.batch(MASTER, &[event("key-turn-1", "81", "Gate")]));
+            wait_for_lock_waiters(hub, 1);
+            let started = Instant::now();
+            let refused = hub.batch(MASTER, &[event("key-turn-2", "82", "Gate")]);
+            assert!(started.elapsed() < Duration::from_secs(10), "not a hang");
+            drop(lock);
+            (held.join().unwrap(), refused)
+        });
+        assert_eq!((refused.status, refused.json()["saved"].clone()), (503, json!(0)), "{}", refused.text());
+        assert!(refused.header("retry-after").is_some());
+        assert_eq!(counts(&held), (1, 0, 0));
+        assert_eq!(hub.scan_count(), 1, "the refused batch was not stored");
+        assert_eq!(counts(&hub.batch(MASTER, &[event("key-turn-2", "82", "Gate")])), (1, 0, 0), "its resend is new");
+    }
+
     /// The database going away mid-ingest, as a restart looks to the hub
     /// (every connection of the hub terminated, new connections refused for
     /// a while, then allowed again): batches in flight fail with 5xx or a
@@ -1811,7 +1942,7 @@ mod postgres_only {
     #[test]
     fn the_database_going_away_mid_ingest_never_acknowledges_an_unstored_batch() {
         let Some(_) = Backend::postgres() else { return };
-        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 4, wait: Duration::from_secs(1) });
+        let hub = start_with(Backend::Postgres, |c| c.pool = PoolOptions { size: 4, wait: Duration::from_secs(1), ..PoolOptions::default() });
         let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
         let admin = pg::admin_url().unwrap();
         ingest_through_outage(&hub, "down", || {
@@ -1834,7 +1965,7 @@ mod postgres_only {
         let Some(_) = Backend::postgres() else { return };
         let cluster = pg::PrivateCluster::start();
         let hub = start_on(&cluster.url, tempfile::tempdir().unwrap(), |c| {
-            c.pool = PoolOptions { size: 4, wait: Duration::from_secs(1) };
+            c.pool = PoolOptions { size: 4, wait: Duration::from_secs(1), ..PoolOptions::default() };
         });
         ingest_through_outage(&hub, "restart", || {
             let down = std::thread::scope(|s| {
