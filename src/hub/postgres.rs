@@ -46,6 +46,9 @@
 //! With an `Idempotency-Key` the batch runs in a transaction that first
 //! claims the request key, so a replay arriving at another replica waits for
 //! the first and then replays (the `COPY` runs under a savepoint there).
+//! Batches without one that arrive while the process's writers are all busy
+//! wait and go in together, one transaction for several batches, each still
+//! answered on its own (see [`PostgresStorage::ingest_grouped`]).
 //!
 //! **Faults:** a pool that stays exhausted for `pool_wait`, or a database
 //! that cannot be reached, is [`StorageError::Unavailable`] (the HTTP layer
