@@ -1406,16 +1406,25 @@ impl PostgresStorage {
         };
         let (items, now) = match waiting {
             Ok(own) => own,
-            Err(turn) => match tokio::time::timeout(self.turn_wait, turn).await {
+            Err(mut turn) => match tokio::time::timeout(self.turn_wait, &mut turn).await {
                 Ok(Ok(Turn::Stored(answer))) => return answer,
                 Ok(Ok(Turn::Lead(items, now))) => (items, now),
-                // Given up (the receiver dropped): a group that takes the batch after all stores
-                // it unanswered, and its resend is a duplicate.
                 Err(_) => {
-                    return Err(StorageError::Unavailable(format!(
-                        "every database writer stayed busy for {} s; send the batch again later",
-                        self.turn_wait.as_secs()
-                    )));
+                    // Given up: closed first, so that no turn is handed to it from now on, then
+                    // what came just before (a lead dropped here would never free its writer).
+                    // A group that took the batch already stores it unanswered; its resend is
+                    // a duplicate.
+                    turn.close();
+                    match turn.try_recv() {
+                        Ok(Turn::Stored(answer)) => return answer,
+                        Ok(Turn::Lead(items, now)) => (items, now),
+                        Err(_) => {
+                            return Err(StorageError::Unavailable(format!(
+                                "every database writer stayed busy for {} s; send the batch again later",
+                                self.turn_wait.as_secs()
+                            )));
+                        }
+                    }
                 }
                 Ok(Err(_)) => {
                     return Err(StorageError::Backend(
