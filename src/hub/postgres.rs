@@ -1355,8 +1355,8 @@ impl Drop for WriterTurn<'_> {
     fn drop(&mut self) {
         let mut grouping = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while let Some(next) = grouping.waiting.pop_front() {
-            // A task that is gone (the runtime is shutting down) was never answered: its
-            // station sends the batch again.
+            // Skipped: a batch that gave up waiting (its request got 503), or whose task is gone
+            // (the runtime is shutting down). Its station sends it again.
             if next.reply.send(Turn::Lead(next.items, next.now)).is_ok() {
                 return;
             }
@@ -1376,9 +1376,10 @@ fn for_each_batch(e: &StorageError) -> StorageError {
 
 impl PostgresStorage {
     /// Stores a batch without a request key, together with the batches that
-    /// arrive while every writer is busy: at most `group_writers` group
-    /// transactions run at once; a batch arriving meanwhile waits, and the
-    /// next free writer stores all the waiting batches (up to
+    /// arrive while every writer is busy: at most [`PoolOptions::writers`]
+    /// batch transactions run at once (half of them at once, the others only
+    /// for a batch that finds others waiting); a batch arriving meanwhile
+    /// waits, and the next free writer stores all the waiting batches (up to
     /// [`GROUP_EVENTS`] events) in one transaction, answering each batch on
     /// its own, as if it had been stored alone right after the ones before
     /// it (a key repeated in a later batch is its duplicate or conflict).
