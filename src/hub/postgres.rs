@@ -1270,12 +1270,7 @@ impl PostgresStorage {
         let Some(rk) = request_key else {
             // No request key to claim: the batch's own statements are its transaction (the `COPY`
             // in one committed explicitly, the fallback `INSERT` as one statement).
-            return Ok(async {
-                let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
-                let stored = store_scans(&client, &statements, items, now, false).await?;
-                Ok(IngestOutcome::Applied(batch_response(items, &stored)))
-            }
-            .await);
+            return Ok(store_on_its_own(&client, items, now).await.map(|stored| IngestOutcome::Applied(batch_response(items, &stored))));
         };
         Ok(async {
             let tx = client.transaction().await?;
@@ -1363,6 +1358,17 @@ impl Drop for WriterTurn<'_> {
         }
         grouping.writers -= 1;
     }
+}
+
+/// Stores `items` in a transaction of their own (no request key): the
+/// `COPY` committed explicitly, or the fallback `INSERT` as one statement.
+async fn store_on_its_own(
+    client: &deadpool_postgres::Object,
+    items: &[BatchItem],
+    now: &str,
+) -> Result<Vec<Stored>, tokio_postgres::Error> {
+    let statements = BatchStatements::prepare(&client.statement_cache, client).await?;
+    store_scans(client, &statements, items, now, false).await
 }
 
 /// The same failure for each batch of a group that could not start.
@@ -1461,30 +1467,21 @@ impl PostgresStorage {
         let mut bounds = Vec::with_capacity(others.len() + 1);
         let mut all = items;
         bounds.push(0..all.len());
-        let mut newest = now.clone();
         let mut nows = vec![now];
         let mut replies = Vec::with_capacity(others.len());
         for other in others {
             let start = all.len();
             all.extend(other.items);
             bounds.push(start..all.len());
-            if other.now > newest {
-                newest.clone_from(&other.now);
-            }
             nows.push(other.now);
             replies.push(other.reply);
         }
-        let stored = async {
-            let client = self.client().await?;
-            Ok::<_, StorageError>(
-                async {
-                    let statements = BatchStatements::prepare(&client.statement_cache, &client).await?;
-                    store_scans(&client, &statements, &all, &newest, false).await
-                }
-                .await,
-            )
-        }
-        .await;
+        // Canonical UTC text: the greatest is the newest.
+        let newest = nows.iter().max().expect("the leading batch's time");
+        let stored = match self.client().await {
+            Ok(client) => Ok(store_on_its_own(&client, &all, newest).await),
+            Err(e) => Err(e),
+        };
         let mut answers: Vec<Result<IngestOutcome>> = match stored {
             Ok(Ok(stored)) => {
                 drop(turn);
@@ -1506,7 +1503,8 @@ impl PostgresStorage {
                 bounds.iter().map(|_| Err(for_each_batch(&e))).collect()
             }
             // The transaction failed (nothing of it committed): each batch alone, in order.
-            Ok(Err(_)) => {
+            Ok(Err(e)) => {
+                tracing::debug!(error = %describe(&e), batches = bounds.len(), "a group of batches failed; storing each alone");
                 let mut answers = Vec::with_capacity(bounds.len());
                 for (range, now) in bounds.iter().zip(&nows) {
                     answers.push(self.ingest_retrying(&all[range.clone()], None, now).await);
