@@ -90,6 +90,23 @@ struct Run {
     own_cpu: Option<Duration>,
 }
 
+impl Run {
+    /// Two parts of one side's run, as one: their scans, times and latencies added up.
+    fn and(self, other: Run) -> Run {
+        let mut latencies = self.latencies;
+        latencies.extend(other.latencies);
+        latencies.sort();
+        let sum = |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a + b);
+        Run {
+            scans: self.scans + other.scans,
+            elapsed: self.elapsed + other.elapsed,
+            latencies,
+            machine_cpu: sum(self.machine_cpu, other.machine_cpu),
+            own_cpu: sum(self.own_cpu, other.own_cpu),
+        }
+    }
+}
+
 /// CPU time the machine has spent since boot, all cores, all processes:
 /// user, nice, system, irq, softirq and steal from the `cpu` line of
 /// `/proc/stat` (idle and iowait are not work). `None` off Linux. What each
@@ -422,36 +439,63 @@ fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: u
     pg_execute(&ta_db, "CREATE TABLE bench_wal_warmup AS SELECT g, repeat('x', 300) AS pad FROM generate_series(1, 3000000) g");
     pg_execute(&ta_db, "DROP TABLE bench_wal_warmup");
     pg_execute(&ta_db, "CHECKPOINT");
-    // HUB_BENCH_TA_ROUNDS: rounds per batch size, each side once per round (default 7). Runs of a
-    // few seconds on two shared cores vary by ±15 % and single rounds' ratios by ±20 %: the
-    // median of many paired rounds says more than one pair (three rounds' medians still moved by
-    // 0.3 from run to run).
-    let rounds = env_usize("HUB_BENCH_TA_ROUNDS", 7).max(1);
+    // HUB_BENCH_TA_ROUNDS: rounds per batch size (default 15). Runs of a few seconds on two shared
+    // cores vary by ±15 % and single rounds' ratios by ±20 %: the median of many paired rounds,
+    // with its confidence interval, says more than one pair.
+    let rounds = env_usize("HUB_BENCH_TA_ROUNDS", 15).max(1);
+    let theirs_count = || pg_count(&ta_db, "SELECT count(*) FROM scans") as usize;
+    // After a side's rows: its table vacuumed and analysed (what autovacuum would do next, and
+    // would otherwise do in the middle of the other side's few seconds), then a checkpoint.
+    let settle = |url: &str, table: &str| {
+        pg_execute(url, &format!("VACUUM ANALYZE {table}"));
+        pg_execute(url, "CHECKPOINT");
+    };
     for batch in [1000, 100] {
         let warm = Arc::new(bodies(&format!("vs-warm-{batch}"), batch, batch * threads * 2));
-        let fresh = Arc::new(bodies(&format!("vs-{batch}"), batch, scans));
+        let fresh = bodies(&format!("vs-{batch}"), batch, scans);
+        let halves = fresh.len() / 2;
+        let first_half = Arc::new(fresh[..halves].to_vec());
+        let second_half = Arc::new(fresh[halves..].to_vec());
+        let fresh = Arc::new(fresh);
+        let expected = warm.len() * batch + fresh.len() * batch;
         let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            // Each side starts on a quiet server: the other side's rows just stored would otherwise
-            // draw autovacuum (and a checkpoint) into the middle of this side's few seconds of ingest.
+        for round in 0..rounds {
+            // Each side starts on an empty table on a quiet server. One side brackets the other:
+            // the first half of its scans before the other side's whole run, the second half
+            // after it, so that the host's speed drifting during the round (by a fifth within
+            // minutes here) weighs on both sides alike. Which side brackets alternates.
+            let theirs_bracket = round % 2 == 0;
             pg_execute(admin, "DROP DATABASE IF EXISTS bench_vs_ta WITH (FORCE)");
             pg_execute(&ta_db, "TRUNCATE scans RESTART IDENTITY");
             pg_execute(&ta_db, "CHECKPOINT");
-            send_all_as(&ta_url, &ta_key, &warm, batch, threads, "saved");
-            let theirs = send_all_as(&ta_url, &ta_key, &fresh, batch, threads, "saved");
-            let stored = pg_count(&ta_db, "SELECT count(*) FROM scans");
-            assert_eq!(stored as usize, warm.len() * batch + scans, "TrackAttendance API stored {stored} rows");
+            let (theirs, ours);
+            if theirs_bracket {
+                send_all_as(&ta_url, &ta_key, &warm, batch, threads, "saved");
+                let part = send_all_as(&ta_url, &ta_key, &first_half, batch, threads, "saved");
+                settle(&ta_db, "scans");
+                ours = ours_whole(admin, &warm, &fresh, batch, threads, expected);
+                pg_execute(admin, "DROP DATABASE IF EXISTS bench_vs_ta WITH (FORCE)");
+                pg_execute(admin, "CHECKPOINT");
+                theirs = part.and(send_all_as(&ta_url, &ta_key, &second_half, batch, threads, "saved"));
+                assert_eq!(theirs_count(), expected, "rows the TrackAttendance API stored");
+                settle(&ta_db, "scans");
+            } else {
+                let url = pg_database(admin, "bench_vs_ta");
+                let hub = start_hub(&url);
+                send_all(&hub.url(), &warm, batch, threads, "saved");
+                let part = send_all(&hub.url(), &first_half, batch, threads, "saved");
+                settle(&url, "badgestation.scans");
+                send_all_as(&ta_url, &ta_key, &warm, batch, threads, "saved");
+                theirs = send_all_as(&ta_url, &ta_key, &fresh, batch, threads, "saved");
+                assert_eq!(theirs_count(), expected, "rows the TrackAttendance API stored");
+                settle(&ta_db, "scans");
+                ours = part.and(send_all(&hub.url(), &second_half, batch, threads, "saved"));
+                hub.shutdown();
+                assert_eq!(pg_count(&url, "SELECT count(*) FROM badgestation.scans") as usize, expected, "rows our hub stored");
+            }
+            let bracketing = if theirs_bracket { "trackattendance-api" } else { "badgestation hub" };
+            println!("round {}, {bracketing} in two halves around the other:", round + 1);
             report("trackattendance-api", batch, &theirs);
-            pg_execute(&ta_db, "VACUUM ANALYZE scans");
-            pg_execute(&ta_db, "CHECKPOINT");
-
-            let url = pg_database(admin, "bench_vs_ta");
-            let hub = start_hub(&url);
-            send_all(&hub.url(), &warm, batch, threads, "saved");
-            let ours = send_all(&hub.url(), &fresh, batch, threads, "saved");
-            hub.shutdown();
-            let stored = pg_count(&url, "SELECT count(*) FROM badgestation.scans");
-            assert_eq!(stored as usize, warm.len() * batch + scans, "our hub stored {stored} rows");
             report("badgestation hub", batch, &ours);
             let rate = |r: &Run| r.scans as f64 / r.elapsed.as_secs_f64();
             ratios.push(rate(&ours) / rate(&theirs));
@@ -469,14 +513,57 @@ fn versus_trackattendance(admin: &str, measuring: bool, scans: usize, threads: u
                 return;
             }
             ratios.sort_by(f64::total_cmp);
-            let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.1}x")).collect();
-            println!("{label:<28} batch {batch:>5}: {:.1}x (median of {rounds} rounds: {})", ratios[ratios.len() / 2], shown.join(", "));
+            let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}x")).collect();
+            let (low, high, coverage) = median_interval(ratios);
+            println!(
+                "{label:<28} batch {batch:>5}: {:.2}x, {:.1} % confidence interval {:.2}x to {:.2}x (rounds, sorted: {})",
+                ratios[ratios.len() / 2],
+                coverage * 100.0,
+                ratios[low],
+                ratios[high],
+                shown.join(", ")
+            );
         };
         median(&mut ratios, "ratio, median");
         median(&mut cpu_ratios, "CPU per scan ratio, median");
     }
     pg_execute(&ta_db, "TRUNCATE scans RESTART IDENTITY");
     pg_execute(admin, "DROP DATABASE IF EXISTS bench_vs_ta WITH (FORCE)");
+}
+
+/// Our hub's whole run of one `vs-ta` round, on a new database: the warm-up batches, then `fresh`.
+fn ours_whole(admin: &str, warm: &Arc<Vec<Vec<u8>>>, fresh: &Arc<Vec<Vec<u8>>>, batch: usize, threads: usize, expected: usize) -> Run {
+    let url = pg_database(admin, "bench_vs_ta");
+    let hub = start_hub(&url);
+    send_all(&hub.url(), warm, batch, threads, "saved");
+    let ours = send_all(&hub.url(), fresh, batch, threads, "saved");
+    hub.shutdown();
+    assert_eq!(pg_count(&url, "SELECT count(*) FROM badgestation.scans") as usize, expected, "rows our hub stored");
+    ours
+}
+
+/// A distribution-free confidence interval for the median of `sorted` (ascending): the indexes
+/// `(low, high)` of the narrowest interval between order statistics, `sorted[k - 1]` to
+/// `sorted[n - k]`, that holds the median with at least 95 % probability, and that probability
+/// (`1 - 2 P(B <= k - 1)` for `B ~ Binomial(n, 1/2)`: the median lies outside only when at
+/// least `n - k + 1` values fall on one side of it). Below six values even the whole range
+/// holds less than 95 %: then the whole range and what it holds.
+fn median_interval(sorted: &[f64]) -> (usize, usize, f64) {
+    let n = sorted.len();
+    // P(B <= j) for j = 0..n, by C(n, j) / 2^n.
+    let mut cdf = Vec::with_capacity(n + 1);
+    let (mut choose, mut sum) = (1.0_f64, 0.0_f64);
+    for j in 0..=n {
+        sum += choose / 2f64.powi(n as i32);
+        cdf.push(sum);
+        choose = choose * (n - j) as f64 / (j + 1) as f64;
+    }
+    let coverage = |k: usize| 1.0 - 2.0 * cdf[k - 1];
+    let mut k = 1;
+    while k < n.div_ceil(2) && coverage(k + 1) >= 0.95 {
+        k += 1;
+    }
+    (k - 1, n - k, coverage(k))
 }
 
 fn postgres_cases(admin: &str, measuring: bool, scans: usize, threads: usize) {
