@@ -74,7 +74,8 @@ struct ServeArgs {
     /// 5 s get 503 [env: HUB_DATABASE_POOL_SIZE] [default: 16]
     #[arg(long, value_name = "N")]
     database_pool_size: Option<usize>,
-    /// PostgreSQL only: batch transactions this process runs at once; batches arriving while they are all busy
+    /// PostgreSQL only: batch transactions this process has writing rows at once (one whose commit only waits
+    /// for the WAL flush does not count); batches arriving while they are all busy
     /// wait (up to 5 s, then 503) and go in together, up to 1000 events per transaction. Half start at once, the
     /// rest only for batches that find others waiting. 0 stores every batch on its own, at once
     /// [env: HUB_DATABASE_WRITERS] [default: 4]
@@ -118,7 +119,7 @@ Backends:
   PostgreSQL: --database postgres://hub:PASSWORD@db:5432/hub (or HUB_DATABASE_URL). The hub creates its
     tables in the schema `badgestation` and migrates them at start (safe when several hubs start at once).
     Each process opens at most --database-pool-size connections (default 16): keep the sum over all
-    processes below PostgreSQL's max_connections. At most --database-writers batch transactions run at
+    processes below PostgreSQL's max_connections. At most --database-writers batch transactions write rows at
     once (default 4); batches arriving meanwhile are stored together, which costs PostgreSQL less per
     scan. On a database server with many cores, raise it. TLS connections are not supported yet: run the hub
     next to the database or through a TLS tunnel.

@@ -374,9 +374,11 @@ pub struct PoolOptions {
     /// How long a request waits for a free connection (or a batch for its
     /// turn to be stored) before `503`.
     pub wait: Duration,
-    /// Batch transactions this process runs at once, at most; batches that
-    /// arrive while they are busy are stored together (see
-    /// [`PostgresStorage::ingest_grouped`]). 0: each batch alone, at once.
+    /// Batch transactions this process has writing rows at once, at most (a
+    /// transaction whose rows are written and whose commit waits for the WAL
+    /// flush no longer counts); batches that arrive while they are busy are
+    /// stored together (see [`PostgresStorage::ingest_grouped`]). 0: each
+    /// batch alone, at once.
     pub writers: usize,
 }
 
@@ -1016,6 +1018,7 @@ async fn copy_all(
     c: &Columns<'_>,
     now: &str,
     in_transaction: bool,
+    written: Written<'_>,
 ) -> Result<bool, tokio_postgres::Error> {
     use futures_util::SinkExt;
     use futures_util::future::{join, join3};
@@ -1062,12 +1065,15 @@ async fn copy_all(
         opened?;
         let ids = scan_ids(&drawn?, n);
         sink.as_mut().feed(copy_rows(c, &ids, now)).await?;
-        let (finished, noted, committed) = join3(
-            sink.finish(),
-            client.execute(&statements.note, &[&ids[0], &ids[n - 1], &count, &now]),
-            client.batch_execute("COMMIT"),
-        )
-        .await;
+        let rows = async {
+            let (finished, noted) = join(sink.finish(), client.execute(&statements.note, &[&ids[0], &ids[n - 1], &count, &now])).await;
+            // The rows and the note are in; what is left is the commit's flush.
+            if let (Ok(_), Ok(_), Some(written)) = (&finished, &noted, written) {
+                written();
+            }
+            (finished, noted)
+        };
+        let ((finished, noted), committed) = join(rows, client.batch_execute("COMMIT")).await;
         match (finished, noted, committed) {
             (Ok(_), Ok(_), Ok(())) => Ok(true),
             // The COMMIT behind it rolled the failed COPY back.
@@ -1090,12 +1096,13 @@ async fn store_scans(
     items: &[BatchItem],
     now: &str,
     in_transaction: bool,
+    written: Written<'_>,
 ) -> Result<Vec<Stored>, tokio_postgres::Error> {
     let (c, slots, firsts) = columns(items);
     if firsts.is_empty() {
         return Ok(Vec::new());
     }
-    let inserted = if copy_all(client, statements, &c, now, in_transaction).await? {
+    let inserted = if copy_all(client, statements, &c, now, in_transaction, written).await? {
         vec![true; c.keys.len()]
     } else {
         insert_new(client, statements, &c, now).await?
@@ -1246,10 +1253,16 @@ impl PostgresStorage {
     /// Stores a batch, trying again after a lock conflict (see `transient`).
     /// Runs on any tokio runtime: the pooled connections' own tasks run on
     /// the runtime that opened them.
-    async fn ingest_retrying(&self, items: &[BatchItem], request_key: Option<&RequestKey>, now: &str) -> Result<IngestOutcome> {
+    async fn ingest_retrying(
+        &self,
+        items: &[BatchItem],
+        request_key: Option<&RequestKey>,
+        now: &str,
+        written: Written<'_>,
+    ) -> Result<IngestOutcome> {
         let mut attempt = 1;
         loop {
-            match self.ingest_once(items, request_key, now).await? {
+            match self.ingest_once(items, request_key, now, written).await? {
                 Ok(outcome) => return Ok(outcome),
                 Err(e) if transient(&e) && attempt < TRANSIENT_ATTEMPTS => {
                     tracing::debug!(error = %describe(&e), attempt, "batch hit a lock conflict; retrying");
@@ -1265,12 +1278,15 @@ impl PostgresStorage {
         items: &[BatchItem],
         request_key: Option<&RequestKey>,
         now: &str,
+        written: Written<'_>,
     ) -> Result<Result<IngestOutcome, tokio_postgres::Error>> {
         let mut client = self.client().await?;
         let Some(rk) = request_key else {
             // No request key to claim: the batch's own statements are its transaction (the `COPY`
             // in one committed explicitly, the fallback `INSERT` as one statement).
-            return Ok(store_on_its_own(&client, items, now).await.map(|stored| IngestOutcome::Applied(batch_response(items, &stored))));
+            return Ok(store_on_its_own(&client, items, now, written)
+                .await
+                .map(|stored| IngestOutcome::Applied(batch_response(items, &stored))));
         };
         Ok(async {
             let tx = client.transaction().await?;
@@ -1299,7 +1315,7 @@ impl PostgresStorage {
                 });
             }
             let statements = BatchStatements::prepare(&tx.statement_cache, tx.client()).await?;
-            let stored = store_scans(tx.client(), &statements, items, now, true).await?;
+            let stored = store_scans(tx.client(), &statements, items, now, true, None).await?;
             let response = batch_response(items, &stored);
             let json = serde_json::to_string(&response).unwrap_or_default();
             tx.execute(
@@ -1340,15 +1356,30 @@ enum Turn {
     Lead(Vec<BatchItem>, String),
 }
 
-/// A group transaction's place among the writers. Dropped (when the group
-/// is answered, or its task panicked), it passes to the oldest waiting
-/// batch, whose task then leads the next group; with none waiting, the
-/// writer's place is free again.
-struct WriterTurn<'a>(&'a std::sync::Mutex<Grouping>);
+/// A group transaction's place among the writers. Released once the
+/// group's rows are written ([`Self::release`]), or at the latest when
+/// dropped (the group answered, an error, or its task panicked), it passes
+/// to the oldest waiting batch, whose task then leads the next group; with
+/// none waiting, the writer's place is free again.
+struct WriterTurn<'a> {
+    grouping: &'a std::sync::Mutex<Grouping>,
+    released: std::sync::atomic::AtomicBool,
+}
 
-impl Drop for WriterTurn<'_> {
-    fn drop(&mut self) {
-        let mut grouping = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+impl<'a> WriterTurn<'a> {
+    fn new(grouping: &'a std::sync::Mutex<Grouping>) -> Self {
+        WriterTurn { grouping, released: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Passes the place on now (once; dropping the turn later does nothing
+    /// more). Called as soon as the group's rows are written: while its
+    /// commit waits for the WAL flush, the next group already writes, and
+    /// the CPU has work during the flush.
+    fn release(&self) {
+        if self.released.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let mut grouping = self.grouping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         while let Some(next) = grouping.waiting.pop_front() {
             // Skipped: a batch that gave up waiting (its request got 503), or whose task is gone
             // (the runtime is shutting down). Its station sends it again.
@@ -1360,16 +1391,28 @@ impl Drop for WriterTurn<'_> {
     }
 }
 
+impl Drop for WriterTurn<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Stores `items` in a transaction of their own (no request key): the
 /// `COPY` committed explicitly, or the fallback `INSERT` as one statement.
 async fn store_on_its_own(
     client: &deadpool_postgres::Object,
     items: &[BatchItem],
     now: &str,
+    written: Written<'_>,
 ) -> Result<Vec<Stored>, tokio_postgres::Error> {
     let statements = BatchStatements::prepare(&client.statement_cache, client).await?;
-    store_scans(client, &statements, items, now, false).await
+    store_scans(client, &statements, items, now, false, written).await
 }
+
+/// Called once, when a batch transaction's rows are written and only its
+/// commit (the WAL flush) is left: a group's writer then lets the next
+/// group start ([`WriterTurn::release`]).
+type Written<'a> = Option<&'a (dyn Fn() + Sync)>;
 
 /// The same failure for each batch of a group that could not start.
 fn for_each_batch(e: &StorageError) -> StorageError {
@@ -1383,8 +1426,10 @@ fn for_each_batch(e: &StorageError) -> StorageError {
 impl PostgresStorage {
     /// Stores a batch without a request key, together with the batches that
     /// arrive while every writer is busy: at most [`PoolOptions::writers`]
-    /// batch transactions run at once (half of them at once, the others only
-    /// for a batch that finds others waiting); a batch arriving meanwhile
+    /// batch transactions write at once (half of them at once, the others only
+    /// for a batch that finds others waiting; a transaction whose rows are
+    /// written leaves its place while its commit waits for the WAL flush, so
+    /// the next group writes meanwhile); a batch arriving meanwhile
     /// waits, and the next free writer stores all the waiting batches (up to
     /// [`GROUP_EVENTS`] events) in one transaction, answering each batch on
     /// its own, as if it had been stored alone right after the ones before
@@ -1442,7 +1487,7 @@ impl PostgresStorage {
                 }
             },
         };
-        let turn = WriterTurn(&self.grouping);
+        let turn = WriterTurn::new(&self.grouping);
         let others: Vec<Waiting> = {
             let mut grouping = self.grouping.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut events = items.len();
@@ -1458,7 +1503,7 @@ impl PostgresStorage {
             others
         };
         if others.is_empty() {
-            let answer = self.ingest_retrying(&items, None, &now).await;
+            let answer = self.ingest_retrying(&items, None, &now, Some(&|| turn.release())).await;
             drop(turn);
             return answer;
         }
@@ -1479,7 +1524,7 @@ impl PostgresStorage {
         // Canonical UTC text: the greatest is the newest.
         let newest = nows.iter().max().expect("the leading batch's time");
         let stored = match self.client().await {
-            Ok(client) => Ok(store_on_its_own(&client, &all, newest).await),
+            Ok(client) => Ok(store_on_its_own(&client, &all, newest, Some(&|| turn.release())).await),
             Err(e) => Err(e),
         };
         let mut answers: Vec<Result<IngestOutcome>> = match stored {
@@ -1507,7 +1552,7 @@ impl PostgresStorage {
                 tracing::debug!(error = %describe(&e), batches = bounds.len(), "a group of batches failed; storing each alone");
                 let mut answers = Vec::with_capacity(bounds.len());
                 for (range, now) in bounds.iter().zip(&nows) {
-                    answers.push(self.ingest_retrying(&all[range.clone()], None, now).await);
+                    answers.push(self.ingest_retrying(&all[range.clone()], None, now, None).await);
                 }
                 drop(turn);
                 answers
@@ -1999,7 +2044,7 @@ impl HubStorage for PostgresStorage {
     }
 
     fn ingest(&self, items: Vec<BatchItem>, request_key: Option<RequestKey>, now: String) -> Result<IngestOutcome> {
-        self.block_on(self.ingest_retrying(&items, request_key.as_ref(), &now))
+        self.block_on(self.ingest_retrying(&items, request_key.as_ref(), &now, None))
     }
 
     fn async_ingest(&self) -> bool {
@@ -2021,7 +2066,7 @@ impl HubStorage for PostgresStorage {
             if request_key.is_none() && self.writers > 0 {
                 self.ingest_grouped(items, now).await
             } else {
-                self.ingest_retrying(&items, request_key.as_ref(), &now).await
+                self.ingest_retrying(&items, request_key.as_ref(), &now, None).await
             }
         })
     }

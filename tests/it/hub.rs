@@ -1864,6 +1864,48 @@ mod postgres_only {
         assert_eq!(hub.scan_count(), 6);
     }
 
+    /// A writer passes its place on as soon as its rows are written, not when
+    /// its commit returns: with one writer, a batch that arrives while the
+    /// first one's commit still runs (held here by a deferred trigger that
+    /// sleeps at commit, as a slow WAL flush would) is stored and answered
+    /// first. Both are stored, each once.
+    #[test]
+    fn a_writer_lets_the_next_batch_write_while_its_commit_runs() {
+        let Some(_) = Backend::postgres() else { return };
+        let hub = start_with(Backend::Postgres, |c| c.pool.writers = 1);
+        pg::execute(
+            &hub.database,
+            "CREATE FUNCTION badgestation.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON badgestation.scans \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.badge_id = 'slow') \
+             EXECUTE FUNCTION badgestation.slow_commit()",
+        );
+        let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+        let sleeping = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND wait_event = 'PgSleep'");
+        let ((slow, slow_answered), quick, quick_answered) = std::thread::scope(|scope| {
+            let hub = &hub;
+            let slow = scope.spawn(move || {
+                let response = hub.batch(MASTER, &[event("key-slow-1", "slow", "Gate")]);
+                (response, Instant::now())
+            });
+            // The slow batch's rows are written and its commit runs the trigger.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while pg::query_strings(&pg::admin_url().unwrap(), &sleeping) != ["1"] {
+                assert!(Instant::now() < deadline, "the slow batch never reached its commit");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let quick = hub.batch(MASTER, &[event("key-quick-1", "91", "Gate")]);
+            let quick_answered = Instant::now();
+            (slow.join().unwrap(), quick, quick_answered)
+        });
+        assert_eq!((quick.status, counts(&quick)), (200, (1, 0, 0)), "{}", quick.text());
+        assert_eq!((slow.status, counts(&slow)), (200, (1, 0, 0)), "{}", slow.text());
+        assert!(quick_answered < slow_answered, "the second batch waited for the first one's commit");
+        assert_eq!(noted_transactions(&hub).len(), 2, "each in a transaction of its own");
+        assert_eq!(hub.scan_count(), 2);
+    }
+
     /// A batch that fails inside a group (here PostgreSQL refuses one of its
     /// rows) fails alone: the group's transaction is rolled back, every batch
     /// of it is stored again on its own, and only the failing one gets an
