@@ -1780,13 +1780,7 @@ mod postgres_only {
                 .unwrap()
         };
         // Wait until the held batch is blocked on the lock, holding the pool's one connection.
-        let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
-        let waiting = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND wait_event_type = 'Lock'");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while pg::query_strings(&pg::admin_url().unwrap(), &waiting) != ["1"] {
-            assert!(Instant::now() < deadline, "the held batch never reached the lock");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_lock_waiters(&hub, 1);
         let started = Instant::now();
         let refused = hub.get("/v1/admin/scan-count", Some(MASTER));
         assert_eq!(refused.status, 503, "{}", refused.text());
@@ -1805,11 +1799,17 @@ mod postgres_only {
     /// Waits until `n` of the hub's sessions wait on a lock (a batch blocked
     /// by a [`TableLock`]).
     fn wait_for_lock_waiters(hub: &TestHub, n: usize) {
+        wait_for_sessions(hub, "wait_event_type = 'Lock'", n, "the held batch never reached the lock");
+    }
+
+    /// Waits (up to 30 s, else fails with `what`) until exactly `n` of the
+    /// hub's sessions match `condition` in `pg_stat_activity`.
+    fn wait_for_sessions(hub: &TestHub, condition: &str, n: usize, what: &str) {
         let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
-        let waiting = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND wait_event_type = 'Lock'");
+        let matching = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND {condition}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while pg::query_strings(&pg::admin_url().unwrap(), &waiting) != [n.to_string()] {
-            assert!(Instant::now() < deadline, "the held batch never reached the lock");
+        while pg::query_strings(&pg::admin_url().unwrap(), &matching) != [n.to_string()] {
+            assert!(Instant::now() < deadline, "{what}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -1881,8 +1881,6 @@ mod postgres_only {
              DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.badge_id = 'slow') \
              EXECUTE FUNCTION badgestation.slow_commit()",
         );
-        let dbname = hub.database.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
-        let sleeping = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{dbname}' AND wait_event = 'PgSleep'");
         let ((slow, slow_answered), quick, quick_answered) = std::thread::scope(|scope| {
             let hub = &hub;
             let slow = scope.spawn(move || {
@@ -1890,11 +1888,7 @@ mod postgres_only {
                 (response, Instant::now())
             });
             // The slow batch's rows are written and its commit runs the trigger.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while pg::query_strings(&pg::admin_url().unwrap(), &sleeping) != ["1"] {
-                assert!(Instant::now() < deadline, "the slow batch never reached its commit");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_sessions(hub, "wait_event = 'PgSleep'", 1, "the slow batch never reached its commit");
             let quick = hub.batch(MASTER, &[event("key-quick-1", "91", "Gate")]);
             let quick_answered = Instant::now();
             (slow.join().unwrap(), quick, quick_answered)
