@@ -1039,7 +1039,7 @@ async fn batch(
     match step {
         Ok(BatchStep::Done(IngestOutcome::Applied(response))) => {
             log_batch(&label, &response);
-            Json(response).into_response()
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], response.to_json()).into_response()
         }
         Ok(BatchStep::Done(IngestOutcome::Replayed(json))) => {
             tracing::debug!(caller = label, "batch replayed from its Idempotency-Key");
