@@ -388,6 +388,44 @@ impl Default for PoolOptions {
     }
 }
 
+/// A pooled connection that goes back to the pool only if the task using
+/// it did not panic. A panic can leave a connection inside a transaction
+/// (`copy_all` sends its own `BEGIN`; a `COPY` cut off aborts it), and the
+/// next batch given that connection would run in it and fail. Dropped while
+/// its thread panics, it is detached from the pool instead, and closed; the
+/// pool opens a new connection when one is needed.
+struct Pooled<M: deadpool::managed::Manager>(Option<deadpool::managed::Object<M>>);
+
+impl<M: deadpool::managed::Manager> Pooled<M> {
+    fn new(object: deadpool::managed::Object<M>) -> Self {
+        Pooled(Some(object))
+    }
+}
+
+impl<M: deadpool::managed::Manager> std::ops::Deref for Pooled<M> {
+    type Target = deadpool::managed::Object<M>;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("a pooled connection is taken only when dropped")
+    }
+}
+
+impl<M: deadpool::managed::Manager> std::ops::DerefMut for Pooled<M> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0.as_mut().expect("a pooled connection is taken only when dropped")
+    }
+}
+
+impl<M: deadpool::managed::Manager> Drop for Pooled<M> {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(object) = self.0.take()
+        {
+            drop(deadpool::managed::Object::take(object));
+            tracing::error!("a task panicked while it held a database connection; that connection is closed, not reused");
+        }
+    }
+}
+
 /// The hub's PostgreSQL database.
 pub struct PostgresStorage {
     /// The URL without its password, for messages.
@@ -548,8 +586,8 @@ impl PostgresStorage {
         }
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| pool_error(&e))
+    async fn client(&self) -> Result<Pooled<Manager>> {
+        self.pool.get().await.map(Pooled::new).map_err(|e| pool_error(&e))
     }
 
     /// Runs `work` with a pooled connection.
@@ -2994,6 +3032,41 @@ impl TrackAttendanceSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pool's connections as numbers, in the order they were opened.
+    struct Numbered(std::sync::atomic::AtomicUsize);
+
+    impl deadpool::managed::Manager for Numbered {
+        type Type = usize;
+        type Error = std::convert::Infallible;
+        async fn create(&self) -> Result<usize, Self::Error> {
+            Ok(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        }
+        async fn recycle(&self, _: &mut usize, _: &deadpool::managed::Metrics) -> deadpool::managed::RecycleResult<Self::Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_connection_whose_user_panicked_is_closed_not_reused() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let pool = deadpool::managed::Pool::<Numbered>::builder(Numbered(0.into())).max_size(1).build().unwrap();
+            let take = async || Pooled::new(pool.get().await.unwrap());
+            assert_eq!(**take().await, 0, "the first connection");
+            assert_eq!(**take().await, 0, "given back after use, and used again");
+            let held = take().await;
+            let panicked = tokio::spawn(async move {
+                let _connection = held;
+                panic!("a bug while the connection is inside a transaction");
+            })
+            .await;
+            assert!(panicked.is_err_and(|e| e.is_panic()), "the task panicked");
+            assert_eq!(pool.status().size, 0, "the connection left the pool");
+            assert_eq!(**take().await, 1, "a new connection, not the one the panicking task held");
+            assert_eq!(**take().await, 1, "which is given back as usual");
+        });
+    }
 
     #[test]
     fn keys_encode_one_to_one() {
